@@ -1,0 +1,234 @@
+"""From ranked candidates to a cited answer: the answer sentence, the citations, or a refusal."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qa.index import LoadedIndex
+from qa.passages import Passage
+from qa.retrieve import Candidate, Query
+from qa.terms import TermWeights, analyze, analyze_one
+
+# An adjacent sentence joins the answer only when it brings this much more of the question's words.
+SPAN_GAIN = 0.25
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Abstention: answer only when the best passage is close enough AND covers the question."""
+
+    similarity: float  # max(passage cosine, best sentence cosine)
+    coverage: float  # IDF-weighted share of the question's content words found in the passage
+    source: str = "default"
+
+
+@dataclass
+class Span:
+    text: str
+    doc_id: str
+    passage_id: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class Citation:
+    rank: int
+    passage_id: str
+    doc_id: str
+    title: str
+    source: str | None
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class Result:
+    question: str
+    answered: bool
+    answer: Span | None
+    citations: list[Citation]
+    reason: str | None
+    index_fingerprint: str
+    explain: dict[str, Any] | None = None
+    # Internal, for evaluation and calibration: the signals and the ranking even when refusing.
+    signals: dict[str, float] = field(default_factory=dict)
+    ranking: list[Citation] = field(default_factory=list)
+
+    def to_json(self, explain: bool = False) -> dict[str, Any]:
+        body = asdict(self)
+        body.pop("signals")
+        body.pop("ranking")
+        if not explain:
+            body.pop("explain")
+        return body
+
+
+@dataclass(frozen=True)
+class SentenceScore:
+    start: int
+    end: int
+    similarity: float
+    coverage: float
+    score: float
+
+
+def answer(
+    index: LoadedIndex,
+    query: Query,
+    ranked: list[Candidate],
+    *,
+    top_k: int,
+    thresholds: Thresholds,
+    explain: bool = False,
+) -> Result:
+    """Pick the answer span inside the best passage, or refuse when the evidence is too weak."""
+    top = ranked[0] if ranked else None
+    coverage = index.terms.coverage(query.terms, index.passage_terms[top.position]) if top else 0.0
+    similarity = max(top.dense, top.sentence) if top else 0.0
+    answered, reason = _decide(index, query, top, similarity, coverage, thresholds)
+    span: Span | None = None
+    sentence_scores: list[SentenceScore] = []
+    if top is not None:
+        passage = index.passages[top.position]
+        sentence_scores = score_sentences(index, passage, top.position, query)
+        if answered:
+            text = index.documents[passage.doc_id].text
+            start, end, score = choose_span(sentence_scores, text, index.terms, query)
+            span = Span(
+                text=text[start:end],
+                doc_id=passage.doc_id,
+                passage_id=passage.passage_id,
+                start=start,
+                end=end,
+                score=round(score, 4),
+            )
+    ranking = [_citation(index, c) for c in ranked[:top_k]]
+    result = Result(
+        question=query.text,
+        answered=answered,
+        answer=span,
+        citations=ranking if answered else [],
+        reason=None if answered else reason,
+        index_fingerprint=index.fingerprint,
+        signals={"similarity": similarity, "coverage": coverage, "fused": top.fused if top else 0.0},
+        ranking=ranking,
+    )
+    if explain:
+        result.explain = _explanation(index, query, ranked[: max(top_k, 5)], sentence_scores, thresholds, similarity, coverage, reason, answered)
+    return result
+
+
+def _decide(
+    index: LoadedIndex,
+    query: Query,
+    top: Candidate | None,
+    similarity: float,
+    coverage: float,
+    thresholds: Thresholds,
+) -> tuple[bool, str]:
+    if top is None:
+        return False, "no passage in the corpus shares anything with the question"
+    unknown = index.terms.unknown(query.terms)
+    if similarity < thresholds.similarity:
+        return False, (
+            f"no passage in the corpus answers this: the closest passage has similarity "
+            f"{similarity:.2f}, below the threshold {thresholds.similarity:.2f}"
+        )
+    if coverage < thresholds.coverage:
+        missing = f" (never used in the corpus: {', '.join(unknown)})" if unknown else ""
+        return False, (
+            f"no passage in the corpus answers this: the closest passage covers {coverage:.0%} of the "
+            f"question's key words, below the threshold {thresholds.coverage:.0%}{missing}"
+        )
+    return True, (
+        f"answered: the best passage has similarity {similarity:.2f} (threshold "
+        f"{thresholds.similarity:.2f}) and covers {coverage:.0%} of the question's key words "
+        f"(threshold {thresholds.coverage:.0%})"
+    )
+
+
+def score_sentences(index: LoadedIndex, passage: Passage, position: int, query: Query) -> list[SentenceScore]:
+    """Each sentence: cosine with the question, and the share of the question's words it holds."""
+    text = index.documents[passage.doc_id].text
+    similarities = index.sentence_rows(position) @ query.vector
+    sentence_terms = analyze([text[s.start : s.end] for s in passage.sentences])
+    scores = []
+    for s, sim, terms in zip(passage.sentences, similarities, sentence_terms):
+        cov = index.terms.coverage(query.terms, terms)
+        scores.append(SentenceScore(s.start, s.end, float(sim), cov, 0.5 * float(sim) + 0.5 * cov))
+    return scores
+
+
+def choose_span(scores: list[SentenceScore], text: str, terms: TermWeights, query: Query) -> tuple[int, int, float]:
+    """The best sentence; joined with a neighbour when the pair covers clearly more of the question."""
+    best = int(np.argmax([s.score for s in scores]))
+    start, end, score = scores[best].start, scores[best].end, scores[best].score
+    if scores[best].coverage >= 1.0:
+        return start, end, score
+    for other in (best - 1, best + 1):
+        if 0 <= other < len(scores):
+            left, right = sorted((best, other))
+            pair = text[scores[left].start : scores[right].end]
+            if terms.coverage(query.terms, analyze_one(pair)) - scores[best].coverage >= SPAN_GAIN:
+                return scores[left].start, scores[right].end, score
+    return start, end, score
+
+
+def _citation(index: LoadedIndex, candidate: Candidate) -> Citation:
+    passage = index.passages[candidate.position]
+    document = index.documents[passage.doc_id]
+    return Citation(
+        rank=candidate.rank,
+        passage_id=passage.passage_id,
+        doc_id=passage.doc_id,
+        title=document.title,
+        source=document.source,
+        text=passage.text,
+        start=passage.start,
+        end=passage.end,
+        score=round(candidate.fused, 4),
+    )
+
+
+def _explanation(
+    index: LoadedIndex,
+    query: Query,
+    ranked: list[Candidate],
+    sentences: list[SentenceScore],
+    thresholds: Thresholds,
+    similarity: float,
+    coverage: float,
+    reason: str,
+    answered: bool,
+) -> dict[str, Any]:
+    return {
+        "question_terms": query.terms,
+        "unknown_terms": index.terms.unknown(query.terms),
+        "candidates": [
+            {
+                "rank": c.rank,
+                "passage_id": index.passages[c.position].passage_id,
+                "dense": round(c.dense, 4),
+                "dense_rank": c.dense_rank,
+                "bm25": round(c.bm25, 4),
+                "bm25_rank": c.bm25_rank,
+                "keyword": round(c.keyword, 4),
+                "sentence": round(c.sentence, 4),
+                "fused": round(c.fused, 4),
+                "coverage": round(index.terms.coverage(query.terms, index.passage_terms[c.position]), 4),
+            }
+            for c in ranked
+        ],
+        "sentences": [{k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(s).items()} for s in sentences],
+        "signals": {"similarity": round(similarity, 4), "coverage": round(coverage, 4)},
+        "thresholds": asdict(thresholds),
+        "decision": reason,
+        "answered": answered,
+    }

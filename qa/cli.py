@@ -1,0 +1,208 @@
+"""Command line: qa index | ask | serve | eval | calibrate | bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from qa.config import Settings
+from qa.errors import QAError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cited, extractive answers from a folder of documents.")
+bench_app = typer.Typer(no_args_is_help=True, help="External benchmarks.")
+app.add_typer(bench_app, name="bench")
+
+CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Corpus folder [env QA_CORPUS_DIR].")]
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
+DEFAULT_EVAL_SET = Path(__file__).resolve().parent.parent / "tests" / "eval" / "questions.jsonl"
+
+
+def settings_from(corpus: Path | None, index: Path | None, **extra: object) -> Settings:
+    overrides: dict[str, object] = {k: v for k, v in extra.items() if v is not None}
+    if corpus is not None:
+        overrides["corpus_dir"] = corpus
+    if index is not None:
+        overrides["index_dir"] = index
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def load_engine(settings: Settings):  # noqa: ANN201 - imported lazily to keep `qa --help` fast
+    from qa.encoder import load_encoder
+    from qa.engine import Engine
+
+    engine = Engine(settings, load_encoder(settings.model, settings.encode_batch_size))
+    engine.load()
+    return engine
+
+
+@app.command()
+def index(
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Only check: exit 1 with a reason when stale or missing.")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for another build's lock.")] = 0.0,
+) -> None:
+    """Build or update the index (only changed documents are re-embedded)."""
+    settings = settings_from(corpus, index_dir)
+    try:
+        if check:
+            from qa.index import check as check_index
+
+            reason = check_index(settings)
+            if reason:
+                raise fail(f"index is not current: {reason}")
+            typer.echo("index is current")
+            return
+        from qa.encoder import load_encoder
+        from qa.index import build_index
+
+        encoder = load_encoder(settings.model, settings.encode_batch_size)
+        report = build_index(settings, encoder, progress=sys.stderr.isatty(), lock_timeout=wait)
+    except QAError as error:
+        raise fail(str(error)) from None
+    for line in report.lines():
+        typer.echo(line)
+
+
+@app.command()
+def ask(
+    question: str,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=20, help="Citations to return.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the /ask response body.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Show scores, thresholds and the decision.")] = False,
+) -> None:
+    """Answer one question from the index."""
+    settings = settings_from(corpus, index_dir)
+    if not question.strip():
+        raise fail("the question is empty", 2)
+    if len(question) > settings.max_question_chars:
+        raise fail(f"the question is longer than {settings.max_question_chars} characters", 2)
+    try:
+        result = load_engine(settings).ask(question, top_k, explain=explain)
+    except QAError as error:
+        raise fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_json(explain=explain), ensure_ascii=False, indent=2))
+        return
+    if result.answered and result.answer:
+        typer.echo(result.answer.text)
+        typer.echo("")
+        for c in result.citations:
+            typer.echo(f"[{c.rank}] {c.title} ({c.passage_id}, {c.start}-{c.end}, score {c.score:.3f})")
+    else:
+        typer.echo(f"No answer: {result.reason}")
+    if explain and result.explain:
+        _print_explanation(result.explain)
+
+
+def _print_explanation(explain: dict) -> None:
+    typer.echo("\ncandidates (rank, passage, dense[rank], bm25[rank], sentence, fused, coverage):")
+    for c in explain["candidates"]:
+        typer.echo(
+            f"  {c['rank']:>2} {c['passage_id']:<40} {c['dense']:.3f}[{c['dense_rank']}] "
+            f"{c['bm25']:.2f}[{c['bm25_rank']}] {c['sentence']:.3f} {c['fused']:.3f} {c['coverage']:.2f}"
+        )
+    typer.echo("sentences of the best passage (start-end, similarity, coverage, score):")
+    for s in explain["sentences"]:
+        typer.echo(f"  {s['start']}-{s['end']} {s['similarity']:.3f} {s['coverage']:.2f} {s['score']:.3f}")
+    t = explain["thresholds"]
+    typer.echo(f"thresholds ({t['source']}): similarity >= {t['similarity']:.3f}, coverage >= {t['coverage']:.2f}")
+    typer.echo(f"question terms: {', '.join(explain['question_terms'])}; unknown: {', '.join(explain['unknown_terms']) or '-'}")
+    typer.echo(f"decision: {explain['decision']}")
+
+
+@app.command()
+def serve(
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+    host: Annotated[Optional[str], typer.Option(help="Bind address [env QA_HOST].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [env QA_PORT].")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Reindex and reload when the corpus changes.")] = False,
+) -> None:
+    """Serve the HTTP API and the web page."""
+    import uvicorn
+
+    from qa.api import create_app
+
+    settings = settings_from(corpus, index_dir, host=host, port=port)
+    application = create_app(settings, watch=watch)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10)
+
+
+@app.command("eval")
+def evaluate(
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+    eval_set: Annotated[Path, typer.Option("--set", help="Evaluation set (JSONL).")] = DEFAULT_EVAL_SET,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+) -> None:
+    """Run the evaluation set through the same path as /ask and print the metrics."""
+    from qa.evaluate import format_metrics, load_eval_set, run_eval
+
+    settings = settings_from(corpus, index_dir)
+    try:
+        items = load_eval_set(eval_set)
+        metrics = run_eval(load_engine(settings), items)
+    except QAError as error:
+        raise fail(str(error)) from None
+    typer.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
+
+
+@app.command()
+def calibrate(
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+    eval_set: Annotated[Path, typer.Option("--set", help="Labelled set (JSONL).")] = DEFAULT_EVAL_SET,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; do not store the thresholds.")] = False,
+) -> None:
+    """Fit the abstention thresholds on a labelled set and store them in the index manifest."""
+    from qa.calibrate import fit, format_report
+    from qa.evaluate import load_eval_set
+    from qa.index import save_calibration
+
+    settings = settings_from(corpus, index_dir)
+    try:
+        engine = load_engine(settings)
+        calibration = fit(engine, load_eval_set(eval_set))
+        typer.echo(format_report(calibration))
+        if not dry_run:
+            save_calibration(settings.index_dir, calibration)
+            typer.echo(f"stored in {settings.index_dir / 'current' / 'manifest.json'}")
+    except QAError as error:
+        raise fail(str(error)) from None
+
+
+@bench_app.command("squad")
+def bench_squad(
+    file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
+    work_dir: Annotated[Optional[Path], typer.Option(help="Where to build the benchmark index (default: a temp dir).")] = None,
+    limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """SQuAD dev as one corpus: this service against BM25-only and dense-only baselines."""
+    from qa.bench import run_squad
+
+    try:
+        report = run_squad(file, work_dir=work_dir, limit=limit)
+    except QAError as error:
+        raise fail(str(error)) from None
+    typer.echo(json.dumps(report, indent=2) if as_json else report["table"])
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

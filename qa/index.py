@@ -1,0 +1,501 @@
+"""Build, save and load the index: FAISS vectors, a BM25 keyword index, passages and a manifest.
+
+Layout of the index folder::
+
+    index/current -> builds/<id>     symlink, swapped atomically when a build completes
+    index/builds/<id>/manifest.json  model, splitter, per-document hashes, fingerprints, calibration
+                     documents.jsonl the documents' texts as indexed (offsets point into these)
+                     passages.jsonl  passages with their sentence offsets
+                     dense.faiss     passage vectors (normalised; inner product = cosine)
+                     sentences.npy   sentence vectors (float16) for answer-sentence scoring
+                     bm25/           bm25s keyword index over title + headings + passage
+                     terms.json      passage frequency of each keyword (for IDF-weighted coverage)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+from filelock import FileLock, Timeout
+
+from qa.config import Settings
+from qa.corpus import Document, corpus_fingerprint, load_corpus
+from qa.encoder import Encoder
+from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, QAError
+from qa.passages import Passage, Sentence, split_document
+from qa.terms import STEMMER_LANGUAGE, TermWeights, analyze
+
+FORMAT_VERSION = 1
+KEEP_BUILDS = 2  # the current build and the one before it
+
+
+@dataclass
+class LoadedIndex:
+    """Everything a query needs, in memory. Immutable once loaded: a reload swaps a whole new one."""
+
+    path: Path
+    manifest: dict
+    documents: dict[str, Document]
+    passages: list[Passage]
+    dense: faiss.Index
+    passage_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    sentence_offsets: np.ndarray  # passage i owns sentence rows [offsets[i], offsets[i + 1])
+    bm25: bm25s.BM25
+    terms: TermWeights
+    passage_terms: list[set[str]] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.positions = {p.passage_id: i for i, p in enumerate(self.passages)}
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest["fingerprint"])
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"]["name"])
+
+    def sentence_rows(self, position: int) -> np.ndarray:
+        return self.sentence_vectors[self.sentence_offsets[position] : self.sentence_offsets[position + 1]]
+
+
+@dataclass
+class BuildReport:
+    """What a build changed, for the operator."""
+
+    fingerprint: str
+    documents_added: list[str] = field(default_factory=list)
+    documents_changed: list[str] = field(default_factory=list)
+    documents_removed: list[str] = field(default_factory=list)
+    documents_unchanged: int = 0
+    passages_added: int = 0
+    passages_removed: int = 0
+    passages_kept: int = 0
+    removed_passage_ids: list[str] = field(default_factory=list)
+    texts_embedded: int = 0
+    embed_seconds: float = 0.0
+    total_seconds: float = 0.0
+    up_to_date: bool = False
+
+    def lines(self) -> list[str]:
+        if self.up_to_date:
+            return [f"index is up to date ({self.fingerprint[:12]})"]
+        return [
+            f"documents: {len(self.documents_added)} added, {len(self.documents_changed)} changed, "
+            f"{len(self.documents_removed)} removed, {self.documents_unchanged} unchanged",
+            f"passages: {self.passages_added} added, {self.passages_removed} removed, "
+            f"{self.passages_kept} kept",
+            f"embedded {self.texts_embedded} texts in {self.embed_seconds:.2f}s; "
+            f"build took {self.total_seconds:.2f}s; fingerprint {self.fingerprint[:12]}",
+            *(f"citation id gone: {pid}" for pid in self.removed_passage_ids),
+        ]
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def splitter_settings(settings: Settings) -> dict[str, object]:
+    return {"passage_max_chars": settings.passage_max_chars, "sentences": "pysbd", "version": 1}
+
+
+def current_path(index_dir: Path) -> Path:
+    return index_dir / "current"
+
+
+def read_manifest(index_dir: Path) -> dict:
+    path = current_path(index_dir) / "manifest.json"
+    if not path.exists():
+        raise IndexMissing(index_dir)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise IndexCorrupt(path, str(error)) from error
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index format {manifest.get('format_version') if isinstance(manifest, dict) else '?'} "
+            f"is not {FORMAT_VERSION}; rebuild it with `qa index`"
+        )
+    return manifest
+
+
+def check_compatible(manifest: dict, encoder: Encoder) -> None:
+    built = manifest["model"]
+    if built["name"] != encoder.name or int(built["dim"]) != encoder.dim:
+        raise IndexMismatch(
+            f"index was built with model {built['name']} (dimension {built['dim']}), but the "
+            f"configured model is {encoder.name} (dimension {encoder.dim}); rebuild with `qa index`"
+        )
+
+
+def staleness(settings: Settings, manifest: dict) -> str | None:
+    """Why the index no longer matches the corpus and settings, or None when it is current."""
+    try:
+        fingerprint = corpus_fingerprint(settings.corpus_dir)
+    except QAError as error:
+        return str(error)
+    if fingerprint != manifest.get("corpus_fingerprint"):
+        return "the corpus changed since the index was built"
+    if manifest.get("splitter") != splitter_settings(settings):
+        return "the splitter settings changed since the index was built"
+    return None
+
+
+def check(settings: Settings, encoder_name: str | None = None) -> str | None:
+    """None when the index is present and current, else a one-line reason."""
+    try:
+        manifest = read_manifest(settings.index_dir)
+    except QAError as error:
+        return str(error)
+    if encoder_name is not None and manifest["model"]["name"] != encoder_name:
+        return f"index was built with model {manifest['model']['name']}, configured {encoder_name}"
+    return staleness(settings, manifest)
+
+
+def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
+    """Load the current build; refuse one made with another model or format, or with broken files."""
+    manifest = read_manifest(index_dir)
+    if encoder is not None:
+        check_compatible(manifest, encoder)
+    path = current_path(index_dir).resolve()
+
+    def read(name: str, reader: Callable[[Path], object]) -> object:
+        file = path / name
+        try:
+            return reader(file)
+        except Exception as error:  # any failure to parse a file means the same to the operator
+            raise IndexCorrupt(file, f"{type(error).__name__}: {error}") from error
+
+    documents = {
+        d["doc_id"]: Document(**d)
+        for d in read("documents.jsonl", lambda f: [json.loads(x) for x in f.open(encoding="utf-8")])  # type: ignore[union-attr]
+    }
+    rows = read("passages.jsonl", lambda f: [json.loads(x) for x in f.open(encoding="utf-8")])
+    passages = [
+        Passage(
+            passage_id=r["id"],
+            doc_id=r["doc_id"],
+            start=r["start"],
+            end=r["end"],
+            text=documents[r["doc_id"]].text[r["start"] : r["end"]],
+            heading=r["heading"],
+            sentences=tuple(Sentence(s, e) for s, e in r["sentences"]),
+        )
+        for r in rows  # type: ignore[union-attr]
+    ]
+    dense = read("dense.faiss", lambda f: faiss.read_index(str(f)))
+    sentence_vectors = read("sentences.npy", lambda f: np.load(f, allow_pickle=False))
+    bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
+    terms = read("terms.json", lambda f: json.loads(f.read_text(encoding="utf-8")))
+    assert isinstance(dense, faiss.Index) and isinstance(sentence_vectors, np.ndarray)
+    n_sentences = sum(len(p.sentences) for p in passages)
+    if dense.ntotal != len(passages) or dense.d != manifest["model"]["dim"]:
+        raise IndexCorrupt(path / "dense.faiss", f"{dense.ntotal} vectors for {len(passages)} passages")
+    if sentence_vectors.shape != (n_sentences, dense.d):
+        raise IndexCorrupt(path / "sentences.npy", f"shape {sentence_vectors.shape}")
+    if isinstance(dense, faiss.IndexHNSW):
+        dense.hnsw.efSearch = max(dense.hnsw.efSearch, 128)
+    offsets = np.zeros(len(passages) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(p.sentences) for p in passages])
+    return LoadedIndex(
+        path=path,
+        manifest=manifest,
+        documents=documents,
+        passages=passages,
+        dense=dense,
+        passage_vectors=dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32),
+        sentence_vectors=sentence_vectors.astype(np.float32),
+        sentence_offsets=offsets,
+        bm25=bm25,  # type: ignore[arg-type]
+        terms=TermWeights(terms["doc_freq"], terms["n_docs"]),  # type: ignore[index]
+        passage_terms=[set(t) for t in analyze([p.context(documents[p.doc_id].title) for p in passages])],
+    )
+
+
+def build_index(
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    progress: bool = False,
+    lock_timeout: float = 0,
+) -> BuildReport:
+    """Build (incrementally) into ``settings.index_dir`` and switch ``current`` to it atomically.
+
+    Vectors of passages and sentences whose text did not change are reused from the previous build
+    when it used the same model. Holds a lock for the whole build: a second build waits up to
+    ``lock_timeout`` seconds, then raises IndexBusy. A crash at any point leaves ``current`` intact.
+    """
+    index_dir = settings.index_dir
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_dir / ".lock"))
+    try:
+        lock.acquire(timeout=lock_timeout)
+    except Timeout as error:
+        raise IndexBusy(
+            f"another `qa index` is building {index_dir} (lock {index_dir / '.lock'}); try again later"
+        ) from error
+    try:
+        return _build_locked(settings, encoder, progress)
+    finally:
+        lock.release()
+
+
+def _previous(settings: Settings, encoder: Encoder) -> LoadedIndex | None:
+    try:
+        previous = load_index(settings.index_dir, encoder)
+    except QAError:
+        return None  # missing, other model or broken: nothing to reuse, build from scratch
+    return previous
+
+
+def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> BuildReport:
+    started = time.perf_counter()
+    fingerprint_of_corpus = corpus_fingerprint(settings.corpus_dir)
+    documents = load_corpus(settings.corpus_dir)
+    previous = _previous(settings, encoder)
+    splitter = splitter_settings(settings)
+    old_hashes: dict[str, str] = {}
+    if previous is not None and previous.manifest.get("splitter") == splitter:
+        old_hashes = {k: v["hash"] for k, v in previous.manifest["documents"].items()}
+
+    fingerprint = _sha(
+        json.dumps([encoder.name, splitter, sorted((d.doc_id, d.content_hash) for d in documents)])
+    )
+    report = BuildReport(fingerprint=fingerprint)
+    new_ids = {d.doc_id for d in documents}
+    for document in documents:
+        if document.doc_id not in old_hashes:
+            report.documents_added.append(document.doc_id)
+        elif old_hashes[document.doc_id] != document.content_hash:
+            report.documents_changed.append(document.doc_id)
+        else:
+            report.documents_unchanged += 1
+    report.documents_removed = sorted(set(old_hashes) - new_ids)
+    if previous is not None and previous.fingerprint == fingerprint:
+        if previous.manifest.get("corpus_fingerprint") != fingerprint_of_corpus:
+            _rewrite_manifest(previous.path, {**previous.manifest, "corpus_fingerprint": fingerprint_of_corpus})
+        report.up_to_date = True
+        report.passages_kept = len(previous.passages)
+        report.total_seconds = time.perf_counter() - started
+        return report
+
+    passages = [p for d in documents for p in split_document(d, settings.passage_max_chars)]
+    titles = {d.doc_id: d.title for d in documents}
+    contexts = [p.context(titles[p.doc_id]) for p in passages]
+    texts = {d.doc_id: d.text for d in documents}
+    sentence_texts = [texts[p.doc_id][s.start : s.end] for p in passages for s in p.sentences]
+
+    reuse: dict[str, np.ndarray] = {}
+    if previous is not None and old_hashes:
+        old_titles = {k: d.title for k, d in previous.documents.items()}
+        for i, p in enumerate(previous.passages):
+            reuse["p" + _sha(p.context(old_titles[p.doc_id]))] = previous.passage_vectors[i]
+            doc_text = previous.documents[p.doc_id].text
+            rows = previous.sentence_rows(i)
+            for s, vector in zip(p.sentences, rows):
+                reuse["s" + _sha(doc_text[s.start : s.end])] = vector
+        old_ids = {p.passage_id for p in previous.passages}
+        new_passage_ids = {p.passage_id for p in passages}
+        report.removed_passage_ids = sorted(old_ids - new_passage_ids)
+        report.passages_removed = len(report.removed_passage_ids)
+        report.passages_kept = len(old_ids & new_passage_ids)
+        report.passages_added = len(new_passage_ids - old_ids)
+    else:
+        report.passages_added = len(passages)
+
+    embed_started = time.perf_counter()
+    passage_vectors = _embed(encoder, contexts, "p", reuse, report, settings, progress, "passages")
+    sentence_vectors = _embed(encoder, sentence_texts, "s", reuse, report, settings, progress, "sentences")
+    report.embed_seconds = time.perf_counter() - embed_started
+
+    tokens = analyze(contexts)
+    terms = TermWeights.from_tokens(tokens)
+    faiss_type = _faiss_type(settings, len(passages))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": {"name": encoder.name, "dim": encoder.dim},
+        "splitter": splitter,
+        "keywords": {"stemmer": STEMMER_LANGUAGE, "stopwords": "nltk-english"},
+        "faiss": {"type": faiss_type},
+        "documents": {
+            d.doc_id: {"hash": d.content_hash, "path": d.path, "title": d.title}
+            for d in documents
+        },
+        "corpus_fingerprint": fingerprint_of_corpus,
+        "fingerprint": fingerprint,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "passages": len(passages),
+        "sentences": len(sentence_texts),
+        "calibration": _carried_calibration(previous, encoder),
+    }
+    _write_build(settings.index_dir, manifest, documents, passages, passage_vectors, sentence_vectors, tokens, terms, faiss_type)
+    report.total_seconds = time.perf_counter() - started
+    return report
+
+
+def _embed(
+    encoder: Encoder,
+    texts: list[str],
+    kind: str,
+    reuse: dict[str, np.ndarray],
+    report: BuildReport,
+    settings: Settings,
+    progress: bool,
+    label: str,
+) -> np.ndarray:
+    """Vectors for ``texts``, reusing those of unchanged texts and encoding the rest in batches."""
+    vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    missing = []
+    for i, text in enumerate(texts):
+        cached = reuse.get(kind + _sha(text))
+        if cached is None:
+            missing.append(i)
+        else:
+            vectors[i] = cached
+    batch = max(settings.encode_batch_size, 1) * 8
+    chunks = range(0, len(missing), batch)
+    if progress and len(missing) > batch:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc=f"embedding {label}", unit_scale=batch, unit="text")
+    for offset in chunks:
+        rows = missing[offset : offset + batch]
+        vectors[rows] = encoder.encode([texts[i] for i in rows])
+    report.texts_embedded += len(missing)
+    return vectors
+
+
+def _faiss_type(settings: Settings, n_passages: int) -> str:
+    if settings.faiss_type != "auto":
+        return settings.faiss_type
+    return "flat" if n_passages <= settings.faiss_exact_max else "hnsw"
+
+
+def _make_faiss(vectors: np.ndarray, faiss_type: str) -> faiss.Index:
+    dim = vectors.shape[1]
+    if faiss_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(vectors)
+    return index
+
+
+def _carried_calibration(previous: LoadedIndex | None, encoder: Encoder) -> dict | None:
+    """Thresholds fitted by `qa calibrate` stay valid while the model is the same."""
+    if previous is None:
+        return None
+    calibration = previous.manifest.get("calibration")
+    if calibration and calibration.get("model") == encoder.name:
+        return calibration
+    return None
+
+
+def _write_build(
+    index_dir: Path,
+    manifest: dict,
+    documents: list[Document],
+    passages: list[Passage],
+    passage_vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+    tokens: list[list[str]],
+    terms: TermWeights,
+    faiss_type: str,
+) -> None:
+    """Write every file into a temporary folder, then rename it and repoint ``current``."""
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
+    try:
+        with (tmp / "documents.jsonl").open("w", encoding="utf-8") as out:
+            for d in documents:
+                out.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
+        with (tmp / "passages.jsonl").open("w", encoding="utf-8") as out:
+            for p in passages:
+                row = {
+                    "id": p.passage_id,
+                    "doc_id": p.doc_id,
+                    "start": p.start,
+                    "end": p.end,
+                    "heading": p.heading,
+                    "sentences": [[s.start, s.end] for s in p.sentences],
+                }
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        faiss.write_index(_make_faiss(passage_vectors, faiss_type), str(tmp / "dense.faiss"))
+        np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float16))
+        bm25 = bm25s.BM25()
+        # bm25s rejects an empty vocabulary; a passage of only stop words still needs a row.
+        bm25.index([t or [""] for t in tokens], show_progress=False)
+        bm25.save(str(tmp / "bm25"))
+        (tmp / "terms.json").write_text(
+            json.dumps({"doc_freq": terms.doc_freq, "n_docs": terms.n_docs}), encoding="utf-8"
+        )
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _fsync_tree(tmp)
+        name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{manifest['fingerprint'][:8]}"
+        final = builds / name
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _point_current(index_dir, final)
+    _prune(index_dir)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _point_current(index_dir: Path, build: Path) -> None:
+    link = current_path(index_dir)
+    tmp_link = index_dir / f".current-{os.getpid()}"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(build.relative_to(index_dir))
+    os.replace(tmp_link, link)  # atomic: readers see the old build or the new one
+
+
+def _prune(index_dir: Path) -> None:
+    """Keep the newest builds (a running server may still hold the previous one) and no temp folders."""
+    current = current_path(index_dir).resolve()
+    builds = sorted((index_dir / "builds").iterdir(), reverse=True)
+    keep = {current, *builds[:KEEP_BUILDS]}
+    for build in builds:
+        if build.resolve() not in keep:
+            shutil.rmtree(build, ignore_errors=True)
+    for leftover in index_dir.glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _rewrite_manifest(build: Path, manifest: dict) -> None:
+    tmp = build / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, build / "manifest.json")
+
+
+def save_calibration(index_dir: Path, calibration: dict) -> None:
+    """Store fitted abstention thresholds in the current build's manifest."""
+    lock = FileLock(str(index_dir / ".lock"))
+    with lock.acquire(timeout=60):
+        manifest = read_manifest(index_dir)
+        manifest["calibration"] = calibration
+        _rewrite_manifest(current_path(index_dir).resolve(), manifest)
