@@ -136,7 +136,11 @@ def serve(
     from qa.api import create_app
 
     settings = settings_from(corpus, index_dir, host=host, port=port)
-    application = create_app(settings, watch=watch)
+    try:  # load before binding: a broken index stops here with a clear message, not a traceback
+        engine = load_engine(settings)
+    except QAError as error:
+        raise fail(str(error)) from None
+    application = create_app(settings, engine=engine, watch=watch)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10)
 
 

@@ -15,8 +15,8 @@ from cachetools import LRUCache
 from qa.answer import Result, Thresholds, answer
 from qa.config import Settings
 from qa.encoder import Encoder
-from qa.errors import IndexMissing
-from qa.index import LoadedIndex, load_index
+from qa.errors import IndexMissing, QAError
+from qa.index import BuildReport, LoadedIndex, load_index
 from qa.retrieve import Mode, Query, Weights, search
 from qa.terms import analyze_one
 
@@ -106,3 +106,27 @@ class Engine:
                 if self._index is index:  # never cache an answer from an index swapped out meanwhile
                     self._cache[key] = result
         return result
+
+
+class Reloader:
+    """Rebuild the index from the corpus and swap it into a running engine, one rebuild at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    def reindex(self, lock_timeout: float = 120) -> BuildReport:
+        from qa.index import build_index  # the build path is not needed to answer questions
+
+        with self._lock:
+            try:
+                report = build_index(self.engine.settings, self.engine.encoder, lock_timeout=lock_timeout)
+                current = self.engine._index
+                if current is None or current.fingerprint != report.fingerprint:
+                    self.engine.load()
+            except QAError as error:
+                self.last_error = str(error)  # the previous index keeps serving
+                raise
+            self.last_error = None
+            return report

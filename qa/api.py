@@ -1,0 +1,299 @@
+"""HTTP API: create_app(settings) loads the encoder and the index once, then serves the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib import resources
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from qa.config import Settings
+from qa.encoder import Encoder, load_encoder
+from qa.engine import Engine, Reloader, thresholds_for
+from qa.errors import CorpusError, IndexBusy, IndexMissing, NotFound, QAError
+from qa.index import LoadedIndex, staleness
+from qa.middleware import BodyLimit, Metrics, RateLimiter, observe
+from qa.schemas import (
+    AskRequest,
+    AskResponse,
+    DocumentList,
+    DocumentOut,
+    DocumentSummary,
+    Health,
+    PassageOut,
+    Problem,
+    Ready,
+    ReindexReport,
+)
+
+log = logging.getLogger("qa")
+WEB = resources.files("qa") / "web"
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_index(request: Request) -> LoadedIndex:
+    return request.app.state.engine.index  # raises IndexMissing -> 503 until an index is loaded
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+IndexDep = Annotated[LoadedIndex, Depends(get_index)]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    encoder: Encoder | None = None,
+    engine: Engine | None = None,
+    watch: bool = False,
+) -> FastAPI:
+    """Build the app. Pass ``engine`` to serve one already loaded (``qa serve`` loads before binding)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal engine
+        if engine is None:
+            engine = Engine(settings, encoder or load_encoder(settings.model, settings.encode_batch_size))
+            try:
+                engine.load()
+            except IndexMissing as error:
+                log.warning("%s; serving 503 until it is built", error)
+        app.state.engine = engine
+        app.state.reloader = Reloader(engine)
+        app.state.stale_cache = (0.0, None, None)
+        watcher = asyncio.create_task(_watch(app)) if watch else None
+        yield
+        if watcher:
+            watcher.cancel()
+
+    app = FastAPI(
+        title="Cited answers",
+        version="1",
+        summary="Extractive answers with verbatim, checkable citations, or an honest refusal.",
+        lifespan=lifespan,
+        responses={503: {"model": Problem, "description": "No index loaded"}},
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.middleware("http")(observe(metrics, RateLimiter(settings.rate_limit_per_minute)))
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["content-type", "authorization"])
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    _add_error_handlers(app)
+    _add_routes(app, settings, metrics)
+    app.mount("/static", StaticFiles(directory=str(WEB)), name="static")
+    return app
+
+
+async def _watch(app: FastAPI) -> None:
+    """Reindex when the corpus changes (watchfiles debounces bursts of edits)."""
+    from watchfiles import awatch
+
+    settings: Settings = app.state.settings
+    async for _changes in awatch(settings.corpus_dir, debounce=1000, recursive=True):
+        try:
+            report = await run_in_threadpool(app.state.reloader.reindex)
+            app.state.metrics.reloads.labels("ok").inc()
+            log.info("corpus changed; index %s", report.fingerprint[:12])
+        except QAError as error:
+            app.state.metrics.reloads.labels("failed").inc()
+            log.error("corpus changed but the rebuild failed, still serving the previous index: %s", error)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    statuses = {IndexMissing: 503, NotFound: 404, IndexBusy: 409, CorpusError: 422}
+
+    @app.exception_handler(QAError)
+    async def domain_error(request: Request, error: QAError) -> JSONResponse:
+        status = next((code for kind, code in statuses.items() if isinstance(error, kind)), 500)
+        return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", "-")
+        log.exception("unexpected error in request %s", request_id)
+        return JSONResponse({"detail": f"internal error (request id {request_id})"}, status_code=500)
+
+
+def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    @app.post("/ask", response_model=AskResponse, responses={422: {"description": "Invalid question"}})
+    def ask(body: AskRequest, engine: EngineDep) -> dict:
+        """Answer with the best sentence of the best passage and cite the top passages, or refuse."""
+        before = engine.cache_hits
+        result = engine.ask(body.question, body.top_k, explain=body.explain)
+        metrics.answers.labels("answered" if result.answered else "refused").inc()
+        if engine.cache_hits > before:
+            metrics.cache_hits.inc()
+        return result.to_json(explain=body.explain)
+
+    @app.get("/documents", response_model=DocumentList)
+    def list_documents(
+        index: IndexDep,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> DocumentList:
+        """Documents in the served index with their metadata, in id order, paginated."""
+        counts: dict[str, int] = {}
+        for p in index.passages:
+            counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
+        ids = sorted(index.documents)
+        page = [index.documents[i] for i in ids[offset : offset + limit]]
+        return DocumentList(
+            total=len(ids),
+            offset=offset,
+            limit=limit,
+            documents=[
+                DocumentSummary(
+                    doc_id=d.doc_id,
+                    title=d.title,
+                    source=d.source,
+                    published=d.published,
+                    path=d.path,
+                    format=d.format,
+                    chars=len(d.text),
+                    passages=counts.get(d.doc_id, 0),
+                )
+                for d in page
+            ],
+        )
+
+    @app.get("/documents/{doc_id}", response_model=DocumentOut, responses={404: {"model": Problem}})
+    def get_document(doc_id: str, index: IndexDep) -> DocumentOut:
+        document = index.documents.get(doc_id)
+        if document is None:
+            raise NotFound(f"no document with id {doc_id!r}")
+        return DocumentOut(
+            doc_id=document.doc_id,
+            title=document.title,
+            source=document.source,
+            published=document.published,
+            path=document.path,
+            format=document.format,
+            text=document.text,
+            passages=[p.passage_id for p in index.passages if p.doc_id == doc_id],
+        )
+
+    @app.get("/passages/{passage_id}", response_model=PassageOut, responses={404: {"model": Problem}})
+    def get_passage(passage_id: str, index: IndexDep) -> PassageOut:
+        position = index.positions.get(passage_id)
+        if position is None:
+            raise NotFound(f"no passage with id {passage_id!r}")
+        passage = index.passages[position]
+        document = index.documents[passage.doc_id]
+        return PassageOut(
+            passage_id=passage.passage_id,
+            doc_id=passage.doc_id,
+            title=document.title,
+            source=document.source,
+            heading=passage.heading,
+            text=passage.text,
+            start=passage.start,
+            end=passage.end,
+            sentences=[{"start": s.start, "end": s.end} for s in passage.sentences],  # type: ignore[misc]
+        )
+
+    @app.get("/healthz", response_model=Health)
+    def healthz() -> Health:
+        """The process is alive."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Ready, responses={503: {"model": Problem}})
+    def readyz(request: Request, engine: EngineDep) -> Ready:
+        """An index is loaded: its size, model, fingerprint, age and whether the corpus changed since."""
+        index = engine.index
+        reason = _cached_staleness(request, settings, index)
+        built = datetime.fromisoformat(index.manifest["built_at"])
+        return Ready(
+            status="ready",
+            passages=len(index.passages),
+            documents=len(index.documents),
+            model=index.model,
+            fingerprint=index.fingerprint,
+            built_at=index.manifest["built_at"],
+            age_seconds=round(time.time() - built.timestamp(), 1),
+            stale=reason is not None,
+            stale_reason=reason,
+            calibration=thresholds_for(index, settings).source,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_route(request: Request) -> Response:
+        engine: Engine = request.app.state.engine
+        if engine.ready:
+            index = engine.index
+            metrics.index_info.clear()
+            metrics.index_info.labels(index.fingerprint, index.model).set(1)
+            built = datetime.fromisoformat(index.manifest["built_at"])
+            metrics.index_age.set(time.time() - built.timestamp())
+            metrics.index_passages.set(len(index.passages))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post(
+        "/admin/reindex",
+        response_model=ReindexReport,
+        responses={401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+    )
+    async def reindex(request: Request, authorization: Annotated[str | None, Header()] = None) -> ReindexReport:
+        """Rebuild from the corpus and swap the new index in while serving. Needs QA_ADMIN_TOKEN."""
+        if not settings.admin_token:
+            raise HTTPException(404, "Not Found")
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        engine: Engine = request.app.state.engine
+        previous = engine.index.fingerprint if engine.ready else None
+        try:
+            report = await run_in_threadpool(request.app.state.reloader.reindex)
+        except QAError:
+            metrics.reloads.labels("failed").inc()
+            raise
+        metrics.reloads.labels("ok").inc()
+        return ReindexReport(
+            fingerprint=report.fingerprint,
+            previous_fingerprint=previous,
+            up_to_date=report.up_to_date,
+            documents_added=report.documents_added,
+            documents_changed=report.documents_changed,
+            documents_removed=report.documents_removed,
+            passages_added=report.passages_added,
+            passages_removed=report.passages_removed,
+            passages_kept=report.passages_kept,
+            removed_passage_ids=report.removed_passage_ids,
+            embed_seconds=round(report.embed_seconds, 3),
+            total_seconds=round(report.total_seconds, 3),
+        )
+
+    @app.get("/", include_in_schema=False)
+    def home() -> FileResponse:
+        return FileResponse(str(WEB / "index.html"))
+
+    @app.get("/view/{doc_id}", include_in_schema=False)
+    def view(doc_id: str) -> FileResponse:
+        return FileResponse(str(WEB / "view.html"))
+
+
+def _cached_staleness(request: Request, settings: Settings, index: LoadedIndex) -> str | None:
+    """Hashing the corpus on every probe would be wasteful: reuse the answer for two seconds."""
+    checked_at, key, reason = request.app.state.stale_cache
+    now = time.monotonic()
+    if key == index.fingerprint and now - checked_at < 2.0:
+        return reason
+    reason = staleness(settings, index.manifest)
+    request.app.state.stale_cache = (now, index.fingerprint, reason)
+    return reason

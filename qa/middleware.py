@@ -1,0 +1,164 @@
+"""HTTP plumbing around the routes: body limit, request ids, JSON access logs, metrics, headers, rate limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from cachetools import TTLCache
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("qa.access")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
+# /docs loads the Swagger UI bundle from FastAPI's defaults; keep its page working.
+DOCS_CSP = "default-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net"
+
+
+class Metrics:
+    """Prometheus metrics in a registry of the app's own (no process-global state)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("qa_requests", "HTTP requests", ["route", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "qa_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.answers = Counter("qa_answers", "Questions by outcome", ["outcome"], registry=self.registry)
+        self.cache_hits = Counter("qa_cache_hits", "Answers served from the cache", registry=self.registry)
+        self.index_info = Gauge("qa_index_info", "The index being served", ["fingerprint", "model"], registry=self.registry)
+        self.index_age = Gauge("qa_index_age_seconds", "Seconds since the served index was built", registry=self.registry)
+        self.index_passages = Gauge("qa_index_passages", "Passages in the served index", registry=self.registry)
+        self.reloads = Counter("qa_reloads", "Index reloads by outcome", ["outcome"], registry=self.registry)
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RateLimiter:
+    """Token bucket per client address for the question routes; off when ``per_minute`` is 0."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(maxsize=100_000, ttl=600)
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> float:
+        """0 when the request may go ahead, else the seconds until it may."""
+        if self.per_minute <= 0:
+            return 0.0
+        rate = self.per_minute / 60.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, seen = self._buckets.get(client, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - seen) * rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / rate
+
+
+def observe(metrics: Metrics, limiter: RateLimiter) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """One middleware: request id, rate limit, security headers, metrics and one JSON log line."""
+
+    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        client = request.client.host if request.client else "-"
+        wait = limiter.retry_after(client) if request.url.path == "/ask" else 0.0
+        if wait > 0:
+            response: Response = JSONResponse(
+                {"detail": "too many questions; slow down"},
+                status_code=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        else:
+            response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        label = getattr(route, "path", None) or ("unmatched" if response.status_code == 404 else request.url.path)
+        metrics.requests.labels(label, str(response.status_code)).inc()
+        metrics.latency.labels(label).observe(elapsed)
+        response.headers["X-Request-ID"] = request_id
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if label in ("/docs", "/docs/oauth2-redirect"):
+            response.headers["Content-Security-Policy"] = DOCS_CSP
+        log.info(
+            json.dumps(
+                {
+                    "request_id": request_id,
+                    "method": request.method,
+                    "path": request.url.path,
+                    "route": label,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 2),
+                    "client": client,
+                }
+            )
+        )
+        return response
+
+    return middleware

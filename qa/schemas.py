@@ -1,0 +1,136 @@
+"""Request and response bodies of the HTTP API (validated at the boundary, documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class AskRequest(BaseModel):
+    # strict: a number where a string belongs (or "3" for top_k) is a 422, not silently coerced
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    question: str = Field(min_length=1, max_length=1000, description="The question, in plain words.")
+    top_k: int = Field(default=3, ge=1, le=20, description="How many passages to cite.")
+    explain: bool = Field(default=False, description="Add scores, thresholds and the decision.")
+
+    @field_validator("question")
+    @classmethod
+    def has_words(cls, question: str) -> str:
+        if not question.strip() or not any(ch.isalnum() for ch in question):
+            raise ValueError("the question must contain words")
+        return question
+
+
+class AnswerSpan(BaseModel):
+    text: str = Field(description="Verbatim document text at [start:end].")
+    doc_id: str
+    passage_id: str
+    start: int
+    end: int
+    score: float
+
+
+class CitationOut(BaseModel):
+    rank: int
+    passage_id: str
+    doc_id: str
+    title: str
+    source: str | None
+    text: str = Field(description="Verbatim document text at [start:end].")
+    start: int
+    end: int
+    score: float
+
+
+class AskResponse(BaseModel):
+    question: str
+    answered: bool
+    answer: AnswerSpan | None
+    citations: list[CitationOut]
+    reason: str | None = Field(description="Why the service refused; null when it answered.")
+    index_fingerprint: str = Field(description="The index version that answered.")
+    explain: dict[str, Any] | None = None
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    path: str
+    format: str
+    chars: int
+    passages: int
+
+
+class DocumentList(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    documents: list[DocumentSummary]
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    path: str
+    format: str
+    text: str = Field(description="The text every offset of this document points into.")
+    passages: list[str]
+
+
+class SentenceOut(BaseModel):
+    start: int
+    end: int
+
+
+class PassageOut(BaseModel):
+    passage_id: str
+    doc_id: str
+    title: str
+    source: str | None
+    heading: str
+    text: str
+    start: int
+    end: int
+    sentences: list[SentenceOut]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    passages: int
+    documents: int
+    model: str
+    fingerprint: str
+    built_at: str
+    age_seconds: float
+    stale: bool
+    stale_reason: str | None
+    calibration: str
+
+
+class Problem(BaseModel):
+    detail: Any
+
+
+class ReindexReport(BaseModel):
+    fingerprint: str
+    previous_fingerprint: str | None
+    up_to_date: bool
+    documents_added: list[str]
+    documents_changed: list[str]
+    documents_removed: list[str]
+    passages_added: int
+    passages_removed: int
+    passages_kept: int
+    removed_passage_ids: list[str]
+    embed_seconds: float
+    total_seconds: float
