@@ -35,12 +35,18 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_engine(settings: Settings):  # noqa: ANN201 - imported lazily to keep `qa --help` fast
+def load_engine(settings: Settings, allow_missing: bool = False):  # noqa: ANN201 - lazy imports keep --help fast
     from qa.encoder import load_encoder
     from qa.engine import Engine
+    from qa.errors import IndexMissing
 
     engine = Engine(settings, load_encoder(settings.model, settings.encode_batch_size))
-    engine.load()
+    try:
+        engine.load()
+    except IndexMissing as error:
+        if not allow_missing:
+            raise
+        typer.echo(f"warning: {error}; answering 503 until it exists", err=True)
     return engine
 
 
@@ -137,7 +143,7 @@ def serve(
 
     settings = settings_from(corpus, index_dir, host=host, port=port)
     try:  # load before binding: a broken index stops here with a clear message, not a traceback
-        engine = load_engine(settings)
+        engine = load_engine(settings, allow_missing=True)
     except QAError as error:
         raise fail(str(error)) from None
     application = create_app(settings, engine=engine, watch=watch)

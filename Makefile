@@ -1,0 +1,73 @@
+# Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+SQUAD_V1 ?= ../shared/benchmarks/squad-v1.1-dev/dev-v1.1.json.gz
+SQUAD_V2 ?= ../shared/benchmarks/squad-v2.0-dev/dev-v2.0.json.gz
+SCIFACT  ?= ../shared/benchmarks/beir-scifact
+
+.DEFAULT_GOAL := help
+.PHONY: help install index serve test test-fast eval calibrate bench bench-quality bench-large soak fuzz lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package with its test tools
+
+index: $(STAMP) ## Build or update the index from corpus/ (incremental)
+	$(BIN)/qa index
+
+serve: $(STAMP) ## Build the index if missing or stale, then serve on 127.0.0.1:8000
+	$(BIN)/qa index
+	$(BIN)/qa serve
+
+test: $(STAMP) ## Run every test (unit, real-model integration, HTTP, reload, fuzz, browser)
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP) ## Unit tests only (fake encoder, no server)
+	$(BIN)/pytest -q -m "not slow and not browser"
+
+eval: $(STAMP) ## Run the evaluation set and print the metrics
+	$(BIN)/qa index
+	$(BIN)/qa eval
+
+calibrate: $(STAMP) ## Fit the abstention thresholds on the evaluation set and store them in the index
+	$(BIN)/qa index
+	$(BIN)/qa calibrate
+
+bench: $(STAMP) ## Speed against the in-process floor (HTTP, concurrency, cache, start-up, memory)
+	$(BIN)/qa index
+	$(BIN)/python -m qa.bench_speed
+
+bench-quality: $(STAMP) ## SQuAD v1.1 and v2.0 dev against BM25-only and dense-only baselines
+	$(BIN)/qa bench squad $(SQUAD_V1)
+	$(BIN)/qa bench squad $(SQUAD_V2)
+
+bench-large: $(STAMP) ## Build, size, memory and latency on a 100k-passage corpus made from SciFact
+	$(BIN)/python -m qa.bench_large $(SCIFACT)
+
+soak: $(STAMP) ## 60 s of 32 concurrent clients; errors and memory growth
+	$(BIN)/qa index
+	$(BIN)/python -m qa.bench_speed --soak 60
+
+fuzz: $(STAMP) ## Full schemathesis run against a live server
+	$(BIN)/qa index
+	QA_FUZZ_EXAMPLES=1200 $(BIN)/pytest -q tests/test_fuzz.py
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check qa tests
+	$(BIN)/ruff format --check qa tests
+
+clean: ## Remove the virtualenv and the built index
+	rm -rf $(VENV) index/current index/builds index/.tmp-* index/.lock

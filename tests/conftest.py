@@ -1,0 +1,168 @@
+"""Shared fixtures: a small corpus, the fake encoder, the real model (once) and a live server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from qa.config import Settings
+from qa.encoder import HashingEncoder, load_encoder
+from qa.index import build_index
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL_SET = ROOT / "tests" / "eval" / "questions.jsonl"
+
+SMALL_CORPUS = {
+    "solar.md": """---
+id: solar
+title: Solar panels
+source: https://example.org/solar
+published: 2024-05-01
+---
+
+# Solar panels
+
+Solar panels turn sunlight into electricity. Most panels on houses are made of silicon cells.
+
+## Cost
+
+A typical home system costs about $12,000 before subsidies. Prices fell by 40% in the U.S. and Europe since 2015.
+
+## Maintenance
+
+Panels need little care—rain washes most dust away. An inverter usually lasts ten years.
+""",
+    "bees.txt": """Honey bees live in colonies of up to 60,000 workers.
+
+The queen lays about 2,000 eggs a day in summer. Worker bees gather nectar and pollen from flowers.
+""",
+    "trains.md": """---
+id: trains
+title: High-speed trains
+---
+
+The Shinkansen opened in Japan in 1964. It connects Tokyo and Osaka.
+
+Modern high-speed trains run at 300 km/h on dedicated tracks.
+""",
+}
+
+
+def write_corpus(folder: Path, files: dict[str, str] = SMALL_CORPUS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def small_settings(tmp_path: Path) -> Settings:
+    """Settings over the small corpus with the fake encoder; nothing built yet."""
+    return Settings(
+        corpus_dir=write_corpus(tmp_path / "corpus"),
+        index_dir=tmp_path / "index",
+        model="hashing",
+        abstain_similarity=0.2,
+        abstain_coverage=0.5,
+    )
+
+
+@pytest.fixture
+def fake_encoder() -> HashingEncoder:
+    return HashingEncoder()
+
+
+@pytest.fixture
+def built_settings(small_settings: Settings, fake_encoder: HashingEncoder) -> Settings:
+    build_index(small_settings, fake_encoder)
+    return small_settings
+
+
+@pytest.fixture(scope="session")
+def real_encoder():  # noqa: ANN201
+    """The bundled all-MiniLM-L6-v2, loaded once for the session."""
+    return load_encoder(Settings().model)
+
+
+@pytest.fixture(scope="session")
+def article_settings(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Settings:  # noqa: ANN001
+    """An index of the repository's corpus/ built with the real model in a temp folder."""
+    work = tmp_path_factory.mktemp("article")
+    shutil.copytree(ROOT / "corpus", work / "corpus")
+    settings = Settings(corpus_dir=work / "corpus", index_dir=work / "index")
+    build_index(settings, real_encoder)
+    return settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A real `qa serve` (uvicorn) on a free loopback port, stopped by its pid."""
+
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = settings
+        self.log = settings.index_dir.parent / f"server-{self.port}.log"
+        full_env = {
+            **os.environ,
+            "QA_CORPUS_DIR": str(settings.corpus_dir),
+            "QA_INDEX_DIR": str(settings.index_dir),
+            "QA_MODEL": settings.model,
+            "HF_HUB_OFFLINE": "1",
+            **(env or {}),
+        }
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *(args or [])],
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready: {self.log.read_text()}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def article_server(article_settings: Settings) -> Iterator[Server]:
+    server = Server(article_settings)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

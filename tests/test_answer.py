@@ -1,0 +1,63 @@
+from qa.config import Settings
+from qa.encoder import HashingEncoder
+from qa.engine import Engine
+from qa.evaluate import grounding_violations
+
+
+def engine_for(settings: Settings) -> Engine:
+    engine = Engine(settings, HashingEncoder())
+    engine.load()
+    return engine
+
+
+def test_answers_with_the_sentence_that_holds_the_fact(built_settings: Settings) -> None:
+    result = engine_for(built_settings).ask("How many eggs does the queen lay each day?")
+    assert result.answered and result.reason is None
+    assert result.answer is not None
+    assert result.answer.text == "The queen lays about 2,000 eggs a day in summer."
+    assert result.citations[0].doc_id == "bees"
+    assert grounding_violations(engine_for(built_settings).index, result) == 0
+
+
+def test_refuses_off_topic_with_a_reason(built_settings: Settings) -> None:
+    result = engine_for(built_settings).ask("Who painted the Mona Lisa?")
+    assert not result.answered
+    assert result.answer is None and result.citations == []
+    assert result.reason and "no passage in the corpus answers this" in result.reason
+
+
+def test_citations_are_ranked_and_verbatim(built_settings: Settings) -> None:
+    engine = engine_for(built_settings)
+    result = engine.ask("When did the Shinkansen open in Japan?", top_k=3)
+    assert [c.rank for c in result.citations] == [1, 2, 3]
+    assert result.citations[0].doc_id == "trains"
+    assert result.citations[0].score >= result.citations[1].score
+    assert grounding_violations(engine.index, result) == 0
+
+
+def test_explain_reports_scores_thresholds_and_decision(built_settings: Settings) -> None:
+    result = engine_for(built_settings).ask("How much does a home solar system cost?", explain=True)
+    explain = result.explain
+    assert explain is not None
+    top = explain["candidates"][0]
+    assert {"dense", "dense_rank", "bm25", "bm25_rank", "fused", "sentence", "coverage"} <= set(top)
+    assert explain["thresholds"]["similarity"] == 0.2
+    assert explain["decision"].startswith("answered")
+    assert any(s["coverage"] > 0 for s in explain["sentences"])
+
+
+def test_unknown_words_are_named_when_refusing(built_settings: Settings) -> None:
+    result = engine_for(built_settings).ask("What is the warranty of solar panels in Brazil?", explain=True)
+    assert result.explain is not None
+    assert "brazil" in result.explain["unknown_terms"]
+
+
+def test_cache_returns_same_answer_and_clears_on_swap(built_settings: Settings) -> None:
+    engine = engine_for(built_settings)
+    first = engine.ask("Where does the Shinkansen run?")
+    again = engine.ask("  where does the SHINKANSEN run? ")
+    assert engine.cache_hits == 1
+    assert again.answer == first.answer and again.question == "  where does the SHINKANSEN run? "
+    engine.load()
+    engine.ask("Where does the Shinkansen run?")
+    assert engine.cache_hits == 1

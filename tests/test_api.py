@@ -1,0 +1,171 @@
+"""The HTTP API in-process (TestClient runs the lifespan) with the fake encoder."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qa.api import create_app
+from qa.config import Settings
+from qa.encoder import HashingEncoder
+
+
+@pytest.fixture
+def client(built_settings: Settings):  # noqa: ANN201
+    with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
+        yield client
+
+
+def test_ask_returns_a_grounded_cited_answer(client: TestClient) -> None:
+    response = client.post("/ask", json={"question": "How many eggs does the queen lay?", "top_k": 2})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["answered"] is True and body["reason"] is None
+    assert set(body) >= {"question", "answered", "answer", "citations", "reason", "index_fingerprint"}
+    assert len(body["citations"]) == 2
+    doc = client.get(f"/documents/{body['answer']['doc_id']}").json()
+    answer = body["answer"]
+    assert doc["text"][answer["start"] : answer["end"]] == answer["text"]
+    for citation in body["citations"]:
+        text = client.get(f"/documents/{citation['doc_id']}").json()["text"]
+        assert text[citation["start"] : citation["end"]] == citation["text"]
+        passage = client.get(f"/passages/{citation['passage_id']}").json()
+        assert passage["text"] == citation["text"]
+
+
+def test_refusal_shape(client: TestClient) -> None:
+    body = client.post("/ask", json={"question": "Who painted the Mona Lisa?"}).json()
+    assert body["answered"] is False and body["answer"] is None and body["citations"] == []
+    assert body["reason"]
+
+
+def test_explain_over_http(client: TestClient) -> None:
+    body = client.post("/ask", json={"question": "What does a home solar system cost?", "explain": True}).json()
+    assert body["explain"]["candidates"][0]["fused"] > 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"question": ""}, "question"),
+        ({"question": "   \n\t"}, "question"),
+        ({"question": "x" * 1001}, "question"),
+        ({"question": "bees?", "top_k": 0}, "top_k"),
+        ({"question": "bees?", "top_k": 21}, "top_k"),
+        ({"question": "bees?", "top_k": "3"}, "top_k"),
+        ({"question": 42}, "question"),
+        ({"question": ["a"]}, "question"),
+        ({}, "question"),
+        ({"question": "bees?", "explain": "yes"}, "explain"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(client: TestClient, payload: dict, field: str) -> None:
+    response = client.post("/ask", json=payload)
+    assert response.status_code == 422
+    assert field in str(response.json()["detail"])
+
+
+def test_malformed_json_and_wrong_body(client: TestClient) -> None:
+    response = client.post("/ask", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert client.post("/ask", json=["a list"]).status_code == 422
+
+
+def test_body_over_limit_is_413(client: TestClient) -> None:
+    response = client.post("/ask", content=b'{"question": "' + b"a" * 20000 + b'"}', headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_unknown_ids_are_404(client: TestClient) -> None:
+    assert client.get("/documents/nope").status_code == 404
+    assert client.get("/passages/nope:123").status_code == 404
+
+
+def test_documents_list_is_paginated(client: TestClient) -> None:
+    page = client.get("/documents", params={"limit": 2}).json()
+    assert page["total"] == 3 and [d["doc_id"] for d in page["documents"]] == ["bees", "solar"]
+    rest = client.get("/documents", params={"offset": 2, "limit": 2}).json()
+    assert [d["doc_id"] for d in rest["documents"]] == ["trains"]
+    assert client.get("/documents", params={"limit": 0}).status_code == 422
+
+
+def test_health_ready_and_headers(client: TestClient, built_settings: Settings) -> None:
+    health = client.get("/healthz")
+    assert health.json() == {"status": "ok"}
+    assert health.headers["x-content-type-options"] == "nosniff" and health.headers["x-request-id"]
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["passages"] > 0 and ready["model"] == "hashing-256"
+    assert ready["stale"] is False
+    (built_settings.corpus_dir / "bees.txt").write_text("Bees dance.", encoding="utf-8")
+    import time
+
+    time.sleep(2.1)  # readiness caches the corpus check for two seconds
+    assert client.get("/readyz").json()["stale"] is True
+
+
+def test_openapi_docs(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert "/ask" in client.get("/openapi.json").json()["paths"]
+
+
+def test_no_index_is_503_naming_the_command(small_settings: Settings) -> None:
+    with TestClient(create_app(small_settings, encoder=HashingEncoder())) as client:
+        response = client.post("/ask", json={"question": "bees?"})
+        assert response.status_code == 503 and "qa index" in response.json()["detail"]
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+
+
+def test_admin_reindex_needs_a_configured_token(built_settings: Settings) -> None:
+    with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
+        assert client.post("/admin/reindex").status_code == 404
+    settings = built_settings.model_copy(update={"admin_token": "s3cret"})
+    with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
+        assert client.post("/admin/reindex").status_code == 401
+        assert client.post("/admin/reindex", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        before = client.get("/readyz").json()["fingerprint"]
+        (settings.corpus_dir / "volcano.txt").write_text("Volcanoes erupt molten rock called lava.", encoding="utf-8")
+        report = client.post("/admin/reindex", headers={"Authorization": "Bearer s3cret"}).json()
+        assert report["documents_added"] == ["volcano"] and report["previous_fingerprint"] == before
+        assert client.get("/readyz").json()["fingerprint"] == report["fingerprint"] != before
+        body = client.post("/ask", json={"question": "What do volcanoes erupt?"}).json()
+        assert body["index_fingerprint"] == report["fingerprint"] and body["answer"]["doc_id"] == "volcano"
+
+
+def test_reindex_failure_keeps_serving(built_settings: Settings) -> None:
+    settings = built_settings.model_copy(update={"admin_token": "t"})
+    with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
+        before = client.get("/readyz").json()["fingerprint"]
+        (settings.corpus_dir / "broken.md").write_bytes(b"\xff\xfe")
+        response = client.post("/admin/reindex", headers={"Authorization": "Bearer t"})
+        assert response.status_code == 422 and "broken.md" in response.json()["detail"]
+        assert client.get("/readyz").json()["fingerprint"] == before
+        assert client.post("/ask", json={"question": "How many eggs does the queen lay?"}).status_code == 200
+
+
+def test_metrics_count_requests_and_outcomes(client: TestClient) -> None:
+    client.post("/ask", json={"question": "How many eggs does the queen lay?"})
+    client.post("/ask", json={"question": "How many eggs does the queen lay?"})
+    client.post("/ask", json={"question": "Who painted the Mona Lisa?"})
+    text = client.get("/metrics").text
+    assert 'qa_requests_total{route="/ask",status="200"} 3.0' in text
+    assert 'qa_answers_total{outcome="answered"} 2.0' in text
+    assert 'qa_answers_total{outcome="refused"} 1.0' in text
+    assert "qa_cache_hits_total 1.0" in text
+    assert "qa_index_age_seconds" in text and "qa_index_info{" in text
+
+
+def test_rate_limit_and_cors(built_settings: Settings) -> None:
+    settings = built_settings.model_copy(update={"rate_limit_per_minute": 2, "cors_origins": ["https://app.example"]})
+    with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
+        codes = [client.post("/ask", json={"question": "bees?"}).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        limited = client.post("/ask", json={"question": "bees?"})
+        assert int(limited.headers["retry-after"]) >= 1
+        preflight = client.options(
+            "/ask", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_cors_closed_by_default(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in response.headers

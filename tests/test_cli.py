@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from qa.cli import app
+from qa.config import Settings
+
+runner = CliRunner()
+
+
+def run(settings: Settings, *args: str):  # noqa: ANN201
+    env = {"QA_MODEL": "hashing", "QA_ABSTAIN_SIMILARITY": "0.2", "QA_ABSTAIN_COVERAGE": "0.5"}
+    return runner.invoke(app, [*args, "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)], env=env)
+
+
+def test_index_then_check_then_ask(small_settings: Settings) -> None:
+    missing = run(small_settings, "index", "--check")
+    assert missing.exit_code == 1 and "no index" in missing.output
+    built = run(small_settings, "index")
+    assert built.exit_code == 0 and "3 added" in built.output
+    assert run(small_settings, "index", "--check").exit_code == 0
+    again = run(small_settings, "index")
+    assert "up to date" in again.output
+    answer = run(small_settings, "ask", "How many eggs does the queen lay?", "--json", "--top-k", "2")
+    body = json.loads(answer.output)
+    assert body["answered"] and len(body["citations"]) == 2
+    (small_settings.corpus_dir / "bees.txt").write_text("Bees dance.", encoding="utf-8")
+    stale = run(small_settings, "index", "--check")
+    assert stale.exit_code == 1 and "corpus changed" in stale.output
+
+
+def test_ask_text_output_and_explain(built_settings: Settings) -> None:
+    result = run(built_settings, "ask", "When did the Shinkansen open?", "--explain")
+    assert result.exit_code == 0
+    assert "The Shinkansen opened in Japan in 1964." in result.output
+    assert "decision: answered" in result.output and "thresholds" in result.output
+
+
+def test_bad_input_exits_non_zero_with_a_message(built_settings: Settings, tmp_path: Path) -> None:
+    empty = run(built_settings, "ask", "   ")
+    assert empty.exit_code == 2 and "empty" in empty.output
+    assert run(built_settings, "ask", "x" * 1001).exit_code == 2
+    assert run(built_settings, "ask", "bees?", "--top-k", "0").exit_code == 2
+    (built_settings.corpus_dir / "bad.md").write_text("---\ntitle: [oops\n---\nText.", encoding="utf-8")
+    broken = run(built_settings, "index")
+    assert broken.exit_code == 1 and "bad.md: broken front matter" in broken.output
+    nothing = runner.invoke(app, ["ask", "bees?", "--index", str(tmp_path / "none")], env={"QA_MODEL": "hashing"})
+    assert nothing.exit_code == 1 and "qa index" in nothing.output
+
+
+def test_eval_prints_metrics(built_settings: Settings, tmp_path: Path) -> None:
+    eval_set = tmp_path / "set.jsonl"
+    rows = [
+        {"id": "1", "question": "How many eggs does the queen lay?", "answerable": True, "evidence": ["2,000 eggs a day"]},
+        {"id": "2", "question": "When did the Shinkansen open?", "answerable": True, "evidence": ["opened in Japan in 1964"]},
+        {"id": "3", "question": "Who painted the Mona Lisa?", "answerable": False, "kind": "off_topic"},
+    ]
+    eval_set.write_text("\n".join(json.dumps(r) for r in rows))
+    result = run(built_settings, "eval", "--set", str(eval_set), "--json")
+    metrics = json.loads(result.output)
+    assert metrics["hit@1"] == 1.0 and metrics["answered_rate"] == 1.0
+    assert metrics["abstention_by_kind"] == {"off_topic": 1.0}
+    assert metrics["grounding_violations"] == 0
+    eval_set.write_text('{"id": "1", "question": "q", "answerable": true, "evidence": ["not in any document"]}')
+    bad = run(built_settings, "eval", "--set", str(eval_set))
+    assert bad.exit_code == 1 and "evidence not found" in bad.output
+
+
+def test_console_script_help() -> None:
+    result = subprocess.run([sys.executable, "-m", "qa.cli", "--help"], capture_output=True, text=True, check=True)
+    for command in ("index", "ask", "serve", "eval", "calibrate", "bench"):
+        assert command in result.stdout

@@ -1,0 +1,121 @@
+import json
+import os
+import numpy as np
+import pytest
+
+from qa.config import Settings
+from qa.encoder import HashingEncoder
+from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
+from qa.index import build_index, check, load_index
+
+
+def test_build_writes_manifest_and_loads(built_settings: Settings) -> None:
+    index = load_index(built_settings.index_dir, HashingEncoder())
+    manifest = index.manifest
+    assert manifest["model"] == {"name": "hashing-256", "dim": 256}
+    assert set(manifest["documents"]) == {"solar", "bees", "trains"}
+    assert manifest["splitter"]["passage_max_chars"] == built_settings.passage_max_chars
+    assert manifest["passages"] == len(index.passages) == index.dense.ntotal
+    assert {"corpus_fingerprint", "fingerprint", "built_at", "format_version"} <= set(manifest)
+    norms = np.linalg.norm(index.passage_vectors, axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)
+    for p in index.passages:
+        assert index.documents[p.doc_id].text[p.start : p.end] == p.text
+
+
+def test_other_model_or_dimension_is_refused(built_settings: Settings) -> None:
+    with pytest.raises(IndexMismatch, match="built with model hashing-256 .*configured model is hashing-64"):
+        load_index(built_settings.index_dir, HashingEncoder(64))
+
+
+def test_missing_index(small_settings: Settings) -> None:
+    with pytest.raises(IndexMissing, match="qa index"):
+        load_index(small_settings.index_dir)
+    assert "no index" in (check(small_settings) or "")
+
+
+def test_stale_after_a_corpus_edit(built_settings: Settings) -> None:
+    assert check(built_settings) is None
+    (built_settings.corpus_dir / "bees.txt").write_text("Bees dance to share directions.", encoding="utf-8")
+    assert check(built_settings) == "the corpus changed since the index was built"
+
+
+def test_rebuild_reembeds_only_what_changed(built_settings: Settings) -> None:
+    encoder = HashingEncoder()
+    unchanged = build_index(built_settings, encoder)
+    assert unchanged.up_to_date and unchanged.texts_embedded == 0
+    path = built_settings.corpus_dir / "trains.md"
+    path.write_text(path.read_text().replace("300 km/h", "320 km/h"), encoding="utf-8")
+    report = build_index(built_settings, encoder)
+    assert report.documents_changed == ["trains"] and report.documents_unchanged == 2
+    assert report.passages_removed == 1 and report.passages_added == 1
+    assert report.texts_embedded == 2  # the edited passage and its edited sentence
+    assert len(report.removed_passage_ids) == 1 and report.removed_passage_ids[0].startswith("trains:")
+
+
+def test_failed_build_keeps_the_previous_index(built_settings: Settings) -> None:
+    before = load_index(built_settings.index_dir).fingerprint
+    (built_settings.corpus_dir / "new.txt").write_text("Fresh text about volcanoes.", encoding="utf-8")
+
+    class Exploding(HashingEncoder):
+        def encode(self, texts: list[str]) -> np.ndarray:
+            raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError):
+        build_index(built_settings, Exploding())
+    assert load_index(built_settings.index_dir).fingerprint == before
+    assert not list(built_settings.index_dir.glob(".tmp-*"))
+
+
+def test_bad_corpus_file_fails_build_without_touching_index(built_settings: Settings) -> None:
+    before = os.readlink(built_settings.index_dir / "current")
+    (built_settings.corpus_dir / "bad.txt").write_bytes(b"\xff\xfe broken")
+    with pytest.raises(Exception, match="bad.txt: not valid UTF-8"):
+        build_index(built_settings, HashingEncoder())
+    assert os.readlink(built_settings.index_dir / "current") == before
+
+
+def test_second_build_waits_or_stops_clearly(built_settings: Settings) -> None:
+    from filelock import FileLock
+
+    with FileLock(str(built_settings.index_dir / ".lock")):
+        with pytest.raises(IndexBusy, match="another `qa index`"):
+            build_index(built_settings, HashingEncoder(), lock_timeout=0.1)
+
+
+def test_corrupt_file_is_named(built_settings: Settings) -> None:
+    current = (built_settings.index_dir / "current").resolve()
+    (current / "dense.faiss").write_bytes(b"not a faiss index")
+    with pytest.raises(IndexCorrupt, match="dense.faiss"):
+        load_index(built_settings.index_dir)
+
+
+def test_truncated_passages_are_detected(built_settings: Settings) -> None:
+    current = (built_settings.index_dir / "current").resolve()
+    lines = (current / "passages.jsonl").read_text().splitlines()
+    (current / "passages.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(IndexCorrupt, match="dense.faiss"):
+        load_index(built_settings.index_dir)
+
+
+def test_old_builds_are_pruned(built_settings: Settings) -> None:
+    for i in range(3):
+        (built_settings.corpus_dir / "extra.txt").write_text(f"Version {i} of a note.", encoding="utf-8")
+        build_index(built_settings, HashingEncoder())
+    assert len(list((built_settings.index_dir / "builds").iterdir())) == 2
+    manifest = json.loads((built_settings.index_dir / "current" / "manifest.json").read_text())
+    assert "extra" in manifest["documents"]
+
+
+def test_hnsw_can_be_chosen(small_settings: Settings) -> None:
+    settings = small_settings.model_copy(update={"faiss_type": "hnsw"})
+    build_index(settings, HashingEncoder())
+    index = load_index(settings.index_dir)
+    assert index.manifest["faiss"]["type"] == "hnsw"
+    assert index.passage_vectors.shape[0] == len(index.passages)
+
+
+def test_auto_switches_to_hnsw_above_the_exact_limit(small_settings: Settings) -> None:
+    settings = small_settings.model_copy(update={"faiss_exact_max": 2})
+    build_index(settings, HashingEncoder())
+    assert load_index(settings.index_dir).manifest["faiss"]["type"] == "hnsw"

@@ -1,0 +1,105 @@
+"""With the real bundled model: the repository's corpus, a real uvicorn server, the evaluation set."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from qa.config import Settings
+from qa.engine import Engine
+from qa.evaluate import load_eval_set, run_eval
+from tests.conftest import EVAL_SET, Server
+
+pytestmark = pytest.mark.slow
+
+# Floors: measured values sit above these (see the README); a regression below them fails CI.
+FLOORS = {
+    "hit@1": 0.90,
+    "hit@3": 0.97,
+    "mrr": 0.93,
+    "answer_sentence_hit": 0.80,
+    "answered_rate": 0.90,
+    "abstention_rate": 0.85,
+}
+
+
+def check_grounded(client: httpx.Client, body: dict) -> None:
+    spans = list(body["citations"]) + ([body["answer"]] if body["answer"] else [])
+    for span in spans:
+        text = client.get(f"/documents/{span['doc_id']}").json()["text"]
+        assert text[span["start"] : span["end"]] == span["text"]
+
+
+def test_gigachat_over_http(article_server: Server) -> None:
+    with httpx.Client(base_url=article_server.url, timeout=30) as client:
+        body = client.post("/ask", json={"question": "Who developed GigaChat?"}).json()
+        assert body["answered"] is True
+        assert "Gigachat model developed by Sberbank" in body["answer"]["text"]
+        assert body["citations"][0]["passage_id"] == body["answer"]["passage_id"]
+        check_grounded(client, body)
+
+
+def test_every_eval_answer_is_grounded_over_http(article_server: Server) -> None:
+    items = load_eval_set(EVAL_SET)
+    with httpx.Client(base_url=article_server.url, timeout=30) as client:
+        for item in items[::3]:
+            body = client.post("/ask", json={"question": item.question, "top_k": 5}).json()
+            check_grounded(client, body)
+            if not body["answered"]:
+                assert body["answer"] is None and body["citations"] == [] and body["reason"]
+
+
+def test_off_topic_is_refused_over_http(article_server: Server) -> None:
+    with httpx.Client(base_url=article_server.url, timeout=30) as client:
+        body = client.post("/ask", json={"question": "How do I bake sourdough bread at home?"}).json()
+        assert body == {**body, "answered": False, "answer": None, "citations": []}
+        assert "no passage in the corpus answers this" in body["reason"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"question": ""}, {"question": "  "}, {"question": "q" * 1001}, {"question": "a", "top_k": 0},
+     {"question": "a", "top_k": 21}, {"question": 1}, {"question": "a", "top_k": 2.5}],
+)
+def test_bad_requests_are_4xx_over_http(article_server: Server, payload: dict) -> None:
+    response = httpx.post(article_server.url + "/ask", json=payload, timeout=30)
+    assert response.status_code == 422
+
+
+def test_unknown_ids_and_readiness_over_http(article_server: Server) -> None:
+    assert httpx.get(article_server.url + "/documents/unknown").status_code == 404
+    assert httpx.get(article_server.url + "/passages/unknown").status_code == 404
+    ready = httpx.get(article_server.url + "/readyz").json()
+    assert ready["stale"] is False and ready["passages"] > 5
+
+
+def test_server_without_index_answers_503(tmp_path) -> None:  # noqa: ANN001
+    from tests.conftest import write_corpus
+
+    settings = Settings(corpus_dir=write_corpus(tmp_path / "c"), index_dir=tmp_path / "none", model="hashing")
+    (tmp_path / "none").mkdir()
+    server = Server(settings)
+    try:
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(server.url + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        response = httpx.post(server.url + "/ask", json={"question": "bees?"}, timeout=10)
+        assert response.status_code == 503 and "qa index" in response.json()["detail"]
+    finally:
+        server.stop()
+
+
+def test_evaluation_floors(article_settings: Settings, real_encoder) -> None:  # noqa: ANN001
+    engine = Engine(article_settings, real_encoder)
+    engine.load()
+    metrics = run_eval(engine, load_eval_set(EVAL_SET))
+    assert metrics["grounding_violations"] == 0
+    assert metrics["abstention_by_kind"]["off_topic"] == 1.0
+    below = {k: (metrics[k], floor) for k, floor in FLOORS.items() if metrics[k] < floor}
+    assert not below, f"metrics below their floors: {below}"
