@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from qa.answer_type import expected_type, satisfies
 from qa.index import LoadedIndex
 from qa.passages import Passage
 from qa.retrieve import Candidate, Query
-from qa.terms import TermWeights, analyze, analyze_one
+from qa.terms import Lexicon, analyze, analyze_one
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
 SPAN_GAIN = 0.25
@@ -77,6 +78,27 @@ class SentenceScore:
     similarity: float
     coverage: float
     score: float
+    typed: bool  # holds a value of the type the question asks for (a number, a time), or none is asked
+
+
+def rerank(
+    index: LoadedIndex, query: Query, ranked: list[Candidate], depth: int, weight: float
+) -> list[Candidate]:
+    """Re-score the first ``depth`` candidates by their best answer sentence, so that a passage
+    holding one sentence that answers beats one that merely shares the topic."""
+    head, tail = ranked[:depth], ranked[depth:]
+    for candidate in head:
+        sentences = score_sentences(index, index.passages[candidate.position], candidate.position, query)
+        candidate.answer = max((s.score for s in sentences), default=0.0)
+        candidate.score = candidate.fused + weight * candidate.answer
+    head.sort(key=lambda c: -c.score)
+    floor = min((c.score for c in head), default=0.0)
+    for candidate in tail:  # stay below the reranked head
+        candidate.score = min(candidate.fused, floor)
+    reordered = head + tail
+    for rank, candidate in enumerate(reordered, start=1):
+        candidate.rank = rank
+    return reordered
 
 
 def answer(
@@ -90,17 +112,19 @@ def answer(
 ) -> Result:
     """Pick the answer span inside the best passage, or refuse when the evidence is too weak."""
     top = ranked[0] if ranked else None
-    coverage = index.terms.coverage(query.terms, index.passage_terms[top.position]) if top else 0.0
+    coverage = passage_coverage(index, query, top.position) if top else 0.0
     similarity = max(top.dense, top.sentence) if top else 0.0
-    answered, reason = _decide(index, query, top, similarity, coverage, thresholds)
-    span: Span | None = None
     sentence_scores: list[SentenceScore] = []
     if top is not None:
+        sentence_scores = score_sentences(index, index.passages[top.position], top.position, query)
+    typed = any(s.typed for s in sentence_scores)
+    answered, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
+    span: Span | None = None
+    if top is not None:
         passage = index.passages[top.position]
-        sentence_scores = score_sentences(index, passage, top.position, query)
         if answered:
             text = index.documents[passage.doc_id].text
-            start, end, score = choose_span(sentence_scores, text, index.terms, query)
+            start, end, score = choose_span(sentence_scores, text, index.lexicon, query)
             span = Span(
                 text=text[start:end],
                 doc_id=passage.doc_id,
@@ -117,11 +141,28 @@ def answer(
         citations=ranking if answered else [],
         reason=None if answered else reason,
         index_fingerprint=index.fingerprint,
-        signals={"similarity": similarity, "coverage": coverage, "fused": top.fused if top else 0.0},
+        signals={
+            "similarity": similarity,
+            "coverage": coverage,
+            "fused": top.fused if top else 0.0,
+            "answer_coverage": max((s.coverage for s in sentence_scores), default=0.0),
+            "answer_score": max((s.score for s in sentence_scores), default=0.0),
+            "typed": 1.0 if typed else 0.0,
+        },
         ranking=ranking,
     )
     if explain:
-        result.explain = _explanation(index, query, ranked[: max(top_k, 5)], sentence_scores, thresholds, similarity, coverage, reason, answered)
+        result.explain = _explanation(
+            index,
+            query,
+            ranked[: max(top_k, 5)],
+            sentence_scores,
+            thresholds,
+            similarity,
+            coverage,
+            reason,
+            answered,
+        )
     return result
 
 
@@ -131,11 +172,13 @@ def _decide(
     top: Candidate | None,
     similarity: float,
     coverage: float,
+    typed: bool,
     thresholds: Thresholds,
 ) -> tuple[bool, str]:
     if top is None:
         return False, "no passage in the corpus shares anything with the question"
-    unknown = index.terms.unknown(query.terms)
+    wanted = expected_type(query.text)
+    unknown = index.lexicon.unknown(query.terms)
     if similarity < thresholds.similarity:
         return False, (
             f"no passage in the corpus answers this: the closest passage has similarity "
@@ -146,6 +189,11 @@ def _decide(
         return False, (
             f"no passage in the corpus answers this: the closest passage covers {coverage:.0%} of the "
             f"question's key words, below the threshold {thresholds.coverage:.0%}{missing}"
+        )
+    if not typed:
+        return False, (
+            f"no passage in the corpus answers this: the question asks for a {wanted} and the closest "
+            f"passage gives none"
         )
     return True, (
         f"answered: the best passage has similarity {similarity:.2f} (threshold "
@@ -158,17 +206,26 @@ def score_sentences(index: LoadedIndex, passage: Passage, position: int, query: 
     """Each sentence: cosine with the question, and the share of the question's words it holds."""
     text = index.documents[passage.doc_id].text
     similarities = index.sentence_rows(position) @ query.vector
-    sentence_terms = analyze([text[s.start : s.end] for s in passage.sentences])
+    # The heading is the sentence's context ("Why is Putin forming an alliance?" over its answer).
+    heading_stems = set(analyze_one(passage.heading)) if passage.heading else set()
+    wanted = expected_type(query.text)
+    sentence_texts = [text[s.start : s.end] for s in passage.sentences]
     scores = []
-    for s, sim, terms in zip(passage.sentences, similarities, sentence_terms):
-        cov = index.terms.coverage(query.terms, terms)
-        scores.append(SentenceScore(s.start, s.end, float(sim), cov, 0.5 * float(sim) + 0.5 * cov))
+    for s, sim, stems, sentence in zip(
+        passage.sentences, similarities, analyze(sentence_texts), sentence_texts
+    ):
+        cov = index.lexicon.coverage(query.words, set(stems) | heading_stems, index.lexicon.ids(sentence))
+        typed = satisfies(wanted, sentence, query.text)
+        scores.append(SentenceScore(s.start, s.end, float(sim), cov, 0.5 * float(sim) + 0.5 * cov, typed))
     return scores
 
 
-def choose_span(scores: list[SentenceScore], text: str, terms: TermWeights, query: Query) -> tuple[int, int, float]:
+def choose_span(
+    scores: list[SentenceScore], text: str, lexicon: Lexicon, query: Query
+) -> tuple[int, int, float]:
     """The best sentence; joined with a neighbour when the pair covers clearly more of the question."""
-    best = int(np.argmax([s.score for s in scores]))
+    # Prefer sentences holding the kind of value asked for; any sentence when none does.
+    best = int(np.argmax([s.score + (1.0 if s.typed else 0.0) for s in scores]))
     start, end, score = scores[best].start, scores[best].end, scores[best].score
     if scores[best].coverage >= 1.0:
         return start, end, score
@@ -176,9 +233,16 @@ def choose_span(scores: list[SentenceScore], text: str, terms: TermWeights, quer
         if 0 <= other < len(scores):
             left, right = sorted((best, other))
             pair = text[scores[left].start : scores[right].end]
-            if terms.coverage(query.terms, analyze_one(pair)) - scores[best].coverage >= SPAN_GAIN:
+            pair_coverage = lexicon.coverage(query.words, set(analyze_one(pair)), lexicon.ids(pair))
+            if pair_coverage - scores[best].coverage >= SPAN_GAIN:
                 return scores[left].start, scores[right].end, score
     return start, end, score
+
+
+def passage_coverage(index: LoadedIndex, query: Query, position: int) -> float:
+    return index.lexicon.coverage(
+        query.words, index.passage_stems[position], index.passage_word_ids[position]
+    )
 
 
 def _citation(index: LoadedIndex, candidate: Candidate) -> Citation:
@@ -193,7 +257,7 @@ def _citation(index: LoadedIndex, candidate: Candidate) -> Citation:
         text=passage.text,
         start=passage.start,
         end=passage.end,
-        score=round(candidate.fused, 4),
+        score=round(candidate.score, 4),
     )
 
 
@@ -210,7 +274,7 @@ def _explanation(
 ) -> dict[str, Any]:
     return {
         "question_terms": query.terms,
-        "unknown_terms": index.terms.unknown(query.terms),
+        "unknown_terms": index.lexicon.unknown(query.terms),
         "candidates": [
             {
                 "rank": c.rank,
@@ -222,11 +286,15 @@ def _explanation(
                 "keyword": round(c.keyword, 4),
                 "sentence": round(c.sentence, 4),
                 "fused": round(c.fused, 4),
-                "coverage": round(index.terms.coverage(query.terms, index.passage_terms[c.position]), 4),
+                "answer_sentence": None if c.answer is None else round(c.answer, 4),
+                "score": round(c.score, 4),
+                "coverage": round(passage_coverage(index, query, c.position), 4),
             }
             for c in ranked
         ],
-        "sentences": [{k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(s).items()} for s in sentences],
+        "sentences": [
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(s).items()} for s in sentences
+        ],
         "signals": {"similarity": round(similarity, 4), "coverage": round(coverage, 4)},
         "thresholds": asdict(thresholds),
         "decision": reason,

@@ -93,7 +93,12 @@ def create_app(
     app.state.metrics = metrics
     app.middleware("http")(observe(metrics, RateLimiter(settings.rate_limit_per_minute)))
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["content-type", "authorization"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "authorization"],
+        )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
     _add_routes(app, settings, metrics)
@@ -247,15 +252,26 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     @app.post(
         "/admin/reindex",
         response_model=ReindexReport,
-        responses={401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+        responses={
+            401: {"model": Problem},
+            404: {"model": Problem},
+            409: {"model": Problem},
+            422: {"model": Problem},
+        },
     )
-    async def reindex(request: Request, authorization: Annotated[str | None, Header()] = None) -> ReindexReport:
+    async def reindex(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> ReindexReport:
         """Rebuild from the corpus and swap the new index in while serving. Needs QA_ADMIN_TOKEN."""
         if not settings.admin_token:
             raise HTTPException(404, "Not Found")
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
-            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.encode(), settings.admin_token.encode()
+        ):
+            raise HTTPException(
+                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
         engine: Engine = request.app.state.engine
         previous = engine.index.fingerprint if engine.ready else None
         try:

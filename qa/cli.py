@@ -12,7 +12,9 @@ import typer
 from qa.config import Settings
 from qa.errors import QAError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cited, extractive answers from a folder of documents.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Cited, extractive answers from a folder of documents."
+)
 bench_app = typer.Typer(no_args_is_help=True, help="External benchmarks.")
 app.add_typer(bench_app, name="bench")
 
@@ -54,7 +56,9 @@ def load_engine(settings: Settings, allow_missing: bool = False):  # noqa: ANN20
 def index(
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
-    check: Annotated[bool, typer.Option("--check", help="Only check: exit 1 with a reason when stale or missing.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check: exit 1 with a reason when stale or missing.")
+    ] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another build's lock.")] = 0.0,
 ) -> None:
     """Build or update the index (only changed documents are re-embedded)."""
@@ -86,7 +90,9 @@ def ask(
     index_dir: IndexOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=20, help="Citations to return.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print the /ask response body.")] = False,
-    explain: Annotated[bool, typer.Option("--explain", help="Show scores, thresholds and the decision.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show scores, thresholds and the decision.")
+    ] = False,
 ) -> None:
     """Answer one question from the index."""
     settings = settings_from(corpus, index_dir)
@@ -123,8 +129,12 @@ def _print_explanation(explain: dict) -> None:
     for s in explain["sentences"]:
         typer.echo(f"  {s['start']}-{s['end']} {s['similarity']:.3f} {s['coverage']:.2f} {s['score']:.3f}")
     t = explain["thresholds"]
-    typer.echo(f"thresholds ({t['source']}): similarity >= {t['similarity']:.3f}, coverage >= {t['coverage']:.2f}")
-    typer.echo(f"question terms: {', '.join(explain['question_terms'])}; unknown: {', '.join(explain['unknown_terms']) or '-'}")
+    typer.echo(
+        f"thresholds ({t['source']}): similarity >= {t['similarity']:.3f}, coverage >= {t['coverage']:.2f}"
+    )
+    typer.echo(
+        f"question terms: {', '.join(explain['question_terms'])}; unknown: {', '.join(explain['unknown_terms']) or '-'}"
+    )
     typer.echo(f"decision: {explain['decision']}")
 
 
@@ -134,7 +144,9 @@ def serve(
     index_dir: IndexOpt = None,
     host: Annotated[Optional[str], typer.Option(help="Bind address [env QA_HOST].")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port [env QA_PORT].")] = None,
-    watch: Annotated[bool, typer.Option("--watch", help="Reindex and reload when the corpus changes.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Reindex and reload when the corpus changes.")
+    ] = False,
 ) -> None:
     """Serve the HTTP API and the web page."""
     import uvicorn
@@ -147,7 +159,9 @@ def serve(
     except QAError as error:
         raise fail(str(error)) from None
     application = create_app(settings, engine=engine, watch=watch)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10
+    )
 
 
 @app.command("eval")
@@ -156,6 +170,9 @@ def evaluate(
     index_dir: IndexOpt = None,
     eval_set: Annotated[Path, typer.Option("--set", help="Evaluation set (JSONL).")] = DEFAULT_EVAL_SET,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    ablation: Annotated[
+        bool, typer.Option("--ablation", help="Also rebuild variants and show what each part adds.")
+    ] = False,
 ) -> None:
     """Run the evaluation set through the same path as /ask and print the metrics."""
     from qa.evaluate import format_metrics, load_eval_set, run_eval
@@ -163,7 +180,15 @@ def evaluate(
     settings = settings_from(corpus, index_dir)
     try:
         items = load_eval_set(eval_set)
-        metrics = run_eval(load_engine(settings), items)
+        engine = load_engine(settings)
+        metrics = run_eval(engine, items)
+        if ablation:
+            from qa.ablation import format_table, run_ablation
+
+            table = run_ablation(settings, engine.encoder, items)
+            metrics["ablation"] = {name: row for name, row in table}
+            if not as_json:
+                typer.echo(format_table(table) + "\n")
     except QAError as error:
         raise fail(str(error)) from None
     typer.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
@@ -174,7 +199,9 @@ def calibrate(
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
     eval_set: Annotated[Path, typer.Option("--set", help="Labelled set (JSONL).")] = DEFAULT_EVAL_SET,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; do not store the thresholds.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report only; do not store the thresholds.")
+    ] = False,
 ) -> None:
     """Fit the abstention thresholds on a labelled set and store them in the index manifest."""
     from qa.calibrate import fit, format_report
@@ -196,7 +223,9 @@ def calibrate(
 @bench_app.command("squad")
 def bench_squad(
     file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
-    work_dir: Annotated[Optional[Path], typer.Option(help="Where to build the benchmark index (default: a temp dir).")] = None,
+    work_dir: Annotated[
+        Optional[Path], typer.Option(help="Where to build the benchmark index (default: a temp dir).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

@@ -31,15 +31,21 @@ class Settings(BaseSettings):
 
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
     passage_max_chars: int = 700
+    # Embed and keyword-index each passage with its document title and section headings.
+    passage_context: bool = True
 
     # Retrieval: how many candidates each retriever hands to fusion, and how they are weighted.
     candidates: int = 50
-    dense_weight: float = 0.6
-    sentence_weight: float = 0.15
+    dense_weight: float = 0.7
+    sentence_weight: float = 0.2
+    # Second stage: the best candidates are re-scored by their best answer sentence.
+    rerank_depth: int = 10
+    rerank_weight: float = 0.5
     faiss_exact_max: int = Field(default=50_000, description="above this many passages use HNSW")
     # Abstention defaults, used until `qa calibrate` stores fitted values in the index manifest.
-    abstain_similarity: float = 0.35
-    abstain_coverage: float = 0.5
+    # These are what `qa calibrate` fits for the bundled all-MiniLM-L6-v2 on tests/eval/questions.jsonl.
+    abstain_similarity: float = 0.41
+    abstain_coverage: float = 0.51
     faiss_type: str = Field(default="auto", pattern="^(auto|flat|hnsw)$")
 
     # Service.

@@ -12,13 +12,13 @@ import unicodedata
 
 from cachetools import LRUCache
 
-from qa.answer import Result, Thresholds, answer
+from qa.answer import Result, Thresholds, answer, rerank
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import IndexMissing, QAError
 from qa.index import BuildReport, LoadedIndex, load_index
 from qa.retrieve import Mode, Query, Weights, search
-from qa.terms import analyze_one
+from qa.terms import QueryWord, analyze_one, content_words, stems
 
 
 def normalize_question(question: str) -> str:
@@ -69,9 +69,21 @@ class Engine:
             self._index = index
             self._cache.clear()
 
-    def query(self, question: str) -> Query:
-        vector = self.encoder.encode([question])[0]
-        return Query(text=question, vector=vector, terms=analyze_one(question))
+    def query(self, question: str, index: LoadedIndex) -> Query:
+        """Encode the question, and in the same encoder call its words the corpus does not use."""
+        words = content_words(question)
+        lexicon = index.lexicon
+        new_words = [w for w in words if w not in lexicon.word_ids]
+        vectors = self.encoder.encode([question, *new_words])
+        fresh = dict(zip(new_words, vectors[1:]))
+        word_vectors = [
+            lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in words
+        ]
+        query_words = [
+            QueryWord(w, s, v, lexicon.weigh(s, v, vectors[0]))
+            for w, s, v in zip(words, stems(words), word_vectors)
+        ]
+        return Query(text=question, vector=vectors[0], terms=analyze_one(question), words=query_words)
 
     def ask(
         self,
@@ -91,8 +103,10 @@ class Engine:
             if cached is not None:
                 self.cache_hits += 1
                 return dataclasses.replace(cached, question=question)
-        query = self.query(question)
+        query = self.query(question, index)
         ranked = search(index, query, candidates=self.settings.candidates, weights=self.weights, mode=mode)
+        if mode == "hybrid":
+            ranked = rerank(index, query, ranked, self.settings.rerank_depth, self.settings.rerank_weight)
         result = answer(
             index,
             query,

@@ -83,7 +83,11 @@ def grounding_violations(index: LoadedIndex, result: Result) -> int:
 def run_eval(engine: Engine, items: list[EvalItem], depth: int = 10) -> dict[str, Any]:
     """Ask every question (uncached) and compute retrieval, answer and abstention metrics."""
     index = engine.index
-    missing = [i.id for i in items if i.answerable and not any(evidence_in(d.text, i.evidence) for d in index.documents.values())]
+    missing = [
+        i.id
+        for i in items
+        if i.answerable and not any(evidence_in(d.text, i.evidence) for d in index.documents.values())
+    ]
     if missing:
         raise QAError(f"evidence not found verbatim in the corpus for: {', '.join(missing)}")
     latencies: list[float] = []
@@ -98,7 +102,9 @@ def run_eval(engine: Engine, items: list[EvalItem], depth: int = 10) -> dict[str
     return metrics_from(rows, latencies, violations)
 
 
-def metrics_from(rows: list[tuple[EvalItem, Result]], latencies: list[float], violations: int) -> dict[str, Any]:
+def metrics_from(
+    rows: list[tuple[EvalItem, Result]], latencies: list[float], violations: int
+) -> dict[str, Any]:
     answerable = [(i, r) for i, r in rows if i.answerable]
     unanswerable = [(i, r) for i, r in rows if not i.answerable]
 
@@ -122,7 +128,8 @@ def metrics_from(rows: list[tuple[EvalItem, Result]], latencies: list[float], vi
         "hit@3": round(sum(r is not None and r <= 3 for r in ranks) / n, 4),
         "mrr": round(sum(1 / r for r in ranks if r) / n, 4),
         "answer_sentence_hit": round(
-            sum(bool(r.answer) and answer_hit(r.answer.text, i.evidence) for i, r in answerable) / n, 4  # type: ignore[union-attr]
+            sum(bool(r.answer) and answer_hit(r.answer.text, i.evidence) for i, r in answerable) / n,
+            4,  # type: ignore[union-attr]
         ),
         "answered_rate": round(sum(r.answered for _, r in answerable) / n, 4),
         "correct_answered": round(

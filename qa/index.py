@@ -9,7 +9,8 @@ Layout of the index folder::
                      dense.faiss     passage vectors (normalised; inner product = cosine)
                      sentences.npy   sentence vectors (float16) for answer-sentence scoring
                      bm25/           bm25s keyword index over title + headings + passage
-                     terms.json      passage frequency of each keyword (for IDF-weighted coverage)
+                     lexicon.json    passage frequency of each stem, and the corpus' words
+                     words.npy       a vector per word (float16), for soft word coverage
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from qa.corpus import Document, corpus_fingerprint, load_corpus
 from qa.encoder import Encoder
 from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, QAError
 from qa.passages import Passage, Sentence, split_document
-from qa.terms import STEMMER_LANGUAGE, TermWeights, analyze
+from qa.terms import STEMMER_LANGUAGE, Lexicon, analyze, content_words
 
 FORMAT_VERSION = 1
 KEEP_BUILDS = 2  # the current build and the one before it
@@ -54,8 +55,9 @@ class LoadedIndex:
     sentence_vectors: np.ndarray
     sentence_offsets: np.ndarray  # passage i owns sentence rows [offsets[i], offsets[i + 1])
     bm25: bm25s.BM25
-    terms: TermWeights
-    passage_terms: list[set[str]] = field(default_factory=list)
+    lexicon: Lexicon
+    passage_stems: list[set[str]] = field(default_factory=list)  # stems of title + headings + text
+    passage_word_ids: list[np.ndarray] = field(default_factory=list)  # their words in the lexicon
     positions: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -110,7 +112,16 @@ def _sha(text: str) -> str:
 
 
 def splitter_settings(settings: Settings) -> dict[str, object]:
-    return {"passage_max_chars": settings.passage_max_chars, "sentences": "pysbd", "version": 1}
+    return {
+        "passage_max_chars": settings.passage_max_chars,
+        "passage_context": settings.passage_context,
+        "sentences": "pysbd",
+        "version": 1,
+    }
+
+
+def retrieval_text(passage: Passage, title: str, with_context: bool) -> str:
+    return passage.context(title) if with_context else passage.text
 
 
 def current_path(index_dir: Path) -> Path:
@@ -200,13 +211,25 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
     dense = read("dense.faiss", lambda f: faiss.read_index(str(f)))
     sentence_vectors = read("sentences.npy", lambda f: np.load(f, allow_pickle=False))
     bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
-    terms = read("terms.json", lambda f: json.loads(f.read_text(encoding="utf-8")))
+    lexicon_data = read("lexicon.json", lambda f: json.loads(f.read_text(encoding="utf-8")))
+    word_vectors = read("words.npy", lambda f: np.load(f, allow_pickle=False))
     assert isinstance(dense, faiss.Index) and isinstance(sentence_vectors, np.ndarray)
     n_sentences = sum(len(p.sentences) for p in passages)
     if dense.ntotal != len(passages) or dense.d != manifest["model"]["dim"]:
         raise IndexCorrupt(path / "dense.faiss", f"{dense.ntotal} vectors for {len(passages)} passages")
     if sentence_vectors.shape != (n_sentences, dense.d):
         raise IndexCorrupt(path / "sentences.npy", f"shape {sentence_vectors.shape}")
+    assert isinstance(lexicon_data, dict) and isinstance(word_vectors, np.ndarray)
+    if word_vectors.shape != (len(lexicon_data["words"]), dense.d):
+        raise IndexCorrupt(path / "words.npy", f"shape {word_vectors.shape}")
+    lexicon = Lexicon(
+        lexicon_data["doc_freq"],
+        lexicon_data["n_docs"],
+        lexicon_data["words"],
+        word_vectors.astype(np.float32),
+    )
+    with_context = bool(manifest["splitter"].get("passage_context", True))
+    contexts = [retrieval_text(p, documents[p.doc_id].title, with_context) for p in passages]
     if isinstance(dense, faiss.IndexHNSW):
         dense.hnsw.efSearch = max(dense.hnsw.efSearch, 128)
     offsets = np.zeros(len(passages) + 1, dtype=np.int64)
@@ -217,12 +240,15 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
         documents=documents,
         passages=passages,
         dense=dense,
-        passage_vectors=dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32),
+        passage_vectors=dense.reconstruct_n(0, dense.ntotal)
+        if dense.ntotal
+        else np.zeros((0, dense.d), np.float32),
         sentence_vectors=sentence_vectors.astype(np.float32),
         sentence_offsets=offsets,
         bm25=bm25,  # type: ignore[arg-type]
-        terms=TermWeights(terms["doc_freq"], terms["n_docs"]),  # type: ignore[index]
-        passage_terms=[set(t) for t in analyze([p.context(documents[p.doc_id].title) for p in passages])],
+        lexicon=lexicon,
+        passage_stems=[set(t) for t in analyze(contexts)],
+        passage_word_ids=[lexicon.ids(c) for c in contexts],
     )
 
 
@@ -273,7 +299,9 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
         old_hashes = {k: v["hash"] for k, v in previous.manifest["documents"].items()}
 
     fingerprint = _sha(
-        json.dumps([encoder.name, splitter, sorted((d.doc_id, d.content_hash) for d in documents)])
+        json.dumps(
+            [FORMAT_VERSION, encoder.name, splitter, sorted((d.doc_id, d.content_hash) for d in documents)]
+        )
     )
     report = BuildReport(fingerprint=fingerprint)
     new_ids = {d.doc_id for d in documents}
@@ -287,7 +315,9 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
     report.documents_removed = sorted(set(old_hashes) - new_ids)
     if previous is not None and previous.fingerprint == fingerprint:
         if previous.manifest.get("corpus_fingerprint") != fingerprint_of_corpus:
-            _rewrite_manifest(previous.path, {**previous.manifest, "corpus_fingerprint": fingerprint_of_corpus})
+            _rewrite_manifest(
+                previous.path, {**previous.manifest, "corpus_fingerprint": fingerprint_of_corpus}
+            )
         report.up_to_date = True
         report.passages_kept = len(previous.passages)
         report.total_seconds = time.perf_counter() - started
@@ -295,7 +325,7 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
 
     passages = [p for d in documents for p in split_document(d, settings.passage_max_chars)]
     titles = {d.doc_id: d.title for d in documents}
-    contexts = [p.context(titles[p.doc_id]) for p in passages]
+    contexts = [retrieval_text(p, titles[p.doc_id], settings.passage_context) for p in passages]
     texts = {d.doc_id: d.text for d in documents}
     sentence_texts = [texts[p.doc_id][s.start : s.end] for p in passages for s in p.sentences]
 
@@ -303,11 +333,15 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
     if previous is not None and old_hashes:
         old_titles = {k: d.title for k, d in previous.documents.items()}
         for i, p in enumerate(previous.passages):
-            reuse["p" + _sha(p.context(old_titles[p.doc_id]))] = previous.passage_vectors[i]
+            reuse["p" + _sha(retrieval_text(p, old_titles[p.doc_id], settings.passage_context))] = (
+                previous.passage_vectors[i]
+            )
             doc_text = previous.documents[p.doc_id].text
             rows = previous.sentence_rows(i)
             for s, vector in zip(p.sentences, rows):
                 reuse["s" + _sha(doc_text[s.start : s.end])] = vector
+        for word, vector in zip(previous.lexicon.words, previous.lexicon.vectors):
+            reuse["w" + _sha(word)] = vector
         old_ids = {p.passage_id for p in previous.passages}
         new_passage_ids = {p.passage_id for p in passages}
         report.removed_passage_ids = sorted(old_ids - new_passage_ids)
@@ -320,10 +354,12 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
     embed_started = time.perf_counter()
     passage_vectors = _embed(encoder, contexts, "p", reuse, report, settings, progress, "passages")
     sentence_vectors = _embed(encoder, sentence_texts, "s", reuse, report, settings, progress, "sentences")
+    words = sorted({w for c in contexts for w in content_words(c)})
+    word_vectors = _embed(encoder, words, "w", reuse, report, settings, progress, "words")
     report.embed_seconds = time.perf_counter() - embed_started
 
     tokens = analyze(contexts)
-    terms = TermWeights.from_tokens(tokens)
+    doc_freq, n_docs = Lexicon.count(tokens)
     faiss_type = _faiss_type(settings, len(passages))
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -332,8 +368,7 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
         "keywords": {"stemmer": STEMMER_LANGUAGE, "stopwords": "nltk-english"},
         "faiss": {"type": faiss_type},
         "documents": {
-            d.doc_id: {"hash": d.content_hash, "path": d.path, "title": d.title}
-            for d in documents
+            d.doc_id: {"hash": d.content_hash, "path": d.path, "title": d.title} for d in documents
         },
         "corpus_fingerprint": fingerprint_of_corpus,
         "fingerprint": fingerprint,
@@ -342,7 +377,19 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
         "sentences": len(sentence_texts),
         "calibration": _carried_calibration(previous, encoder),
     }
-    _write_build(settings.index_dir, manifest, documents, passages, passage_vectors, sentence_vectors, tokens, terms, faiss_type)
+    lexicon = {"doc_freq": doc_freq, "n_docs": n_docs, "words": words}
+    _write_build(
+        settings.index_dir,
+        manifest,
+        documents,
+        passages,
+        passage_vectors,
+        sentence_vectors,
+        word_vectors,
+        tokens,
+        lexicon,
+        faiss_type,
+    )
     report.total_seconds = time.perf_counter() - started
     return report
 
@@ -414,8 +461,9 @@ def _write_build(
     passages: list[Passage],
     passage_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    word_vectors: np.ndarray,
     tokens: list[list[str]],
-    terms: TermWeights,
+    lexicon: dict,
     faiss_type: str,
 ) -> None:
     """Write every file into a temporary folder, then rename it and repoint ``current``."""
@@ -443,10 +491,11 @@ def _write_build(
         # bm25s rejects an empty vocabulary; a passage of only stop words still needs a row.
         bm25.index([t or [""] for t in tokens], show_progress=False)
         bm25.save(str(tmp / "bm25"))
-        (tmp / "terms.json").write_text(
-            json.dumps({"doc_freq": terms.doc_freq, "n_docs": terms.n_docs}), encoding="utf-8"
+        (tmp / "lexicon.json").write_text(json.dumps(lexicon, ensure_ascii=False), encoding="utf-8")
+        np.save(tmp / "words.npy", word_vectors.astype(np.float16))
+        (tmp / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
         )
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _fsync_tree(tmp)
         name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{manifest['fingerprint'][:8]}"
         final = builds / name

@@ -47,9 +47,15 @@ class Metrics:
         )
         self.answers = Counter("qa_answers", "Questions by outcome", ["outcome"], registry=self.registry)
         self.cache_hits = Counter("qa_cache_hits", "Answers served from the cache", registry=self.registry)
-        self.index_info = Gauge("qa_index_info", "The index being served", ["fingerprint", "model"], registry=self.registry)
-        self.index_age = Gauge("qa_index_age_seconds", "Seconds since the served index was built", registry=self.registry)
-        self.index_passages = Gauge("qa_index_passages", "Passages in the served index", registry=self.registry)
+        self.index_info = Gauge(
+            "qa_index_info", "The index being served", ["fingerprint", "model"], registry=self.registry
+        )
+        self.index_age = Gauge(
+            "qa_index_age_seconds", "Seconds since the served index was built", registry=self.registry
+        )
+        self.index_passages = Gauge(
+            "qa_index_passages", "Passages in the served index", registry=self.registry
+        )
         self.reloads = Counter("qa_reloads", "Index reloads by outcome", ["outcome"], registry=self.registry)
 
 
@@ -119,7 +125,9 @@ class RateLimiter:
             return (1.0 - tokens) / rate
 
 
-def observe(metrics: Metrics, limiter: RateLimiter) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+def observe(
+    metrics: Metrics, limiter: RateLimiter
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     """One middleware: request id, rate limit, security headers, metrics and one JSON log line."""
 
     async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -138,7 +146,9 @@ def observe(metrics: Metrics, limiter: RateLimiter) -> Callable[[Request, Callab
             response = await call_next(request)
         elapsed = time.perf_counter() - started
         route = request.scope.get("route")
-        label = getattr(route, "path", None) or ("unmatched" if response.status_code == 404 else request.url.path)
+        label = getattr(route, "path", None) or (
+            "unmatched" if response.status_code == 404 else request.url.path
+        )
         metrics.requests.labels(label, str(response.status_code)).inc()
         metrics.latency.labels(label).observe(elapsed)
         response.headers["X-Request-ID"] = request_id

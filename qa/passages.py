@@ -172,9 +172,7 @@ def _trimmed_pieces(segment: str, left: int, right: int, max_chars: int) -> list
         return [(left, right)]
     cut = segment.rfind(" ", left + max_chars // 2, left + max_chars)
     cut = cut if cut > left else left + max_chars
-    return _trimmed_pieces(segment, left, cut, max_chars) + _trimmed_pieces(
-        segment, cut, right, max_chars
-    )
+    return _trimmed_pieces(segment, left, cut, max_chars) + _trimmed_pieces(segment, cut, right, max_chars)
 
 
 def _pack(sentences: list[tuple[int, int]], max_chars: int) -> Iterator[list[tuple[int, int]]]:

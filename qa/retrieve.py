@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from qa.index import LoadedIndex
+from qa.terms import QueryWord
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -18,7 +19,8 @@ class Query:
 
     text: str
     vector: np.ndarray  # normalised, shape (dim,)
-    terms: list[str]  # stemmed content words
+    terms: list[str]  # stemmed content words, for BM25
+    words: list[QueryWord] = field(default_factory=list)  # content words with vectors, for coverage
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,9 @@ class Candidate:
     fused: float
     dense_rank: int | None = None  # 1-based rank in the dense list, None when not retrieved
     bm25_rank: int | None = None
-    rank: int = 0  # 1-based rank after fusion
+    rank: int = 0  # 1-based rank after fusion (and reranking)
+    answer: float | None = None  # best answer-sentence score, when reranked
+    score: float = 0.0  # final score: fused, plus the reranking term
 
 
 def search(
@@ -99,6 +103,7 @@ def search(
                 dense_rank=dense_rank.get(position),
                 bm25_rank=bm25_rank.get(position),
                 rank=rank,
+                score=float(fused[j]),
             )
         )
     return ranked

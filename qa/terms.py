@@ -1,18 +1,29 @@
-"""Keyword analysis shared by the BM25 index and answer scoring: lowercase, stop words, Snowball stems."""
+"""Keyword analysis shared by the BM25 index and answer scoring: lowercase, stop words, Snowball stems,
+and the soft word coverage that tells whether a passage speaks of what the question asks."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import bm25s
+import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 STEMMER_LANGUAGE = "english"
 # The NLTK English list: it includes question words (who, what, how), which carry no topic.
 STOPWORDS = list(STOPWORDS_EN_PLUS)
+_STOPSET = frozenset(STOPWORDS)
+_WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s' token pattern
+
+# A question word missing from a passage counts as present in proportion to its best cosine with a
+# word of the passage: not at all below SOFT_LOW, fully from SOFT_HIGH ("centres" ~ "centers").
+SOFT_LOW = 0.5
+SOFT_HIGH = 0.8
 
 
 @lru_cache(maxsize=1)
@@ -32,36 +43,76 @@ def analyze_one(text: str) -> list[str]:
     return analyze([text])[0]
 
 
-class TermWeights:
-    """Inverse document frequency over passages; a word the corpus never uses weighs the most."""
+def content_words(text: str) -> list[str]:
+    """Lowercased words of ``text`` that are not stop words, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if word not in _STOPSET:
+            seen.setdefault(word, None)
+    return list(seen)
 
-    def __init__(self, doc_freq: dict[str, int], n_docs: int) -> None:
+
+def stems(words: list[str]) -> list[str]:
+    return _stemmer().stemWords(words)
+
+
+@dataclass(frozen=True)
+class QueryWord:
+    word: str
+    stem: str
+    vector: np.ndarray
+    weight: float  # how much the word matters: rarity in the corpus times closeness to the question
+
+
+class Lexicon:
+    """The corpus vocabulary: passage frequency of each stem (IDF) and a vector for each word."""
+
+    def __init__(self, doc_freq: dict[str, int], n_docs: int, words: list[str], vectors: np.ndarray) -> None:
         self.doc_freq = doc_freq
         self.n_docs = max(n_docs, 1)
+        self.words = words
+        self.word_ids = {w: i for i, w in enumerate(words)}
+        self.vectors = vectors
 
-    @classmethod
-    def from_tokens(cls, token_lists: Iterable[list[str]]) -> TermWeights:
+    @staticmethod
+    def count(token_lists: Iterable[list[str]]) -> tuple[dict[str, int], int]:
         doc_freq: dict[str, int] = {}
         n = 0
         for tokens in token_lists:
             n += 1
             for token in set(tokens):
                 doc_freq[token] = doc_freq.get(token, 0) + 1
-        return cls(doc_freq, n)
+        return doc_freq, n
 
     def idf(self, term: str) -> float:
-        # Smoothed so that a word in every passage still counts a little.
+        # Smoothed so that a word in every passage still counts a little; unknown words weigh most.
         return math.log(1.0 + (self.n_docs + 1) / (self.doc_freq.get(term, 0) + 0.5))
 
-    def coverage(self, query_terms: list[str], text_terms: Iterable[str]) -> float:
-        """Share of the query's IDF mass present in ``text_terms`` (1.0 when the query has no terms)."""
-        unique = set(query_terms)
-        total = sum(self.idf(t) for t in unique)
-        if total == 0:
-            return 1.0
-        present = set(text_terms)
-        return sum(self.idf(t) for t in unique if t in present) / total
-
-    def unknown(self, query_terms: list[str]) -> list[str]:
-        """Query words the corpus never uses."""
+    def unknown(self, query_terms: Iterable[str]) -> list[str]:
+        """Query stems the corpus never uses."""
         return sorted({t for t in query_terms if t not in self.doc_freq})
+
+    def weigh(self, stem: str, word_vector: np.ndarray, question_vector: np.ndarray) -> float:
+        """IDF times the word's cosine with the whole question: "budget" in "What is the budget of
+        the task force?" weighs much more than "bring" in "How much will AI bring to the economy?"."""
+        return self.idf(stem) * max(0.05, float(word_vector @ question_vector))
+
+    def ids(self, text: str) -> np.ndarray:
+        return np.array([self.word_ids[w] for w in content_words(text) if w in self.word_ids], dtype=np.int64)
+
+    def coverage(self, query: list[QueryWord], text_stems: set[str], text_word_ids: np.ndarray) -> float:
+        """IDF-weighted share of the question's words the text holds: exactly (same stem) or softly
+        (a word of the text close in meaning). 1.0 for a question without content words."""
+        if not query:
+            return 1.0
+        total = covered = 0.0
+        candidates = self.vectors[text_word_ids] if len(text_word_ids) else None
+        for word in query:
+            weight = word.weight
+            total += weight
+            if word.stem in text_stems:
+                covered += weight
+            elif candidates is not None:
+                best = float((candidates @ word.vector).max())
+                covered += weight * min(1.0, max(0.0, (best - SOFT_LOW) / (SOFT_HIGH - SOFT_LOW)))
+        return covered / total if total else 1.0

@@ -113,7 +113,9 @@ def free_port() -> int:
 class Server:
     """A real `qa serve` (uvicorn) on a free loopback port, stopped by its pid."""
 
-    def __init__(self, settings: Settings, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = settings
@@ -128,7 +130,17 @@ class Server:
         }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *(args or [])],
+                [
+                    sys.executable,
+                    "-m",
+                    "qa.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    *(args or []),
+                ],
                 env=full_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -38,7 +38,9 @@ def test_refusal_shape(client: TestClient) -> None:
 
 
 def test_explain_over_http(client: TestClient) -> None:
-    body = client.post("/ask", json={"question": "What does a home solar system cost?", "explain": True}).json()
+    body = client.post(
+        "/ask", json={"question": "What does a home solar system cost?", "explain": True}
+    ).json()
     assert body["explain"]["candidates"][0]["fused"] > 0
 
 
@@ -70,7 +72,9 @@ def test_malformed_json_and_wrong_body(client: TestClient) -> None:
 
 
 def test_body_over_limit_is_413(client: TestClient) -> None:
-    response = client.post("/ask", content=b'{"question": "' + b"a" * 20000 + b'"}', headers={"content-type": "application/json"})
+    response = client.post(
+        "/ask", content=b'{"question": "' + b"a" * 20000 + b'"}', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
 
 
@@ -122,7 +126,9 @@ def test_admin_reindex_needs_a_configured_token(built_settings: Settings) -> Non
         assert client.post("/admin/reindex").status_code == 401
         assert client.post("/admin/reindex", headers={"Authorization": "Bearer wrong"}).status_code == 401
         before = client.get("/readyz").json()["fingerprint"]
-        (settings.corpus_dir / "volcano.txt").write_text("Volcanoes erupt molten rock called lava.", encoding="utf-8")
+        (settings.corpus_dir / "volcano.txt").write_text(
+            "Volcanoes erupt molten rock called lava.", encoding="utf-8"
+        )
         report = client.post("/admin/reindex", headers={"Authorization": "Bearer s3cret"}).json()
         assert report["documents_added"] == ["volcano"] and report["previous_fingerprint"] == before
         assert client.get("/readyz").json()["fingerprint"] == report["fingerprint"] != before
@@ -154,7 +160,9 @@ def test_metrics_count_requests_and_outcomes(client: TestClient) -> None:
 
 
 def test_rate_limit_and_cors(built_settings: Settings) -> None:
-    settings = built_settings.model_copy(update={"rate_limit_per_minute": 2, "cors_origins": ["https://app.example"]})
+    settings = built_settings.model_copy(
+        update={"rate_limit_per_minute": 2, "cors_origins": ["https://app.example"]}
+    )
     with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
         codes = [client.post("/ask", json={"question": "bees?"}).status_code for _ in range(3)]
         assert codes == [200, 200, 429]

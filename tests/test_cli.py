@@ -13,7 +13,9 @@ runner = CliRunner()
 
 def run(settings: Settings, *args: str):  # noqa: ANN201
     env = {"QA_MODEL": "hashing", "QA_ABSTAIN_SIMILARITY": "0.2", "QA_ABSTAIN_COVERAGE": "0.5"}
-    return runner.invoke(app, [*args, "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)], env=env)
+    return runner.invoke(
+        app, [*args, "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)], env=env
+    )
 
 
 def test_index_then_check_then_ask(small_settings: Settings) -> None:
@@ -47,15 +49,27 @@ def test_bad_input_exits_non_zero_with_a_message(built_settings: Settings, tmp_p
     (built_settings.corpus_dir / "bad.md").write_text("---\ntitle: [oops\n---\nText.", encoding="utf-8")
     broken = run(built_settings, "index")
     assert broken.exit_code == 1 and "bad.md: broken front matter" in broken.output
-    nothing = runner.invoke(app, ["ask", "bees?", "--index", str(tmp_path / "none")], env={"QA_MODEL": "hashing"})
+    nothing = runner.invoke(
+        app, ["ask", "bees?", "--index", str(tmp_path / "none")], env={"QA_MODEL": "hashing"}
+    )
     assert nothing.exit_code == 1 and "qa index" in nothing.output
 
 
 def test_eval_prints_metrics(built_settings: Settings, tmp_path: Path) -> None:
     eval_set = tmp_path / "set.jsonl"
     rows = [
-        {"id": "1", "question": "How many eggs does the queen lay?", "answerable": True, "evidence": ["2,000 eggs a day"]},
-        {"id": "2", "question": "When did the Shinkansen open?", "answerable": True, "evidence": ["opened in Japan in 1964"]},
+        {
+            "id": "1",
+            "question": "How many eggs does the queen lay?",
+            "answerable": True,
+            "evidence": ["2,000 eggs a day"],
+        },
+        {
+            "id": "2",
+            "question": "When did the Shinkansen open?",
+            "answerable": True,
+            "evidence": ["opened in Japan in 1964"],
+        },
         {"id": "3", "question": "Who painted the Mona Lisa?", "answerable": False, "kind": "off_topic"},
     ]
     eval_set.write_text("\n".join(json.dumps(r) for r in rows))
@@ -64,12 +78,16 @@ def test_eval_prints_metrics(built_settings: Settings, tmp_path: Path) -> None:
     assert metrics["hit@1"] == 1.0 and metrics["answered_rate"] == 1.0
     assert metrics["abstention_by_kind"] == {"off_topic": 1.0}
     assert metrics["grounding_violations"] == 0
-    eval_set.write_text('{"id": "1", "question": "q", "answerable": true, "evidence": ["not in any document"]}')
+    eval_set.write_text(
+        '{"id": "1", "question": "q", "answerable": true, "evidence": ["not in any document"]}'
+    )
     bad = run(built_settings, "eval", "--set", str(eval_set))
     assert bad.exit_code == 1 and "evidence not found" in bad.output
 
 
 def test_console_script_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "qa.cli", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("index", "ask", "serve", "eval", "calibrate", "bench"):
         assert command in result.stdout

@@ -47,7 +47,9 @@ def test_ids_are_stable_and_derived_from_paths(tmp_path: Path) -> None:
         ("badid.md", b"---\nid: 'has spaces'\n---\nBody.", "invalid id"),
     ],
 )
-def test_bad_files_are_named_with_the_problem(tmp_path: Path, name: str, content: bytes, problem: str) -> None:
+def test_bad_files_are_named_with_the_problem(
+    tmp_path: Path, name: str, content: bytes, problem: str
+) -> None:
     write_corpus(tmp_path)
     (tmp_path / name).write_bytes(content)
     with pytest.raises(CorpusError) as error:

@@ -49,7 +49,7 @@ def test_rebuild_reembeds_only_what_changed(built_settings: Settings) -> None:
     report = build_index(built_settings, encoder)
     assert report.documents_changed == ["trains"] and report.documents_unchanged == 2
     assert report.passages_removed == 1 and report.passages_added == 1
-    assert report.texts_embedded == 2  # the edited passage and its edited sentence
+    assert report.texts_embedded == 3  # the edited passage, its edited sentence and the new word "320"
     assert len(report.removed_passage_ids) == 1 and report.removed_passage_ids[0].startswith("trains:")
 
 

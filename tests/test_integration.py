@@ -14,12 +14,12 @@ pytestmark = pytest.mark.slow
 
 # Floors: measured values sit above these (see the README); a regression below them fails CI.
 FLOORS = {
-    "hit@1": 0.90,
-    "hit@3": 0.97,
-    "mrr": 0.93,
-    "answer_sentence_hit": 0.80,
-    "answered_rate": 0.90,
-    "abstention_rate": 0.85,
+    "hit@1": 0.85,
+    "hit@3": 0.95,
+    "mrr": 0.90,
+    "answer_sentence_hit": 0.75,
+    "answered_rate": 0.85,
+    "abstention_rate": 0.88,
 }
 
 
@@ -58,8 +58,15 @@ def test_off_topic_is_refused_over_http(article_server: Server) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{"question": ""}, {"question": "  "}, {"question": "q" * 1001}, {"question": "a", "top_k": 0},
-     {"question": "a", "top_k": 21}, {"question": 1}, {"question": "a", "top_k": 2.5}],
+    [
+        {"question": ""},
+        {"question": "  "},
+        {"question": "q" * 1001},
+        {"question": "a", "top_k": 0},
+        {"question": "a", "top_k": 21},
+        {"question": 1},
+        {"question": "a", "top_k": 2.5},
+    ],
 )
 def test_bad_requests_are_4xx_over_http(article_server: Server, payload: dict) -> None:
     response = httpx.post(article_server.url + "/ask", json=payload, timeout=30)

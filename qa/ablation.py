@@ -1,0 +1,129 @@
+"""What each part of retrieval adds: the evaluation set run against variants of the method.
+
+Each variant is built into a temporary index from the same corpus with the same model, and asked
+the answerable questions of the evaluation set through the same engine as /ask.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from qa.config import Settings
+from qa.encoder import Encoder
+from qa.engine import Engine
+from qa.evaluate import EvalItem, answer_hit, evidence_in
+from qa.index import build_index, retrieval_text
+from qa.retrieve import Mode
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    mode: Mode = "hybrid"
+    context: bool = True
+    sentence_weight: float | None = None
+    rerank: bool = True
+
+
+VARIANTS = [
+    Variant("dense only, passage text", mode="dense", context=False),
+    Variant("dense only, with title and headings", mode="dense"),
+    Variant("BM25 only (stems, stop words), with title and headings", mode="bm25"),
+    Variant("dense + BM25 fusion, passage text only", context=False, sentence_weight=0.0, rerank=False),
+    Variant("dense + BM25 fusion, with title and headings", sentence_weight=0.0, rerank=False),
+    Variant("+ best-sentence similarity in the fusion", rerank=False),
+    Variant("+ answer-sentence reranking (the service)"),
+]
+
+
+def _metrics(engine: Engine, items: list[EvalItem], variant: Variant) -> dict[str, float]:
+    ranks, sentence_hits = [], 0
+    for item in items:
+        result = engine.ask(item.question, 10, mode=variant.mode, use_cache=False)
+        rank = next((r for r, c in enumerate(result.ranking, 1) if evidence_in(c.text, item.evidence)), None)
+        ranks.append(rank)
+        sentence_hits += bool(result.answer) and answer_hit(result.answer.text, item.evidence)  # type: ignore[union-attr]
+    n = len(items)
+    return {
+        "hit@1": sum(r == 1 for r in ranks) / n,
+        "hit@3": sum(r is not None and r <= 3 for r in ranks) / n,
+        "mrr": sum(1 / r for r in ranks if r) / n,
+        "answer_sentence_hit": sentence_hits / n,
+    }
+
+
+def _plain_bm25(settings: Settings, engine: Engine, items: list[EvalItem], stem: bool) -> dict[str, float]:
+    """BM25 over the same passages with bm25s' default analysis, to show what stemming adds."""
+    index = engine.index
+    texts = [retrieval_text(p, index.documents[p.doc_id].title, True) for p in index.passages]
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english") if stem else None
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False
+    )
+    ranks = []
+    for item in items:
+        tokens = bm25s.tokenize(
+            [item.question], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+        )[0]
+        scores = retriever.get_scores(tokens) if tokens else np.zeros(len(texts))
+        order = np.argsort(-scores, kind="stable")[:10]
+        rank = next(
+            (r for r, i in enumerate(order, 1) if evidence_in(texts[i], item.evidence) and scores[i] > 0),
+            None,
+        )
+        ranks.append(rank)
+    n = len(items)
+    return {
+        "hit@1": sum(r == 1 for r in ranks) / n,
+        "hit@3": sum(r is not None and r <= 3 for r in ranks) / n,
+        "mrr": sum(1 / r for r in ranks if r) / n,
+        "answer_sentence_hit": float("nan"),
+    }
+
+
+def run_ablation(
+    settings: Settings, encoder: Encoder, items: list[EvalItem]
+) -> list[tuple[str, dict[str, float]]]:
+    answerable = [i for i in items if i.answerable]
+    rows: list[tuple[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory(prefix="qa-ablation-") as work:
+        engines: dict[bool, Engine] = {}
+        for context in (False, True):
+            variant_settings = settings.model_copy(
+                update={"index_dir": Path(work) / f"context-{context}", "passage_context": context}
+            )
+            build_index(variant_settings, encoder)
+            engines[context] = Engine(variant_settings, encoder)
+            engines[context].load()
+        rows.append(
+            (
+                "BM25 only, no stemming (bm25s defaults)",
+                _plain_bm25(settings, engines[True], answerable, stem=False),
+            )
+        )
+        for variant in VARIANTS:
+            engine = engines[variant.context]
+            updates: dict[str, object] = {}
+            if variant.sentence_weight is not None:
+                updates["sentence_weight"] = variant.sentence_weight
+            if not variant.rerank:
+                updates["rerank_weight"] = 0.0
+            tuned = Engine(engine.settings.model_copy(update=updates), encoder, engine.index)
+            rows.append((variant.name, _metrics(tuned, answerable, variant)))
+    return rows
+
+
+def format_table(rows: list[tuple[str, dict[str, float]]]) -> str:
+    lines = ["| variant | hit@1 | hit@3 | MRR | answer-sentence hit |", "|---|---|---|---|---|"]
+    for name, m in rows:
+        sentence = "–" if np.isnan(m["answer_sentence_hit"]) else f"{m['answer_sentence_hit']:.3f}"
+        lines.append(f"| {name} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['mrr']:.3f} | {sentence} |")
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""Expected answer type: a "how many" question needs a number in its answer, a "when" question a time.
+
+A passage on the right topic that holds no number cannot answer "How many stations will be built?";
+this is how near-topic questions the corpus does not answer are told from answerable ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+_NUMBER_QUESTION = re.compile(
+    r"\bhow (many|much)\b|\bwhat (percentage|proportion|fraction|amount|number|sum|share)\b", re.IGNORECASE
+)
+_TIME_QUESTION = re.compile(
+    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b", re.IGNORECASE
+)
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    "hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|trillions|dozen|dozens|half|percent"
+)
+_NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.IGNORECASE)
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_TIME = re.compile(
+    rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({_MONTHS})\b|\b(century|centuries|decade|decades|ago|yesterday|today|"
+    rf"tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|"
+    rf"annually|weekly|daily|since|until|during)\b",
+    re.IGNORECASE,
+)
+
+
+def expected_type(question: str) -> str | None:
+    """ "number", "time" or None (any answer will do)."""
+    if _TIME_QUESTION.search(question):
+        return "time"
+    if _NUMBER_QUESTION.search(question):
+        return "number"
+    return None
+
+
+def satisfies(answer_type: str | None, sentence: str, question: str) -> bool:
+    """The sentence holds a value of the expected type that the question did not already give."""
+    if answer_type is None:
+        return True
+    pattern = _TIME if answer_type == "time" else _NUMBER
+    asked = {m.group(0).lower() for m in pattern.finditer(question)}
+    found = {m.group(0).lower() for m in pattern.finditer(sentence)}
+    if answer_type == "number":  # a number inside a longer token ("$136", "2,000") counts as a number
+        found |= {m.group(0) for m in re.finditer(r"\d[\d,.]*", sentence)}
+        asked |= {m.group(0) for m in re.finditer(r"\d[\d,.]*", question)}
+    return bool(found - asked)
