@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,8 +18,8 @@ app = typer.Typer(
 bench_app = typer.Typer(no_args_is_help=True, help="External benchmarks.")
 app.add_typer(bench_app, name="bench")
 
-CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Corpus folder [env QA_CORPUS_DIR].")]
-IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [env QA_CORPUS_DIR].")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
 DEFAULT_EVAL_SET = Path(__file__).resolve().parent.parent / "tests" / "eval" / "questions.jsonl"
 
 
@@ -142,8 +142,8 @@ def _print_explanation(explain: dict) -> None:
 def serve(
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
-    host: Annotated[Optional[str], typer.Option(help="Bind address [env QA_HOST].")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port [env QA_PORT].")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [env QA_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env QA_PORT].")] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Reindex and reload when the corpus changes.")
     ] = False,
@@ -224,7 +224,7 @@ def calibrate(
 def bench_squad(
     file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
     work_dir: Annotated[
-        Optional[Path], typer.Option(help="Where to build the benchmark index (default: a temp dir).")
+        Path | None, typer.Option(help="Where to build the benchmark index (default: a temp dir).")
     ] = None,
     limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,

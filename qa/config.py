@@ -30,13 +30,13 @@ class Settings(BaseSettings):
     encode_batch_size: int = 32
 
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
-    passage_max_chars: int = 700
+    passage_max_chars: int = 1500
     # Embed and keyword-index each passage with its document title and section headings.
     passage_context: bool = True
 
     # Retrieval: how many candidates each retriever hands to fusion, and how they are weighted.
     candidates: int = 50
-    dense_weight: float = 0.7
+    dense_weight: float = 0.5
     sentence_weight: float = 0.2
     # Second stage: the best candidates are re-scored by their best answer sentence.
     rerank_depth: int = 10

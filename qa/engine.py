@@ -69,21 +69,33 @@ class Engine:
             self._index = index
             self._cache.clear()
 
-    def query(self, question: str, index: LoadedIndex) -> Query:
-        """Encode the question, and in the same encoder call its words the corpus does not use."""
-        words = content_words(question)
+    def queries(self, questions: list[str], index: LoadedIndex) -> list[Query]:
+        """Encode questions, and in the same encoder call their words the corpus does not use."""
         lexicon = index.lexicon
-        new_words = [w for w in words if w not in lexicon.word_ids]
-        vectors = self.encoder.encode([question, *new_words])
-        fresh = dict(zip(new_words, vectors[1:]))
-        word_vectors = [
-            lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in words
-        ]
-        query_words = [
-            QueryWord(w, s, v, lexicon.weigh(s, v, vectors[0]))
-            for w, s, v in zip(words, stems(words), word_vectors)
-        ]
-        return Query(text=question, vector=vectors[0], terms=analyze_one(question), words=query_words)
+        words = [content_words(q) for q in questions]
+        new_words = sorted({w for ws in words for w in ws if w not in lexicon.word_ids})
+        vectors = self.encoder.encode([*questions, *new_words])
+        fresh = dict(zip(new_words, vectors[len(questions) :]))
+        result = []
+        for question, vector, qwords in zip(questions, vectors, words):
+            word_vectors = [lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in qwords]
+            query_words = [
+                QueryWord(w, s, v, lexicon.weigh(s, v, vector))
+                for w, s, v in zip(qwords, stems(qwords), word_vectors)
+            ]
+            result.append(Query(text=question, vector=vector, terms=analyze_one(question), words=query_words))
+        return result
+
+    def respond(
+        self, index: LoadedIndex, query: Query, top_k: int, *, explain: bool = False, mode: Mode = "hybrid"
+    ) -> Result:
+        """Retrieve, rerank and answer (or refuse) one encoded question."""
+        ranked = search(index, query, candidates=self.settings.candidates, weights=self.weights, mode=mode)
+        if mode == "hybrid":
+            ranked = rerank(index, query, ranked, self.settings.rerank_depth, self.settings.rerank_weight)
+        return answer(
+            index, query, ranked, top_k=top_k, thresholds=thresholds_for(index, self.settings), explain=explain
+        )
 
     def ask(
         self,
@@ -103,18 +115,8 @@ class Engine:
             if cached is not None:
                 self.cache_hits += 1
                 return dataclasses.replace(cached, question=question)
-        query = self.query(question, index)
-        ranked = search(index, query, candidates=self.settings.candidates, weights=self.weights, mode=mode)
-        if mode == "hybrid":
-            ranked = rerank(index, query, ranked, self.settings.rerank_depth, self.settings.rerank_weight)
-        result = answer(
-            index,
-            query,
-            ranked,
-            top_k=top_k,
-            thresholds=thresholds_for(index, self.settings),
-            explain=explain,
-        )
+        (query,) = self.queries([question], index)
+        result = self.respond(index, query, top_k, explain=explain, mode=mode)
         if cacheable:
             with self._cache_lock:
                 if self._index is index:  # never cache an answer from an index swapped out meanwhile

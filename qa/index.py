@@ -418,7 +418,7 @@ def _embed(
     if progress and len(missing) > batch:
         from tqdm import tqdm
 
-        chunks = tqdm(chunks, desc=f"embedding {label}", unit_scale=batch, unit="text")
+        chunks = tqdm(chunks, desc=f"embedding {len(missing)} {label}", unit="batch")
     for offset in chunks:
         rows = missing[offset : offset + batch]
         vectors[rows] = encoder.encode([texts[i] for i in rows])

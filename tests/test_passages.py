@@ -1,14 +1,13 @@
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qa.corpus import Document, load_corpus
-from qa.passages import _LIST_MARKER as LIST_LINE, sentence_spans, split_document
+from qa.passages import _LIST_MARKER as LIST_LINE
+from qa.passages import sentence_spans, split_document
 from tests.conftest import write_corpus
-
 
 LIST_MARKER = re.compile(r"(?m)^" + LIST_LINE.pattern.removeprefix("^"))
 

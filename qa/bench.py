@@ -1,0 +1,151 @@
+"""External benchmark: SQuAD dev (v1.1 or v2.0) asked against all its articles as one corpus.
+
+Each article becomes one document (its paragraphs separated by blank lines); every question is
+asked of the whole corpus. A hit is a gold answer string inside a cited passage of the question's
+own article. The service runs beside BM25-only and dense-only baselines over the same passages.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from qa.config import Settings
+from qa.encoder import load_encoder
+from qa.engine import Engine
+from qa.errors import QAError
+from qa.index import build_index
+from qa.retrieve import Mode
+
+BATCH = 64
+
+
+def load_squad(path: Path) -> list[dict[str, Any]]:
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+            data = json.load(handle)
+        return list(data["data"])
+    except (OSError, ValueError, KeyError) as error:
+        raise QAError(f"{path} is not a SQuAD JSON file: {error}") from error
+
+
+def write_corpus(articles: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    """One Markdown document per article; returns the questions with their article's id."""
+    questions = []
+    for number, article in enumerate(articles):
+        doc_id = f"{number:03d}-" + re.sub(r"[^A-Za-z0-9]+", "-", article["title"]).strip("-")[:60]
+        paragraphs = [p["context"].strip() for p in article["paragraphs"]]
+        title = article["title"].replace("_", " ")
+        front = f"id: {json.dumps(doc_id)}\ntitle: {json.dumps(title)}"  # JSON strings are valid YAML
+        body = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+        (folder / f"{doc_id}.md").write_text(f"---\n{front}\n---\n\n{body}\n", encoding="utf-8")
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                answers = [" ".join(a["text"].split()) for a in qa.get("answers", [])]
+                questions.append(
+                    {
+                        "question": qa["question"],
+                        "doc_id": doc_id,
+                        "answers": [a for a in answers if a],
+                        "impossible": bool(qa.get("is_impossible", False)),
+                    }
+                )
+    return questions
+
+
+def _score(engine: Engine, questions: list[dict[str, Any]], mode: Mode) -> dict[str, float]:
+    index = engine.index
+    hit1 = hit3 = sentence = answered_ok = refused_impossible = 0
+    answerable = [q for q in questions if not q["impossible"]]
+    impossible = [q for q in questions if q["impossible"]]
+    started = time.perf_counter()
+    for offset in range(0, len(questions), BATCH):
+        batch = questions[offset : offset + BATCH]
+        for item, query in zip(batch, engine.queries([q["question"] for q in batch], index)):
+            result = engine.respond(index, query, 3, mode=mode)
+            if item["impossible"]:
+                refused_impossible += not result.answered
+                continue
+            answered_ok += result.answered
+
+            def holds(text: str, doc_id: str, item: dict[str, Any] = item) -> bool:
+                return doc_id == item["doc_id"] and any(a in text for a in item["answers"])
+
+            ranking = result.ranking
+            hit1 += bool(ranking) and holds(ranking[0].text, ranking[0].doc_id)
+            hit3 += any(holds(c.text, c.doc_id) for c in ranking[:3])
+            if result.answer is not None:
+                sentence += holds(result.answer.text, result.answer.doc_id)
+    n = max(len(answerable), 1)
+    metrics = {
+        "hit@1": hit1 / n,
+        "hit@3": hit3 / n,
+        "answer_sentence_hit": sentence / n,
+        "answered_rate": answered_ok / n,
+        "ms_per_question": 1000 * (time.perf_counter() - started) / max(len(questions), 1),
+    }
+    if impossible:
+        metrics["abstention_rate"] = refused_impossible / len(impossible)
+    return metrics
+
+
+def run_squad(path: Path, work_dir: Path | None = None, limit: int = 0, settings: Settings | None = None) -> dict[str, Any]:
+    """Build the SQuAD corpus, ask every question, and compare with the baselines."""
+    articles = load_squad(path)
+    with tempfile.TemporaryDirectory(prefix="qa-squad-") as tmp:
+        root = work_dir or Path(tmp)
+        corpus = root / "corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        questions = write_corpus(articles, corpus)
+        if limit:
+            step = max(1, len(questions) // limit)  # a spread sample, not the first articles only
+            questions = questions[::step][:limit]
+        base = settings or Settings()
+        bench_settings = base.model_copy(update={"corpus_dir": corpus, "index_dir": root / "index"})
+        encoder = load_encoder(bench_settings.model, bench_settings.encode_batch_size)
+        report = build_index(bench_settings, encoder, progress=True)
+        engine = Engine(bench_settings, encoder)
+        engine.load()
+        systems = {
+            "this service": _score(engine, questions, "hybrid"),
+            "BM25 only": _score(engine, questions, "bm25"),
+            "dense only": _score(engine, questions, "dense"),
+        }
+    n_impossible = sum(q["impossible"] for q in questions)
+    summary = {
+        "file": str(path),
+        "documents": len(articles),
+        "passages": len(engine.index.passages),
+        "questions": len(questions),
+        "unanswerable": n_impossible,
+        "build_seconds": round(report.total_seconds, 1),
+        "systems": {name: {k: round(v, 4) for k, v in m.items()} for name, m in systems.items()},
+    }
+    summary["table"] = _table(summary)
+    return summary
+
+
+def _table(summary: dict[str, Any]) -> str:
+    has_v2 = summary["unanswerable"] > 0
+    header = "| system | hit@1 | hit@3 | answer-sentence hit | answered (answerable) |"
+    header += " abstained (unanswerable) |" if has_v2 else ""
+    header += " ms/question |"
+    lines = [
+        f"{summary['file']}: {summary['documents']} documents, {summary['passages']} passages, "
+        f"{summary['questions']} questions ({summary['unanswerable']} unanswerable); index built in {summary['build_seconds']} s",
+        "",
+        header,
+        "|---" * (header.count("|") - 1) + "|",
+    ]
+    for name, m in summary["systems"].items():
+        row = f"| {name} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['answer_sentence_hit']:.3f} | {m['answered_rate']:.3f} |"
+        row += f" {m['abstention_rate']:.3f} |" if has_v2 else ""
+        row += f" {m['ms_per_question']:.1f} |"
+        lines.append(row)
+    return "\n".join(lines)
