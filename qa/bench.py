@@ -95,7 +95,9 @@ def _score(engine: Engine, questions: list[dict[str, Any]], mode: Mode) -> dict[
     return metrics
 
 
-def run_squad(path: Path, work_dir: Path | None = None, limit: int = 0, settings: Settings | None = None) -> dict[str, Any]:
+def run_squad(
+    path: Path, work_dir: Path | None = None, limit: int = 0, settings: Settings | None = None
+) -> dict[str, Any]:
     """Build the SQuAD corpus, ask every question, and compare with the baselines."""
     articles = load_squad(path)
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as tmp:

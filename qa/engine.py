@@ -78,7 +78,9 @@ class Engine:
         fresh = dict(zip(new_words, vectors[len(questions) :]))
         result = []
         for question, vector, qwords in zip(questions, vectors, words):
-            word_vectors = [lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in qwords]
+            word_vectors = [
+                lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in qwords
+            ]
             query_words = [
                 QueryWord(w, s, v, lexicon.weigh(s, v, vector))
                 for w, s, v in zip(qwords, stems(qwords), word_vectors)
@@ -94,7 +96,12 @@ class Engine:
         if mode == "hybrid":
             ranked = rerank(index, query, ranked, self.settings.rerank_depth, self.settings.rerank_weight)
         return answer(
-            index, query, ranked, top_k=top_k, thresholds=thresholds_for(index, self.settings), explain=explain
+            index,
+            query,
+            ranked,
+            top_k=top_k,
+            thresholds=thresholds_for(index, self.settings),
+            explain=explain,
         )
 
     def ask(

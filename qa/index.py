@@ -72,7 +72,8 @@ class LoadedIndex:
         return str(self.manifest["model"]["name"])
 
     def sentence_rows(self, position: int) -> np.ndarray:
-        return self.sentence_vectors[self.sentence_offsets[position] : self.sentence_offsets[position + 1]]
+        rows = self.sentence_vectors[self.sentence_offsets[position] : self.sentence_offsets[position + 1]]
+        return rows.astype(np.float32)
 
 
 @dataclass
@@ -243,7 +244,7 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
         passage_vectors=dense.reconstruct_n(0, dense.ntotal)
         if dense.ntotal
         else np.zeros((0, dense.d), np.float32),
-        sentence_vectors=sentence_vectors.astype(np.float32),
+        sentence_vectors=sentence_vectors,  # float16 in memory too: a passage's rows are cast per query
         sentence_offsets=offsets,
         bm25=bm25,  # type: ignore[arg-type]
         lexicon=lexicon,
@@ -406,13 +407,18 @@ def _embed(
 ) -> np.ndarray:
     """Vectors for ``texts``, reusing those of unchanged texts and encoding the rest in batches."""
     vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    missing = []
+    missing = []  # first occurrence of each text not embedded before
+    copies: dict[str, list[int]] = {}  # identical texts (boilerplate, repeated paragraphs) embed once
     for i, text in enumerate(texts):
-        cached = reuse.get(kind + _sha(text))
-        if cached is None:
-            missing.append(i)
-        else:
+        key = kind + _sha(text)
+        cached = reuse.get(key)
+        if cached is not None:
             vectors[i] = cached
+        elif key in copies:
+            copies[key].append(i)
+        else:
+            copies[key] = [i]
+            missing.append(i)
     batch = max(settings.encode_batch_size, 1) * 8
     chunks = range(0, len(missing), batch)
     if progress and len(missing) > batch:
@@ -422,6 +428,8 @@ def _embed(
     for offset in chunks:
         rows = missing[offset : offset + batch]
         vectors[rows] = encoder.encode([texts[i] for i in rows])
+    for same in copies.values():
+        vectors[same[1:]] = vectors[same[0]]
     report.texts_embedded += len(missing)
     return vectors
 
