@@ -11,7 +11,7 @@ from qa.answer_type import expected_type, satisfies
 from qa.index import LoadedIndex
 from qa.passages import Passage
 from qa.retrieve import Candidate, Query
-from qa.terms import Lexicon, analyze, analyze_one
+from qa.terms import Lexicon, analyze_one
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
 SPAN_GAIN = 0.25
@@ -206,16 +206,11 @@ def score_sentences(index: LoadedIndex, passage: Passage, position: int, query: 
     """Each sentence: cosine with the question, and the share of the question's words it holds."""
     text = index.documents[passage.doc_id].text
     similarities = index.sentence_rows(position) @ query.vector
-    # The heading is the sentence's context ("Why is Putin forming an alliance?" over its answer).
-    heading_stems = set(analyze_one(passage.heading)) if passage.heading else set()
     wanted = expected_type(query.text)
-    sentence_texts = [text[s.start : s.end] for s in passage.sentences]
     scores = []
-    for s, sim, stems, sentence in zip(
-        passage.sentences, similarities, analyze(sentence_texts), sentence_texts
-    ):
-        cov = index.lexicon.coverage(query.words, set(stems) | heading_stems, index.lexicon.ids(sentence))
-        typed = satisfies(wanted, sentence, query.text)
+    for s, sim, (stems, word_ids) in zip(passage.sentences, similarities, index.sentence_terms(position)):
+        cov = index.lexicon.coverage(query.words, stems, word_ids)
+        typed = satisfies(wanted, text[s.start : s.end], query.text)
         scores.append(SentenceScore(s.start, s.end, float(sim), cov, 0.5 * float(sim) + 0.5 * cov, typed))
     return scores
 

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from qa.config import Settings
-from qa.encoder import Encoder, load_encoder
+from qa.encoder import BatchingEncoder, Encoder, load_encoder
 from qa.engine import Engine, Reloader, thresholds_for
 from qa.errors import CorpusError, IndexBusy, IndexMissing, NotFound, QAError
 from qa.index import LoadedIndex, staleness
@@ -36,6 +36,7 @@ from qa.schemas import (
     Problem,
     Ready,
     ReindexReport,
+    Suggestions,
 )
 
 log = logging.getLogger("qa")
@@ -54,6 +55,12 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 IndexDep = Annotated[LoadedIndex, Depends(get_index)]
 
 
+def serving_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:
+    """The encoder for request threads: concurrent questions share one model call."""
+    encoder = encoder or load_encoder(settings.model, settings.encode_batch_size)
+    return BatchingEncoder(encoder) if settings.batch_requests else encoder
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -69,7 +76,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal engine
         if engine is None:
-            engine = Engine(settings, encoder or load_encoder(settings.model, settings.encode_batch_size))
+            engine = Engine(settings, serving_encoder(settings, encoder))
             try:
                 engine.load()
             except IndexMissing as error:
@@ -212,6 +219,16 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             end=passage.end,
             sentences=[{"start": s.start, "end": s.end} for s in passage.sentences],  # type: ignore[misc]
         )
+
+    @app.get("/suggestions", response_model=Suggestions)
+    def suggestions(index: IndexDep) -> Suggestions:
+        """Sample questions for the web page: section headings of the corpus phrased as questions."""
+        seen: dict[str, None] = {}
+        for passage in index.passages:
+            for heading in passage.heading.split(" › "):
+                if heading.endswith("?") and len(seen) < 6:
+                    seen.setdefault(heading, None)
+        return Suggestions(questions=list(seen))
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:

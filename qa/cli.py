@@ -37,12 +37,18 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_engine(settings: Settings, allow_missing: bool = False):  # noqa: ANN201 - lazy imports keep --help fast
+def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):  # noqa: ANN201
     from qa.encoder import load_encoder
     from qa.engine import Engine
     from qa.errors import IndexMissing
 
-    engine = Engine(settings, load_encoder(settings.model, settings.encode_batch_size))
+    if serving:
+        from qa.api import serving_encoder
+
+        encoder = serving_encoder(settings)
+    else:
+        encoder = load_encoder(settings.model, settings.encode_batch_size)
+    engine = Engine(settings, encoder)
     try:
         engine.load()
     except IndexMissing as error:
@@ -155,7 +161,7 @@ def serve(
 
     settings = settings_from(corpus, index_dir, host=host, port=port)
     try:  # load before binding: a broken index stops here with a clear message, not a traceback
-        engine = load_engine(settings, allow_missing=True)
+        engine = load_engine(settings, allow_missing=True, serving=True)
     except QAError as error:
         raise fail(str(error)) from None
     application = create_app(settings, engine=engine, watch=watch)

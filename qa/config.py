@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     max_question_chars: int = 1000
     max_top_k: int = 20
     max_body_bytes: int = 16 * 1024
-    cache_size: int = 1024
+    cache_size: int = 1024  # answers kept per index version; 0 turns the cache off
+    batch_requests: bool = True  # merge concurrent questions into one encoder call
     admin_token: str | None = None
     cors_origins: list[str] = []
     rate_limit_per_minute: int = 0  # 0 = off

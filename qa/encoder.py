@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -96,3 +98,62 @@ def _model_id(model: str) -> str:
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     label = path.parent.name if path.name == "model" else path.name
     return f"{label}@{digest.hexdigest()[:12]}"
+
+
+class BatchingEncoder:
+    """Merges encode() calls made at the same time by request threads into one model call.
+
+    A lone request goes straight through (no waiting window); while the model is busy, requests
+    queue up and the next call takes them all. Under load this turns N small model calls into one.
+    """
+
+    def __init__(self, inner: Encoder, max_batch: int = 64) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._run, name="encoder-batcher", daemon=True)
+        self._worker.start()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        pending = _Pending(texts)
+        self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            size = len(batch[0].texts)
+            while size < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+                size += len(batch[-1].texts)
+            try:
+                vectors = self.inner.encode([t for p in batch for t in p.texts])
+            except Exception as error:  # handed to every waiting caller, which re-raises it
+                for p in batch:
+                    p.error = error
+                    p.done.set()
+                continue
+            offset = 0
+            for p in batch:
+                p.result = vectors[offset : offset + len(p.texts)]
+                offset += len(p.texts)
+                p.done.set()
+
+
+class _Pending:
+    __slots__ = ("texts", "done", "result", "error")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.done = threading.Event()
+        self.result: np.ndarray | None = None
+        self.error: Exception | None = None

@@ -44,6 +44,7 @@ class Engine:
         self.weights = Weights(settings.dense_weight, settings.sentence_weight)
         self._index = index
         self._cache: LRUCache[tuple[str, int, str], Result] = LRUCache(maxsize=max(settings.cache_size, 1))
+        self.build_encoder = getattr(encoder, "inner", encoder)  # builds bypass the request batcher
         self._cache_lock = threading.Lock()
         self.cache_hits = 0
 
@@ -115,7 +116,7 @@ class Engine:
     ) -> Result:
         index = self.index  # one index version for the whole question
         key = (normalize_question(question), top_k, index.fingerprint)
-        cacheable = use_cache and not explain and mode == "hybrid"
+        cacheable = use_cache and self.settings.cache_size > 0 and not explain and mode == "hybrid"
         if cacheable:
             with self._cache_lock:
                 cached = self._cache.get(key)
@@ -144,7 +145,9 @@ class Reloader:
 
         with self._lock:
             try:
-                report = build_index(self.engine.settings, self.engine.encoder, lock_timeout=lock_timeout)
+                report = build_index(
+                    self.engine.settings, self.engine.build_encoder, lock_timeout=lock_timeout
+                )
                 current = self.engine._index
                 if current is None or current.fingerprint != report.fingerprint:
                     self.engine.load()

@@ -59,9 +59,26 @@ class LoadedIndex:
     passage_stems: list[set[str]] = field(default_factory=list)  # stems of title + headings + text
     passage_word_ids: list[np.ndarray] = field(default_factory=list)  # their words in the lexicon
     positions: dict[str, int] = field(default_factory=dict)
+    # Per passage, for each sentence: its stems (with the section heading's, its context) and word ids.
+    # Filled on first use, so a large index loads fast and pays only for passages that get asked about.
+    _sentence_terms: dict[int, list[tuple[set[str], np.ndarray]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.positions = {p.passage_id: i for i, p in enumerate(self.passages)}
+
+    def sentence_terms(self, position: int) -> list[tuple[set[str], np.ndarray]]:
+        terms = self._sentence_terms.get(position)
+        if terms is None:
+            passage = self.passages[position]
+            text = self.documents[passage.doc_id].text
+            sentences = [text[s.start : s.end] for s in passage.sentences]
+            heading = set(analyze([passage.heading])[0]) if passage.heading else set()
+            terms = [
+                (set(stems) | heading, self.lexicon.ids(sentence))
+                for stems, sentence in zip(analyze(sentences), sentences)
+            ]
+            self._sentence_terms[position] = terms  # a dict assignment is atomic: safe across threads
+        return terms
 
     @property
     def fingerprint(self) -> str:

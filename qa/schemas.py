@@ -100,6 +100,10 @@ class PassageOut(BaseModel):
     sentences: list[SentenceOut]
 
 
+class Suggestions(BaseModel):
+    questions: list[str]
+
+
 class Health(BaseModel):
     status: str
 

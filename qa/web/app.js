@@ -1,0 +1,118 @@
+"use strict";
+// The page only shows text the service returns; it never writes an answer of its own.
+// All text goes in through textContent, so document text cannot inject markup.
+
+const form = document.getElementById("ask-form");
+const input = document.getElementById("question");
+const button = document.getElementById("ask-button");
+const result = document.getElementById("result");
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function viewLink(docId, start, end, text) {
+  const params = new URLSearchParams({ start: String(start), end: String(end) });
+  return el("a", { href: `/view/${encodeURIComponent(docId)}?${params}` }, text);
+}
+
+function sourceLine(citation) {
+  const line = el("p", { class: "meta" });
+  line.append(viewLink(citation.doc_id, citation.start, citation.end, citation.title));
+  if (citation.source) {
+    line.append(" · ");
+    if (/^https?:\/\//.test(citation.source)) line.append(el("a", { href: citation.source, rel: "noopener noreferrer" }, citation.source));
+    else line.append(citation.source);
+  }
+  return line;
+}
+
+function highlighted(passage, answer) {
+  // The answer's offsets are in the same document as the passage's: slice, never search.
+  const p = el("p", { class: "passage" });
+  if (!answer || answer.passage_id !== passage.passage_id) { p.append(passage.text); return p; }
+  const from = answer.start - passage.start, to = answer.end - passage.start;
+  p.append(passage.text.slice(0, from), el("mark", {}, passage.text.slice(from, to)), passage.text.slice(to));
+  return p;
+}
+
+function showAnswer(body) {
+  const [best, ...others] = body.citations;
+  const card = el("article", { class: "card answer", "aria-labelledby": "answer-title" },
+    el("h2", { id: "answer-title" }, "Answer"),
+    highlighted(best, body.answer),
+    sourceLine(best),
+    el("p", { class: "score" }, `answer score ${body.answer.score.toFixed(3)} · passage score ${best.score.toFixed(3)}`));
+  result.replaceChildren(card);
+  if (others.length) {
+    const list = el("ol", { class: "citations", start: "2" });
+    for (const c of others) {
+      list.append(el("li", {}, el("p", { class: "passage" }, c.text), sourceLine(c), el("p", { class: "score" }, `rank ${c.rank} · score ${c.score.toFixed(3)}`)));
+    }
+    result.append(el("section", { class: "card", "aria-labelledby": "more-title" }, el("h3", { id: "more-title" }, "Other passages"), list));
+  }
+}
+
+function showRefusal(body) {
+  result.replaceChildren(el("article", { class: "card refusal", role: "status" },
+    el("h2", {}, "No passage in the corpus answers this"),
+    el("p", { class: "meta" }, body.reason || "")));
+}
+
+function showError(message) {
+  result.replaceChildren(el("p", { class: "card error", role: "alert" }, message));
+}
+
+async function ask(question) {
+  button.disabled = true;
+  result.setAttribute("aria-busy", "true");
+  try {
+    const response = await fetch("/ask", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ question, top_k: 3 }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
+      showError(detail || `The service answered ${response.status}.`);
+    } else if (body.answered) showAnswer(body);
+    else showRefusal(body);
+  } catch (error) {
+    showError("The service could not be reached. Try again in a moment.");
+  } finally {
+    button.disabled = false;
+    result.setAttribute("aria-busy", "false");
+  }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const question = input.value.trim();
+  if (!question) { input.focus(); return; }
+  ask(question);
+});
+
+async function loadSuggestions() {
+  try {
+    const response = await fetch("/suggestions");
+    if (!response.ok) return;
+    const { questions } = await response.json();
+    if (!questions.length) return;
+    const list = document.getElementById("suggestions");
+    for (const q of questions) {
+      const b = el("button", { type: "button" }, q);
+      b.addEventListener("click", () => { input.value = q; ask(q); });
+      list.append(el("li", {}, b));
+    }
+    document.getElementById("suggestions-section").hidden = false;
+  } catch (error) { /* suggestions are optional */ }
+}
+
+loadSuggestions();

@@ -1,0 +1,116 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright, against a real server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path(os.environ.get("QA_CHROMIUM", "/usr/bin/chromium"))
+SHOTS = Path(__file__).resolve().parent / "screenshots"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, article_server: Server):  # noqa: ANN001, ANN201
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, base_url=article_server.url)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+def test_answer_is_highlighted_with_a_citation_link(page) -> None:  # noqa: ANN001
+    page.goto("/")
+    page.get_by_label("Your question").fill("Who developed GigaChat?")
+    page.keyboard.press("Enter")
+    mark = page.locator(".answer mark")
+    mark.wait_for()
+    assert "Gigachat model developed by Sberbank" in mark.inner_text()
+    link = page.locator(".answer .meta a").first
+    assert link.get_attribute("href").startswith("/view/russia-ai-task-force?start=")
+    assert "Russia’s National AI Task Force" in link.inner_text()
+    assert page.locator(".citations li").count() == 2
+    page.screenshot(path=str(SHOTS / "answer.png"), full_page=True)
+
+
+def test_refusal_is_plain(page) -> None:  # noqa: ANN001
+    page.goto("/")
+    page.get_by_label("Your question").fill("How do I bake sourdough bread?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    refusal = page.locator(".refusal")
+    refusal.wait_for()
+    assert "No passage in the corpus answers this" in refusal.inner_text()
+    assert page.locator("mark").count() == 0 and page.locator(".answer").count() == 0
+    page.screenshot(path=str(SHOTS / "refusal.png"), full_page=True)
+
+
+def test_document_view_highlights_and_scrolls_to_the_span(page, article_server: Server) -> None:  # noqa: ANN001
+    import httpx
+
+    page.goto("/")
+    page.get_by_label("Your question").fill("Which countries are in the AI Alliance Network?")
+    page.keyboard.press("Enter")
+    page.locator(".answer mark").wait_for()
+    page.locator(".answer .meta a").first.click()
+    cited = page.locator("mark#cited")
+    cited.wait_for()
+    href = page.url
+    start, end = (int(x.split("=")[1]) for x in href.split("?")[1].split("&"))
+    text = httpx.get(article_server.url + "/documents/russia-ai-task-force").json()["text"]
+    assert cited.inner_text() == text[start:end]
+    assert cited.evaluate(
+        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }"
+    )
+    page.screenshot(path=str(SHOTS / "document.png"))
+
+
+def test_keyboard_only_on_a_phone(browser, article_server: Server) -> None:  # noqa: ANN001
+    context = browser.new_context(
+        viewport={"width": 375, "height": 740}, base_url=article_server.url, is_mobile=True
+    )
+    page = context.new_page()
+    page.goto("/")
+    suggestion = page.locator(".suggestions button").first
+    suggestion.wait_for()
+    page.keyboard.press("Tab")  # first focus: the question box, labelled
+    assert page.evaluate("document.activeElement.id") == "question"
+    assert page.evaluate("document.activeElement.labels[0].textContent") == "Your question"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")  # the first suggestion, after the Ask button
+    assert page.evaluate("document.activeElement.closest('.suggestions') !== null")
+    page.keyboard.press("Enter")
+    page.locator(".answer, .refusal").first.wait_for()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, "nothing overflows a narrow screen"
+    page.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
+    context.close()
