@@ -10,6 +10,7 @@ import dataclasses
 import threading
 import unicodedata
 
+import numpy as np
 from cachetools import LRUCache
 
 from qa.answer import Result, Thresholds, answer, rerank
@@ -45,6 +46,8 @@ class Engine:
         self._index = index
         self._cache: LRUCache[tuple[str, int, str], Result] = LRUCache(maxsize=max(settings.cache_size, 1))
         self.build_encoder = getattr(encoder, "inner", encoder)  # builds bypass the request batcher
+        # Vectors of question words the corpus does not use, kept across questions and index versions.
+        self._word_vectors: LRUCache[str, np.ndarray] = LRUCache(maxsize=20_000)
         self._cache_lock = threading.Lock()
         self.cache_hits = 0
 
@@ -74,9 +77,14 @@ class Engine:
         """Encode questions, and in the same encoder call their words the corpus does not use."""
         lexicon = index.lexicon
         words = [content_words(q) for q in questions]
-        new_words = sorted({w for ws in words for w in ws if w not in lexicon.word_ids})
+        unknown = {w for ws in words for w in ws if w not in lexicon.word_ids}
+        with self._cache_lock:  # cachetools caches are not thread-safe
+            fresh = {w: v for w in unknown if (v := self._word_vectors.get(w)) is not None}
+        new_words = sorted(unknown - set(fresh))
         vectors = self.encoder.encode([*questions, *new_words])
-        fresh = dict(zip(new_words, vectors[len(questions) :]))
+        with self._cache_lock:
+            for w, v in zip(new_words, vectors[len(questions) :]):
+                fresh[w] = self._word_vectors[w] = v
         result = []
         for question, vector, qwords in zip(questions, vectors, words):
             word_vectors = [

@@ -1,0 +1,235 @@
+"""Speed benchmark: the service against the floor of one encoder pass plus a FAISS search.
+
+    python -m qa.bench_speed [--soak SECONDS]     (make bench, make soak)
+
+Everything is measured in one run and every figure is also given as a ratio to the floor's p50,
+since absolute times drift on a shared machine. Load comes from `qa.loadgen` in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from qa.cli import DEFAULT_EVAL_SET
+from qa.config import Settings
+from qa.encoder import BatchingEncoder, load_encoder
+from qa.engine import Engine
+from qa.evaluate import load_eval_set, run_eval
+from qa.index import build_index, load_index
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.started = time.perf_counter()
+        full_env = {**os.environ, "QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir), **env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "qa.cli", "serve", "--port", str(self.port)],
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.ready_seconds = self._wait_ready()
+
+    def _wait_ready(self) -> float:
+        while time.perf_counter() - self.started < 120:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("server did not become ready")
+
+    def rss_mib(self, field: str = "VmRSS") -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def load(url: str, questions_file: Path, clients: int, requests: int = 0, seconds: float = 120, faq: bool = False) -> dict[str, Any]:
+    args = [sys.executable, "-m", "qa.loadgen", url, str(questions_file), "--clients", str(clients), "--seconds", str(seconds)]
+    if requests:
+        args += ["--requests", str(requests)]
+    if faq:
+        args.append("--faq")
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def floor(settings: Settings, questions: list[str]) -> dict[str, float]:
+    """In-process: encode one question with sentence-transformers, then search FAISS."""
+    encoder = load_encoder(settings.model, settings.encode_batch_size)
+    index = load_index(settings.index_dir, encoder)
+    k = min(3, index.dense.ntotal)
+    for q in questions[:5]:  # warm-up
+        index.dense.search(encoder.encode([q]), k)
+    times = []
+    for q in questions:
+        started = time.perf_counter()
+        index.dense.search(encoder.encode([q]), k)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95))}
+
+
+def quality(settings: Settings) -> dict[str, Any]:
+    """qa eval with and without request batching (the cache is checked over HTTP below)."""
+    items = load_eval_set(DEFAULT_EVAL_SET)
+    plain = load_encoder(settings.model, settings.encode_batch_size)
+    results = {}
+    for name, encoder in (("plain", plain), ("batching", BatchingEncoder(plain))):
+        engine = Engine(settings, encoder)
+        engine.load()
+        metrics = run_eval(engine, items)
+        results[name] = {k: v for k, v in metrics.items() if not k.startswith("latency")}
+    results["identical"] = results["plain"] == results["batching"]
+    return results
+
+
+def http_matches(url: str, settings: Settings, questions: list[str]) -> int:
+    """Answers over HTTP (cache on, asked twice) that differ from the in-process engine's."""
+    engine = Engine(settings, load_encoder(settings.model, settings.encode_batch_size))
+    engine.load()
+    mismatches = 0
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for question in questions:
+            local = engine.ask(question, 3, use_cache=False).to_json()
+            for _ in range(2):
+                remote = http.post("/ask", json={"question": question, "top_k": 3}).json()
+                mismatches += remote != {**local, "explain": None}
+    return mismatches
+
+
+def build_rate(settings: Settings) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="qa-bench-build-") as tmp:
+        report = build_index(settings.model_copy(update={"index_dir": Path(tmp)}), load_encoder(settings.model))
+        passages = load_index(Path(tmp)).passages
+    return {
+        "passages": len(passages),
+        "seconds": report.total_seconds,
+        "passages_per_second": len(passages) / report.total_seconds,
+        "texts_per_second": report.texts_embedded / max(report.embed_seconds, 1e-9),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--soak", type=float, default=0, help="run only the soak test, for this many seconds")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    settings = Settings()
+    build_index(settings, load_encoder(settings.model))
+    questions = [item.question for item in load_eval_set(DEFAULT_EVAL_SET)]
+    random.Random(13).shuffle(questions)
+    with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:
+        qfile = Path(tmp) / "questions.json"
+        qfile.write_text(json.dumps(questions))
+        figures = soak(settings, qfile, args.soak) if args.soak else speed(settings, questions, qfile)
+    print(figures.pop("table"))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, Any]:
+    base = floor(settings, questions)
+    f50 = base["p50_ms"]
+    rows: list[tuple[str, str, float | None]] = [
+        ("floor: encode + FAISS search, p50", f"{f50:.2f} ms", 1.0),
+        ("floor: encode + FAISS search, p95", f"{base['p95_ms']:.2f} ms", base["p95_ms"] / f50),
+    ]
+    uncached = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
+    try:
+        load(uncached.url, qfile, 1, requests=20)  # warm-up
+        one = load(uncached.url, qfile, 1, requests=3 * len(questions))
+        c8 = load(uncached.url, qfile, 8, requests=600)
+        c32 = load(uncached.url, qfile, 32, requests=1200)
+        uncached_peak = uncached.rss_mib("VmHWM")
+    finally:
+        uncached.stop()
+    for name, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")):
+        rows.append((f"HTTP, 1 client, uncached, {name}", f"{one[key]:.2f} ms", one[key] / f50))
+    rows.append(("HTTP, 1 client, requests/s", f"{one['rps']:.1f}", None))
+    for label, run in (("8", c8), ("32", c32)):
+        rows.append((f"HTTP, {label} clients, requests/s", f"{run['rps']:.1f} ({run['rps'] / one['rps']:.2f}x one client)", None))
+        rows.append((f"HTTP, {label} clients, p50", f"{run['p50_ms']:.2f} ms", run["p50_ms"] / f50))
+        rows.append((f"HTTP, {label} clients, p99", f"{run['p99_ms']:.2f} ms", run["p99_ms"] / f50))
+        rows.append((f"HTTP, {label} clients, errors", f"{run['errors']} of {run['requests']}", None))
+    cached = ServerProcess(settings, {})
+    try:
+        faq = load(cached.url, qfile, 1, requests=1000, faq=True)
+        mismatches = http_matches(cached.url, settings, questions)
+        ready = cached.ready_seconds
+        peak = max(cached.rss_mib("VmHWM"), uncached_peak)
+    finally:
+        cached.stop()
+    rows += [
+        ("HTTP, FAQ workload (80% among 20 questions), p50", f"{faq['p50_ms']:.2f} ms", faq["p50_ms"] / f50),
+        ("HTTP, FAQ workload, p99", f"{faq['p99_ms']:.2f} ms", faq["p99_ms"] / f50),
+        ("start to /readyz with the index present", f"{ready:.2f} s", None),
+        ("peak resident memory of the server", f"{peak:.0f} MiB", None),
+    ]
+    rate = build_rate(settings)
+    rows.append(("index build", f"{rate['passages']} passages in {rate['seconds']:.2f} s = {rate['passages_per_second']:.1f} passages/s ({rate['texts_per_second']:.0f} texts embedded/s)", None))
+    q = quality(settings)
+    rows.append(("qa eval identical with and without request batching", str(q["identical"]), None))
+    rows.append(("answers over HTTP (cache on, each asked twice) differing from in-process", str(mismatches), None))
+    table = ["| measure | value | ratio to floor p50 |", "|---|---|---|"]
+    table += [f"| {name} | {value} | {'' if ratio is None else f'{ratio:.2f}'} |" for name, value, ratio in rows]
+    table.append("")
+    table.append("Load generator: qa.loadgen (asyncio + httpx) in its own process, loopback only.")
+    return {"floor": base, "one": one, "c8": c8, "c32": c32, "faq": faq, "ready_seconds": ready, "peak_mib": peak,
+            "build": rate, "quality": q, "http_mismatches": mismatches, "table": "\n".join(table)}
+
+
+def soak(settings: Settings, qfile: Path, seconds: float) -> dict[str, Any]:
+    """32 clients for ``seconds``: errors, and resident memory against memory after warm-up."""
+    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
+    try:
+        load(server.url, qfile, 32, seconds=10)  # warm-up
+        warm = server.rss_mib()
+        run = load(server.url, qfile, 32, seconds=seconds)
+        after = server.rss_mib()
+    finally:
+        server.stop()
+    growth = (after - warm) / warm
+    table = "\n".join([
+        "| soak | value |", "|---|---|",
+        f"| duration | {run['seconds']:.0f} s, 32 clients |",
+        f"| requests | {run['requests']} ({run['rps']:.1f}/s) |",
+        f"| errors | {run['errors']} |",
+        f"| p50 / p99 | {run['p50_ms']:.1f} ms / {run['p99_ms']:.1f} ms |",
+        f"| resident memory after warm-up | {warm:.0f} MiB |",
+        f"| resident memory after the run | {after:.0f} MiB ({growth:+.1%}) |",
+    ])
+    return {"run": run, "warm_mib": warm, "after_mib": after, "growth": growth, "table": table}
+
+
+if __name__ == "__main__":
+    main()
