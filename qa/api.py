@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, Encoder, load_encoder
@@ -136,6 +137,14 @@ def _add_error_handlers(app: FastAPI) -> None:
         status = next((code for kind, code in statuses.items() if isinstance(error, kind)), 500)
         return JSONResponse({"detail": str(error)}, status_code=status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and "parsing the body" in str(error.detail):
+            # A body that is not JSON (or not UTF-8) is invalid input like any other: 422.
+            detail = [{"loc": ["body"], "msg": "the request body is not valid JSON", "type": "json_invalid"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", "-")
@@ -144,7 +153,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
-    @app.post("/ask", response_model=AskResponse, responses={422: {"description": "Invalid question"}})
+    @app.post(
+        "/ask",
+        response_model=AskResponse,
+        responses={
+            413: {"model": Problem, "description": "Request body too large"},
+            429: {"model": Problem, "description": "Too many questions from this client"},
+        },
+    )
     def ask(body: AskRequest, engine: EngineDep) -> dict:
         """Answer with the best sentence of the best passage and cite the top passages, or refuse."""
         before = engine.cache_hits
