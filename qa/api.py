@@ -145,12 +145,6 @@ def _add_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": detail}, status_code=422)
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        request_id = getattr(request.state, "request_id", "-")
-        log.exception("unexpected error in request %s", request_id)
-        return JSONResponse({"detail": f"internal error (request id {request_id})"}, status_code=500)
-
 
 def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     @app.post(
@@ -268,6 +262,7 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             stale=reason is not None,
             stale_reason=reason,
             calibration=thresholds_for(index, settings).source,
+            last_reload_error=request.app.state.reloader.last_error,
         )
 
     @app.get("/metrics", include_in_schema=False)
@@ -328,6 +323,23 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             total_seconds=round(report.total_seconds, 3),
         )
 
+    @app.post(
+        "/admin/reload",
+        response_model=Ready,
+        responses={401: {"model": Problem}, 404: {"model": Problem}, 500: {"model": Problem}},
+    )
+    async def reload(request: Request, authorization: Annotated[str | None, Header()] = None) -> Ready:
+        """Load the index folder's current build without rebuilding. Needs QA_ADMIN_TOKEN.
+        A broken build is refused and the previous index keeps serving."""
+        _authorize(settings, authorization)
+        try:
+            await run_in_threadpool(request.app.state.reloader.reload)
+        except QAError:
+            metrics.reloads.labels("failed").inc()
+            raise
+        metrics.reloads.labels("ok").inc()
+        return readyz(request, request.app.state.engine)
+
     @app.get("/", include_in_schema=False)
     def home() -> FileResponse:
         return FileResponse(str(WEB / "index.html"))
@@ -335,6 +347,15 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     @app.get("/view/{doc_id}", include_in_schema=False)
     def view(doc_id: str) -> FileResponse:
         return FileResponse(str(WEB / "view.html"))
+
+
+def _authorize(settings: Settings, authorization: str | None) -> None:
+    """Admin routes: off (404) without a configured token, 401 without the right bearer token."""
+    if not settings.admin_token:
+        raise HTTPException(404, "Not Found")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 
 def _cached_staleness(request: Request, settings: Settings, index: LoadedIndex) -> str | None:

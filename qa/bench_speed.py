@@ -44,7 +44,12 @@ class ServerProcess:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.perf_counter()
-        full_env = {**os.environ, "QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir), **env}
+        full_env = {
+            **os.environ,
+            "QA_CORPUS_DIR": str(settings.corpus_dir),
+            "QA_INDEX_DIR": str(settings.index_dir),
+            **env,
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "qa.cli", "serve", "--port", str(self.port)],
             env=full_env,
@@ -74,8 +79,20 @@ class ServerProcess:
         self.process.wait(timeout=30)
 
 
-def load(url: str, questions_file: Path, clients: int, requests: int = 0, seconds: float = 120, faq: bool = False) -> dict[str, Any]:
-    args = [sys.executable, "-m", "qa.loadgen", url, str(questions_file), "--clients", str(clients), "--seconds", str(seconds)]
+def load(
+    url: str, questions_file: Path, clients: int, requests: int = 0, seconds: float = 120, faq: bool = False
+) -> dict[str, Any]:
+    args = [
+        sys.executable,
+        "-m",
+        "qa.loadgen",
+        url,
+        str(questions_file),
+        "--clients",
+        str(clients),
+        "--seconds",
+        str(seconds),
+    ]
     if requests:
         args += ["--requests", str(requests)]
     if faq:
@@ -129,7 +146,9 @@ def http_matches(url: str, settings: Settings, questions: list[str]) -> int:
 
 def build_rate(settings: Settings) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="qa-bench-build-") as tmp:
-        report = build_index(settings.model_copy(update={"index_dir": Path(tmp)}), load_encoder(settings.model))
+        report = build_index(
+            settings.model_copy(update={"index_dir": Path(tmp)}), load_encoder(settings.model)
+        )
         passages = load_index(Path(tmp)).passages
     return {
         "passages": len(passages),
@@ -140,7 +159,9 @@ def build_rate(settings: Settings) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--soak", type=float, default=0, help="run only the soak test, for this many seconds")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -177,7 +198,13 @@ def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, An
         rows.append((f"HTTP, 1 client, uncached, {name}", f"{one[key]:.2f} ms", one[key] / f50))
     rows.append(("HTTP, 1 client, requests/s", f"{one['rps']:.1f}", None))
     for label, run in (("8", c8), ("32", c32)):
-        rows.append((f"HTTP, {label} clients, requests/s", f"{run['rps']:.1f} ({run['rps'] / one['rps']:.2f}x one client)", None))
+        rows.append(
+            (
+                f"HTTP, {label} clients, requests/s",
+                f"{run['rps']:.1f} ({run['rps'] / one['rps']:.2f}x one client)",
+                None,
+            )
+        )
         rows.append((f"HTTP, {label} clients, p50", f"{run['p50_ms']:.2f} ms", run["p50_ms"] / f50))
         rows.append((f"HTTP, {label} clients, p99", f"{run['p99_ms']:.2f} ms", run["p99_ms"] / f50))
         rows.append((f"HTTP, {label} clients, errors", f"{run['errors']} of {run['requests']}", None))
@@ -196,16 +223,37 @@ def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, An
         ("peak resident memory of the server", f"{peak:.0f} MiB", None),
     ]
     rate = build_rate(settings)
-    rows.append(("index build", f"{rate['passages']} passages in {rate['seconds']:.2f} s = {rate['passages_per_second']:.1f} passages/s ({rate['texts_per_second']:.0f} texts embedded/s)", None))
+    rows.append(
+        (
+            "index build",
+            f"{rate['passages']} passages in {rate['seconds']:.2f} s = {rate['passages_per_second']:.1f} passages/s ({rate['texts_per_second']:.0f} texts embedded/s)",
+            None,
+        )
+    )
     q = quality(settings)
     rows.append(("qa eval identical with and without request batching", str(q["identical"]), None))
-    rows.append(("answers over HTTP (cache on, each asked twice) differing from in-process", str(mismatches), None))
+    rows.append(
+        ("answers over HTTP (cache on, each asked twice) differing from in-process", str(mismatches), None)
+    )
     table = ["| measure | value | ratio to floor p50 |", "|---|---|---|"]
-    table += [f"| {name} | {value} | {'' if ratio is None else f'{ratio:.2f}'} |" for name, value, ratio in rows]
+    table += [
+        f"| {name} | {value} | {'' if ratio is None else f'{ratio:.2f}'} |" for name, value, ratio in rows
+    ]
     table.append("")
     table.append("Load generator: qa.loadgen (asyncio + httpx) in its own process, loopback only.")
-    return {"floor": base, "one": one, "c8": c8, "c32": c32, "faq": faq, "ready_seconds": ready, "peak_mib": peak,
-            "build": rate, "quality": q, "http_mismatches": mismatches, "table": "\n".join(table)}
+    return {
+        "floor": base,
+        "one": one,
+        "c8": c8,
+        "c32": c32,
+        "faq": faq,
+        "ready_seconds": ready,
+        "peak_mib": peak,
+        "build": rate,
+        "quality": q,
+        "http_mismatches": mismatches,
+        "table": "\n".join(table),
+    }
 
 
 def soak(settings: Settings, qfile: Path, seconds: float) -> dict[str, Any]:
@@ -219,15 +267,18 @@ def soak(settings: Settings, qfile: Path, seconds: float) -> dict[str, Any]:
     finally:
         server.stop()
     growth = (after - warm) / warm
-    table = "\n".join([
-        "| soak | value |", "|---|---|",
-        f"| duration | {run['seconds']:.0f} s, 32 clients |",
-        f"| requests | {run['requests']} ({run['rps']:.1f}/s) |",
-        f"| errors | {run['errors']} |",
-        f"| p50 / p99 | {run['p50_ms']:.1f} ms / {run['p99_ms']:.1f} ms |",
-        f"| resident memory after warm-up | {warm:.0f} MiB |",
-        f"| resident memory after the run | {after:.0f} MiB ({growth:+.1%}) |",
-    ])
+    table = "\n".join(
+        [
+            "| soak | value |",
+            "|---|---|",
+            f"| duration | {run['seconds']:.0f} s, 32 clients |",
+            f"| requests | {run['requests']} ({run['rps']:.1f}/s) |",
+            f"| errors | {run['errors']} |",
+            f"| p50 / p99 | {run['p50_ms']:.1f} ms / {run['p99_ms']:.1f} ms |",
+            f"| resident memory after warm-up | {warm:.0f} MiB |",
+            f"| resident memory after the run | {after:.0f} MiB ({growth:+.1%}) |",
+        ]
+    )
     return {"run": run, "warm_mib": warm, "after_mib": after, "growth": growth, "table": table}
 
 

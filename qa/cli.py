@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -153,11 +154,13 @@ def serve(
     watch: Annotated[
         bool, typer.Option("--watch", help="Reindex and reload when the corpus changes.")
     ] = False,
+    access_log: Annotated[bool, typer.Option(help="One JSON line per request on stderr.")] = True,
 ) -> None:
     """Serve the HTTP API and the web page."""
     import uvicorn
 
     from qa.api import create_app
+    from qa.middleware import configure_logging
 
     settings = settings_from(corpus, index_dir, host=host, port=port)
     try:  # load before binding: a broken index stops here with a clear message, not a traceback
@@ -165,8 +168,15 @@ def serve(
     except QAError as error:
         raise fail(str(error)) from None
     application = create_app(settings, engine=engine, watch=watch)
+    configure_logging("INFO" if access_log else "WARNING")  # last: loading the model resets logging
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
-        application, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep the JSON logging configured above
+        timeout_graceful_shutdown=10,
     )
 
 

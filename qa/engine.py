@@ -164,3 +164,14 @@ class Reloader:
                 raise
             self.last_error = None
             return report
+
+    def reload(self) -> LoadedIndex:
+        """Load the current build from disk (built elsewhere, say) without rebuilding."""
+        with self._lock:
+            try:
+                index = self.engine.load()
+            except QAError as error:
+                self.last_error = str(error)  # the previous index keeps serving
+                raise
+            self.last_error = None
+            return index

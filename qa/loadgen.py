@@ -71,7 +71,9 @@ async def run(url: str, questions: list[str], clients: int, requests: int, secon
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("url")
     parser.add_argument("questions", help="JSON file with a list of questions")
     parser.add_argument("--clients", type=int, default=1)

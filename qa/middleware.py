@@ -32,6 +32,38 @@ SECURITY_HEADERS = {
 DOCS_CSP = "default-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net"
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:  # kept in the log for operators; never sent to clients
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for the whole process (uvicorn's own loggers included)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    for name in ("qa", "qa.access"):
+        logging.getLogger(name).disabled = False  # a library's dictConfig may have disabled them
+    logging.getLogger("qa").setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # qa.access has one line per request
+
+
 class Metrics:
     """Prometheus metrics in a registry of the app's own (no process-global state)."""
 
@@ -143,7 +175,13 @@ def observe(
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:  # logged with its traceback; the client gets only the request id
+                log.exception("unexpected error", extra={"fields": {"request_id": request_id}})
+                response = JSONResponse(
+                    {"detail": f"internal error (request id {request_id})"}, status_code=500
+                )
         elapsed = time.perf_counter() - started
         route = request.scope.get("route")
         label = getattr(route, "path", None) or (
@@ -157,8 +195,9 @@ def observe(
         if label in ("/docs", "/docs/oauth2-redirect"):
             response.headers["Content-Security-Policy"] = DOCS_CSP
         log.info(
-            json.dumps(
-                {
+            "request",
+            extra={
+                "fields": {
                     "request_id": request_id,
                     "method": request.method,
                     "path": request.url.path,
@@ -167,7 +206,7 @@ def observe(
                     "ms": round(elapsed * 1000, 2),
                     "client": client,
                 }
-            )
+            },
         )
         return response
 

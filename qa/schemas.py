@@ -132,6 +132,7 @@ class Ready(BaseModel):
     stale: bool
     stale_reason: str | None
     calibration: str
+    last_reload_error: str | None = Field(default=None, description="Why the last reload failed, if it did.")
 
 
 class Problem(BaseModel):

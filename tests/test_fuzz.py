@@ -24,8 +24,18 @@ EXAMPLES = os.environ.get("QA_FUZZ_EXAMPLES", "15")
 def test_schemathesis_finds_no_failure(article_server: Server) -> None:
     cli = Path(sys.executable).with_name("schemathesis")
     result = subprocess.run(
-        [str(cli), "run", article_server.url + "/openapi.json", "--max-examples", EXAMPLES, "--seed", "1",
-         "--checks", "all", "--no-color"],
+        [
+            str(cli),
+            "run",
+            article_server.url + "/openapi.json",
+            "--max-examples",
+            EXAMPLES,
+            "--seed",
+            "1",
+            "--checks",
+            "all",
+            "--no-color",
+        ],
         capture_output=True,
         text=True,
         timeout=1800,
