@@ -236,7 +236,7 @@ def choose_span(
 
 def passage_coverage(index: LoadedIndex, query: Query, position: int) -> float:
     return index.lexicon.coverage(
-        query.words, index.passage_stems[position], index.passage_word_ids[position]
+        query.words, *index.passage_terms(position)
     )
 
 

@@ -102,11 +102,13 @@ def ask(
     ] = False,
 ) -> None:
     """Answer one question from the index."""
+    from qa.schemas import MAX_QUESTION_CHARS
+
     settings = settings_from(corpus, index_dir)
     if not question.strip():
         raise fail("the question is empty", 2)
-    if len(question) > settings.max_question_chars:
-        raise fail(f"the question is longer than {settings.max_question_chars} characters", 2)
+    if len(question) > MAX_QUESTION_CHARS:
+        raise fail(f"the question is longer than {MAX_QUESTION_CHARS} characters", 2)
     try:
         result = load_engine(settings).ask(question, top_k, explain=explain)
     except QAError as error:

@@ -51,8 +51,6 @@ class Settings(BaseSettings):
     # Service.
     host: str = "127.0.0.1"
     port: int = 8000
-    max_question_chars: int = 1000
-    max_top_k: int = 20
     max_body_bytes: int = 16 * 1024
     cache_size: int = 1024  # answers kept per index version; 0 turns the cache off
     batch_requests: bool = True  # merge concurrent questions into one encoder call

@@ -56,15 +56,25 @@ class LoadedIndex:
     sentence_offsets: np.ndarray  # passage i owns sentence rows [offsets[i], offsets[i + 1])
     bm25: bm25s.BM25
     lexicon: Lexicon
-    passage_stems: list[set[str]] = field(default_factory=list)  # stems of title + headings + text
-    passage_word_ids: list[np.ndarray] = field(default_factory=list)  # their words in the lexicon
+    with_context: bool = True  # passages were indexed with their title and headings
     positions: dict[str, int] = field(default_factory=dict)
     # Per passage, for each sentence: its stems (with the section heading's, its context) and word ids.
     # Filled on first use, so a large index loads fast and pays only for passages that get asked about.
     _sentence_terms: dict[int, list[tuple[set[str], np.ndarray]]] = field(default_factory=dict)
+    _passage_terms: dict[int, tuple[set[str], np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.positions = {p.passage_id: i for i, p in enumerate(self.passages)}
+
+    def passage_terms(self, position: int) -> tuple[set[str], np.ndarray]:
+        """Stems and lexicon word ids of what retrieval saw of a passage (title + headings + text)."""
+        terms = self._passage_terms.get(position)
+        if terms is None:
+            passage = self.passages[position]
+            text = retrieval_text(passage, self.documents[passage.doc_id].title, self.with_context)
+            terms = (set(analyze([text])[0]), self.lexicon.ids(text))
+            self._passage_terms[position] = terms
+        return terms
 
     def sentence_terms(self, position: int) -> list[tuple[set[str], np.ndarray]]:
         terms = self._sentence_terms.get(position)
@@ -247,7 +257,6 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
         word_vectors.astype(np.float32),
     )
     with_context = bool(manifest["splitter"].get("passage_context", True))
-    contexts = [retrieval_text(p, documents[p.doc_id].title, with_context) for p in passages]
     if isinstance(dense, faiss.IndexHNSW):
         dense.hnsw.efSearch = max(dense.hnsw.efSearch, 128)
     offsets = np.zeros(len(passages) + 1, dtype=np.int64)
@@ -265,8 +274,7 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
         sentence_offsets=offsets,
         bm25=bm25,  # type: ignore[arg-type]
         lexicon=lexicon,
-        passage_stems=[set(t) for t in analyze(contexts)],
-        passage_word_ids=[lexicon.ids(c) for c in contexts],
+        with_context=with_context,
     )
 
 

@@ -7,17 +7,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+MAX_QUESTION_CHARS = 1000
+MAX_TOP_K = 20
+
+
 class AskRequest(BaseModel):
     # strict: a number where a string belongs (or "3" for top_k) is a 422, not silently coerced
     model_config = ConfigDict(strict=True, extra="forbid")
 
     question: str = Field(
         min_length=1,
-        max_length=1000,
+        max_length=MAX_QUESTION_CHARS,
         description="The question, in plain words (not blank).",
         json_schema_extra={"pattern": r"\S"},  # documents the check below for generated clients
     )
-    top_k: int = Field(default=3, ge=1, le=20, description="How many passages to cite.")
+    top_k: int = Field(default=3, ge=1, le=MAX_TOP_K, description="How many passages to cite.")
     explain: bool = Field(default=False, description="Add scores, thresholds and the decision.")
 
     @field_validator("top_k", mode="before")

@@ -1,0 +1,112 @@
+"""Larger corpora: build time, size on disk, server memory and query latency at 100,000+ passages.
+
+    python -m qa.bench_large ../shared/benchmarks/beir-scifact [--copies 13]   (make bench-large)
+
+The corpus is BEIR SciFact's abstracts, repeated under new ids until it passes 100,000 passages;
+the same figures are measured on the repository's corpus for comparison. Repeated texts are
+embedded once (the build deduplicates identical texts), so the build time is also reported as
+embedding throughput, from which the time for 100,000 distinct passages follows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from qa.bench_speed import ServerProcess, load
+from qa.config import Settings
+from qa.encoder import load_encoder
+from qa.index import build_index, load_index
+
+
+def write_scifact(source: Path, corpus: Path, copies: int) -> int:
+    corpus.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(line) for line in gzip.open(source / "corpus.jsonl.gz", "rt", encoding="utf-8")]
+    for copy in range(copies):
+        folder = corpus / f"copy{copy:02d}"
+        folder.mkdir(exist_ok=True)
+        for row in rows:
+            title = json.dumps(row.get("title") or row["_id"])
+            (folder / f"{row['_id']}.md").write_text(
+                f"---\nid: c{copy:02d}-{row['_id']}\ntitle: {title}\n---\n\n{row['text']}\n", encoding="utf-8"
+            )
+    return len(rows) * copies
+
+
+def measure(settings: Settings, queries: list[str], label: str) -> dict[str, object]:
+    encoder = load_encoder(settings.model, settings.encode_batch_size)
+    started = time.perf_counter()
+    report = build_index(settings, encoder, progress=True)
+    build_seconds = time.perf_counter() - started
+    index = load_index(settings.index_dir)
+    build_dir = (settings.index_dir / "current").resolve()
+    size = sum(f.stat().st_size for f in build_dir.rglob("*") if f.is_file())
+    with tempfile.TemporaryDirectory() as tmp:
+        qfile = Path(tmp) / "q.json"
+        qfile.write_text(json.dumps(queries))
+        server = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
+        try:
+            rss_ready = server.rss_mib()
+            load(server.url, qfile, 1, requests=20)
+            run = load(server.url, qfile, 1, requests=min(len(queries), 300))
+            peak = server.rss_mib("VmHWM")
+            ready = httpx.get(server.url + "/readyz").json()
+        finally:
+            server.stop()
+    return {
+        "corpus": label,
+        "documents": len(index.documents),
+        "passages": len(index.passages),
+        "sentences": index.manifest["sentences"],
+        "faiss": index.manifest["faiss"]["type"],
+        "build_seconds": round(build_seconds, 1),
+        "texts_embedded": report.texts_embedded,
+        "embed_seconds": round(report.embed_seconds, 1),
+        "index_mib_on_disk": round(size / 2**20, 1),
+        "server_ready_seconds": round(server.ready_seconds, 2),
+        "server_rss_mib_ready": round(rss_ready, 0),
+        "server_peak_rss_mib": round(peak, 0),
+        "query_p50_ms": run["p50_ms"],
+        "query_p95_ms": run["p95_ms"],
+        "errors": run["errors"],
+        "passages_in_readyz": ready["passages"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scifact", type=Path, help="folder with corpus.jsonl.gz and queries.jsonl")
+    parser.add_argument("--copies", type=int, default=13)
+    parser.add_argument("--work", type=Path, help="keep the corpus and index here (default: temp dir)")
+    args = parser.parse_args()
+    queries = [json.loads(line)["text"] for line in (args.scifact / "queries.jsonl").open(encoding="utf-8")][:400]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qa-large-") as tmp:
+        work = args.work or Path(tmp)
+        small = Settings(index_dir=work / "small-index")
+        rows.append(measure(small, queries, "corpus/ (the article)"))
+        corpus = work / "scifact"
+        if not corpus.exists():
+            write_scifact(args.scifact, corpus, args.copies)
+        large = Settings(corpus_dir=corpus, index_dir=work / "large-index")
+        rows.append(measure(large, queries, f"SciFact x{args.copies}"))
+    keys = list(rows[0])
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for row in rows:
+        print("| " + " | ".join(str(row[k]) for k in keys) + " |")
+    large_row = rows[1]
+    rate = large_row["texts_embedded"] / max(large_row["embed_seconds"], 1e-9)  # type: ignore[operator]
+    print(f"\nembedding throughput on the large build: {rate:.0f} texts/s")
+    (Path(tempfile.gettempdir()) / "qa-bench-large.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
