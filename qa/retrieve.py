@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class Candidate:
     bm25_rank: int | None = None
     rank: int = 0  # 1-based rank after fusion (and reranking)
     answer: float | None = None  # best answer-sentence score, when reranked
+    sentences: list[Any] = field(default_factory=list)  # the reranker's SentenceScores, reused by answer
     score: float = 0.0  # final score: fused, plus the reranking term
 
 
