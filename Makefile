@@ -70,4 +70,4 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff format --check qa tests
 
 clean: ## Remove the virtualenv and the built index
-	rm -rf $(VENV) index/current index/builds index/.tmp-* index/.lock
+	rm -rf $(VENV) index/current index/builds index/models index/.tmp-* index/.lock

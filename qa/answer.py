@@ -88,7 +88,9 @@ def rerank(
     holding one sentence that answers beats one that merely shares the topic."""
     head, tail = ranked[:depth], ranked[depth:]
     for candidate in head:
-        candidate.sentences = score_sentences(index, index.passages[candidate.position], candidate.position, query)
+        candidate.sentences = score_sentences(
+            index, index.passages[candidate.position], candidate.position, query
+        )
         candidate.answer = max((s.score for s in candidate.sentences), default=0.0)
         candidate.score = candidate.fused + weight * candidate.answer
     head.sort(key=lambda c: -c.score)
@@ -116,7 +118,9 @@ def answer(
     similarity = max(top.dense, top.sentence) if top else 0.0
     sentence_scores: list[SentenceScore] = []
     if top is not None:
-        sentence_scores = top.sentences or score_sentences(index, index.passages[top.position], top.position, query)
+        sentence_scores = top.sentences or score_sentences(
+            index, index.passages[top.position], top.position, query
+        )
     typed = any(s.typed for s in sentence_scores)
     answered, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
     span: Span | None = None
@@ -235,9 +239,7 @@ def choose_span(
 
 
 def passage_coverage(index: LoadedIndex, query: Query, position: int) -> float:
-    return index.lexicon.coverage(
-        query.words, *index.passage_terms(position)
-    )
+    return index.lexicon.coverage(query.words, *index.passage_terms(position))
 
 
 def _citation(index: LoadedIndex, candidate: Candidate) -> Citation:

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa.config import Settings
-from qa.encoder import BatchingEncoder, Encoder, load_encoder
+from qa.encoder import BatchingEncoder, Encoder, encoder_from
 from qa.engine import Engine, Reloader, thresholds_for
 from qa.errors import CorpusError, IndexBusy, IndexMissing, NotFound, QAError
 from qa.index import LoadedIndex, staleness
@@ -58,7 +58,7 @@ IndexDep = Annotated[LoadedIndex, Depends(get_index)]
 
 def serving_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:
     """The encoder for request threads: concurrent questions share one model call."""
-    encoder = encoder or load_encoder(settings.model, settings.encode_batch_size)
+    encoder = encoder or encoder_from(settings)
     return BatchingEncoder(encoder) if settings.batch_requests else encoder
 
 

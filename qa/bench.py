@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import Settings
-from qa.encoder import load_encoder
+from qa.encoder import encoder_from
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.index import build_index
@@ -109,8 +109,14 @@ def run_squad(
             step = max(1, len(questions) // limit)  # a spread sample, not the first articles only
             questions = questions[::step][:limit]
         base = settings or Settings()
-        bench_settings = base.model_copy(update={"corpus_dir": corpus, "index_dir": root / "index"})
-        encoder = load_encoder(bench_settings.model, bench_settings.encode_batch_size)
+        bench_settings = base.model_copy(
+            update={
+                "corpus_dir": corpus,
+                "index_dir": root / "index",
+                "onnx_dir": base.onnx_dir or base.index_dir / "models",
+            }
+        )
+        encoder = encoder_from(bench_settings)
         report = build_index(bench_settings, encoder, progress=True)
         engine = Engine(bench_settings, encoder)
         engine.load()

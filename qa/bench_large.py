@@ -22,7 +22,7 @@ import httpx
 
 from qa.bench_speed import ServerProcess, load
 from qa.config import Settings
-from qa.encoder import load_encoder
+from qa.encoder import encoder_from
 from qa.index import build_index, load_index
 
 
@@ -41,7 +41,7 @@ def write_scifact(source: Path, corpus: Path, copies: int) -> int:
 
 
 def measure(settings: Settings, queries: list[str], label: str) -> dict[str, object]:
-    encoder = load_encoder(settings.model, settings.encode_batch_size)
+    encoder = encoder_from(settings)
     started = time.perf_counter()
     report = build_index(settings, encoder, progress=True)
     build_seconds = time.perf_counter() - started
@@ -51,7 +51,7 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
     with tempfile.TemporaryDirectory() as tmp:
         qfile = Path(tmp) / "q.json"
         qfile.write_text(json.dumps(queries))
-        server = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
+        server = ServerProcess(settings, {"QA_CACHE_SIZE": "0", "QA_ONNX_DIR": str(settings.onnx_dir)})
         try:
             rss_ready = server.rss_mib()
             load(server.url, qfile, 1, requests=20)
@@ -81,21 +81,26 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("scifact", type=Path, help="folder with corpus.jsonl.gz and queries.jsonl")
     parser.add_argument("--copies", type=int, default=13)
     parser.add_argument("--work", type=Path, help="keep the corpus and index here (default: temp dir)")
     args = parser.parse_args()
-    queries = [json.loads(line)["text"] for line in (args.scifact / "queries.jsonl").open(encoding="utf-8")][:400]
+    queries = [json.loads(line)["text"] for line in (args.scifact / "queries.jsonl").open(encoding="utf-8")][
+        :400
+    ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="qa-large-") as tmp:
         work = args.work or Path(tmp)
-        small = Settings(index_dir=work / "small-index")
+        models = Settings().index_dir / "models"  # the ONNX export is shared, not redone per index
+        small = Settings(index_dir=work / "small-index", onnx_dir=models)
         rows.append(measure(small, queries, "corpus/ (the article)"))
         corpus = work / "scifact"
         if not corpus.exists():
             write_scifact(args.scifact, corpus, args.copies)
-        large = Settings(corpus_dir=corpus, index_dir=work / "large-index")
+        large = Settings(corpus_dir=corpus, index_dir=work / "large-index", onnx_dir=models)
         rows.append(measure(large, queries, f"SciFact x{args.copies}"))
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")

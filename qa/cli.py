@@ -39,7 +39,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):  # noqa: ANN201
-    from qa.encoder import load_encoder
+    from qa.encoder import encoder_from
     from qa.engine import Engine
     from qa.errors import IndexMissing
 
@@ -48,7 +48,7 @@ def load_engine(settings: Settings, allow_missing: bool = False, serving: bool =
 
         encoder = serving_encoder(settings)
     else:
-        encoder = load_encoder(settings.model, settings.encode_batch_size)
+        encoder = encoder_from(settings)
     engine = Engine(settings, encoder)
     try:
         engine.load()
@@ -79,10 +79,10 @@ def index(
                 raise fail(f"index is not current: {reason}")
             typer.echo("index is current")
             return
-        from qa.encoder import load_encoder
+        from qa.encoder import encoder_from
         from qa.index import build_index
 
-        encoder = load_encoder(settings.model, settings.encode_batch_size)
+        encoder = encoder_from(settings)
         report = build_index(settings, encoder, progress=sys.stderr.isatty(), lock_timeout=wait)
     except QAError as error:
         raise fail(str(error)) from None

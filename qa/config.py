@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # Encoder: a sentence-transformers model name or directory, or "hashing" for the test encoder.
     model: str = Field(default_factory=bundled_model_path)
     encode_batch_size: int = 32
+    # "onnx": the same model run by ONNX Runtime (exported once into onnx_dir; same vectors, faster);
+    # "torch": sentence-transformers. ONNX falls back to torch when it cannot export or load.
+    encoder_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
+    onnx_dir: Path | None = None  # default: <index_dir>/models
 
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
     passage_max_chars: int = 1500

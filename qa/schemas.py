@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
 

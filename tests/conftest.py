@@ -16,11 +16,12 @@ import httpx
 import pytest
 
 from qa.config import Settings
-from qa.encoder import HashingEncoder, load_encoder
+from qa.encoder import HashingEncoder, encoder_from
 from qa.index import build_index
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "tests" / "eval" / "questions.jsonl"
+MODELS = ROOT / "index" / "models"  # the ONNX export of the model, shared by every test index
 
 SMALL_CORPUS = {
     "solar.md": """---
@@ -90,8 +91,8 @@ def built_settings(small_settings: Settings, fake_encoder: HashingEncoder) -> Se
 
 @pytest.fixture(scope="session")
 def real_encoder():  # noqa: ANN201
-    """The bundled all-MiniLM-L6-v2, loaded once for the session."""
-    return load_encoder(Settings().model)
+    """The bundled all-MiniLM-L6-v2 (the configured backend), loaded once for the session."""
+    return encoder_from(Settings(onnx_dir=MODELS))
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +100,7 @@ def article_settings(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> 
     """An index of the repository's corpus/ built with the real model in a temp folder."""
     work = tmp_path_factory.mktemp("article")
     shutil.copytree(ROOT / "corpus", work / "corpus")
-    settings = Settings(corpus_dir=work / "corpus", index_dir=work / "index")
+    settings = Settings(corpus_dir=work / "corpus", index_dir=work / "index", onnx_dir=MODELS)
     build_index(settings, real_encoder)
     return settings
 
@@ -125,6 +126,7 @@ class Server:
             "QA_CORPUS_DIR": str(settings.corpus_dir),
             "QA_INDEX_DIR": str(settings.index_dir),
             "QA_MODEL": settings.model,
+            "QA_ONNX_DIR": str(settings.onnx_dir or settings.index_dir / "models"),
             "HF_HUB_OFFLINE": "1",
             **(env or {}),
         }
