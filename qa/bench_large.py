@@ -54,8 +54,8 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
         server = ServerProcess(settings, {"QA_CACHE_SIZE": "0", "QA_ONNX_DIR": str(settings.onnx_dir)})
         try:
             rss_ready = server.rss_mib()
-            load(server.url, qfile, 1, requests=20)
-            run = load(server.url, qfile, 1, requests=min(len(queries), 300))
+            load(server.url, qfile, 1, seconds=2)
+            run = load(server.url, qfile, 1, seconds=15)
             peak = server.rss_mib("VmHWM")
             ready = httpx.get(server.url + "/readyz").json()
         finally:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from qa import loadgen
 from qa.cli import DEFAULT_EVAL_SET
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, encoder_from, load_encoder
@@ -79,26 +80,9 @@ class ServerProcess:
         self.process.wait(timeout=30)
 
 
-def load(
-    url: str, questions_file: Path, clients: int, requests: int = 0, seconds: float = 120, faq: bool = False
-) -> dict[str, Any]:
-    args = [
-        sys.executable,
-        "-m",
-        "qa.loadgen",
-        url,
-        str(questions_file),
-        "--clients",
-        str(clients),
-        "--seconds",
-        str(seconds),
-    ]
-    if requests:
-        args += ["--requests", str(requests)]
-    if faq:
-        args.append("--faq")
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
+def load(url: str, questions_file: Path, clients: int, seconds: float = 10, faq: bool = False) -> dict[str, Any]:
+    """Run wrk against the server (see qa.loadgen); wrk is a separate process by nature."""
+    return loadgen.run(url, json.loads(questions_file.read_text()), clients, seconds, faq)
 
 
 def floor(settings: Settings, questions: list[str]) -> dict[str, float]:
@@ -189,10 +173,10 @@ def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, An
     ]
     uncached = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
     try:
-        load(uncached.url, qfile, 1, requests=20)  # warm-up
-        one = load(uncached.url, qfile, 1, requests=3 * len(questions))
-        c8 = load(uncached.url, qfile, 8, requests=600)
-        c32 = load(uncached.url, qfile, 32, requests=1200)
+        load(uncached.url, qfile, 1, seconds=2)  # warm-up
+        one = load(uncached.url, qfile, 1, seconds=15)
+        c8 = load(uncached.url, qfile, 8, seconds=10)
+        c32 = load(uncached.url, qfile, 32, seconds=10)
         uncached_peak = uncached.rss_mib("VmHWM")
     finally:
         uncached.stop()
@@ -212,7 +196,7 @@ def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, An
         rows.append((f"HTTP, {label} clients, errors", f"{run['errors']} of {run['requests']}", None))
     cached = ServerProcess(settings, {})
     try:
-        faq = load(cached.url, qfile, 1, requests=1000, faq=True)
+        faq = load(cached.url, qfile, 1, seconds=10, faq=True)
         mismatches = http_matches(cached.url, settings, questions)
         ready = cached.ready_seconds
         peak = max(cached.rss_mib("VmHWM"), uncached_peak)
@@ -248,7 +232,7 @@ def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, An
         f"| {name} | {value} | {'' if ratio is None else f'{ratio:.2f}'} |" for name, value, ratio in rows
     ]
     table.append("")
-    table.append("Load generator: qa.loadgen (asyncio + httpx) in its own process, loopback only.")
+    table.append("Load generator: wrk (qa.loadgen writes its Lua script) in its own process, loopback only.")
     return {
         "floor": base,
         "one": one,

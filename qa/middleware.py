@@ -8,12 +8,11 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("qa.access")
@@ -157,57 +156,71 @@ class RateLimiter:
             return (1.0 - tokens) / rate
 
 
-def observe(
-    metrics: Metrics, limiter: RateLimiter
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """One middleware: request id, rate limit, security headers, metrics and one JSON log line."""
+class Observe:
+    """Pure ASGI middleware: request id, rate limit, security headers, metrics, one JSON log line,
+    and a 500 without internals for any unexpected error."""
 
-    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-        request.state.request_id = request_id
+    def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        client = request.client.host if request.client else "-"
-        wait = limiter.retry_after(client) if request.url.path == "/ask" else 0.0
-        if wait > 0:
-            response: Response = JSONResponse(
-                {"detail": "too many questions; slow down"},
-                status_code=429,
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # logged with its traceback; the client gets only the request id
-                log.exception("unexpected error", extra={"fields": {"request_id": request_id}})
+        client = scope["client"][0] if scope.get("client") else "-"
+        status = 500
+        started_response = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, started_response
+            if message["type"] == "http.response.start":
+                status, started_response = message["status"], True
+                response_headers = MutableHeaders(scope=message)
+                response_headers["X-Request-ID"] = request_id
+                for name, value in SECURITY_HEADERS.items():
+                    response_headers.setdefault(name, value)
+                if scope["path"] in ("/docs", "/docs/oauth2-redirect"):
+                    response_headers["Content-Security-Policy"] = DOCS_CSP
+            await send(message)
+
+        asking = scope["path"] == "/ask" and scope["method"] == "POST"
+        wait = self.limiter.retry_after(client) if asking else 0.0
+        try:
+            if wait > 0:
                 response = JSONResponse(
-                    {"detail": f"internal error (request id {request_id})"}, status_code=500
+                    {"detail": "too many questions; slow down"},
+                    status_code=429,
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
                 )
+                await response(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
+        except Exception:  # logged with its traceback; the client gets only the request id
+            log.exception("unexpected error", extra={"fields": {"request_id": request_id}})
+            if not started_response:
+                response = JSONResponse({"detail": f"internal error (request id {request_id})"}, status_code=500)
+                await response(scope, receive, send_with_headers)
         elapsed = time.perf_counter() - started
-        route = request.scope.get("route")
-        label = getattr(route, "path", None) or (
-            "unmatched" if response.status_code == 404 else request.url.path
-        )
-        metrics.requests.labels(label, str(response.status_code)).inc()
-        metrics.latency.labels(label).observe(elapsed)
-        response.headers["X-Request-ID"] = request_id
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if label in ("/docs", "/docs/oauth2-redirect"):
-            response.headers["Content-Security-Policy"] = DOCS_CSP
+        label = getattr(scope.get("route"), "path", None) or "unmatched"  # bounded label values
+        self.metrics.requests.labels(label, str(status)).inc()
+        self.metrics.latency.labels(label).observe(elapsed)
         log.info(
             "request",
             extra={
                 "fields": {
                     "request_id": request_id,
-                    "method": request.method,
-                    "path": request.url.path,
+                    "method": scope["method"],
+                    "path": scope["path"],
                     "route": label,
-                    "status": response.status_code,
+                    "status": status,
                     "ms": round(elapsed * 1000, 2),
                     "client": client,
                 }
             },
         )
-        return response
-
-    return middleware
