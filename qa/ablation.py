@@ -13,11 +13,12 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.engine import Engine
 from qa.evaluate import EvalItem, answer_hit, evidence_in
-from qa.index import build_index, retrieval_text
+from qa.index import retrieval_text
 from qa.retrieve import Mode
 
 

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.index import build_index
 from qa.retrieve import Mode
 
 BATCH = 64

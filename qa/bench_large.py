@@ -21,9 +21,10 @@ from pathlib import Path
 import httpx
 
 from qa.bench_speed import ServerProcess, load
+from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
-from qa.index import build_index, load_index
+from qa.index import load_index
 
 
 def write_scifact(source: Path, corpus: Path, copies: int) -> int:

@@ -24,12 +24,13 @@ import httpx
 import numpy as np
 
 from qa import loadgen
+from qa.build import build_index
 from qa.cli import DEFAULT_EVAL_SET
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, encoder_from, load_encoder
 from qa.engine import Engine
 from qa.evaluate import load_eval_set, run_eval
-from qa.index import build_index, load_index
+from qa.index import load_index
 
 
 def _free_port() -> int:
@@ -80,7 +81,9 @@ class ServerProcess:
         self.process.wait(timeout=30)
 
 
-def load(url: str, questions_file: Path, clients: int, seconds: float = 10, faq: bool = False) -> dict[str, Any]:
+def load(
+    url: str, questions_file: Path, clients: int, seconds: float = 10, faq: bool = False
+) -> dict[str, Any]:
     """Run wrk against the server (see qa.loadgen); wrk is a separate process by nature."""
     return loadgen.run(url, json.loads(questions_file.read_text()), clients, seconds, faq)
 

@@ -79,8 +79,8 @@ def index(
                 raise fail(f"index is not current: {reason}")
             typer.echo("index is current")
             return
+        from qa.build import build_index
         from qa.encoder import encoder_from
-        from qa.index import build_index
 
         encoder = encoder_from(settings)
         report = build_index(settings, encoder, progress=sys.stderr.isatty(), lock_timeout=wait)
@@ -222,9 +222,9 @@ def calibrate(
     ] = False,
 ) -> None:
     """Fit the abstention thresholds on a labelled set and store them in the index manifest."""
+    from qa.build import save_calibration
     from qa.calibrate import fit, format_report
     from qa.evaluate import load_eval_set
-    from qa.index import save_calibration
 
     settings = settings_from(corpus, index_dir)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import unicodedata
+from typing import TYPE_CHECKING
 
 import numpy as np
 from cachetools import LRUCache
@@ -17,7 +18,10 @@ from qa.answer import Result, Thresholds, answer, rerank
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import IndexMissing, QAError
-from qa.index import BuildReport, LoadedIndex, load_index
+from qa.index import LoadedIndex, load_index
+
+if TYPE_CHECKING:
+    from qa.build import BuildReport
 from qa.retrieve import Mode, Query, Weights, search
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
@@ -149,7 +153,7 @@ class Reloader:
         self.last_error: str | None = None
 
     def reindex(self, lock_timeout: float = 120) -> BuildReport:
-        from qa.index import build_index  # the build path is not needed to answer questions
+        from qa.build import build_index  # the build path is not needed to answer questions
 
         with self._lock:
             try:

@@ -58,9 +58,24 @@ def run(url: str, questions: list[str], clients: int, seconds: float, faq: bool 
         script.write_text(SCRIPT % {"bodies": bodies, "faq": "true" if faq else "false", "seed": 7})
         threads = max(1, min(2, clients))
         out = subprocess.run(
-            [wrk, "-t", str(threads), "-c", str(clients), "-d", f"{seconds}s", "--timeout", "30s",
-             "-s", str(script), url],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
+            [
+                wrk,
+                "-t",
+                str(threads),
+                "-c",
+                str(clients),
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "30s",
+                "-s",
+                str(script),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
         ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     result["clients"] = clients
@@ -69,7 +84,9 @@ def run(url: str, questions: list[str], clients: int, seconds: float, faq: bool 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("url")
     parser.add_argument("questions", help="JSON file with a list of questions")
     parser.add_argument("--clients", type=int, default=1)

@@ -204,7 +204,9 @@ class Observe:
         except Exception:  # logged with its traceback; the client gets only the request id
             log.exception("unexpected error", extra={"fields": {"request_id": request_id}})
             if not started_response:
-                response = JSONResponse({"detail": f"internal error (request id {request_id})"}, status_code=500)
+                response = JSONResponse(
+                    {"detail": f"internal error (request id {request_id})"}, status_code=500
+                )
                 await response(scope, receive, send_with_headers)
         elapsed = time.perf_counter() - started
         label = getattr(scope.get("route"), "path", None) or "unmatched"  # bounded label values

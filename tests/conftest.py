@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import HashingEncoder, encoder_from
-from qa.index import build_index
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "tests" / "eval" / "questions.jsonl"

@@ -4,10 +4,11 @@ import os
 import numpy as np
 import pytest
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
-from qa.index import build_index, check, load_index
+from qa.index import check, load_index
 
 
 def test_build_writes_manifest_and_loads(built_settings: Settings) -> None:

@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.corpus import load_corpus
 from qa.encoder import HashingEncoder
-from qa.index import build_index, check, load_index
+from qa.index import check, load_index
 from tests.conftest import Server
 
 pytestmark = pytest.mark.slow
