@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,7 +144,11 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
         report.total_seconds = time.perf_counter() - started
         return report
 
-    passages = [p for d in documents for p in split_document(d, settings.passage_max_chars)]
+    passages = [
+        p
+        for d in _progress(documents, progress, "splitting documents")
+        for p in split_document(d, settings.passage_max_chars)
+    ]
     titles = {d.doc_id: d.title for d in documents}
     contexts = [retrieval_text(p, titles[p.doc_id], settings.passage_context) for p in passages]
     texts = {d.doc_id: d.text for d in documents}
@@ -251,6 +256,14 @@ def _embed(
         vectors[same[1:]] = vectors[same[0]]
     report.texts_embedded += len(missing)
     return vectors
+
+
+def _progress(items: list[Document], show: bool, label: str) -> Iterable[Document]:
+    if not show or len(items) < 500:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=label, unit="doc")
 
 
 def _faiss_type(settings: Settings, n_passages: int) -> str:
