@@ -46,7 +46,10 @@ calibrate: $(STAMP) ## Fit the abstention thresholds on the evaluation set and s
 	$(BIN)/qa index
 	$(BIN)/qa calibrate
 
+WRK := command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+
 bench: $(STAMP) ## Speed against the in-process floor (HTTP, concurrency, cache, start-up, memory)
+	@$(WRK)
 	$(BIN)/qa index
 	$(BIN)/python -m qa.bench_speed
 
@@ -55,9 +58,11 @@ bench-quality: $(STAMP) ## SQuAD v1.1 and v2.0 dev against BM25-only and dense-o
 	$(BIN)/qa bench squad $(SQUAD_V2)
 
 bench-large: $(STAMP) ## Build, size, memory and latency on a 100k-passage corpus made from SciFact
+	@$(WRK)
 	$(BIN)/python -m qa.bench_large $(SCIFACT)
 
 soak: $(STAMP) ## 60 s of 32 concurrent clients; errors and memory growth
+	@$(WRK)
 	$(BIN)/qa index
 	$(BIN)/python -m qa.bench_speed --soak 60
 
