@@ -22,9 +22,10 @@ function viewLink(docId, start, end, text) {
   return el("a", { href: `/view/${encodeURIComponent(docId)}?${params}` }, text);
 }
 
-function sourceLine(citation) {
+function sourceLine(citation, span = citation) {
+  // The title opens the document with `span` highlighted: the answer sentence, or the passage.
   const line = el("p", { class: "meta" });
-  line.append(viewLink(citation.doc_id, citation.start, citation.end, citation.title));
+  line.append(viewLink(citation.doc_id, span.start, span.end, citation.title));
   if (citation.source) {
     line.append(" · ");
     if (/^https?:\/\//.test(citation.source)) line.append(el("a", { href: citation.source, rel: "noopener noreferrer" }, citation.source));
@@ -47,7 +48,7 @@ function showAnswer(body) {
   const card = el("article", { class: "card answer", "aria-labelledby": "answer-title" },
     el("h2", { id: "answer-title" }, "Answer"),
     highlighted(best, body.answer),
-    sourceLine(best),
+    sourceLine(best, body.answer),
     el("p", { class: "score" }, `answer score ${body.answer.score.toFixed(3)} · passage score ${best.score.toFixed(3)}`));
   result.replaceChildren(card);
   if (others.length) {
