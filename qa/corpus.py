@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -174,8 +173,3 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
     except (PdfReadError, ValueError, KeyError) as error:
         raise CorpusError(path, f"unreadable PDF ({error})") from error
     return "\n\n".join(pages), {"title": info.get("/Title")}
-
-
-def iter_document_json(documents: list[Document]) -> Iterator[str]:
-    for document in documents:
-        yield json.dumps(document.to_json(), ensure_ascii=False)
