@@ -111,8 +111,13 @@ class OnnxEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [self._encode(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        return np.concatenate(parts)
+        # Batches of similar length waste little on padding (sentence-transformers sorts the same way).
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i in range(0, len(texts), self.batch_size):
+            rows = order[i : i + self.batch_size]
+            vectors[rows] = self._encode([texts[j] for j in rows])
+        return vectors
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
