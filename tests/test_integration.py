@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import pytest
 
 from qa.config import Settings
@@ -110,3 +111,14 @@ def test_evaluation_floors(article_settings: Settings, real_encoder) -> None:  #
     assert metrics["abstention_by_kind"]["off_topic"] == 1.0
     below = {k: (metrics[k], floor) for k, floor in FLOORS.items() if metrics[k] < floor}
     assert not below, f"metrics below their floors: {below}"
+
+
+def test_onnx_runtime_gives_the_sentence_transformers_vectors(real_encoder) -> None:  # noqa: ANN001
+    from qa.encoder import OnnxEncoder, load_encoder
+
+    if not isinstance(real_encoder, OnnxEncoder):
+        pytest.skip("the ONNX backend is not in use")
+    texts = ["Who developed GigaChat?", "short", "A longer sentence about data centres " * 12, ""]
+    torch_encoder = load_encoder(Settings().model, backend="torch")
+    assert np.abs(real_encoder.encode(texts) - torch_encoder.encode(texts)).max() < 1e-5
+    assert real_encoder.name == torch_encoder.name  # indexes built by either serve with the other
