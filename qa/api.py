@@ -85,6 +85,7 @@ def create_app(
         app.state.engine = engine
         app.state.reloader = Reloader(engine)
         app.state.stale_cache = (0.0, None, None)
+        app.state.corpus_memo = {}  # per-file digests, so probes re-read only edited files
         watcher = asyncio.create_task(_watch(app)) if watch else None
         yield
         if watcher:
@@ -367,6 +368,6 @@ def _cached_staleness(request: Request, settings: Settings, index: LoadedIndex) 
     now = time.monotonic()
     if key == index.fingerprint and now - checked_at < 2.0:
         return reason
-    reason = staleness(settings, index.manifest)
+    reason = staleness(settings, index.manifest, request.app.state.corpus_memo)
     request.app.state.stale_cache = (now, index.fingerprint, reason)
     return reason

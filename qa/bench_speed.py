@@ -61,9 +61,9 @@ class ServerProcess:
         self.ready_seconds = self._wait_ready()
 
     def _wait_ready(self) -> float:
-        while time.perf_counter() - self.started < 120:
+        while time.perf_counter() - self.started < 600:
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/readyz", timeout=60).status_code == 200:
                     return time.perf_counter() - self.started
             except httpx.HTTPError:
                 pass

@@ -54,12 +54,24 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     return files
 
 
-def corpus_fingerprint(corpus_dir: Path) -> str:
-    """Hash of the raw bytes of every document file: cheap to recompute, changes on any edit."""
+def corpus_fingerprint(corpus_dir: Path, memo: dict[Path, tuple[int, int, bytes]] | None = None) -> str:
+    """Hash of the raw bytes of every document file; changes on any edit.
+
+    With ``memo`` (path -> size, mtime, digest), files whose size and modification time did not
+    change are not read again: a readiness probe over a large corpus costs a stat per file.
+    """
     digest = hashlib.sha256()
     for path in corpus_files(corpus_dir):
+        stat = path.stat()
+        known = memo.get(path) if memo is not None else None
+        if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            file_digest = known[2]
+        else:
+            file_digest = hashlib.sha256(path.read_bytes()).digest()
+            if memo is not None:
+                memo[path] = (stat.st_size, stat.st_mtime_ns, file_digest)
         digest.update(path.relative_to(corpus_dir).as_posix().encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(file_digest)
     return digest.hexdigest()
 
 

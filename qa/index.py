@@ -137,10 +137,10 @@ def check_compatible(manifest: dict, encoder: Encoder) -> None:
         )
 
 
-def staleness(settings: Settings, manifest: dict) -> str | None:
+def staleness(settings: Settings, manifest: dict, memo: dict | None = None) -> str | None:
     """Why the index no longer matches the corpus and settings, or None when it is current."""
     try:
-        fingerprint = corpus_fingerprint(settings.corpus_dir)
+        fingerprint = corpus_fingerprint(settings.corpus_dir, memo)
     except QAError as error:
         return str(error)
     if fingerprint != manifest.get("corpus_fingerprint"):
