@@ -96,7 +96,7 @@ class OnnxEncoder:
         max_length = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length)
-        self._tokenizer.enable_padding()
+        self._tokenizer.no_padding()  # padding is per batch, in _run (tokenizer.json may set its own)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         # Idle pool threads would spin for work and take the CPU from the request threads.
@@ -111,18 +111,27 @@ class OnnxEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # Batches of similar length waste little on padding (sentence-transformers sorts the same way).
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        encodings = self._tokenizer.encode_batch(texts)
+        # Longest first; a new batch starts when full or when a text is under half the batch's
+        # longest, so short texts (a question's words) are not padded to a long one (the question).
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
-        for i in range(0, len(texts), self.batch_size):
-            rows = order[i : i + self.batch_size]
-            vectors[rows] = self._encode([texts[j] for j in rows])
+        batch: list[int] = []
+        for i in order:
+            if batch and (len(batch) == self.batch_size or 2 * len(encodings[i].ids) < len(encodings[batch[0]].ids)):
+                vectors[batch] = self._run([encodings[j] for j in batch])
+                batch = []
+            batch.append(i)
+        vectors[batch] = self._run([encodings[j] for j in batch])
         return vectors
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, encodings: list) -> np.ndarray:  # noqa: ANN001 - tokenizers.Encoding
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
         (hidden,) = self._session.run(
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         )
