@@ -58,7 +58,11 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.ready_seconds = self._wait_ready()
+        try:
+            self.ready_seconds = self._wait_ready()
+        except BaseException:
+            self.process.kill()  # never leave a half-started server behind
+            raise
 
     def _wait_ready(self) -> float:
         while time.perf_counter() - self.started < 600:
