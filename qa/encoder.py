@@ -83,6 +83,9 @@ class HashingEncoder:
         return vectors
 
 
+SPLIT_MIN = 4  # short texts that justify a run of their own (each run has a fixed cost)
+
+
 class OnnxEncoder:
     """The same model run by ONNX Runtime: identical vectors (to ~1e-7), a fraction of the start-up
     time (no torch import) and of the per-question latency. Mean pooling and normalisation as the
@@ -117,8 +120,10 @@ class OnnxEncoder:
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         batch: list[int] = []
-        for i in order:
-            if batch and (len(batch) == self.batch_size or 2 * len(encodings[i].ids) < len(encodings[batch[0]].ids)):
+        for n, i in enumerate(order):
+            remaining = len(order) - n  # a separate run pays off only for several short texts
+            shorter = 2 * len(encodings[i].ids) < len(encodings[batch[0]].ids) if batch else False
+            if batch and (len(batch) == self.batch_size or (shorter and remaining >= SPLIT_MIN)):
                 vectors[batch] = self._run([encodings[j] for j in batch])
                 batch = []
             batch.append(i)
