@@ -65,7 +65,7 @@ def run(url: str, questions: list[str], clients: int, seconds: float, faq: bool 
                 "-c",
                 str(clients),
                 "-d",
-                f"{seconds}s",
+                f"{max(1, round(seconds))}s",  # wrk takes whole seconds
                 "--timeout",
                 "30s",
                 "-s",
