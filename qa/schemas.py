@@ -70,13 +70,16 @@ class AskResponse(BaseModel):
     explain: dict[str, Any] | None = None
 
 
-class DocumentSummary(BaseModel):
+class DocumentMeta(BaseModel):
     doc_id: str
     title: str
     source: str | None
     published: str | None
     path: str
     format: str
+
+
+class DocumentSummary(DocumentMeta):
     chars: int
     passages: int
 
@@ -88,13 +91,7 @@ class DocumentList(BaseModel):
     documents: list[DocumentSummary]
 
 
-class DocumentOut(BaseModel):
-    doc_id: str
-    title: str
-    source: str | None
-    published: str | None
-    path: str
-    format: str
+class DocumentOut(DocumentMeta):
     text: str = Field(description="The text every offset of this document points into.")
     passages: list[str]
 
