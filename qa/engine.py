@@ -19,11 +19,11 @@ from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import IndexMissing, QAError
 from qa.index import LoadedIndex, load_index
+from qa.retrieve import Mode, Query, Weights, search
+from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
     from qa.build import BuildReport
-from qa.retrieve import Mode, Query, Weights, search
-from qa.terms import QueryWord, analyze_one, content_words, stems
 
 
 def normalize_question(question: str) -> str:
