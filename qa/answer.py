@@ -61,11 +61,13 @@ class Result:
     # Internal, for evaluation and calibration: the signals and the ranking even when refusing.
     signals: dict[str, float] = field(default_factory=dict)
     ranking: list[Citation] = field(default_factory=list)
+    cached: bool = False  # served from the engine's answer cache
 
     def to_json(self, explain: bool = False) -> dict[str, Any]:
         body = asdict(self)
         body.pop("signals")
         body.pop("ranking")
+        body.pop("cached")
         if not explain:
             body.pop("explain")
         return body

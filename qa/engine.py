@@ -134,7 +134,7 @@ class Engine:
                 cached = self._cache.get(key)
             if cached is not None:
                 self.cache_hits += 1
-                return dataclasses.replace(cached, question=question)
+                return dataclasses.replace(cached, question=question, cached=True)
         (query,) = self.queries([question], index)
         result = self.respond(index, query, top_k, explain=explain, mode=mode)
         if cacheable:

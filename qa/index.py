@@ -55,8 +55,12 @@ class LoadedIndex:
     _sentence_terms: dict[int, list[tuple[set[str], np.ndarray]]] = field(default_factory=dict)
     _passage_terms: dict[int, tuple[set[str], np.ndarray]] = field(default_factory=dict)
 
+    by_document: dict[str, list[str]] = field(default_factory=dict)  # passage ids of each document
+
     def __post_init__(self) -> None:
         self.positions = {p.passage_id: i for i, p in enumerate(self.passages)}
+        for passage in self.passages:
+            self.by_document.setdefault(passage.doc_id, []).append(passage.passage_id)
 
     def passage_terms(self, position: int) -> tuple[set[str], np.ndarray]:
         """Stems and lexicon word ids of what retrieval saw of a passage (title + headings + text)."""

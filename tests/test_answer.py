@@ -56,7 +56,7 @@ def test_cache_returns_same_answer_and_clears_on_swap(built_settings: Settings) 
     engine = engine_for(built_settings)
     first = engine.ask("Where does the Shinkansen run?")
     again = engine.ask("  where does the SHINKANSEN run? ")
-    assert engine.cache_hits == 1
+    assert engine.cache_hits == 1 and again.cached and not first.cached
     assert again.answer == first.answer and again.question == "  where does the SHINKANSEN run? "
     engine.load()
     engine.ask("Where does the Shinkansen run?")

@@ -89,6 +89,10 @@ def test_documents_list_is_paginated(client: TestClient) -> None:
     rest = client.get("/documents", params={"offset": 2, "limit": 2}).json()
     assert [d["doc_id"] for d in rest["documents"]] == ["trains"]
     assert client.get("/documents", params={"limit": 0}).status_code == 422
+    for summary in page["documents"]:
+        passages = client.get(f"/documents/{summary['doc_id']}").json()["passages"]
+        assert summary["passages"] == len(passages) > 0
+        assert all(client.get(f"/passages/{pid}").json()["doc_id"] == summary["doc_id"] for pid in passages)
 
 
 def test_health_ready_and_headers(client: TestClient, built_settings: Settings) -> None:
