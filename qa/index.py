@@ -165,6 +165,18 @@ def check(settings: Settings, encoder_name: str | None = None) -> str | None:
     return staleness(settings, manifest)
 
 
+def _stored_vectors(dense: faiss.Index) -> np.ndarray:
+    """A read-only view of the vectors FAISS stores (flat, or HNSW's flat storage): no second copy."""
+    if dense.ntotal == 0:
+        return np.zeros((0, dense.d), np.float32)
+    flat = faiss.downcast_index(dense.storage) if isinstance(dense, faiss.IndexHNSW) else dense
+    if not isinstance(flat, faiss.IndexFlat):
+        return dense.reconstruct_n(0, dense.ntotal)
+    view = faiss.rev_swig_ptr(flat.get_xb(), dense.ntotal * dense.d).reshape(dense.ntotal, dense.d)
+    view.flags.writeable = False
+    return view  # valid while LoadedIndex holds ``dense``
+
+
 def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
     """Load the current build; refuse one made with another model or format, or with broken files."""
     manifest = read_manifest(index_dir)
@@ -227,9 +239,7 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
         documents=documents,
         passages=passages,
         dense=dense,
-        passage_vectors=dense.reconstruct_n(0, dense.ntotal)
-        if dense.ntotal
-        else np.zeros((0, dense.d), np.float32),
+        passage_vectors=_stored_vectors(dense),
         sentence_vectors=sentence_vectors,  # float16 in memory too: a passage's rows are cast per query
         sentence_offsets=offsets,
         bm25=bm25,  # type: ignore[arg-type]
