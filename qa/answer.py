@@ -9,9 +9,8 @@ import numpy as np
 
 from qa.answer_type import expected_type, satisfies
 from qa.index import LoadedIndex
-from qa.passages import Passage
 from qa.retrieve import Candidate, Query
-from qa.terms import Lexicon, analyze_one
+from qa.terms import Lexicon
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
 SPAN_GAIN = 0.25
@@ -89,10 +88,8 @@ def rerank(
     """Re-score the first ``depth`` candidates by their best answer sentence, so that a passage
     holding one sentence that answers beats one that merely shares the topic."""
     head, tail = ranked[:depth], ranked[depth:]
-    for candidate in head:
-        candidate.sentences = score_sentences(
-            index, index.passages[candidate.position], candidate.position, query
-        )
+    for candidate, sentences in zip(head, score_sentences(index, [c.position for c in head], query)):
+        candidate.sentences = sentences
         candidate.answer = max((s.score for s in candidate.sentences), default=0.0)
         candidate.score = candidate.fused + weight * candidate.answer
     head.sort(key=lambda c: -c.score)
@@ -120,9 +117,7 @@ def answer(
     similarity = max(top.dense, top.sentence) if top else 0.0
     sentence_scores: list[SentenceScore] = []
     if top is not None:
-        sentence_scores = top.sentences or score_sentences(
-            index, index.passages[top.position], top.position, query
-        )
+        sentence_scores = top.sentences or score_sentences(index, [top.position], query)[0]
     typed = any(s.typed for s in sentence_scores)
     answered, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
     span: Span | None = None
@@ -130,7 +125,8 @@ def answer(
         passage = index.passages[top.position]
         if answered:
             text = index.documents[passage.doc_id].text
-            start, end, score = choose_span(sentence_scores, text, index.lexicon, query)
+            terms = index.sentence_terms(top.position)
+            start, end, score = choose_span(sentence_scores, terms, index.lexicon, query)
             span = Span(
                 text=text[start:end],
                 doc_id=passage.doc_id,
@@ -208,21 +204,34 @@ def _decide(
     )
 
 
-def score_sentences(index: LoadedIndex, passage: Passage, position: int, query: Query) -> list[SentenceScore]:
-    """Each sentence: cosine with the question, and the share of the question's words it holds."""
-    text = index.documents[passage.doc_id].text
-    similarities = index.sentence_rows(position) @ query.vector
+def score_sentences(index: LoadedIndex, positions: list[int], query: Query) -> list[list[SentenceScore]]:
+    """Each sentence of each passage: cosine with the question, and the share of the question's words
+    it holds. All passages' sentences are scored together, in one matrix product for each signal."""
+    if not positions:
+        return []
+    terms = [t for p in positions for t in index.sentence_terms(p)]
+    coverages = index.lexicon.coverages(query.words, terms)
+    similarities = index.sentence_rows(positions) @ query.vector
     wanted = expected_type(query.text)
-    scores = []
-    for s, sim, (stems, word_ids) in zip(passage.sentences, similarities, index.sentence_terms(position)):
-        cov = index.lexicon.coverage(query.words, stems, word_ids)
-        typed = satisfies(wanted, text[s.start : s.end], query.text)
-        scores.append(SentenceScore(s.start, s.end, float(sim), cov, 0.5 * float(sim) + 0.5 * cov, typed))
+    scores: list[list[SentenceScore]] = []
+    row = 0
+    for position in positions:
+        passage = index.passages[position]
+        text = index.documents[passage.doc_id].text
+        scores.append([])
+        for s, sim, cov in zip(passage.sentences, similarities[row:], coverages[row:]):
+            typed = satisfies(wanted, text[s.start : s.end], query.text)
+            scores[-1].append(
+                SentenceScore(
+                    s.start, s.end, float(sim), float(cov), 0.5 * float(sim) + 0.5 * float(cov), typed
+                )
+            )
+        row += len(passage.sentences)
     return scores
 
 
 def choose_span(
-    scores: list[SentenceScore], text: str, lexicon: Lexicon, query: Query
+    scores: list[SentenceScore], terms: list[tuple[set[str], np.ndarray]], lexicon: Lexicon, query: Query
 ) -> tuple[int, int, float]:
     """The best sentence; joined with a neighbour when the pair covers clearly more of the question."""
     # Prefer sentences holding the kind of value asked for; any sentence when none does.
@@ -233,8 +242,10 @@ def choose_span(
     for other in (best - 1, best + 1):
         if 0 <= other < len(scores):
             left, right = sorted((best, other))
-            pair = text[scores[left].start : scores[right].end]
-            pair_coverage = lexicon.coverage(query.words, set(analyze_one(pair)), lexicon.ids(pair))
+            (stems_left, ids_left), (stems_right, ids_right) = terms[left], terms[right]
+            pair_coverage = lexicon.coverage(
+                query.words, stems_left | stems_right, np.concatenate([ids_left, ids_right])
+            )
             if pair_coverage - scores[best].coverage >= SPAN_GAIN:
                 return scores[left].start, scores[right].end, score
     return start, end, score

@@ -162,7 +162,7 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
                 previous.passage_vectors[i]
             )
             doc_text = previous.documents[p.doc_id].text
-            rows = previous.sentence_rows(i)
+            rows = previous.sentence_rows([i])
             for s, vector in zip(p.sentences, rows):
                 reuse["s" + _sha(doc_text[s.start : s.end])] = vector
         for word, vector in zip(previous.lexicon.words, previous.lexicon.vectors):

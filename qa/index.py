@@ -94,9 +94,14 @@ class LoadedIndex:
     def model(self) -> str:
         return str(self.manifest["model"]["name"])
 
-    def sentence_rows(self, position: int) -> np.ndarray:
-        rows = self.sentence_vectors[self.sentence_offsets[position] : self.sentence_offsets[position + 1]]
-        return rows.astype(np.float32)
+    def sentence_rows(self, positions: list[int] | np.ndarray) -> np.ndarray:
+        """The sentence vectors of these passages, one after the other, as float32."""
+        offsets = self.sentence_offsets
+        rows = [self.sentence_vectors[offsets[p] : offsets[p + 1]] for p in positions]
+        return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, self.dense.d), np.float32)
+
+    def sentence_counts(self, positions: list[int] | np.ndarray) -> np.ndarray:
+        return np.diff(self.sentence_offsets)[positions]
 
 
 def splitter_settings(settings: Settings) -> dict[str, object]:

@@ -80,7 +80,7 @@ def search(
     if len(positions) == 0:
         return []
     dense = index.passage_vectors[positions] @ query.vector
-    sentence = np.array([_best_sentence(index, int(p), query.vector) for p in positions])
+    sentence = _best_sentences(index, positions, query.vector)
     best_bm25 = float(bm25_scores[positions].max())
     keyword = bm25_scores[positions] / best_bm25 if best_bm25 > 0 else np.zeros(len(positions))
     if mode == "dense":
@@ -110,6 +110,12 @@ def search(
     return ranked
 
 
-def _best_sentence(index: LoadedIndex, position: int, vector: np.ndarray) -> float:
-    rows = index.sentence_rows(position)
-    return float((rows @ vector).max()) if len(rows) else 0.0
+def _best_sentences(index: LoadedIndex, positions: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Each passage's best cosine between the question and one of its sentences (0 with none)."""
+    counts = index.sentence_counts(positions)
+    best = np.zeros(len(positions), dtype=np.float32)
+    if counts.sum():
+        similarity = index.sentence_rows(positions) @ vector
+        filled = counts > 0
+        best[filled] = np.maximum.reduceat(similarity, (np.cumsum(counts) - counts)[filled])
+    return best

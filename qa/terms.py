@@ -103,16 +103,23 @@ class Lexicon:
     def coverage(self, query: list[QueryWord], text_stems: set[str], text_word_ids: np.ndarray) -> float:
         """IDF-weighted share of the question's words the text holds: exactly (same stem) or softly
         (a word of the text close in meaning). 1.0 for a question without content words."""
-        if not query:
-            return 1.0
-        total = covered = 0.0
-        candidates = self.vectors[text_word_ids] if len(text_word_ids) else None
-        for word in query:
-            weight = word.weight
-            total += weight
-            if word.stem in text_stems:
-                covered += weight
-            elif candidates is not None:
-                best = float((candidates @ word.vector).max())
-                covered += weight * min(1.0, max(0.0, (best - SOFT_LOW) / (SOFT_HIGH - SOFT_LOW)))
-        return covered / total if total else 1.0
+        return float(self.coverages(query, [(text_stems, text_word_ids)])[0])
+
+    def coverages(self, query: list[QueryWord], texts: list[tuple[set[str], np.ndarray]]) -> np.ndarray:
+        """``coverage`` of several texts (the sentences of a passage, say) in one matrix product."""
+        weights = np.array([word.weight for word in query], dtype=np.float32)
+        total = float(weights.sum())
+        if not query or total == 0:
+            return np.ones(len(texts))
+        exact = np.array([[word.stem in stems for word in query] for stems, _ in texts], dtype=np.float32)
+        soft = np.zeros_like(exact)
+        lengths = np.array([len(ids) for _, ids in texts])
+        if lengths.sum():
+            # Each distinct word once: the texts of a passage share most of their words.
+            distinct, rows = np.unique(np.concatenate([ids for _, ids in texts]), return_inverse=True)
+            similarity = self.vectors[distinct] @ np.stack([word.vector for word in query]).T
+            partial = np.clip((similarity - SOFT_LOW) / (SOFT_HIGH - SOFT_LOW), 0.0, 1.0)[rows]
+            filled = lengths > 0
+            starts = (np.cumsum(lengths) - lengths)[filled]
+            soft[filled] = np.maximum.reduceat(partial, starts, axis=0)  # best word of each text
+        return (np.maximum(exact, soft) @ weights) / total
