@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -24,8 +25,8 @@ from qa.config import Settings
 from qa.encoder import BatchingEncoder, Encoder, encoder_from
 from qa.engine import Engine, Reloader, thresholds_for
 from qa.errors import CorpusError, IndexBusy, IndexMissing, NotFound, QAError
-from qa.index import LoadedIndex, staleness
-from qa.middleware import BodyLimit, Metrics, Observe, RateLimiter
+from qa.index import LoadedIndex, current_path, staleness
+from qa.middleware import BodyLimit, Metrics, Observe, RateLimiter, configure_logging
 from qa.schemas import (
     AskRequest,
     AskResponse,
@@ -68,6 +69,7 @@ def create_app(
     encoder: Encoder | None = None,
     engine: Engine | None = None,
     watch: bool = False,
+    follow: bool = False,
 ) -> FastAPI:
     """Build the app. Pass ``engine`` to serve one already loaded (``qa serve`` loads before binding)."""
     settings = settings or Settings()
@@ -86,10 +88,11 @@ def create_app(
         app.state.reloader = Reloader(engine)
         app.state.stale_cache = (0.0, None, None)
         app.state.corpus_memo = {}  # per-file digests, so probes re-read only edited files
-        watcher = asyncio.create_task(_watch(app)) if watch else None
+        tasks = [asyncio.create_task(_watch(app))] if watch else []
+        tasks += [asyncio.create_task(_follow(app))] if follow else []
         yield
-        if watcher:
-            watcher.cancel()
+        for task in tasks:
+            task.cancel()
 
     app = FastAPI(
         title="Cited answers",
@@ -129,6 +132,35 @@ async def _watch(app: FastAPI) -> None:
         except QAError as error:
             app.state.metrics.reloads.labels("failed").inc()
             log.error("corpus changed but the rebuild failed, still serving the previous index: %s", error)
+
+
+async def _follow(app: FastAPI, every: float = 1.0) -> None:
+    """Load the build the index folder's ``current`` points to once another process has swapped it
+    (a sibling worker's reindex, ``qa index``). A build that fails to load is not retried until
+    ``current`` moves again; the previous index keeps serving meanwhile."""
+    settings: Settings = app.state.settings
+    tried: Path | None = None
+    while True:
+        await asyncio.sleep(every)
+        target = current_path(settings.index_dir).resolve()
+        engine: Engine = app.state.engine
+        if target == tried or not target.is_dir() or (engine.ready and engine.index.path == target):
+            continue
+        tried = target
+        try:
+            index = await run_in_threadpool(app.state.reloader.reload)
+            app.state.metrics.reloads.labels("ok").inc()
+            log.info("followed the index to %s", index.fingerprint[:12])
+        except QAError as error:
+            app.state.metrics.reloads.labels("failed").inc()
+            log.error("the index folder moved to a build that does not load, still serving: %s", error)
+
+
+def worker_app() -> FastAPI:
+    """The app of each ``qa serve --workers N`` process: settings from the environment, index followed."""
+    settings = Settings()
+    configure_logging("INFO" if settings.access_log else "WARNING")
+    return create_app(settings, follow=True)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

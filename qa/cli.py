@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -153,6 +154,10 @@ def serve(
     index_dir: IndexOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address [env QA_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [env QA_PORT].")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Server processes; one per core serves the most [env QA_WORKERS]."),
+    ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Reindex and reload when the corpus changes.")
     ] = False,
@@ -164,13 +169,38 @@ def serve(
     from qa.api import create_app
     from qa.middleware import configure_logging
 
-    settings = settings_from(corpus, index_dir, host=host, port=port)
+    settings = settings_from(corpus, index_dir, host=host, port=port, workers=workers, access_log=access_log)
+    if settings.workers > 1 and watch:
+        raise fail("--watch needs a single worker: run `qa serve --watch --workers 1`", 2)
+    log_level = "INFO" if settings.access_log else "WARNING"
+    if settings.workers > 1:
+        _check_index(settings)
+        # Each worker process builds its app from the environment (qa.api.worker_app).
+        os.environ.update(
+            {
+                "QA_CORPUS_DIR": str(settings.corpus_dir.resolve()),
+                "QA_INDEX_DIR": str(settings.index_dir.resolve()),
+                "QA_ACCESS_LOG": str(settings.access_log).lower(),
+                "QA_WORKERS": str(settings.workers),  # each worker's encoder takes its share of the cores
+            }
+        )
+        configure_logging(log_level)
+        uvicorn.run(
+            "qa.api:worker_app",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )  # uvicorn's supervisor drains and exits 0 on SIGTERM, and stops if a worker cannot start
+        return
     try:  # load before binding: a broken index stops here with a clear message, not a traceback
         engine = load_engine(settings, allow_missing=True, serving=True)
     except QAError as error:
         raise fail(str(error)) from None
     application = create_app(settings, engine=engine, watch=watch)
-    configure_logging("INFO" if access_log else "WARNING")  # last: loading the model resets logging
+    configure_logging(log_level)  # last: loading the model resets logging
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
@@ -180,6 +210,19 @@ def serve(
         log_config=None,  # keep the JSON logging configured above
         timeout_graceful_shutdown=10,
     )
+
+
+def _check_index(settings: Settings) -> None:
+    """Before starting workers: the index loads (no model needed), or a one-line error and exit 1."""
+    from qa.errors import IndexMissing
+    from qa.index import load_index
+
+    try:
+        load_index(settings.index_dir)
+    except IndexMissing as error:
+        typer.echo(f"warning: {error}; answering 503 until it exists", err=True)
+    except QAError as error:
+        raise fail(str(error)) from None
 
 
 @app.command("eval")

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Service.
     host: str = "127.0.0.1"
     port: int = 8000
+    # Server processes. One per core serves the most questions per second; each holds its own copy
+    # of the index and model, and follows the index on disk (a reindex reaches one worker).
+    workers: int = Field(default=1, ge=1)
+    access_log: bool = True  # one JSON line per request on stderr
     max_body_bytes: int = 16 * 1024
     cache_size: int = 1024  # answers kept per index version; 0 turns the cache off
     batch_requests: bool = True  # merge concurrent questions into one encoder call

@@ -6,10 +6,10 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import re
 import threading
 import warnings
+from collections import deque
 from pathlib import Path
 from typing import Protocol
 
@@ -84,6 +84,7 @@ class HashingEncoder:
 
 
 SPLIT_MIN = 4  # short texts that justify a run of their own (each run has a fixed cost)
+TOKENIZE_PARALLEL_MIN = 256  # fewer texts are tokenized in the calling thread
 
 
 class OnnxEncoder:
@@ -91,7 +92,7 @@ class OnnxEncoder:
     time (no torch import) and of the per-question latency. Mean pooling and normalisation as the
     sentence-transformers pipeline it was exported from."""
 
-    def __init__(self, model: str, onnx_file: Path, batch_size: int = 32) -> None:
+    def __init__(self, model: str, onnx_file: Path, batch_size: int = 32, threads: int = 0) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -101,7 +102,8 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(max_length)
         self._tokenizer.no_padding()  # padding is per batch, in _run (tokenizer.json may set its own)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
+        # Threads of one run: all cores by default; 1 when several server processes share them.
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         # Idle pool threads would spin for work and take the CPU from the request threads.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
@@ -114,7 +116,12 @@ class OnnxEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch(texts)
+        # The tokenizer's thread pool pays off for a build's thousands of texts; for a few questions
+        # its spinning threads cost more CPU than the model (measured: a third more per question).
+        if len(texts) > TOKENIZE_PARALLEL_MIN:
+            encodings = self._tokenizer.encode_batch(texts)
+        else:
+            encodings = [self._tokenizer.encode(text) for text in texts]
         # Longest first; a new batch starts when full or when a text is under half the batch's
         # longest, so short texts (a question's words) are not padded to a long one (the question).
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
@@ -208,11 +215,18 @@ def export_onnx(model: str, onnx_file: Path) -> Path:
 def encoder_from(settings: Settings) -> Encoder:
     """The encoder the settings ask for; the ONNX export lives in ``onnx_dir`` (default index/models)."""
     onnx_dir = settings.onnx_dir or settings.index_dir / "models"
-    return load_encoder(settings.model, settings.encode_batch_size, settings.encoder_backend, onnx_dir)
+    threads = max(1, len(os.sched_getaffinity(0)) // settings.workers)  # the cores, shared by workers
+    return load_encoder(
+        settings.model, settings.encode_batch_size, settings.encoder_backend, onnx_dir, threads
+    )
 
 
 def load_encoder(
-    model: str, batch_size: int = 32, backend: str = "torch", onnx_dir: Path | None = None
+    model: str,
+    batch_size: int = 32,
+    backend: str = "torch",
+    onnx_dir: Path | None = None,
+    threads: int = 0,
 ) -> Encoder:
     """``hashing`` (or ``hashing-<dim>``) selects the test encoder; anything else is a model, run by
     ONNX Runtime (``backend="onnx"``, exported on first use into ``onnx_dir``) or by torch."""
@@ -224,7 +238,7 @@ def load_encoder(
         try:
             if not onnx_file.is_file():
                 export_onnx(model, onnx_file)
-            return OnnxEncoder(model, onnx_file, batch_size)
+            return OnnxEncoder(model, onnx_file, batch_size, threads)
         except Exception as error:  # any failure to export or load: the torch path still works
             log.warning("ONNX Runtime unavailable for %s (%s); using sentence-transformers", model, error)
     return SentenceTransformerEncoder(model, batch_size=batch_size)
@@ -248,8 +262,9 @@ def _model_id(model: str) -> str:
 class BatchingEncoder:
     """Merges encode() calls made at the same time by request threads into one model call.
 
-    A lone request goes straight through (no waiting window); while the model is busy, requests
-    queue up and the next call takes them all. Under load this turns N small model calls into one.
+    A call that finds the model idle runs it in its own thread, with no hand-off and no waiting
+    window. Calls arriving while the model is busy queue up; when the run ends, the batcher thread
+    takes them all in one call, and keeps going while more arrive. One model run at a time.
     """
 
     def __init__(self, inner: Encoder, max_batch: int = 64) -> None:
@@ -257,41 +272,62 @@ class BatchingEncoder:
         self.name = inner.name
         self.dim = inner.dim
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
-        self._worker = threading.Thread(target=self._run, name="encoder-batcher", daemon=True)
-        self._worker.start()
+        self._lock = threading.Lock()
+        self._handed_over = threading.Condition(self._lock)
+        self._queue: deque[_Pending] = deque()
+        self._busy = False  # a model run is in progress or about to start
+        self._batcher_owns = False  # the run in progress is the batcher thread's
+        threading.Thread(target=self._run, name="encoder-batcher", daemon=True).start()
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        pending = _Pending(texts)
-        self._queue.put(pending)
+        with self._lock:
+            lead = not self._busy
+            self._busy = True
+            if not lead:
+                pending = _Pending(texts)
+                self._queue.append(pending)
+        if lead:
+            try:
+                return self.inner.encode(texts)
+            finally:
+                self._release()
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
         return pending.result
 
+    def _release(self) -> None:
+        """End of a run: hand the queued calls to the batcher thread, or mark the model idle."""
+        with self._lock:
+            if self._queue:
+                self._batcher_owns = True
+                self._handed_over.notify()
+            else:
+                self._busy = self._batcher_owns = False
+
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            size = len(batch[0].texts)
-            while size < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-                size += len(batch[-1].texts)
+            with self._lock:
+                while not self._batcher_owns:
+                    self._handed_over.wait()
+                batch, size = [], 0
+                while self._queue and size < self.max_batch:
+                    batch.append(self._queue.popleft())
+                    size += len(batch[-1].texts)
             try:
                 vectors = self.inner.encode([t for p in batch for t in p.texts])
             except Exception as error:  # handed to every waiting caller, which re-raises it
                 for p in batch:
                     p.error = error
                     p.done.set()
-                continue
-            offset = 0
-            for p in batch:
-                p.result = vectors[offset : offset + len(p.texts)]
-                offset += len(p.texts)
-                p.done.set()
+            else:
+                offset = 0
+                for p in batch:
+                    p.result = vectors[offset : offset + len(p.texts)]
+                    offset += len(p.texts)
+                    p.done.set()
+            self._release()
 
 
 class _Pending:

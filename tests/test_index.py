@@ -1,12 +1,14 @@
 import json
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from qa.build import build_index
 from qa.config import Settings
-from qa.encoder import HashingEncoder
+from qa.encoder import BatchingEncoder, HashingEncoder
 from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
 from qa.index import check, load_index
 
@@ -121,3 +123,32 @@ def test_auto_switches_to_hnsw_above_the_exact_limit(small_settings: Settings) -
     settings = small_settings.model_copy(update={"faiss_exact_max": 2})
     build_index(settings, HashingEncoder())
     assert load_index(settings.index_dir).manifest["faiss"]["type"] == "hnsw"
+
+
+def test_batching_encoder_merges_concurrent_calls_and_keeps_each_result() -> None:
+    class Slow(HashingEncoder):
+        def __init__(self) -> None:
+            super().__init__(32)
+            self.calls: list[int] = []
+            self.running = 0
+            self.overlapped = False
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            self.running += 1
+            self.overlapped |= self.running > 1
+            self.calls.append(len(texts))
+            time.sleep(0.02)
+            self.running -= 1
+            return super().encode(texts)
+
+    inner = Slow()
+    batching = BatchingEncoder(inner)
+    texts = [[f"question {i}", f"word{i}"] for i in range(24)]
+    with ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(batching.encode, texts))
+    reference = HashingEncoder(32)
+    for got, asked in zip(results, texts):
+        np.testing.assert_allclose(got, reference.encode(asked))
+    assert sum(inner.calls) == 48 and len(inner.calls) < 24, "concurrent calls share model runs"
+    assert not inner.overlapped, "one model run at a time"
+    np.testing.assert_allclose(batching.encode(["alone"]), reference.encode(["alone"]))  # idle again

@@ -196,3 +196,43 @@ def test_a_second_build_stops_or_waits_for_the_lock(built_settings: Settings) ->
     assert second.returncode == 1 and "another `qa index` is building" in second.stderr
     assert waiting.returncode == 0 and "10 added" in out, err
     assert check(built_settings) is None
+
+
+def test_workers_follow_a_reindex_made_by_one_of_them(built_settings: Settings) -> None:
+    server = Server(
+        built_settings,
+        args=["--workers", "2"],
+        env={"QA_ADMIN_TOKEN": "token", "QA_ABSTAIN_SIMILARITY": "0.2"},
+    )
+    try:
+        server.wait_ready()
+        (built_settings.corpus_dir / "volcano.txt").write_text(
+            "Volcanoes erupt molten rock called lava.", encoding="utf-8"
+        )
+        report = httpx.post(
+            server.url + "/admin/reindex", headers={"Authorization": "Bearer token"}, timeout=60
+        ).json()
+        # The worker that did not receive the reindex loads the new build within about a second.
+        followed = f"followed the index to {report['fingerprint'][:12]}"
+        deadline = time.monotonic() + 15
+        while followed not in server.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert followed in server.log.read_text()
+        bodies = [
+            httpx.post(server.url + "/ask", json={"question": "What do volcanoes erupt?"}).json()
+            for _ in range(8)
+        ]
+        assert {b["index_fingerprint"] for b in bodies} == {report["fingerprint"]}
+        assert all(b["answer"]["doc_id"] == "volcano" for b in bodies)
+    finally:
+        assert server.stop() == 0
+
+
+def test_watch_needs_a_single_worker(built_settings: Settings) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "serve", "--watch", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QA_MODEL": "hashing", "QA_INDEX_DIR": str(built_settings.index_dir)},
+    )
+    assert result.returncode == 2 and "--watch needs a single worker" in result.stderr
