@@ -6,12 +6,12 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -125,13 +125,12 @@ async def _watch(app: FastAPI) -> None:
 
     settings: Settings = app.state.settings
     async for _changes in awatch(settings.corpus_dir, debounce=1000, recursive=True):
-        try:
-            report = await run_in_threadpool(app.state.reloader.reindex)
-            app.state.metrics.reloads.labels("ok").inc()
-            log.info("corpus changed; index %s", report.fingerprint[:12])
-        except QAError as error:
-            app.state.metrics.reloads.labels("failed").inc()
-            log.error("corpus changed but the rebuild failed, still serving the previous index: %s", error)
+        await _swap(
+            app,
+            app.state.reloader.reindex,
+            "corpus changed; index %s",
+            "corpus changed but the rebuild failed, still serving the previous index: %s",
+        )
 
 
 async def _follow(app: FastAPI, every: float = 1.0) -> None:
@@ -147,13 +146,23 @@ async def _follow(app: FastAPI, every: float = 1.0) -> None:
         if target == tried or not target.is_dir() or (engine.ready and engine.index.path == target):
             continue
         tried = target
-        try:
-            index = await run_in_threadpool(app.state.reloader.reload)
-            app.state.metrics.reloads.labels("ok").inc()
-            log.info("followed the index to %s", index.fingerprint[:12])
-        except QAError as error:
-            app.state.metrics.reloads.labels("failed").inc()
-            log.error("the index folder moved to a build that does not load, still serving: %s", error)
+        await _swap(
+            app,
+            app.state.reloader.reload,
+            "followed the index to %s",
+            "the index folder moved to a build that does not load, still serving: %s",
+        )
+
+
+async def _swap(app: FastAPI, action: Callable[[], Any], done: str, failed: str) -> None:
+    """Reindex or reload off the event loop, counted and logged; a failure leaves the index serving."""
+    try:
+        result = await run_in_threadpool(action)
+        app.state.metrics.reloads.labels("ok").inc()
+        log.info(done, result.fingerprint[:12])
+    except QAError as error:
+        app.state.metrics.reloads.labels("failed").inc()
+        log.error(failed, error)
 
 
 def worker_app() -> FastAPI:
