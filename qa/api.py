@@ -59,7 +59,7 @@ IndexDep = Annotated[LoadedIndex, Depends(get_index)]
 
 def serving_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:
     """The encoder for request threads: concurrent questions share one model call."""
-    encoder = encoder or encoder_from(settings)
+    encoder = encoder or encoder_from(settings, serving=True)
     return BatchingEncoder(encoder) if settings.batch_requests else encoder
 
 
