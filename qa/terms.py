@@ -109,7 +109,7 @@ class Lexicon:
         """``coverage`` of several texts (the sentences of a passage, say) in one matrix product."""
         weights = np.array([word.weight for word in query], dtype=np.float32)
         total = float(weights.sum())
-        if not query or total == 0:
+        if not query or total == 0 or not texts:
             return np.ones(len(texts))
         exact = np.array([[word.stem in stems for word in query] for stems, _ in texts], dtype=np.float32)
         soft = np.zeros_like(exact)
