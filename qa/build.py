@@ -19,7 +19,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from qa.config import Settings
-from qa.corpus import Document, corpus_fingerprint, load_corpus
+from qa.corpus import Document, read_corpus
 from qa.encoder import Encoder
 from qa.errors import IndexBusy, QAError
 from qa.index import (
@@ -111,8 +111,7 @@ def _previous(settings: Settings, encoder: Encoder) -> LoadedIndex | None:
 
 def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> BuildReport:
     started = time.perf_counter()
-    fingerprint_of_corpus = corpus_fingerprint(settings.corpus_dir)
-    documents = load_corpus(settings.corpus_dir)
+    documents, fingerprint_of_corpus = read_corpus(settings.corpus_dir)
     previous = _previous(settings, encoder)
     splitter = splitter_settings(settings)
     old_hashes: dict[str, str] = {}

@@ -60,46 +60,66 @@ def corpus_fingerprint(corpus_dir: Path, memo: dict[Path, tuple[int, int, bytes]
     With ``memo`` (path -> size, mtime, digest), files whose size and modification time did not
     change are not read again: a readiness probe over a large corpus costs a stat per file.
     """
-    digest = hashlib.sha256()
+    digests = []
     for path in corpus_files(corpus_dir):
         stat = path.stat()
         known = memo.get(path) if memo is not None else None
         if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
             file_digest = known[2]
         else:
-            file_digest = hashlib.sha256(path.read_bytes()).digest()
+            file_digest = hashlib.sha256(_read_bytes(path)).digest()
             if memo is not None:
                 memo[path] = (stat.st_size, stat.st_mtime_ns, file_digest)
-        digest.update(path.relative_to(corpus_dir).as_posix().encode())
+        digests.append((path.relative_to(corpus_dir).as_posix(), file_digest))
+    return _combine(digests)
+
+
+def _combine(digests: list[tuple[str, bytes]]) -> str:
+    """The corpus fingerprint from each file's relative path and the digest of its bytes."""
+    digest = hashlib.sha256()
+    for relative, file_digest in digests:
+        digest.update(relative.encode())
         digest.update(file_digest)
     return digest.hexdigest()
 
 
 def load_corpus(corpus_dir: Path) -> list[Document]:
     """Read every document; raise CorpusError naming the first bad file. Ids are unique."""
+    return read_corpus(corpus_dir)[0]
+
+
+def read_corpus(corpus_dir: Path) -> tuple[list[Document], str]:
+    """Every document, and the corpus fingerprint of exactly the bytes they were parsed from (each
+    file is read once)."""
     documents: list[Document] = []
+    digests: list[tuple[str, bytes]] = []
     seen: dict[str, str] = {}
     for path in corpus_files(corpus_dir):
-        document = read_document(path, corpus_dir)
+        raw = _read_bytes(path)
+        document = read_document(path, corpus_dir, raw)
         if document.doc_id in seen:
             raise CorpusError(
                 path, f"duplicate document id {document.doc_id!r} (also used by {seen[document.doc_id]})"
             )
         seen[document.doc_id] = document.path
         documents.append(document)
+        digests.append((document.path, hashlib.sha256(raw).digest()))
     if not documents:
         raise CorpusError(corpus_dir, f"no documents ({', '.join(SUFFIXES)}) found")
-    return documents
+    return documents, _combine(digests)
 
 
-def read_document(path: Path, corpus_dir: Path) -> Document:
-    """Parse one file by its suffix."""
-    relative = path.relative_to(corpus_dir).as_posix()
-    suffix = path.suffix.lower()
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         raise CorpusError(path, f"cannot be read ({error.strerror or error})") from error
+
+
+def read_document(path: Path, corpus_dir: Path, raw: bytes) -> Document:
+    """Parse one file's bytes by its suffix."""
+    relative = path.relative_to(corpus_dir).as_posix()
+    suffix = path.suffix.lower()
     if suffix == ".pdf":
         text, meta = _read_pdf(path, raw)
         fmt = "pdf"
