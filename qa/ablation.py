@@ -17,7 +17,7 @@ from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.engine import Engine
-from qa.evaluate import EvalItem, answer_hit, evidence_in
+from qa.evaluate import EvalItem, evidence_in, rank_metrics, sentence_hit
 from qa.index import retrieval_text
 from qa.retrieve import Mode
 
@@ -48,14 +48,8 @@ def _metrics(engine: Engine, items: list[EvalItem], variant: Variant) -> dict[st
         result = engine.ask(item.question, 10, mode=variant.mode, use_cache=False)
         rank = next((r for r, c in enumerate(result.ranking, 1) if evidence_in(c.text, item.evidence)), None)
         ranks.append(rank)
-        sentence_hits += bool(result.answer) and answer_hit(result.answer.text, item.evidence)  # type: ignore[union-attr]
-    n = len(items)
-    return {
-        "hit@1": sum(r == 1 for r in ranks) / n,
-        "hit@3": sum(r is not None and r <= 3 for r in ranks) / n,
-        "mrr": sum(1 / r for r in ranks if r) / n,
-        "answer_sentence_hit": sentence_hits / n,
-    }
+        sentence_hits += sentence_hit(result, item.evidence)
+    return {**rank_metrics(ranks), "answer_sentence_hit": sentence_hits / len(items)}
 
 
 def _plain_bm25(settings: Settings, engine: Engine, items: list[EvalItem], stem: bool) -> dict[str, float]:
@@ -81,13 +75,7 @@ def _plain_bm25(settings: Settings, engine: Engine, items: list[EvalItem], stem:
             None,
         )
         ranks.append(rank)
-    n = len(items)
-    return {
-        "hit@1": sum(r == 1 for r in ranks) / n,
-        "hit@3": sum(r is not None and r <= 3 for r in ranks) / n,
-        "mrr": sum(1 / r for r in ranks if r) / n,
-        "answer_sentence_hit": float("nan"),
-    }
+    return {**rank_metrics(ranks), "answer_sentence_hit": float("nan")}
 
 
 def run_ablation(

@@ -67,6 +67,20 @@ def answer_hit(answer_text: str, evidence: tuple[str, ...]) -> bool:
     return any(e in answer_text or answer_text in e for e in evidence)
 
 
+def sentence_hit(result: Result, evidence: tuple[str, ...]) -> bool:
+    return result.answer is not None and answer_hit(result.answer.text, evidence)
+
+
+def rank_metrics(ranks: list[int | None]) -> dict[str, float]:
+    """hit@1, hit@3 and MRR from the rank of the first cited passage holding the evidence."""
+    n = max(len(ranks), 1)
+    return {
+        "hit@1": sum(r == 1 for r in ranks) / n,
+        "hit@3": sum(r is not None and r <= 3 for r in ranks) / n,
+        "mrr": sum(1 / r for r in ranks if r) / n,
+    }
+
+
 def grounding_violations(index: LoadedIndex, result: Result) -> int:
     """Spans whose text is not the document's text at their offsets."""
     spans = [*result.citations, *result.ranking]
@@ -124,13 +138,8 @@ def metrics_from(
         "questions": len(rows),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "hit@1": round(sum(r == 1 for r in ranks) / n, 4),
-        "hit@3": round(sum(r is not None and r <= 3 for r in ranks) / n, 4),
-        "mrr": round(sum(1 / r for r in ranks if r) / n, 4),
-        "answer_sentence_hit": round(
-            sum(bool(r.answer) and answer_hit(r.answer.text, i.evidence) for i, r in answerable) / n,
-            4,  # type: ignore[union-attr]
-        ),
+        **{name: round(value, 4) for name, value in rank_metrics(ranks).items()},
+        "answer_sentence_hit": round(sum(sentence_hit(r, i.evidence) for i, r in answerable) / n, 4),
         "answered_rate": round(sum(r.answered for _, r in answerable) / n, 4),
         "correct_answered": round(
             sum(r.answered and evidence_in(r.citations[0].text, i.evidence) for i, r in answerable) / n, 4
