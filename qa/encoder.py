@@ -84,7 +84,9 @@ class HashingEncoder:
 
 
 SPLIT_MIN = 4  # short texts that justify a run of their own (each run has a fixed cost)
-TOKENIZE_PARALLEL_MIN = 256  # fewer texts are tokenized in the calling thread
+# Calls with fewer texts (a request batch: at most about 64) are tokenized in the calling thread;
+# a build's calls (8 × QA_ENCODE_BATCH_SIZE = 256 texts) use the tokenizer's thread pool.
+TOKENIZE_PARALLEL_MIN = 128
 
 
 class OnnxEncoder:
@@ -116,9 +118,9 @@ class OnnxEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # The tokenizer's thread pool pays off for a build's thousands of texts; for a few questions
+        # The tokenizer's thread pool pays off for a build's hundreds of texts; for a few questions
         # its spinning threads cost more CPU than the model (measured: a third more per question).
-        if len(texts) > TOKENIZE_PARALLEL_MIN:
+        if len(texts) >= TOKENIZE_PARALLEL_MIN:
             encodings = self._tokenizer.encode_batch(texts)
         else:
             encodings = [self._tokenizer.encode(text) for text in texts]
