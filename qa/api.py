@@ -8,10 +8,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,13 +20,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, Encoder, encoder_from
 from qa.engine import Engine, Reloader, thresholds_for
 from qa.errors import CorpusError, IndexBusy, IndexMissing, NotFound, QAError
-from qa.index import LoadedIndex, current_path, staleness
-from qa.middleware import BodyLimit, Metrics, Observe, RateLimiter, configure_logging
+from qa.index import LoadedIndex, build_stamp, staleness
+from qa.middleware import Metrics, Observe, RateLimiter, configure_logging
 from qa.schemas import (
     AskRequest,
     AskResponse,
@@ -42,6 +43,7 @@ from qa.schemas import (
 )
 
 log = logging.getLogger("qa")
+T = TypeVar("T")
 WEB = resources.files("qa") / "web"
 
 
@@ -110,7 +112,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "authorization"],
         )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # 413 whether announced by Content-Length or streamed.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
     # Added last, so outermost: every response, a 413 or a 429 included, gets its id and headers.
     app.add_middleware(Observe, metrics=metrics, limiter=RateLimiter(settings.rate_limit_per_minute))
     _add_error_handlers(app)
@@ -134,18 +137,18 @@ async def _watch(app: FastAPI) -> None:
 
 
 async def _follow(app: FastAPI, every: float = 1.0) -> None:
-    """Load the build the index folder's ``current`` points to once another process has swapped it
-    (a sibling worker's reindex, ``qa index``). A build that fails to load is not retried until
-    ``current`` moves again; the previous index keeps serving meanwhile."""
+    """Load the build the index folder's ``current`` points to once another process has changed it
+    (a sibling worker's reindex, ``qa index``, ``qa calibrate``). A build that fails to load is not
+    retried until it changes again; the previous index keeps serving meanwhile."""
     settings: Settings = app.state.settings
-    tried: Path | None = None
+    tried: tuple[Path, int] | None = None
     while True:
         await asyncio.sleep(every)
-        target = current_path(settings.index_dir).resolve()
+        stamp = build_stamp(settings.index_dir)
         engine: Engine = app.state.engine
-        if target == tried or not target.is_dir() or (engine.ready and engine.index.path == target):
+        if stamp is None or stamp == tried or (engine.ready and engine.index.stamp == stamp):
             continue
-        tried = target
+        tried = stamp
         await _swap(
             app,
             app.state.reloader.reload,
@@ -154,14 +157,23 @@ async def _follow(app: FastAPI, every: float = 1.0) -> None:
         )
 
 
-async def _swap(app: FastAPI, action: Callable[[], Any], done: str, failed: str) -> None:
-    """Reindex or reload off the event loop, counted and logged; a failure leaves the index serving."""
+async def _counted(app: FastAPI, action: Callable[[], T]) -> T:
+    """Run a reindex or reload off the event loop and count its outcome; errors propagate."""
     try:
         result = await run_in_threadpool(action)
-        app.state.metrics.reloads.labels("ok").inc()
+    except QAError:
+        app.state.metrics.reloads.labels("failed").inc()
+        raise
+    app.state.metrics.reloads.labels("ok").inc()
+    return result
+
+
+async def _swap(app: FastAPI, action: Callable[[], Any], done: str, failed: str) -> None:
+    """A reindex or reload in the background: counted and logged; a failure leaves the index serving."""
+    try:
+        result = await _counted(app, action)
         log.info(done, result.fingerprint[:12])
     except QAError as error:
-        app.state.metrics.reloads.labels("failed").inc()
         log.error(failed, error)
 
 
@@ -194,7 +206,7 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         "/ask",
         response_model=AskResponse,
         responses={
-            413: {"model": Problem, "description": "Request body too large"},
+            413: {"description": "Request body too large (plain text when announced by Content-Length)"},
             429: {"model": Problem, "description": "Too many questions from this client"},
         },
     )
@@ -223,14 +235,7 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             limit=limit,
             documents=[
                 DocumentSummary(
-                    doc_id=d.doc_id,
-                    title=d.title,
-                    source=d.source,
-                    published=d.published,
-                    path=d.path,
-                    format=d.format,
-                    chars=len(d.text),
-                    passages=len(index.by_document.get(d.doc_id, [])),
+                    **d.to_json(), chars=len(d.text), passages=len(index.by_document.get(d.doc_id, []))
                 )
                 for d in page
             ],
@@ -241,16 +246,7 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         document = index.documents.get(doc_id)
         if document is None:
             raise NotFound(f"no document with id {doc_id!r}")
-        return DocumentOut(
-            doc_id=document.doc_id,
-            title=document.title,
-            source=document.source,
-            published=document.published,
-            path=document.path,
-            format=document.format,
-            text=document.text,
-            passages=index.by_document.get(doc_id, []),
-        )
+        return DocumentOut(**document.to_json(), passages=index.by_document.get(doc_id, []))
 
     @app.get("/passages/{passage_id}", response_model=PassageOut, responses={404: {"model": Problem}})
     def get_passage(passage_id: str, index: IndexDep) -> PassageOut:
@@ -291,7 +287,6 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         """An index is loaded: its size, model, fingerprint, age and whether the corpus changed since."""
         index = engine.index
         reason = _cached_staleness(request, settings, index)
-        built = datetime.fromisoformat(index.manifest["built_at"])
         return Ready(
             status="ready",
             passages=len(index.passages),
@@ -299,7 +294,7 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             model=index.model,
             fingerprint=index.fingerprint,
             built_at=index.manifest["built_at"],
-            age_seconds=round(time.time() - built.timestamp(), 1),
+            age_seconds=round(index.age_seconds(), 1),
             stale=reason is not None,
             stale_reason=reason,
             calibration=thresholds_for(index, settings).source,
@@ -313,8 +308,7 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             index = engine.index
             metrics.index_info.clear()
             metrics.index_info.labels(index.fingerprint, index.model).set(1)
-            built = datetime.fromisoformat(index.manifest["built_at"])
-            metrics.index_age.set(time.time() - built.timestamp())
+            metrics.index_age.set(index.age_seconds())
             metrics.index_passages.set(len(index.passages))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -332,36 +326,17 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> ReindexReport:
         """Rebuild from the corpus and swap the new index in while serving. Needs QA_ADMIN_TOKEN."""
-        if not settings.admin_token:
-            raise HTTPException(404, "Not Found")
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.encode(), settings.admin_token.encode()
-        ):
-            raise HTTPException(
-                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
+        _authorize(settings, authorization)
         engine: Engine = request.app.state.engine
         previous = engine.index.fingerprint if engine.ready else None
-        try:
-            report = await run_in_threadpool(request.app.state.reloader.reindex)
-        except QAError:
-            metrics.reloads.labels("failed").inc()
-            raise
-        metrics.reloads.labels("ok").inc()
+        report = await _counted(request.app, request.app.state.reloader.reindex)
         return ReindexReport(
-            fingerprint=report.fingerprint,
-            previous_fingerprint=previous,
-            up_to_date=report.up_to_date,
-            documents_added=report.documents_added,
-            documents_changed=report.documents_changed,
-            documents_removed=report.documents_removed,
-            passages_added=report.passages_added,
-            passages_removed=report.passages_removed,
-            passages_kept=report.passages_kept,
-            removed_passage_ids=report.removed_passage_ids,
-            embed_seconds=round(report.embed_seconds, 3),
-            total_seconds=round(report.total_seconds, 3),
+            **{
+                **asdict(report),
+                "previous_fingerprint": previous,
+                "embed_seconds": round(report.embed_seconds, 3),
+                "total_seconds": round(report.total_seconds, 3),
+            }
         )
 
     @app.post(
@@ -373,12 +348,7 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         """Load the index folder's current build without rebuilding. Needs QA_ADMIN_TOKEN.
         A broken build is refused and the previous index keeps serving."""
         _authorize(settings, authorization)
-        try:
-            await run_in_threadpool(request.app.state.reloader.reload)
-        except QAError:
-            metrics.reloads.labels("failed").inc()
-            raise
-        metrics.reloads.labels("ok").inc()
+        await _counted(request.app, request.app.state.reloader.reload)
         return readyz(request, request.app.state.engine)
 
     @app.get("/", include_in_schema=False)

@@ -16,8 +16,10 @@ Layout of the index folder::
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import bm25s
@@ -49,6 +51,7 @@ class LoadedIndex:
     bm25: bm25s.BM25
     lexicon: Lexicon
     with_context: bool = True  # passages were indexed with their title and headings
+    stamp: tuple[Path, int] | None = None  # build_stamp() of what was loaded
     positions: dict[str, int] = field(default_factory=dict)
     # Per passage, for each sentence: its stems (with the section heading's, its context) and word ids.
     # Filled on first use, so a large index loads fast and pays only for passages that get asked about.
@@ -94,6 +97,9 @@ class LoadedIndex:
     def model(self) -> str:
         return str(self.manifest["model"]["name"])
 
+    def age_seconds(self) -> float:
+        return time.time() - datetime.fromisoformat(self.manifest["built_at"]).timestamp()
+
     def sentence_rows(self, positions: list[int] | np.ndarray) -> np.ndarray:
         """The sentence vectors of these passages, one after the other, as float32."""
         offsets = self.sentence_offsets
@@ -119,6 +125,16 @@ def retrieval_text(passage: Passage, title: str, with_context: bool) -> str:
 
 def current_path(index_dir: Path) -> Path:
     return index_dir / "current"
+
+
+def build_stamp(index_dir: Path) -> tuple[Path, int] | None:
+    """Which build ``current`` points to and when its manifest last changed (a new build, or new
+    thresholds from `qa calibrate`); None without one."""
+    build = current_path(index_dir).resolve()
+    try:
+        return build, (build / "manifest.json").stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def read_manifest(index_dir: Path) -> dict:
@@ -184,6 +200,7 @@ def _stored_vectors(dense: faiss.Index) -> np.ndarray:
 
 def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
     """Load the current build; refuse one made with another model or format, or with broken files."""
+    stamp = build_stamp(index_dir)  # before reading: a manifest rewritten meanwhile reads as newer
     manifest = read_manifest(index_dir)
     if encoder is not None:
         check_compatible(manifest, encoder)
@@ -250,4 +267,5 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
         bm25=bm25,  # type: ignore[arg-type]
         lexicon=lexicon,
         with_context=with_context,
+        stamp=stamp,
     )

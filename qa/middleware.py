@@ -1,4 +1,4 @@
-"""HTTP plumbing around the routes: body limit, request ids, JSON access logs, metrics, headers, rate limit."""
+"""HTTP plumbing around the routes: request ids, JSON access logs, metrics, headers, rate limit."""
 
 from __future__ import annotations
 
@@ -88,48 +88,6 @@ class Metrics:
             "qa_index_passages", "Passages in the served index", registry=self.registry
         )
         self.reloads = Counter("qa_reloads", "Index reloads by outcome", ["outcome"], registry=self.registry)
-
-
-class BodyLimit:
-    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(scope, receive, send)
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413
-        )
-        await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class RateLimiter:

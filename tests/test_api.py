@@ -78,6 +78,18 @@ def test_body_over_limit_is_413(client: TestClient) -> None:
     assert response.status_code == 413
 
 
+def test_streamed_body_over_limit_is_413(client: TestClient) -> None:
+    def chunks():  # no Content-Length: the limit must count what arrives
+        yield b'{"question": "'
+        for _ in range(20):
+            yield b"a" * 1000
+        yield b'"}'
+
+    response = client.post("/ask", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+
+
 def test_unknown_ids_are_404(client: TestClient) -> None:
     assert client.get("/documents/nope").status_code == 404
     assert client.get("/passages/nope:123").status_code == 404

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.build import build_index
+from qa.build import build_index, save_calibration
 from qa.config import Settings
 from qa.corpus import load_corpus
 from qa.encoder import HashingEncoder
@@ -224,6 +224,22 @@ def test_workers_follow_a_reindex_made_by_one_of_them(built_settings: Settings) 
         ]
         assert {b["index_fingerprint"] for b in bodies} == {report["fingerprint"]}
         assert all(b["answer"]["doc_id"] == "volcano" for b in bodies)
+
+        # New thresholds in the same build's manifest (what `qa calibrate` writes) reach both workers.
+        seen = server.log.read_text().count(followed)
+        model = load_index(built_settings.index_dir).model
+        save_calibration(
+            built_settings.index_dir, {"model": model, "thresholds": {"similarity": 0.99, "coverage": 1.0}}
+        )
+        deadline = time.monotonic() + 15
+        while server.log.read_text().count(followed) < seen + 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.log.read_text().count(followed) == seen + 2
+        bodies = [
+            httpx.post(server.url + "/ask", json={"question": "What do volcanoes erupt?"}).json()
+            for _ in range(8)
+        ]
+        assert not any(b["answered"] for b in bodies)
     finally:
         assert server.stop() == 0
 
