@@ -103,13 +103,17 @@ def ask(
     ] = False,
 ) -> None:
     """Answer one question from the index."""
-    from qa.schemas import MAX_QUESTION_CHARS
+    from pydantic import ValidationError
+
+    from qa.schemas import AskRequest
 
     settings = settings_from(corpus, index_dir)
-    if not question.strip():
-        raise fail("the question is empty", 2)
-    if len(question) > MAX_QUESTION_CHARS:
-        raise fail(f"the question is longer than {MAX_QUESTION_CHARS} characters", 2)
+    try:  # the same checks as POST /ask
+        AskRequest(question=question, top_k=top_k, explain=explain)
+    except ValidationError as error:
+        raise fail(
+            f"the question is not valid: {error.errors()[0]['msg'].removeprefix('Value error, ')}", 2
+        ) from None
     try:
         result = load_engine(settings).ask(question, top_k, explain=explain)
     except QAError as error:

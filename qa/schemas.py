@@ -35,7 +35,7 @@ class AskRequest(BaseModel):
     @classmethod
     def has_words(cls, question: str) -> str:
         if not question.strip():
-            raise ValueError("the question is blank")
+            raise ValueError("the question is empty (only spaces)")
         return question
 
 
