@@ -50,7 +50,6 @@ WRK := command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -q
 
 bench: $(STAMP) ## Speed against the in-process floor (HTTP, concurrency, cache, start-up, memory)
 	@$(WRK)
-	$(BIN)/qa index
 	$(BIN)/python -m qa.bench_speed
 
 bench-quality: $(STAMP) ## SQuAD v1.1 and v2.0 dev against BM25-only and dense-only baselines
@@ -63,7 +62,6 @@ bench-large: $(STAMP) ## Build, size, memory and latency on a 100k-passage corpu
 
 soak: $(STAMP) ## 60 s of 32 concurrent clients; errors and memory growth
 	@$(WRK)
-	$(BIN)/qa index
 	$(BIN)/python -m qa.bench_speed --soak 60
 
 fuzz: $(STAMP) ## Full schemathesis run against a live server

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import httpx
 
-from qa.bench_speed import ServerProcess, load
+from qa import loadgen
+from qa.bench_speed import ServerProcess
 from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
-from qa.index import load_index
+from qa.index import read_manifest
 
 
 def write_scifact(source: Path, corpus: Path, copies: int) -> int:
@@ -46,27 +47,24 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
     started = time.perf_counter()
     report = build_index(settings, encoder, progress=True)
     build_seconds = time.perf_counter() - started
-    index = load_index(settings.index_dir)
+    manifest = read_manifest(settings.index_dir)  # the counts, without loading the index here
     build_dir = (settings.index_dir / "current").resolve()
     size = sum(f.stat().st_size for f in build_dir.rglob("*") if f.is_file())
-    with tempfile.TemporaryDirectory() as tmp:
-        qfile = Path(tmp) / "q.json"
-        qfile.write_text(json.dumps(queries))
-        server = ServerProcess(settings, {"QA_CACHE_SIZE": "0", "QA_ONNX_DIR": str(settings.onnx_dir)})
-        try:
-            rss_ready = server.rss_mib()
-            load(server.url, qfile, 1, seconds=2)
-            run = load(server.url, qfile, 1, seconds=15)
-            peak = server.rss_mib("VmHWM")
-            ready = httpx.get(server.url + "/readyz").json()
-        finally:
-            server.stop()
+    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0", "QA_ONNX_DIR": str(settings.onnx_dir)})
+    try:
+        rss_ready = server.rss_mib()
+        loadgen.run(server.url, queries, 1, 2)
+        run = loadgen.run(server.url, queries, 1, 15)
+        peak = server.rss_mib("VmHWM")
+        ready = httpx.get(server.url + "/readyz").json()
+    finally:
+        server.stop()
     return {
         "corpus": label,
-        "documents": len(index.documents),
-        "passages": len(index.passages),
-        "sentences": index.manifest["sentences"],
-        "faiss": index.manifest["faiss"]["type"],
+        "documents": len(manifest["documents"]),
+        "passages": manifest["passages"],
+        "sentences": manifest["sentences"],
+        "faiss": manifest["faiss"]["type"],
         # An index already current is not rebuilt (pass a fresh --work to time a full build).
         "build_seconds": "(already built)" if report.up_to_date else round(build_seconds, 1),
         "texts_embedded": report.texts_embedded,

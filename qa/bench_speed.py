@@ -45,13 +45,13 @@ def _free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
+    def __init__(self, settings: Settings, env: dict[str, str], workers: int = 1) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.perf_counter()
         full_env = {
             **os.environ,
-            "QA_WORKERS": str(WORKERS),
+            "QA_WORKERS": str(workers),
             "QA_CORPUS_DIR": str(settings.corpus_dir),
             "QA_INDEX_DIR": str(settings.index_dir),
             **env,
@@ -95,13 +95,6 @@ class ServerProcess:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
-
-
-def load(
-    url: str, questions_file: Path, clients: int, seconds: float = 10, faq: bool = False
-) -> dict[str, Any]:
-    """Run wrk against the server (see qa.loadgen); wrk is a separate process by nature."""
-    return loadgen.run(url, json.loads(questions_file.read_text()), clients, seconds, faq)
 
 
 def floor(settings: Settings, questions: list[str]) -> dict[str, float]:
@@ -150,17 +143,20 @@ def http_matches(url: str, settings: Settings, questions: list[str]) -> int:
 
 
 def build_rate(settings: Settings) -> dict[str, float]:
+    """A fresh build of the corpus with the encoder `qa index` uses."""
     with tempfile.TemporaryDirectory(prefix="qa-bench-build-") as tmp:
-        report = build_index(
-            settings.model_copy(update={"index_dir": Path(tmp)}), load_encoder(settings.model)
-        )
-        passages = load_index(Path(tmp)).passages
+        fresh = settings.model_copy(update={"index_dir": Path(tmp), "onnx_dir": _onnx_dir(settings)})
+        report = build_index(fresh, encoder_from(fresh))
     return {
-        "passages": len(passages),
+        "passages": report.passages_added,
         "seconds": report.total_seconds,
-        "passages_per_second": len(passages) / report.total_seconds,
+        "passages_per_second": report.passages_added / report.total_seconds,
         "texts_per_second": report.texts_embedded / max(report.embed_seconds, 1e-9),
     }
+
+
+def _onnx_dir(settings: Settings) -> Path:
+    return settings.onnx_dir or settings.index_dir / "models"  # the export is reused, not redone
 
 
 def main() -> None:
@@ -174,16 +170,13 @@ def main() -> None:
     build_index(settings, encoder_from(settings))
     questions = [item.question for item in load_eval_set(DEFAULT_EVAL_SET)]
     random.Random(13).shuffle(questions)
-    with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:
-        qfile = Path(tmp) / "questions.json"
-        qfile.write_text(json.dumps(questions))
-        figures = soak(settings, qfile, args.soak) if args.soak else speed(settings, questions, qfile)
+    figures = soak(settings, questions, args.soak) if args.soak else speed(settings, questions)
     print(figures.pop("table"))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 
 
-def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, Any]:
+def speed(settings: Settings, questions: list[str]) -> dict[str, Any]:
     base = floor(settings, questions)
     f50 = base["p50_ms"]
     rows: list[tuple[str, str, float | None]] = [
@@ -191,12 +184,12 @@ def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, An
         ("floor: encode + FAISS search, p50", f"{f50:.2f} ms", 1.0),
         ("floor: encode + FAISS search, p95", f"{base['p95_ms']:.2f} ms", base["p95_ms"] / f50),
     ]
-    uncached = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
+    uncached = ServerProcess(settings, {"QA_CACHE_SIZE": "0"}, WORKERS)
     try:
-        load(uncached.url, qfile, 1, seconds=2)  # warm-up
-        one = load(uncached.url, qfile, 1, seconds=15)
-        c8 = load(uncached.url, qfile, 8, seconds=10)
-        c32 = load(uncached.url, qfile, 32, seconds=10)
+        loadgen.run(uncached.url, questions, 1, 2)  # warm-up
+        one = loadgen.run(uncached.url, questions, 1, 15)
+        c8 = loadgen.run(uncached.url, questions, 8, 10)
+        c32 = loadgen.run(uncached.url, questions, 32, 10)
         uncached_peak = uncached.rss_mib("VmHWM")
     finally:
         uncached.stop()
@@ -214,9 +207,9 @@ def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, An
         rows.append((f"HTTP, {label} clients, p50", f"{run['p50_ms']:.2f} ms", run["p50_ms"] / f50))
         rows.append((f"HTTP, {label} clients, p99", f"{run['p99_ms']:.2f} ms", run["p99_ms"] / f50))
         rows.append((f"HTTP, {label} clients, errors", f"{run['errors']} of {run['requests']}", None))
-    cached = ServerProcess(settings, {})
+    cached = ServerProcess(settings, {}, WORKERS)
     try:
-        faq = load(cached.url, qfile, 1, seconds=10, faq=True)
+        faq = loadgen.run(cached.url, questions, 1, 10, faq=True)
         mismatches = http_matches(cached.url, settings, questions)
         ready = cached.ready_seconds
         peak = max(cached.rss_mib("VmHWM"), uncached_peak)
@@ -268,13 +261,13 @@ def speed(settings: Settings, questions: list[str], qfile: Path) -> dict[str, An
     }
 
 
-def soak(settings: Settings, qfile: Path, seconds: float) -> dict[str, Any]:
+def soak(settings: Settings, questions: list[str], seconds: float) -> dict[str, Any]:
     """32 clients for ``seconds``: errors, and resident memory against memory after warm-up."""
-    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
+    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0"}, WORKERS)
     try:
-        load(server.url, qfile, 32, seconds=10)  # warm-up
+        loadgen.run(server.url, questions, 32, 10)  # warm-up
         warm = server.rss_mib()
-        run = load(server.url, qfile, 32, seconds=seconds)
+        run = loadgen.run(server.url, questions, 32, seconds)
         after = server.rss_mib()
     finally:
         server.stop()
