@@ -255,17 +255,7 @@ def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             raise NotFound(f"no passage with id {passage_id!r}")
         passage = index.passages[position]
         document = index.documents[passage.doc_id]
-        return PassageOut(
-            passage_id=passage.passage_id,
-            doc_id=passage.doc_id,
-            title=document.title,
-            source=document.source,
-            heading=passage.heading,
-            text=passage.text,
-            start=passage.start,
-            end=passage.end,
-            sentences=[{"start": s.start, "end": s.end} for s in passage.sentences],  # type: ignore[misc]
-        )
+        return PassageOut(**asdict(passage), title=document.title, source=document.source)
 
     @app.get("/suggestions", response_model=Suggestions)
     def suggestions(index: IndexDep) -> Suggestions:

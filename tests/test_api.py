@@ -29,6 +29,9 @@ def test_ask_returns_a_grounded_cited_answer(client: TestClient) -> None:
         assert text[citation["start"] : citation["end"]] == citation["text"]
         passage = client.get(f"/passages/{citation['passage_id']}").json()
         assert passage["text"] == citation["text"]
+        assert passage["sentences"] and all(
+            passage["start"] <= s["start"] < s["end"] <= passage["end"] for s in passage["sentences"]
+        )
 
 
 def test_refusal_shape(client: TestClient) -> None:
