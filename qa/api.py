@@ -90,6 +90,8 @@ def create_app(
         app.state.reloader = Reloader(engine)
         app.state.stale_cache = (0.0, None, None)
         app.state.corpus_memo = {}  # per-file digests, so probes re-read only edited files
+        if engine.ready:
+            log.info("serving index %s", engine.index.fingerprint[:12])
         tasks = [asyncio.create_task(_watch(app))] if watch else []
         tasks += [asyncio.create_task(_follow(app))] if follow else []
         yield

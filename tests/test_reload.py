@@ -206,6 +206,10 @@ def test_workers_follow_a_reindex_made_by_one_of_them(built_settings: Settings) 
     )
     try:
         server.wait_ready()
+        deadline = time.monotonic() + 60  # the second worker may still be starting
+        while server.log.read_text().count("serving index") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.log.read_text().count("serving index") == 2
         (built_settings.corpus_dir / "volcano.txt").write_text(
             "Volcanoes erupt molten rock called lava.", encoding="utf-8"
         )
