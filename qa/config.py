@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     sentence_weight: float = 0.2
     # Second stage: the best candidates are re-scored by their best answer sentence.
     rerank_depth: int = 10
-    rerank_weight: float = 0.5
+    rerank_weight: float = 0.8
     faiss_exact_max: int = Field(default=50_000, description="above this many passages use HNSW")
     # Abstention defaults, used until `qa calibrate` stores fitted values in the index manifest.
     # These are what `qa calibrate` fits for the bundled all-MiniLM-L6-v2 on tests/eval/questions.jsonl.
