@@ -26,13 +26,14 @@ from qa.index import (
     FORMAT_VERSION,
     LoadedIndex,
     current_path,
+    keyword_settings,
     load_index,
     read_manifest,
     retrieval_text,
     splitter_settings,
 )
 from qa.passages import Passage, split_document
-from qa.terms import STEMMER_LANGUAGE, Lexicon, analyze, content_words
+from qa.terms import Lexicon, analyze, content_words
 
 KEEP_BUILDS = 2  # the current build and the one before it
 
@@ -114,13 +115,20 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
     documents, fingerprint_of_corpus = read_corpus(settings.corpus_dir)
     previous = _previous(settings, encoder)
     splitter = splitter_settings(settings)
+    keywords = keyword_settings(settings)
     old_hashes: dict[str, str] = {}
     if previous is not None and previous.manifest.get("splitter") == splitter:
         old_hashes = {k: v["hash"] for k, v in previous.manifest["documents"].items()}
 
     fingerprint = _sha(
         json.dumps(
-            [FORMAT_VERSION, encoder.name, splitter, sorted((d.doc_id, d.content_hash) for d in documents)]
+            [
+                FORMAT_VERSION,
+                encoder.name,
+                splitter,
+                keywords,
+                sorted((d.doc_id, d.content_hash) for d in documents),
+            ]
         )
     )
     report = BuildReport(fingerprint=fingerprint)
@@ -189,7 +197,7 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
         "format_version": FORMAT_VERSION,
         "model": {"name": encoder.name, "dim": encoder.dim},
         "splitter": splitter,
-        "keywords": {"stemmer": STEMMER_LANGUAGE, "stopwords": "nltk-english"},
+        "keywords": keywords,
         "faiss": {"type": faiss_type},
         "documents": {
             d.doc_id: {"hash": d.content_hash, "path": d.path, "title": d.title} for d in documents
@@ -326,7 +334,7 @@ def _write_build(
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         faiss.write_index(_make_faiss(passage_vectors, faiss_type), str(tmp / "dense.faiss"))
         np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float16))
-        bm25 = bm25s.BM25()
+        bm25 = bm25s.BM25(k1=manifest["keywords"]["bm25_k1"], b=manifest["keywords"]["bm25_b"])
         # bm25s rejects an empty vocabulary; a passage of only stop words still needs a row.
         bm25.index([t or [""] for t in tokens], show_progress=False)
         bm25.save(str(tmp / "bm25"))

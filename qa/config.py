@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # Embed and keyword-index each passage with its document title and section headings.
     passage_context: bool = True
 
+    # Keyword index: BM25 term saturation and length normalisation. 0.9 / 0.4 are Anserini's and
+    # Pyserini's defaults for passages (bm25s defaults to 1.5 / 0.75); see the README for what each gives.
+    bm25_k1: float = Field(default=0.9, gt=0)
+    bm25_b: float = Field(default=0.4, ge=0, le=1)
+
     # Retrieval: how many candidates each retriever hands to fusion, and how they are weighted.
     candidates: int = 50
     dense_weight: float = 0.5

@@ -31,7 +31,7 @@ from qa.corpus import Document, corpus_fingerprint
 from qa.encoder import Encoder
 from qa.errors import IndexCorrupt, IndexMismatch, IndexMissing, QAError
 from qa.passages import Passage, Sentence
-from qa.terms import Lexicon, analyze
+from qa.terms import STEMMER_LANGUAGE, Lexicon, analyze
 
 FORMAT_VERSION = 1
 
@@ -119,6 +119,16 @@ def splitter_settings(settings: Settings) -> dict[str, object]:
     }
 
 
+def keyword_settings(settings: Settings) -> dict[str, object]:
+    """How passages become keyword-index terms and BM25 scores; a change means a rebuild."""
+    return {
+        "stemmer": STEMMER_LANGUAGE,
+        "stopwords": "nltk-english",
+        "bm25_k1": settings.bm25_k1,
+        "bm25_b": settings.bm25_b,
+    }
+
+
 def retrieval_text(passage: Passage, title: str, with_context: bool) -> str:
     return passage.context(title) if with_context else passage.text
 
@@ -172,6 +182,8 @@ def staleness(settings: Settings, manifest: dict, memo: dict | None = None) -> s
         return "the corpus changed since the index was built"
     if manifest.get("splitter") != splitter_settings(settings):
         return "the splitter settings changed since the index was built"
+    if manifest.get("keywords") != keyword_settings(settings):
+        return "the keyword-index settings changed since the index was built"
     return None
 
 

@@ -57,6 +57,20 @@ def test_rebuild_reembeds_only_what_changed(built_settings: Settings) -> None:
     assert len(report.removed_passage_ids) == 1 and report.removed_passage_ids[0].startswith("trains:")
 
 
+def test_new_bm25_parameters_rebuild_the_keyword_index_only(built_settings: Settings) -> None:
+    encoder = HashingEncoder()
+    before = load_index(built_settings.index_dir, encoder)
+    retuned = built_settings.model_copy(update={"bm25_k1": 1.5, "bm25_b": 0.75})
+    assert check(retuned) == "the keyword-index settings changed since the index was built"
+    report = build_index(retuned, encoder)
+    assert not report.up_to_date and report.texts_embedded == 0 and report.documents_unchanged == 3
+    after = load_index(built_settings.index_dir, encoder)
+    assert after.manifest["keywords"]["bm25_k1"] == 1.5 and after.manifest["keywords"]["bm25_b"] == 0.75
+    assert check(retuned) is None
+    terms = ["bee"]
+    assert not np.allclose(before.bm25.get_scores(terms), after.bm25.get_scores(terms))
+
+
 def test_failed_build_keeps_the_previous_index(built_settings: Settings) -> None:
     before = load_index(built_settings.index_dir).fingerprint
     (built_settings.corpus_dir / "new.txt").write_text("Fresh text about volcanoes.", encoding="utf-8")
