@@ -14,6 +14,10 @@ from qa.terms import Lexicon
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
 SPAN_GAIN = 0.25
+# A passage holding (nearly) every key word of the question needs only this share of the similarity
+# threshold: that threshold is there for passages that share some words but not the meaning.
+FULL_COVERAGE = 0.9
+FULL_COVERAGE_SIMILARITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,10 @@ class Thresholds:
     similarity: float  # max(passage cosine, best sentence cosine)
     coverage: float  # IDF-weighted share of the question's content words found in the passage
     source: str = "default"
+
+    def similarity_needed(self, coverage: float) -> float:
+        """The similarity threshold, lowered for a passage that holds the question's key words."""
+        return self.similarity * (FULL_COVERAGE_SIMILARITY if coverage >= FULL_COVERAGE else 1.0)
 
 
 @dataclass
@@ -181,10 +189,14 @@ def _decide(
         return False, "no passage in the corpus shares anything with the question"
     wanted = expected_type(query.text)
     unknown = index.lexicon.unknown(query.terms)
-    if similarity < thresholds.similarity:
+    needed = thresholds.similarity_needed(coverage)
+    lowered = (
+        " (lowered: the passage holds the question's key words)" if needed < thresholds.similarity else ""
+    )
+    if similarity < needed:
         return False, (
             f"no passage in the corpus answers this: the closest passage has similarity "
-            f"{similarity:.2f}, below the threshold {thresholds.similarity:.2f}"
+            f"{similarity:.2f}, below the threshold {needed:.2f}"
         )
     if coverage < thresholds.coverage:
         missing = f" (never used in the corpus: {', '.join(unknown)})" if unknown else ""
@@ -199,7 +211,7 @@ def _decide(
         )
     return True, (
         f"answered: the best passage has similarity {similarity:.2f} (threshold "
-        f"{thresholds.similarity:.2f}) and covers {coverage:.0%} of the question's key words "
+        f"{needed:.2f}{lowered}) and covers {coverage:.0%} of the question's key words "
         f"(threshold {thresholds.coverage:.0%})"
     )
 

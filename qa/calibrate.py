@@ -2,7 +2,7 @@
 
 The service answers when the best passage's similarity and its coverage of the question's words
 both reach their thresholds (and, for "how many" or "when" questions, a sentence holds such a
-value). Fitting searches both thresholds for the best balanced accuracy: the mean of the share of
+value); a passage holding nearly all the question's key words needs half the similarity. Fitting searches both thresholds for the best balanced accuracy: the mean of the share of
 answerable questions answered and the share of unanswerable ones refused. Many threshold pairs
 tie on a small set; the centre of the tying region is taken, which moves least on new questions.
 """
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from qa.answer import Thresholds
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluate import EvalItem, evidence_in
@@ -44,7 +45,13 @@ def observe(engine: Engine, items: list[EvalItem]) -> list[Observation]:
 
 
 def _rates(obs: list[Observation], t_sim: float, t_cov: float) -> dict[str, float]:
-    answered = np.array([o.similarity >= t_sim and o.coverage >= t_cov and o.typed for o in obs])
+    thresholds = Thresholds(t_sim, t_cov)
+    answered = np.array(
+        [
+            o.similarity >= thresholds.similarity_needed(o.coverage) and o.coverage >= t_cov and o.typed
+            for o in obs
+        ]
+    )
     answerable = np.array([o.answerable for o in obs])
     correct = np.array([o.correct for o in obs])
     n_answered = int(answered.sum())

@@ -1,3 +1,4 @@
+from qa.answer import FULL_COVERAGE, Thresholds
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
@@ -44,6 +45,23 @@ def test_explain_reports_scores_thresholds_and_decision(built_settings: Settings
     assert explain["thresholds"]["similarity"] == 0.2
     assert explain["decision"].startswith("answered")
     assert any(s["coverage"] > 0 for s in explain["sentences"])
+
+
+def test_a_passage_holding_every_key_word_needs_half_the_similarity(built_settings: Settings) -> None:
+    assert Thresholds(0.4, 0.5).similarity_needed(FULL_COVERAGE) == 0.2
+    assert Thresholds(0.4, 0.5).similarity_needed(FULL_COVERAGE - 0.01) == 0.4
+    question = "Does the queen lay eggs each day in summer?"
+    first = engine_for(built_settings).ask(question, explain=True)
+    assert first.explain is not None
+    similarity = first.explain["signals"]["similarity"]
+    assert first.explain["signals"]["coverage"] >= FULL_COVERAGE
+    # A threshold above this passage's similarity, but less than twice it: still answered, and said why.
+    strict = built_settings.model_copy(update={"abstain_similarity": round(similarity * 1.5, 4)})
+    result = engine_for(strict).ask(question, explain=True)
+    assert result.answered and result.explain is not None
+    assert "lowered: the passage holds the question's key words" in result.explain["decision"]
+    stricter = built_settings.model_copy(update={"abstain_similarity": round(similarity * 2.5, 4)})
+    assert not engine_for(stricter).ask(question).answered
 
 
 def test_unknown_words_are_named_when_refusing(built_settings: Settings) -> None:
