@@ -318,7 +318,7 @@ def _explanation(
             {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(s).items()} for s in sentences
         ],
         "signals": {"similarity": round(similarity, 4), "coverage": round(coverage, 4)},
-        "thresholds": asdict(thresholds),
+        "thresholds": {**asdict(thresholds), "similarity_needed": thresholds.similarity_needed(coverage)},
         "decision": reason,
         "answered": answered,
     }

@@ -2,8 +2,9 @@
 
 The service answers when the best passage's similarity and its coverage of the question's words
 both reach their thresholds (and, for "how many" or "when" questions, a sentence holds such a
-value); a passage holding nearly all the question's key words needs half the similarity. Fitting searches both thresholds for the best balanced accuracy: the mean of the share of
-answerable questions answered and the share of unanswerable ones refused. Many threshold pairs
+value); a passage holding nearly all the question's key words needs half the similarity. Fitting
+searches both thresholds for the best balanced accuracy: the mean of the share of answerable
+questions answered and the share of unanswerable ones refused. Many threshold pairs
 tie on a small set; the centre of the tying region is taken, which moves least on new questions.
 """
 
