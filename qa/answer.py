@@ -191,7 +191,9 @@ def _decide(
     unknown = index.lexicon.unknown(query.terms)
     needed = thresholds.similarity_needed(coverage)
     lowered = (
-        " (lowered: the passage holds the question's key words)" if needed < thresholds.similarity else ""
+        ", lowered because the passage holds the question's key words"
+        if needed < thresholds.similarity
+        else ""
     )
     if similarity < needed:
         return False, (

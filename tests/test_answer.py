@@ -59,7 +59,7 @@ def test_a_passage_holding_every_key_word_needs_half_the_similarity(built_settin
     strict = built_settings.model_copy(update={"abstain_similarity": round(similarity * 1.5, 4)})
     result = engine_for(strict).ask(question, explain=True)
     assert result.answered and result.explain is not None
-    assert "lowered: the passage holds the question's key words" in result.explain["decision"]
+    assert "lowered because the passage holds the question's key words" in result.explain["decision"]
     assert result.explain["thresholds"]["similarity_needed"] == strict.abstain_similarity / 2
     stricter = built_settings.model_copy(update={"abstain_similarity": round(similarity * 2.5, 4)})
     assert not engine_for(stricter).ask(question).answered
