@@ -113,7 +113,7 @@ def run_squad(
             update={
                 "corpus_dir": corpus,
                 "index_dir": root / "index",
-                "onnx_dir": base.onnx_dir or base.index_dir / "models",
+                "onnx_dir": base.onnx_export_dir,  # the export is reused, not redone
             }
         )
         encoder = encoder_from(bench_settings)

@@ -50,7 +50,7 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
     manifest = read_manifest(settings.index_dir)  # the counts, without loading the index here
     build_dir = (settings.index_dir / "current").resolve()
     size = sum(f.stat().st_size for f in build_dir.rglob("*") if f.is_file())
-    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0", "QA_ONNX_DIR": str(settings.onnx_dir)})
+    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0", "QA_ONNX_DIR": str(settings.onnx_export_dir)})
     try:
         rss_ready = server.rss_mib()
         loadgen.run(server.url, queries, 1, 2)
@@ -94,7 +94,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="qa-large-") as tmp:
         work = args.work or Path(tmp)
-        models = Settings().index_dir / "models"  # the ONNX export is shared, not redone per index
+        models = Settings().onnx_export_dir  # the ONNX export is shared, not redone per index
         small = Settings(index_dir=work / "small-index", onnx_dir=models)
         rows.append(measure(small, queries, "corpus/ (the article)"))
         corpus = work / "scifact"

@@ -145,7 +145,7 @@ def http_matches(url: str, settings: Settings, questions: list[str]) -> int:
 def build_rate(settings: Settings) -> dict[str, float]:
     """A fresh build of the corpus with the encoder `qa index` uses."""
     with tempfile.TemporaryDirectory(prefix="qa-bench-build-") as tmp:
-        fresh = settings.model_copy(update={"index_dir": Path(tmp), "onnx_dir": _onnx_dir(settings)})
+        fresh = settings.model_copy(update={"index_dir": Path(tmp), "onnx_dir": settings.onnx_export_dir})
         report = build_index(fresh, encoder_from(fresh))
     return {
         "passages": report.passages_added,
@@ -153,10 +153,6 @@ def build_rate(settings: Settings) -> dict[str, float]:
         "passages_per_second": report.passages_added / report.total_seconds,
         "texts_per_second": report.texts_embedded / max(report.embed_seconds, 1e-9),
     }
-
-
-def _onnx_dir(settings: Settings) -> Path:
-    return settings.onnx_dir or settings.index_dir / "models"  # the export is reused, not redone
 
 
 def main() -> None:

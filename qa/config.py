@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     # "onnx": the same model run by ONNX Runtime (exported once into onnx_dir; same vectors, faster);
     # "torch": sentence-transformers. ONNX falls back to torch when it cannot export or load.
     encoder_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
-    onnx_dir: Path | None = None  # default: <index_dir>/models
+    onnx_dir: Path | None = None  # default: <index_dir>/models (see onnx_export_dir)
 
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
     passage_max_chars: int = 1500
@@ -70,3 +70,8 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     cors_origins: list[str] = []
     rate_limit_per_minute: int = 0  # 0 = off
+
+    @property
+    def onnx_export_dir(self) -> Path:
+        """Where the ONNX export of the model is kept: ``onnx_dir``, else ``<index_dir>/models``."""
+        return self.onnx_dir or self.index_dir / "models"

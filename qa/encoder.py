@@ -217,10 +217,13 @@ def export_onnx(model: str, onnx_file: Path) -> Path:
 def encoder_from(settings: Settings, serving: bool = False) -> Encoder:
     """The encoder the settings ask for; the ONNX export lives in ``onnx_dir`` (default index/models).
     A server's workers share the cores; anything else (a build, an evaluation) uses them all."""
-    onnx_dir = settings.onnx_dir or settings.index_dir / "models"
     threads = max(1, len(os.sched_getaffinity(0)) // settings.workers) if serving else 0
     return load_encoder(
-        settings.model, settings.encode_batch_size, settings.encoder_backend, onnx_dir, threads
+        settings.model,
+        settings.encode_batch_size,
+        settings.encoder_backend,
+        settings.onnx_export_dir,
+        threads,
     )
 
 

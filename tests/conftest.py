@@ -126,7 +126,7 @@ class Server:
             "QA_CORPUS_DIR": str(settings.corpus_dir),
             "QA_INDEX_DIR": str(settings.index_dir),
             "QA_MODEL": settings.model,
-            "QA_ONNX_DIR": str(settings.onnx_dir or settings.index_dir / "models"),
+            "QA_ONNX_DIR": str(settings.onnx_export_dir),
             "HF_HUB_OFFLINE": "1",
             **(env or {}),
         }
