@@ -32,6 +32,10 @@ class Thresholds:
         """The similarity threshold, lowered for a passage that holds the question's key words."""
         return self.similarity * (FULL_COVERAGE_SIMILARITY if coverage >= FULL_COVERAGE else 1.0)
 
+    def admit(self, similarity: float, coverage: float, typed: bool) -> bool:
+        """The answer rule, shared by the service and by `qa calibrate`'s search for thresholds."""
+        return similarity >= self.similarity_needed(coverage) and coverage >= self.coverage and typed
+
 
 @dataclass
 class Span:
@@ -187,34 +191,30 @@ def _decide(
 ) -> tuple[bool, str]:
     if top is None:
         return False, "no passage in the corpus shares anything with the question"
-    wanted = expected_type(query.text)
-    unknown = index.lexicon.unknown(query.terms)
     needed = thresholds.similarity_needed(coverage)
-    lowered = (
-        ", lowered because the passage holds the question's key words"
-        if needed < thresholds.similarity
-        else ""
-    )
+    if thresholds.admit(similarity, coverage, typed):
+        lowered = ", lowered because the passage holds the question's key words"
+        return True, (
+            f"answered: the best passage has similarity {similarity:.2f} (threshold "
+            f"{needed:.2f}{lowered if needed < thresholds.similarity else ''}) and covers "
+            f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
+        )
+    # Refused: say which condition of the rule failed first.
     if similarity < needed:
         return False, (
             f"no passage in the corpus answers this: the closest passage has similarity "
             f"{similarity:.2f}, below the threshold {needed:.2f}"
         )
     if coverage < thresholds.coverage:
+        unknown = index.lexicon.unknown(query.terms)
         missing = f" (never used in the corpus: {', '.join(unknown)})" if unknown else ""
         return False, (
             f"no passage in the corpus answers this: the closest passage covers {coverage:.0%} of the "
             f"question's key words, below the threshold {thresholds.coverage:.0%}{missing}"
         )
-    if not typed:
-        return False, (
-            f"no passage in the corpus answers this: the question asks for a {wanted} and the closest "
-            f"passage gives none"
-        )
-    return True, (
-        f"answered: the best passage has similarity {similarity:.2f} (threshold "
-        f"{needed:.2f}{lowered}) and covers {coverage:.0%} of the question's key words "
-        f"(threshold {thresholds.coverage:.0%})"
+    return False, (
+        f"no passage in the corpus answers this: the question asks for a {expected_type(query.text)} "
+        f"and the closest passage gives none"
     )
 
 

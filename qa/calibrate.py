@@ -47,12 +47,7 @@ def observe(engine: Engine, items: list[EvalItem]) -> list[Observation]:
 
 def _rates(obs: list[Observation], t_sim: float, t_cov: float) -> dict[str, float]:
     thresholds = Thresholds(t_sim, t_cov)
-    answered = np.array(
-        [
-            o.similarity >= thresholds.similarity_needed(o.coverage) and o.coverage >= t_cov and o.typed
-            for o in obs
-        ]
-    )
+    answered = np.array([thresholds.admit(o.similarity, o.coverage, o.typed) for o in obs])
     answerable = np.array([o.answerable for o in obs])
     correct = np.array([o.correct for o in obs])
     n_answered = int(answered.sum())

@@ -65,6 +65,23 @@ def test_a_passage_holding_every_key_word_needs_half_the_similarity(built_settin
     assert not engine_for(stricter).ask(question).answered
 
 
+def test_calibration_searches_thresholds_under_the_service_rule() -> None:
+    from qa.calibrate import Observation, _rates
+
+    observations = [
+        Observation(True, "answerable", 0.3, 0.95, True, True),  # every key word: half the similarity
+        Observation(True, "answerable", 0.3, 0.8, True, True),  # not every key word: the whole
+        Observation(False, "near_topic", 0.5, 0.95, False, False),  # no value of the type asked for
+    ]
+    rates = _rates(observations, 0.4, 0.5)
+    assert rates["answered_answerable"] == 0.5 and rates["refused_unanswerable"] == 1.0
+    assert [Thresholds(0.4, 0.5).admit(o.similarity, o.coverage, o.typed) for o in observations] == [
+        True,
+        False,
+        False,
+    ]
+
+
 def test_unknown_words_are_named_when_refusing(built_settings: Settings) -> None:
     result = engine_for(built_settings).ask("What is the warranty of solar panels in Brazil?", explain=True)
     assert result.explain is not None
