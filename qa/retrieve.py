@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from qa.index import LoadedIndex
-from qa.terms import QueryWord
+from qa.terms import QueryWord, segment_max
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -80,7 +80,8 @@ def search(
     if len(positions) == 0:
         return []
     dense = index.passage_vectors[positions] @ query.vector
-    sentence = _best_sentences(index, positions, query.vector)
+    # Each passage's best cosine between the question and one of its sentences (0 with none).
+    sentence = segment_max(index.sentence_rows(positions) @ query.vector, index.sentence_counts(positions))
     best_bm25 = float(bm25_scores[positions].max())
     keyword = bm25_scores[positions] / best_bm25 if best_bm25 > 0 else np.zeros(len(positions))
     if mode == "dense":
@@ -108,14 +109,3 @@ def search(
             )
         )
     return ranked
-
-
-def _best_sentences(index: LoadedIndex, positions: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """Each passage's best cosine between the question and one of its sentences (0 with none)."""
-    counts = index.sentence_counts(positions)
-    best = np.zeros(len(positions), dtype=np.float32)
-    if counts.sum():
-        similarity = index.sentence_rows(positions) @ vector
-        filled = counts > 0
-        best[filled] = np.maximum.reduceat(similarity, (np.cumsum(counts) - counts)[filled])
-    return best

@@ -56,6 +56,16 @@ def stems(words: list[str]) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+def segment_max(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The maximum of each run of consecutive rows of ``values`` (runs of ``lengths`` rows, in
+    order); 0 for an empty run. How a passage's best sentence or a text's closest word is found."""
+    best = np.zeros((len(lengths), *values.shape[1:]), dtype=values.dtype)
+    filled = lengths > 0
+    if filled.any():
+        best[filled] = np.maximum.reduceat(values, (np.cumsum(lengths) - lengths)[filled], axis=0)
+    return best
+
+
 @dataclass(frozen=True)
 class QueryWord:
     word: str
@@ -119,7 +129,5 @@ class Lexicon:
             distinct, rows = np.unique(np.concatenate([ids for _, ids in texts]), return_inverse=True)
             similarity = self.vectors[distinct] @ np.stack([word.vector for word in query]).T
             partial = np.clip((similarity - SOFT_LOW) / (SOFT_HIGH - SOFT_LOW), 0.0, 1.0)[rows]
-            filled = lengths > 0
-            starts = (np.cumsum(lengths) - lengths)[filled]
-            soft[filled] = np.maximum.reduceat(partial, starts, axis=0)  # best word of each text
+            soft = segment_max(partial, lengths)  # the closest word of each text
         return (np.maximum(exact, soft) @ weights) / total

@@ -1,8 +1,11 @@
+import numpy as np
+
 from qa.answer import FULL_COVERAGE, Thresholds
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
 from qa.evaluate import grounding_violations
+from qa.terms import segment_max
 
 
 def engine_for(settings: Settings) -> Engine:
@@ -97,3 +100,11 @@ def test_cache_returns_same_answer_and_clears_on_swap(built_settings: Settings) 
     engine.load()
     engine.ask("Where does the Shinkansen run?")
     assert engine.cache_hits == 1
+
+
+def test_segment_max_takes_each_run_and_gives_zero_to_an_empty_one() -> None:
+    values = np.array([1.0, 5.0, 2.0, 7.0, 3.0], dtype=np.float32)
+    assert segment_max(values, np.array([2, 0, 3])).tolist() == [5.0, 0.0, 7.0]
+    assert segment_max(values[:0], np.array([0, 0])).tolist() == [0.0, 0.0]
+    rows = np.array([[1.0, 9.0], [4.0, 2.0], [3.0, 3.0]])
+    assert segment_max(rows, np.array([2, 1])).tolist() == [[4.0, 9.0], [3.0, 3.0]]
