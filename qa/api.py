@@ -5,27 +5,41 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, Encoder, encoder_from
 from qa.engine import Engine, Reloader, thresholds_for
-from qa.errors import CorpusError, IndexBusy, IndexMissing, NotFound, QAError
+from qa.errors import (
+    BuildCancelled,
+    CorpusError,
+    IndexBusy,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexMissing,
+    NotFound,
+    QAError,
+)
 from qa.index import LoadedIndex, build_stamp, staleness
 from qa.middleware import Metrics, Observe, RateLimiter, configure_logging
 from qa.schemas import (
@@ -92,9 +106,11 @@ def create_app(
         app.state.corpus_memo = {}  # per-file digests, so probes re-read only edited files
         if engine.ready:
             log.info("serving index %s", engine.index.fingerprint[:12])
+        _stop_builds_on_signal(app.state.reloader.stopping)
         tasks = [asyncio.create_task(_watch(app))] if watch else []
         tasks += [asyncio.create_task(_follow(app))] if follow else []
         yield
+        app.state.reloader.stopping.set()
         for task in tasks:
             task.cancel()
 
@@ -116,12 +132,38 @@ def create_app(
         )
     # 413 whether announced by Content-Length or streamed.
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
+    if settings.allowed_hosts != ["*"]:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     # Added last, so outermost: every response, a 413 or a 429 included, gets its id and headers.
-    app.add_middleware(Observe, metrics=metrics, limiter=RateLimiter(settings.rate_limit_per_minute))
+    app.add_middleware(
+        Observe,
+        metrics=metrics,
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+        max_body_bytes=settings.max_body_bytes,
+    )
     _add_error_handlers(app)
     _add_routes(app, settings, metrics)
     app.mount("/static", StaticFiles(directory=str(WEB)), name="static")
     return app
+
+
+def _stop_builds_on_signal(stopping: threading.Event) -> None:
+    """Set ``stopping`` as soon as SIGTERM or SIGINT arrives, before uvicorn drains the requests in
+    flight: a reindex under way must stop at once rather than publish after shutdown began. Chained
+    in front of the handlers uvicorn installed (signals belong to the main thread; under a test
+    client there are none to chain)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(number: int, frame: FrameType | None, previous: Callable = previous) -> None:
+            stopping.set()
+            previous(number, frame)
+
+        signal.signal(sig, handler)
 
 
 async def _watch(app: FastAPI) -> None:
@@ -163,7 +205,7 @@ async def _counted(app: FastAPI, action: Callable[[], T]) -> T:
     """Run a reindex or reload off the event loop and count its outcome; errors propagate."""
     try:
         result = await run_in_threadpool(action)
-    except QAError:
+    except Exception:
         app.state.metrics.reloads.labels("failed").inc()
         raise
     app.state.metrics.reloads.labels("ok").inc()
@@ -177,6 +219,8 @@ async def _swap(app: FastAPI, action: Callable[[], Any], done: str, failed: str)
         log.info(done, result.fingerprint[:12])
     except QAError as error:
         log.error(failed, error)
+    except Exception:  # a bug must not end the watch or follow loop: later builds still load
+        log.exception(failed, "unexpected error")
 
 
 def worker_app() -> FastAPI:
@@ -187,12 +231,30 @@ def worker_app() -> FastAPI:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    statuses = {IndexMissing: 503, NotFound: 404, IndexBusy: 409, CorpusError: 422}
+    statuses = {
+        IndexMissing: 503,
+        BuildCancelled: 503,
+        NotFound: 404,
+        IndexBusy: 409,
+        IndexCorrupt: 409,  # the build on disk cannot be served; the loaded one keeps serving
+        IndexMismatch: 409,
+        CorpusError: 422,
+    }
 
     @app.exception_handler(QAError)
     async def domain_error(request: Request, error: QAError) -> JSONResponse:
         status = next((code for kind, code in statuses.items() if isinstance(error, kind)), 500)
         return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # Where and what, never the input: it may hold what JSON cannot carry back (NaN, Infinity,
+        # a lone surrogate), and echoing it made the error handler itself fail with a 500.
+        detail = [
+            {"loc": [_printable(part) for part in e["loc"]], "msg": _printable(e["msg"]), "type": e["type"]}
+            for e in error.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -201,6 +263,13 @@ def _add_error_handlers(app: FastAPI) -> None:
             detail = [{"loc": ["body"], "msg": "the request body is not valid JSON", "type": "json_invalid"}]
             return JSONResponse({"detail": detail}, status_code=422)
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+
+def _printable(value: object) -> object:
+    """A location part or message that encodes as UTF-8 (a field named by a lone surrogate)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _add_routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:

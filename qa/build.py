@@ -7,21 +7,20 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import bm25s
-import faiss
 import numpy as np
 from filelock import FileLock, Timeout
 
 from qa.config import Settings
 from qa.corpus import Document, read_corpus
 from qa.encoder import Encoder
-from qa.errors import IndexBusy, QAError
+from qa.errors import BuildCancelled, IndexBusy, QAError
 from qa.index import (
     FORMAT_VERSION,
     LoadedIndex,
@@ -31,6 +30,7 @@ from qa.index import (
     read_manifest,
     retrieval_text,
     splitter_settings,
+    write_build,
 )
 from qa.passages import Passage, split_document
 from qa.terms import Lexicon, analyze, content_words
@@ -55,11 +55,14 @@ class BuildReport:
     embed_seconds: float = 0.0
     total_seconds: float = 0.0
     up_to_date: bool = False
+    skipped: list[str] = field(default_factory=list)  # corpus entries left out, with the reason
 
     def lines(self) -> list[str]:
+        skipped = [f"skipped {entry}" for entry in self.skipped]
         if self.up_to_date:
-            return [f"index is up to date ({self.fingerprint[:12]})"]
+            return [*skipped, f"index is up to date ({self.fingerprint[:12]})"]
         return [
+            *skipped,
             f"documents: {len(self.documents_added)} added, {len(self.documents_changed)} changed, "
             f"{len(self.documents_removed)} removed, {self.documents_unchanged} unchanged",
             f"passages: {self.passages_added} added, {self.passages_removed} removed, "
@@ -80,12 +83,15 @@ def build_index(
     *,
     progress: bool = False,
     lock_timeout: float = 0,
+    cancel: threading.Event | None = None,
 ) -> BuildReport:
     """Build (incrementally) into ``settings.index_dir`` and switch ``current`` to it atomically.
 
     Vectors of passages and sentences whose text did not change are reused from the previous build
     when it used the same model. Holds a lock for the whole build: a second build waits up to
     ``lock_timeout`` seconds, then raises IndexBusy. A crash at any point leaves ``current`` intact.
+    Setting ``cancel`` stops the build at its next document or embedding batch (BuildCancelled),
+    before anything is published.
     """
     index_dir = settings.index_dir
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +103,7 @@ def build_index(
             f"another `qa index` is building {index_dir} (lock {index_dir / '.lock'}); try again later"
         ) from error
     try:
-        return _build_locked(settings, encoder, progress)
+        return _build_locked(settings, encoder, progress, cancel or threading.Event())
     finally:
         lock.release()
 
@@ -110,9 +116,17 @@ def _previous(settings: Settings, encoder: Encoder) -> LoadedIndex | None:
     return previous
 
 
-def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> BuildReport:
+def _check(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise BuildCancelled("the build was cancelled: the service is shutting down; nothing was published")
+
+
+def _build_locked(
+    settings: Settings, encoder: Encoder, progress: bool, cancel: threading.Event
+) -> BuildReport:
     started = time.perf_counter()
-    documents, fingerprint_of_corpus = read_corpus(settings.corpus_dir)
+    corpus = read_corpus(settings.corpus_dir, settings.max_document_bytes)
+    documents, fingerprint_of_corpus = corpus.documents, corpus.fingerprint
     previous = _previous(settings, encoder)
     splitter = splitter_settings(settings)
     keywords = keyword_settings(settings)
@@ -131,7 +145,7 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
             ]
         )
     )
-    report = BuildReport(fingerprint=fingerprint)
+    report = BuildReport(fingerprint=fingerprint, skipped=corpus.skipped)
     new_ids = {d.doc_id for d in documents}
     for document in documents:
         if document.doc_id not in old_hashes:
@@ -151,11 +165,7 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
         report.total_seconds = time.perf_counter() - started
         return report
 
-    passages = [
-        p
-        for d in _progress(documents, progress, "splitting documents")
-        for p in split_document(d, settings.passage_max_chars)
-    ]
+    passages = _split(documents, settings, progress, cancel)
     titles = {d.doc_id: d.title for d in documents}
     contexts = [retrieval_text(p, titles[p.doc_id], settings.passage_context) for p in passages]
     texts = {d.doc_id: d.text for d in documents}
@@ -184,10 +194,11 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
         report.passages_added = len(passages)
 
     embed_started = time.perf_counter()
-    passage_vectors = _embed(encoder, contexts, "p", reuse, report, settings, progress, "passages")
-    sentence_vectors = _embed(encoder, sentence_texts, "s", reuse, report, settings, progress, "sentences")
+    embed = _Embedder(encoder, reuse, report, settings.encode_batch_size, progress, cancel)
+    passage_vectors = embed(contexts, "p", "passages")
+    sentence_vectors = embed(sentence_texts, "s", "sentences")
     words = sorted({w for c in contexts for w in content_words(c)})
-    word_vectors = _embed(encoder, words, "w", reuse, report, settings, progress, "words")
+    word_vectors = embed(words, "w", "words")
     report.embed_seconds = time.perf_counter() - embed_started
 
     tokens = analyze(contexts)
@@ -210,85 +221,85 @@ def _build_locked(settings: Settings, encoder: Encoder, progress: bool) -> Build
         "calibration": _carried_calibration(previous, encoder),
     }
     lexicon = {"doc_freq": doc_freq, "n_docs": n_docs, "words": words}
-    _write_build(
-        settings.index_dir,
-        manifest,
-        documents,
-        passages,
-        passage_vectors,
-        sentence_vectors,
-        word_vectors,
-        tokens,
-        lexicon,
-        faiss_type,
-    )
+    bm25 = bm25s.BM25(k1=keywords["bm25_k1"], b=keywords["bm25_b"])
+    # bm25s rejects an empty vocabulary; a passage of only stop words still needs a row.
+    bm25.index([t or [""] for t in tokens], show_progress=False)
+    vectors = {"passages": passage_vectors, "sentences": sentence_vectors, "words": word_vectors}
+    _check(cancel)
+    _publish(settings.index_dir, manifest, documents, passages, vectors, bm25, lexicon, cancel)
     report.total_seconds = time.perf_counter() - started
     return report
 
 
-def _embed(
-    encoder: Encoder,
-    texts: list[str],
-    kind: str,
-    reuse: dict[str, np.ndarray],
-    report: BuildReport,
-    settings: Settings,
-    progress: bool,
-    label: str,
-) -> np.ndarray:
-    """Vectors for ``texts``, reusing those of unchanged texts and encoding the rest in batches."""
-    vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    missing = []  # first occurrence of each text not embedded before
-    copies: dict[str, list[int]] = {}  # identical texts (boilerplate, repeated paragraphs) embed once
-    for i, text in enumerate(texts):
-        key = kind + _sha(text)
-        cached = reuse.get(key)
-        if cached is not None:
-            vectors[i] = cached
-        elif key in copies:
-            copies[key].append(i)
-        else:
-            copies[key] = [i]
-            missing.append(i)
-    batch = max(settings.encode_batch_size, 1) * 8
-    chunks = range(0, len(missing), batch)
-    if progress and len(missing) > batch:
+@dataclass
+class _Embedder:
+    """Vectors for texts, reusing those of unchanged texts and encoding the rest in batches."""
+
+    encoder: Encoder
+    reuse: dict[str, np.ndarray]
+    report: BuildReport
+    batch_size: int
+    progress: bool
+    cancel: threading.Event
+
+    def __call__(self, texts: list[str], kind: str, label: str) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        missing = []  # first occurrence of each text not embedded before
+        copies: dict[str, list[int]] = {}  # identical texts (boilerplate, repeated paragraphs) embed once
+        for i, text in enumerate(texts):
+            key = kind + _sha(text)
+            cached = self.reuse.get(key)
+            if cached is not None:
+                vectors[i] = cached
+            elif key in copies:
+                copies[key].append(i)
+            else:
+                copies[key] = [i]
+                missing.append(i)
+        batch = max(self.batch_size, 1) * 8
+        chunks = range(0, len(missing), batch)
+        if self.progress and len(missing) > batch:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc=f"embedding {len(missing)} {label}", unit="batch")
+        for offset in chunks:
+            _check(self.cancel)
+            rows = missing[offset : offset + batch]
+            vectors[rows] = self.encoder.encode([texts[i] for i in rows])
+        for same in copies.values():
+            vectors[same[1:]] = vectors[same[0]]
+        self.report.texts_embedded += len(missing)
+        return vectors
+
+
+def _split(
+    documents: list[Document], settings: Settings, progress: bool, cancel: threading.Event
+) -> list[Passage]:
+    """Passages of every document; on a terminal, a progress bar in characters once the corpus is
+    large (many documents, or one big file: it names the file it is splitting)."""
+    total = sum(len(d.text) for d in documents)
+    bar = None
+    if progress and (len(documents) >= 500 or total >= 2**20):
         from tqdm import tqdm
 
-        chunks = tqdm(chunks, desc=f"embedding {len(missing)} {label}", unit="batch")
-    for offset in chunks:
-        rows = missing[offset : offset + batch]
-        vectors[rows] = encoder.encode([texts[i] for i in rows])
-    for same in copies.values():
-        vectors[same[1:]] = vectors[same[0]]
-    report.texts_embedded += len(missing)
-    return vectors
-
-
-def _progress(items: list[Document], show: bool, label: str) -> Iterable[Document]:
-    if not show or len(items) < 500:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=label, unit="doc")
+        bar = tqdm(total=total, desc="splitting", unit="char", unit_scale=True)
+    passages: list[Passage] = []
+    for document in documents:
+        _check(cancel)
+        if bar is not None and len(document.text) >= 2**20:
+            bar.set_description(f"splitting {document.path}")
+        passages.extend(split_document(document, settings.passage_max_chars))
+        if bar is not None:
+            bar.update(len(document.text))
+    if bar is not None:
+        bar.close()
+    return passages
 
 
 def _faiss_type(settings: Settings, n_passages: int) -> str:
     if settings.faiss_type != "auto":
         return settings.faiss_type
     return "flat" if n_passages <= settings.faiss_exact_max else "hnsw"
-
-
-def _make_faiss(vectors: np.ndarray, faiss_type: str) -> faiss.Index:
-    dim = vectors.shape[1]
-    if faiss_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-    else:
-        index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(vectors)
-    return index
 
 
 def _carried_calibration(previous: LoadedIndex | None, encoder: Encoder) -> dict | None:
@@ -301,49 +312,24 @@ def _carried_calibration(previous: LoadedIndex | None, encoder: Encoder) -> dict
     return None
 
 
-def _write_build(
+def _publish(
     index_dir: Path,
     manifest: dict,
     documents: list[Document],
     passages: list[Passage],
-    passage_vectors: np.ndarray,
-    sentence_vectors: np.ndarray,
-    word_vectors: np.ndarray,
-    tokens: list[list[str]],
+    vectors: dict[str, np.ndarray],
+    bm25: bm25s.BM25,
     lexicon: dict,
-    faiss_type: str,
+    cancel: threading.Event,
 ) -> None:
-    """Write every file into a temporary folder, then rename it and repoint ``current``."""
+    """Write every file into a temporary folder, then rename it and repoint ``current`` (unless the
+    build was cancelled meanwhile: then nothing is published)."""
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
     try:
-        with (tmp / "documents.jsonl").open("w", encoding="utf-8") as out:
-            for d in documents:
-                out.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
-        with (tmp / "passages.jsonl").open("w", encoding="utf-8") as out:
-            for p in passages:
-                row = {
-                    "id": p.passage_id,
-                    "doc_id": p.doc_id,
-                    "start": p.start,
-                    "end": p.end,
-                    "heading": p.heading,
-                    "sentences": [[s.start, s.end] for s in p.sentences],
-                }
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        faiss.write_index(_make_faiss(passage_vectors, faiss_type), str(tmp / "dense.faiss"))
-        np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float16))
-        bm25 = bm25s.BM25(k1=manifest["keywords"]["bm25_k1"], b=manifest["keywords"]["bm25_b"])
-        # bm25s rejects an empty vocabulary; a passage of only stop words still needs a row.
-        bm25.index([t or [""] for t in tokens], show_progress=False)
-        bm25.save(str(tmp / "bm25"))
-        (tmp / "lexicon.json").write_text(json.dumps(lexicon, ensure_ascii=False), encoding="utf-8")
-        np.save(tmp / "words.npy", word_vectors.astype(np.float16))
-        (tmp / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
-        )
-        _fsync_tree(tmp)
+        write_build(tmp, manifest, documents, passages, vectors, bm25, lexicon)
+        _check(cancel)
         name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{manifest['fingerprint'][:8]}"
         final = builds / name
         os.rename(tmp, final)
@@ -352,13 +338,6 @@ def _write_build(
         raise
     _point_current(index_dir, final)
     _prune(index_dir)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for file in folder.rglob("*"):
-        if file.is_file():
-            with file.open("rb") as handle:
-                os.fsync(handle.fileno())
 
 
 def _point_current(index_dir: Path, build: Path) -> None:
@@ -373,10 +352,11 @@ def _point_current(index_dir: Path, build: Path) -> None:
 def _prune(index_dir: Path) -> None:
     """Keep the newest builds (a running server may still hold the previous one) and no temp folders."""
     current = current_path(index_dir).resolve()
-    builds = sorted((index_dir / "builds").iterdir(), reverse=True)
+    # Resolved paths throughout: with a relative index folder, ``iterdir`` gives relative ones.
+    builds = sorted((b.resolve() for b in (index_dir / "builds").iterdir()), reverse=True)
     keep = {current, *builds[:KEEP_BUILDS]}
     for build in builds:
-        if build.resolve() not in keep:
+        if build not in keep:
             shutil.rmtree(build, ignore_errors=True)
     for leftover in index_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)

@@ -197,6 +197,7 @@ def serve(
             port=settings.port,
             log_config=None,
             timeout_graceful_shutdown=10,
+            **_proxy_options(settings),
         )  # uvicorn's supervisor drains and exits 0 on SIGTERM, and stops if a worker cannot start
         return
     try:  # load before binding: a broken index stops here with a clear message, not a traceback
@@ -213,7 +214,15 @@ def serve(
         port=settings.port,
         log_config=None,  # keep the JSON logging configured above
         timeout_graceful_shutdown=10,
+        **_proxy_options(settings),
     )
+
+
+def _proxy_options(settings: Settings) -> dict[str, object]:
+    """uvicorn believes X-Forwarded-* from 127.0.0.1 unless told otherwise: only configured proxies."""
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
 
 
 def _check_index(settings: Settings) -> None:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     encoder_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
     onnx_dir: Path | None = None  # default: <index_dir>/models (see onnx_export_dir)
 
+    # Limits of one corpus file (a larger one stops the build with a message naming it).
+    max_document_bytes: int = Field(default=10 * 2**20, gt=0)
+
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
     passage_max_chars: int = 1500
     # Embed and keyword-index each passage with its document title and section headings.
@@ -69,6 +72,12 @@ class Settings(BaseSettings):
     batch_requests: bool = True  # merge concurrent questions into one encoder call
     admin_token: str | None = None
     cors_origins: list[str] = []
+    # Host headers accepted (Starlette's TrustedHostMiddleware); ["*"] accepts any.
+    allowed_hosts: list[str] = ["*"]
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed ("10.0.0.2,10.0.0.3" or "*").
+    # Off by default: otherwise any local client could pick the address the rate limit and the
+    # access log see.
+    forwarded_allow_ips: str = ""
     rate_limit_per_minute: int = 0  # 0 = off
 
     @property

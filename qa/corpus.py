@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import frontmatter
@@ -13,7 +14,13 @@ import yaml
 
 from qa.errors import CorpusError
 
+log = logging.getLogger(__name__)
+
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
+# What one file may cost. A 20 MB text takes minutes and gigabytes to split and embed; front matter
+# is a few key: value lines, so a large one (or one with YAML aliases) is an attack, not metadata.
+MAX_DOCUMENT_BYTES = 10 * 2**20
+MAX_FRONT_MATTER_BYTES = 16 * 2**10
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MD_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
@@ -40,18 +47,47 @@ class Document:
         return asdict(self)
 
 
-def corpus_files(corpus_dir: Path) -> list[Path]:
-    """Document files under ``corpus_dir``, sorted; hidden files and folders are skipped."""
+@dataclass(frozen=True)
+class Corpus:
+    """What a build reads: the documents, the fingerprint of the bytes they came from, and the files
+    left out (a link leading outside the corpus folder, a device or pipe), each with its reason."""
+
+    documents: list[Document]
+    fingerprint: str
+    skipped: list[str] = field(default_factory=list)
+
+
+def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[str]]:
+    """Document files under ``corpus_dir``, sorted, and the entries skipped with their reason.
+
+    Hidden files and folders are ignored. A file must resolve inside the corpus folder: a symbolic
+    link to a file elsewhere (``/etc/passwd``) is skipped, so is anything but a regular file.
+    """
     if not corpus_dir.is_dir():
         raise CorpusError(corpus_dir, "corpus folder does not exist")
-    files = []
+    root = corpus_dir.resolve()
+    files, skipped = [], []
     for path in sorted(corpus_dir.rglob("*")):
         relative = path.relative_to(corpus_dir)
-        if any(part.startswith((".", "_")) for part in relative.parts):
+        if any(part.startswith((".", "_")) for part in relative.parts) or path.suffix.lower() not in SUFFIXES:
             continue
-        if path.is_file() and path.suffix.lower() in SUFFIXES:
+        if path.is_dir():
+            continue
+        resolved = path.resolve()
+        if not resolved.is_relative_to(root):
+            skipped.append(f"{relative.as_posix()}: a link to a file outside the corpus folder")
+        elif not resolved.is_file():
+            skipped.append(f"{relative.as_posix()}: not a regular file")
+        else:
             files.append(path)
-    return files
+    for reason in skipped:
+        log.warning("skipped %s", reason)
+    return files, skipped
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """The document files of ``scan_corpus``."""
+    return scan_corpus(corpus_dir)[0]
 
 
 def corpus_fingerprint(corpus_dir: Path, memo: dict[Path, tuple[int, int, bytes]] | None = None) -> str:
@@ -85,16 +121,24 @@ def _combine(digests: list[tuple[str, bytes]]) -> str:
 
 def load_corpus(corpus_dir: Path) -> list[Document]:
     """Read every document; raise CorpusError naming the first bad file. Ids are unique."""
-    return read_corpus(corpus_dir)[0]
+    return read_corpus(corpus_dir).documents
 
 
-def read_corpus(corpus_dir: Path) -> tuple[list[Document], str]:
+def read_corpus(corpus_dir: Path, max_bytes: int = MAX_DOCUMENT_BYTES) -> Corpus:
     """Every document, and the corpus fingerprint of exactly the bytes they were parsed from (each
-    file is read once)."""
+    file is read once). A file over ``max_bytes`` is refused before it is read."""
     documents: list[Document] = []
     digests: list[tuple[str, bytes]] = []
     seen: dict[str, str] = {}
-    for path in corpus_files(corpus_dir):
+    files, skipped = scan_corpus(corpus_dir)
+    for path in files:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise CorpusError(
+                path,
+                f"{size / 2**20:.1f} MiB is over the limit of {max_bytes / 2**20:.1f} MiB a document "
+                "(QA_MAX_DOCUMENT_BYTES); split it into several files or raise the limit",
+            )
         raw = _read_bytes(path)
         document = read_document(path, corpus_dir, raw)
         if document.doc_id in seen:
@@ -106,7 +150,7 @@ def read_corpus(corpus_dir: Path) -> tuple[list[Document], str]:
         digests.append((document.path, hashlib.sha256(raw).digest()))
     if not documents:
         raise CorpusError(corpus_dir, f"no documents ({', '.join(SUFFIXES)}) found")
-    return documents, _combine(digests)
+    return Corpus(documents, _combine(digests), skipped)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -140,6 +184,8 @@ def read_document(path: Path, corpus_dir: Path, raw: bytes) -> Document:
             fmt = "text"
     if not text.strip():
         raise CorpusError(path, "document is empty")
+    if not any(character.isalnum() for character in text):
+        raise CorpusError(path, "document has no words (only spaces, punctuation or control characters)")
     doc_id = str(meta.get("id") or _id_from_path(relative))
     if not ID_PATTERN.match(doc_id):
         raise CorpusError(path, f"invalid id {doc_id!r}: use letters, digits, '.', '_' and '-'")
@@ -170,15 +216,40 @@ def _title_from_text(text: str, fmt: str) -> str | None:
     return None
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: front matter needs neither, and nested aliases expand
+    exponentially (a "billion laughs" document of one line)."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def _read_markdown(path: Path, decoded: str) -> tuple[str, dict[str, object]]:
+    # As python-frontmatter's parse(), with limits before the YAML is loaded.
+    text = decoded.strip()
+    handler = frontmatter.YAMLHandler()
+    if not handler.detect(text):
+        return text, {}
     try:
-        post = frontmatter.loads(decoded)
-    except (yaml.YAMLError, ValueError) as error:
+        front, content = handler.split(text)
+    except ValueError:  # an opening fence without a closing one: no front matter
+        return text, {}
+    if len(front.encode("utf-8")) > MAX_FRONT_MATTER_BYTES:
+        raise CorpusError(
+            path,
+            f"broken front matter: over {MAX_FRONT_MATTER_BYTES // 1024} KiB (it holds key: value lines)",
+        )
+    try:
+        metadata = yaml.load(front, Loader=_NoAliasLoader) or {}
+    except yaml.YAMLError as error:
         problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CorpusError(path, f"broken front matter: {problem}") from error
-    if not isinstance(post.metadata, dict):
+    if not isinstance(metadata, dict):
         raise CorpusError(path, "broken front matter: expected key: value pairs")
-    return post.content, dict(post.metadata)
+    return content.strip(), dict(metadata)
 
 
 def _read_html(path: Path, decoded: str) -> tuple[str, dict[str, object]]:

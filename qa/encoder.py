@@ -190,6 +190,7 @@ def export_onnx(model: str, onnx_file: Path) -> Path:
     transformers_logging.disable_progress_bar()
     transformer = AutoModel.from_pretrained(model).eval()
     onnx_file.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(onnx_file)
     tmp = onnx_file.with_suffix(f".tmp-{os.getpid()}")
     ids = torch.ones((1, 8), dtype=torch.long)
     axes = {0: "batch", 1: "tokens"}
@@ -212,6 +213,24 @@ def export_onnx(model: str, onnx_file: Path) -> Path:
         )
     os.replace(tmp, onnx_file)  # atomic: a concurrent reader sees no half-written file
     return onnx_file
+
+
+def _remove_orphans(onnx_file: Path) -> None:
+    """Half-written exports left by a process killed while exporting (its pid is in the name)."""
+    for leftover in onnx_file.parent.glob(f"{onnx_file.stem}.tmp-*"):
+        pid = leftover.suffix.removeprefix(".tmp-")
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def encoder_from(settings: Settings, serving: bool = False) -> Encoder:
@@ -300,7 +319,8 @@ class BatchingEncoder:
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
-        assert pending.result is not None
+        if pending.result is None:  # the batcher sets a result or an error before ``done``
+            raise RuntimeError("the encoder batcher finished a call without a result")
         return pending.result
 
     def _release(self) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 import unicodedata
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from cachetools import LRUCache
@@ -18,13 +19,15 @@ from threadpoolctl import threadpool_limits
 from qa.answer import Result, Thresholds, answer, rerank
 from qa.config import Settings
 from qa.encoder import Encoder
-from qa.errors import IndexMissing, QAError
+from qa.errors import BuildCancelled, IndexMissing, QAError
 from qa.index import LoadedIndex, load_index
 from qa.retrieve import Mode, Query, Weights, search
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
     from qa.build import BuildReport
+
+T = TypeVar("T")
 
 
 def normalize_question(question: str) -> str:
@@ -69,6 +72,11 @@ class Engine:
     @property
     def ready(self) -> bool:
         return self._index is not None
+
+    @property
+    def serving(self) -> LoadedIndex | None:
+        """The index being served, or None before one is loaded."""
+        return self._index
 
     def load(self) -> LoadedIndex:
         """Load the current build from disk and swap it in."""
@@ -149,37 +157,54 @@ class Engine:
 
 
 class Reloader:
-    """Rebuild the index from the corpus and swap it into a running engine, one rebuild at a time."""
+    """Rebuild the index from the corpus and swap it into a running engine, one rebuild at a time.
+
+    ``stopping`` is set when the service begins to shut down: a build under way stops at its next
+    batch and nothing is swapped in after that moment.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        self.stopping = threading.Event()
 
     def reindex(self, lock_timeout: float = 120) -> BuildReport:
         from qa.build import build_index  # the build path is not needed to answer questions
 
         with self._lock:
-            try:
-                report = build_index(
-                    self.engine.settings, self.engine.build_encoder, lock_timeout=lock_timeout
-                )
-                current = self.engine._index
-                if current is None or current.fingerprint != report.fingerprint:
-                    self.engine.load()
-            except QAError as error:
-                self.last_error = str(error)  # the previous index keeps serving
-                raise
-            self.last_error = None
-            return report
+            return self._recorded(lambda: self._reindex(build_index, lock_timeout))
+
+    def _reindex(self, build_index: Callable[..., BuildReport], lock_timeout: float) -> BuildReport:
+        engine = self.engine
+        report = build_index(
+            engine.settings, engine.build_encoder, lock_timeout=lock_timeout, cancel=self.stopping
+        )
+        if engine.serving is None or engine.serving.fingerprint != report.fingerprint:
+            self._load()
+        return report
 
     def reload(self) -> LoadedIndex:
         """Load the current build from disk (built elsewhere, say) without rebuilding."""
         with self._lock:
-            try:
-                index = self.engine.load()
-            except QAError as error:
-                self.last_error = str(error)  # the previous index keeps serving
-                raise
-            self.last_error = None
-            return index
+            return self._recorded(self._load)
+
+    def _load(self) -> LoadedIndex:
+        index = load_index(self.engine.settings.index_dir, self.engine.encoder)
+        if self.stopping.is_set():
+            raise BuildCancelled("the service is shutting down; the index was not swapped")
+        self.engine.swap(index)
+        return index
+
+    def _recorded(self, action: Callable[[], T]) -> T:
+        """Run a reindex or reload; its error, if any, is what /readyz reports until the next one."""
+        try:
+            result = action()
+        except QAError as error:
+            self.last_error = str(error)  # the previous index keeps serving
+            raise
+        except Exception as error:  # a bug, not a state of the index: logged with its traceback
+            self.last_error = f"unexpected error: {type(error).__name__}"
+            raise
+        self.last_error = None
+        return result

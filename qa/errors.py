@@ -37,6 +37,10 @@ class IndexCorrupt(QAError):
         self.path = str(path)
 
 
+class BuildCancelled(QAError):
+    """A build stopped before publishing anything because the service is shutting down."""
+
+
 class IndexBusy(QAError):
     """Another build holds the index lock."""
 

@@ -15,16 +15,20 @@ Layout of the index folder::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import faiss
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qa.config import Settings
 from qa.corpus import Document, corpus_fingerprint
@@ -33,7 +37,7 @@ from qa.errors import IndexCorrupt, IndexMismatch, IndexMissing, QAError
 from qa.passages import Passage, Sentence
 from qa.terms import STEMMER_LANGUAGE, Lexicon, analyze
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest records each file's size and checksum
 
 
 @dataclass
@@ -147,20 +151,105 @@ def build_stamp(index_dir: Path) -> tuple[Path, int] | None:
         return None
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _ModelInfo(_Strict):
+    name: str
+    dim: int = Field(gt=0)
+
+
+class _Calibration(_Strict):
+    model: str
+    thresholds: dict[str, float]
+
+
+class _FileInfo(_Strict):
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+class _Manifest(_Strict):
+    """What a build's manifest.json must hold for the build to be served."""
+
+    format_version: int
+    model: _ModelInfo
+    splitter: dict[str, Any]
+    keywords: dict[str, Any]
+    faiss: dict[str, str]
+    documents: dict[str, dict[str, Any]]
+    corpus_fingerprint: str
+    fingerprint: str = Field(min_length=12)
+    built_at: datetime
+    passages: int = Field(ge=0)
+    sentences: int = Field(ge=0)
+    files: dict[str, _FileInfo]
+    calibration: _Calibration | None = None
+
+
+class _DocumentRow(_Strict):
+    model_config = ConfigDict(extra="forbid")
+    doc_id: str
+    title: str
+    source: str | None
+    published: str | None
+    text: str
+    path: str
+    format: str
+
+
+class _PassageRow(_Strict):
+    id: str
+    doc_id: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    heading: str
+    sentences: list[tuple[int, int]]
+
+
+class _Lexicon(_Strict):
+    doc_freq: dict[str, int]
+    n_docs: int = Field(ge=0)
+    words: list[str]
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
 def read_manifest(index_dir: Path) -> dict:
+    """The current build's manifest, checked field by field; IndexCorrupt names what is wrong."""
     path = current_path(index_dir) / "manifest.json"
     if not path.exists():
         raise IndexMissing(index_dir)
+    shown = _shown(index_dir, path)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise IndexCorrupt(path, str(error)) from error
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexCorrupt(shown, str(error)) from error
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(shown, "not a JSON object")
+    if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatch(
-            f"index format {manifest.get('format_version') if isinstance(manifest, dict) else '?'} "
-            f"is not {FORMAT_VERSION}; rebuild it with `qa index`"
+            f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}; rebuild it with `qa index`"
         )
+    try:
+        _Manifest.model_validate(manifest)
+    except ValidationError as error:
+        raise IndexCorrupt(shown, _first_error(error)) from error
     return manifest
+
+
+def _shown(index_dir: Path, path: Path) -> str:
+    """A file of the index as messages name it: relative to the index folder, through ``current``
+    to the build it is (no absolute paths in HTTP responses)."""
+    try:
+        return path.resolve().relative_to(index_dir.resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def check_compatible(manifest: dict, encoder: Encoder) -> None:
@@ -187,15 +276,58 @@ def staleness(settings: Settings, manifest: dict, memo: dict | None = None) -> s
     return None
 
 
-def check(settings: Settings, encoder_name: str | None = None) -> str | None:
-    """None when the index is present and current, else a one-line reason."""
+def check(settings: Settings) -> str | None:
+    """None when the index is present, sound and current, else a one-line reason.
+
+    Sound means what the server would accept, and more: every file's size and checksum as the
+    manifest recorded them (a truncated or hand-edited file), then a full load with its checks.
+    """
     try:
         manifest = read_manifest(settings.index_dir)
+        verify_checksums(settings.index_dir, manifest)
+        load_index(settings.index_dir)
     except QAError as error:
         return str(error)
-    if encoder_name is not None and manifest["model"]["name"] != encoder_name:
-        return f"index was built with model {manifest['model']['name']}, configured {encoder_name}"
     return staleness(settings, manifest)
+
+
+def file_records(build: Path) -> dict[str, dict[str, object]]:
+    """Size and SHA-256 of every file of a build but its manifest, by path inside the build."""
+    records: dict[str, dict[str, object]] = {}
+    for file in sorted(build.rglob("*")):
+        if file.is_file() and file.name != "manifest.json":
+            digest = hashlib.sha256()
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(2**20), b""):
+                    digest.update(block)
+            records[file.relative_to(build).as_posix()] = {
+                "bytes": file.stat().st_size,
+                "sha256": digest.hexdigest(),
+            }
+    return records
+
+
+def _verify_sizes(index_dir: Path, build: Path, manifest: dict) -> None:
+    for name, record in manifest["files"].items():
+        file = build / name
+        try:
+            size = file.stat().st_size
+        except OSError:
+            raise IndexCorrupt(_shown(index_dir, file), "missing") from None
+        if size != record["bytes"]:
+            raise IndexCorrupt(_shown(index_dir, file), f"{size} bytes, the build wrote {record['bytes']}")
+
+
+def verify_checksums(index_dir: Path, manifest: dict) -> None:
+    """Every file as the build wrote it: same size and SHA-256 (reads the whole index)."""
+    build = current_path(index_dir).resolve()
+    _verify_sizes(index_dir, build, manifest)
+    found = file_records(build)
+    for name, record in manifest["files"].items():
+        if found[name]["sha256"] != record["sha256"]:
+            raise IndexCorrupt(
+                _shown(index_dir, build / name), "its checksum differs from the one the build wrote"
+            )
 
 
 def _stored_vectors(dense: faiss.Index) -> np.ndarray:
@@ -210,57 +342,127 @@ def _stored_vectors(dense: faiss.Index) -> np.ndarray:
     return view  # valid while LoadedIndex holds ``dense``
 
 
+def _passage_row(passage: Passage) -> dict[str, object]:
+    """A line of passages.jsonl (its text is not stored: it is the document's text at its offsets)."""
+    return {
+        "id": passage.passage_id,
+        "doc_id": passage.doc_id,
+        "start": passage.start,
+        "end": passage.end,
+        "heading": passage.heading,
+        "sentences": [[s.start, s.end] for s in passage.sentences],
+    }
+
+
+def write_build(
+    folder: Path,
+    manifest: dict,
+    documents: list[Document],
+    passages: list[Passage],
+    vectors: dict[str, np.ndarray],
+    bm25: bm25s.BM25,
+    lexicon: dict,
+) -> None:
+    """Write a build's files into ``folder`` in the layout ``load_index`` reads, the manifest last,
+    with the size and checksum of every other file. ``vectors``: passages, sentences, words."""
+    with (folder / "documents.jsonl").open("w", encoding="utf-8") as out:
+        for d in documents:
+            out.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
+    with (folder / "passages.jsonl").open("w", encoding="utf-8") as out:
+        for p in passages:
+            out.write(json.dumps(_passage_row(p), ensure_ascii=False) + "\n")
+    faiss.write_index(
+        _make_faiss(vectors["passages"], manifest["faiss"]["type"]), str(folder / "dense.faiss")
+    )
+    np.save(folder / "sentences.npy", vectors["sentences"].astype(np.float16))
+    bm25.save(str(folder / "bm25"))
+    (folder / "lexicon.json").write_text(json.dumps(lexicon, ensure_ascii=False), encoding="utf-8")
+    np.save(folder / "words.npy", vectors["words"].astype(np.float16))
+    manifest = {**manifest, "files": file_records(folder)}
+    (folder / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _make_faiss(vectors: np.ndarray, faiss_type: str) -> faiss.Index:
+    dim = vectors.shape[1]
+    if faiss_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(vectors)
+    return index
+
+
 def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
-    """Load the current build; refuse one made with another model or format, or with broken files."""
+    """Load the current build and check it whole: a build made with another model or format is
+    refused (IndexMismatch), a missing, truncated or inconsistent file too (IndexCorrupt naming it)."""
     stamp = build_stamp(index_dir)  # before reading: a manifest rewritten meanwhile reads as newer
     manifest = read_manifest(index_dir)
     if encoder is not None:
         check_compatible(manifest, encoder)
     path = current_path(index_dir).resolve()
+    _verify_sizes(index_dir, path, manifest)
+    dim = int(manifest["model"]["dim"])
 
-    def read(name: str, reader: Callable[[Path], object]) -> object:
-        file = path / name
+    def corrupt(name: str, problem: str) -> IndexCorrupt:
+        return IndexCorrupt(_shown(index_dir, path / name), problem)
+
+    def read(name: str, reader: Callable[[Path], Any]) -> Any:
         try:
-            return reader(file)
+            return reader(path / name)
+        except ValidationError as error:
+            raise corrupt(name, _first_error(error)) from error
         except Exception as error:  # any failure to parse a file means the same to the operator
-            raise IndexCorrupt(file, f"{type(error).__name__}: {error}") from error
+            raise corrupt(name, f"{type(error).__name__}: {error}") from error
 
-    documents = {
-        d["doc_id"]: Document(**d)
-        for d in read("documents.jsonl", lambda f: [json.loads(x) for x in f.open(encoding="utf-8")])  # type: ignore[union-attr]
-    }
-    rows = read("passages.jsonl", lambda f: [json.loads(x) for x in f.open(encoding="utf-8")])
+    def lines(file: Path) -> list[dict]:
+        with file.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle]
+
+    documents: dict[str, Document] = {}
+    for row in read("documents.jsonl", lambda f: [_DocumentRow.model_validate(r) for r in lines(f)]):
+        if row.doc_id in documents:
+            raise corrupt("documents.jsonl", f"document {row.doc_id!r} appears twice")
+        documents[row.doc_id] = Document(**row.model_dump())
+    if set(documents) != set(manifest["documents"]):
+        raise corrupt("documents.jsonl", "its documents are not the ones the manifest lists")
     passages = [
-        Passage(
-            passage_id=r["id"],
-            doc_id=r["doc_id"],
-            start=r["start"],
-            end=r["end"],
-            text=documents[r["doc_id"]].text[r["start"] : r["end"]],
-            heading=r["heading"],
-            sentences=tuple(Sentence(s, e) for s, e in r["sentences"]),
-        )
-        for r in rows  # type: ignore[union-attr]
+        _passage(row, documents, corrupt)
+        for row in read("passages.jsonl", lambda f: [_PassageRow.model_validate(r) for r in lines(f)])
     ]
-    dense = read("dense.faiss", lambda f: faiss.read_index(str(f)))
-    sentence_vectors = read("sentences.npy", lambda f: np.load(f, allow_pickle=False))
-    bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
-    lexicon_data = read("lexicon.json", lambda f: json.loads(f.read_text(encoding="utf-8")))
-    word_vectors = read("words.npy", lambda f: np.load(f, allow_pickle=False))
-    assert isinstance(dense, faiss.Index) and isinstance(sentence_vectors, np.ndarray)
     n_sentences = sum(len(p.sentences) for p in passages)
-    if dense.ntotal != len(passages) or dense.d != manifest["model"]["dim"]:
-        raise IndexCorrupt(path / "dense.faiss", f"{dense.ntotal} vectors for {len(passages)} passages")
-    if sentence_vectors.shape != (n_sentences, dense.d):
-        raise IndexCorrupt(path / "sentences.npy", f"shape {sentence_vectors.shape}")
-    assert isinstance(lexicon_data, dict) and isinstance(word_vectors, np.ndarray)
-    if word_vectors.shape != (len(lexicon_data["words"]), dense.d):
-        raise IndexCorrupt(path / "words.npy", f"shape {word_vectors.shape}")
+    if len(passages) != manifest["passages"] or n_sentences != manifest["sentences"]:
+        raise corrupt(
+            "passages.jsonl",
+            f"{len(passages)} passages and {n_sentences} sentences, the manifest says "
+            f"{manifest['passages']} and {manifest['sentences']}",
+        )
+    dense = read("dense.faiss", lambda f: faiss.read_index(str(f)))
+    if dense.ntotal != len(passages) or dense.d != dim:
+        raise corrupt(
+            "dense.faiss", f"{dense.ntotal} vectors of dimension {dense.d} for {len(passages)} passages"
+        )
+    sentence_vectors = read("sentences.npy", lambda f: np.load(f, allow_pickle=False))
+    if sentence_vectors.shape != (n_sentences, dim):
+        raise corrupt("sentences.npy", f"shape {sentence_vectors.shape}, expected {(n_sentences, dim)}")
+    bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
+    if bm25.scores.get("num_docs") != len(passages):
+        raise corrupt("bm25", f"{bm25.scores.get('num_docs')} rows for {len(passages)} passages")
+    lexicon_data = read(
+        "lexicon.json", lambda f: _Lexicon.model_validate(json.loads(f.read_text(encoding="utf-8")))
+    )
+    word_vectors = read("words.npy", lambda f: np.load(f, allow_pickle=False))
+    if word_vectors.shape != (len(lexicon_data.words), dim):
+        raise corrupt("words.npy", f"shape {word_vectors.shape}, expected {(len(lexicon_data.words), dim)}")
     lexicon = Lexicon(
-        lexicon_data["doc_freq"],
-        lexicon_data["n_docs"],
-        lexicon_data["words"],
-        word_vectors.astype(np.float32),
+        lexicon_data.doc_freq, lexicon_data.n_docs, lexicon_data.words, word_vectors.astype(np.float32)
     )
     with_context = bool(manifest["splitter"].get("passage_context", True))
     if isinstance(dense, faiss.IndexHNSW):
@@ -276,8 +478,34 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
         passage_vectors=_stored_vectors(dense),
         sentence_vectors=sentence_vectors,  # float16 in memory too: a passage's rows are cast per query
         sentence_offsets=offsets,
-        bm25=bm25,  # type: ignore[arg-type]
+        bm25=bm25,
         lexicon=lexicon,
         with_context=with_context,
         stamp=stamp,
+    )
+
+
+def _passage(
+    row: _PassageRow, documents: dict[str, Document], corrupt: Callable[[str, str], IndexCorrupt]
+) -> Passage:
+    """A passage from its row, checked against its document: offsets inside it, sentences inside
+    the passage and in order."""
+    document = documents.get(row.doc_id)
+    if document is None:
+        raise corrupt("passages.jsonl", f"passage {row.id} names an unknown document {row.doc_id!r}")
+    bounds = [(row.start, row.end), *row.sentences]
+    if not (row.start < row.end <= len(document.text)) or any(
+        not (row.start <= s < e <= row.end) for s, e in row.sentences
+    ):
+        raise corrupt(
+            "passages.jsonl", f"passage {row.id} has offsets outside its document or passage: {bounds[:3]}"
+        )
+    return Passage(
+        passage_id=row.id,
+        doc_id=row.doc_id,
+        start=row.start,
+        end=row.end,
+        text=document.text[row.start : row.end],
+        heading=row.heading,
+        sentences=tuple(Sentence(s, e) for s, e in row.sentences),
     )

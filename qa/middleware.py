@@ -118,10 +118,11 @@ class Observe:
     """Pure ASGI middleware: request id, rate limit, security headers, metrics, one JSON log line,
     and a 500 without internals for any unexpected error."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter, max_body_bytes: int) -> None:
         self.app = app
         self.metrics = metrics
         self.limiter = limiter
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,8 +136,14 @@ class Observe:
         status = 500
         started_response = False
 
+        head = scope["method"] == "HEAD"
+        if head:  # routed as the GET it asks about; the body is dropped below
+            scope = {**scope, "method": "GET"}
+
         async def send_with_headers(message: Message) -> None:
             nonlocal status, started_response
+            if head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             if message["type"] == "http.response.start":
                 status, started_response = message["status"], True
                 response_headers = MutableHeaders(scope=message)
@@ -149,8 +156,16 @@ class Observe:
 
         asking = scope["path"] == "/ask" and scope["method"] == "POST"
         wait = self.limiter.retry_after(client) if asking else 0.0
+        announced = headers.get(b"content-length", b"")
         try:
-            if wait > 0:
+            if announced.isdigit() and int(announced) > self.max_body_bytes:
+                # Streamed bodies are cut by Starlette's limit; an announced one is refused before
+                # it is read, in JSON like every other error.
+                response = JSONResponse(
+                    {"detail": f"the request body is over {self.max_body_bytes} bytes"}, status_code=413
+                )
+                await response(scope, receive, send_with_headers)
+            elif wait > 0:
                 response = JSONResponse(
                     {"detail": "too many questions; slow down"},
                     status_code=429,

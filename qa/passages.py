@@ -17,6 +17,9 @@ from qa.corpus import Document
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _LIST_MARKER = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+")
 _SEGMENTER = pysbd.Segmenter(language="en", clean=False)
+# pysbd's time and memory grow faster than the text: a paragraph longer than this (a text file
+# without blank lines, say) is cut at line breaks or sentence ends into windows of about this size.
+WINDOW_CHARS = 20_000
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,10 @@ def sentence_spans(text: str, start: int, end: int, max_chars: int = 2000) -> li
     pysbd finds the sentences (it knows "U.S.", "$136 billion" and em dashes are not boundaries);
     each is located in the original text so the spans are exact whatever pysbd normalises.
     """
+    if end - start > WINDOW_CHARS:
+        return [
+            span for left, right in _windows(text, start, end) for span in sentence_spans(text, left, right)
+        ]
     segment = text[start:end]
     try:
         pieces = _SEGMENTER.segment(segment) if segment.strip() else []
@@ -158,6 +165,21 @@ def sentence_spans(text: str, start: int, end: int, max_chars: int = 2000) -> li
     for left, right in zip(boundaries, boundaries[1:]):
         spans.extend(_trimmed_pieces(segment, left, right, max_chars))
     return [(start + s, start + e) for s, e in spans]
+
+
+def _windows(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` cut into pieces of at most WINDOW_CHARS, each ending at the last line break,
+    else the last sentence end, else the last space in its second half (else cut hard)."""
+    while end - start > WINDOW_CHARS:
+        low, high = start + WINDOW_CHARS // 2, start + WINDOW_CHARS
+        cut = text.rfind("\n", low, high)
+        if cut < 0:
+            cut = max(text.rfind(". ", low, high), text.rfind("? ", low, high), text.rfind("! ", low, high))
+            cut = cut + 1 if cut >= 0 else text.rfind(" ", low, high)
+        cut = cut if cut > start else high
+        yield start, cut
+        start = cut
+    yield start, end
 
 
 def _trimmed_pieces(segment: str, left: int, right: int, max_chars: int) -> list[tuple[int, int]]:

@@ -146,9 +146,12 @@ class ReindexReport(BaseModel):
     documents_added: list[str]
     documents_changed: list[str]
     documents_removed: list[str]
+    documents_unchanged: int
+    skipped: list[str] = Field(description="Corpus entries left out, each with its reason.")
     passages_added: int
     passages_removed: int
     passages_kept: int
     removed_passage_ids: list[str]
+    texts_embedded: int
     embed_seconds: float
     total_seconds: float

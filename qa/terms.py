@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import bm25s
 import numpy as np
@@ -26,9 +26,15 @@ SOFT_LOW = 0.5
 SOFT_HIGH = 0.8
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer(STEMMER_LANGUAGE)
+    """One stemmer per thread: PyStemmer's must not be called from two threads at once."""
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer(STEMMER_LANGUAGE)
+    return stemmer
 
 
 def analyze(texts: list[str]) -> list[list[str]]:

@@ -112,7 +112,7 @@ def test_truncated_passages_are_detected(built_settings: Settings) -> None:
     current = (built_settings.index_dir / "current").resolve()
     lines = (current / "passages.jsonl").read_text().splitlines()
     (current / "passages.jsonl").write_text("\n".join(lines[:-1]) + "\n")
-    with pytest.raises(IndexCorrupt, match="dense.faiss"):
+    with pytest.raises(IndexCorrupt, match="passages.jsonl"):
         load_index(built_settings.index_dir)
 
 

@@ -1,0 +1,398 @@
+"""What a hostile probe of the service found, each fixed at its depth: links out of the corpus,
+bodies JSON cannot echo, inconsistent or damaged builds, shutdown during a build, spoofed client
+addresses, pruning, costly corpus files, and the smaller items."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from qa.api import create_app
+from qa.build import build_index
+from qa.config import Settings
+from qa.corpus import MAX_FRONT_MATTER_BYTES, load_corpus, read_corpus
+from qa.encoder import HashingEncoder, _remove_orphans
+from qa.errors import CorpusError, IndexCorrupt
+from qa.index import check, file_records, load_index
+from qa.passages import WINDOW_CHARS, sentence_spans
+from qa.terms import _stemmer
+from tests.conftest import Server, write_corpus
+
+ADMIN = {"Authorization": "Bearer t"}
+
+
+def current(settings: Settings) -> Path:
+    return (settings.index_dir / "current").resolve()
+
+
+# 1. The corpus folder is a boundary.
+
+
+def test_links_out_of_the_corpus_and_special_files_are_skipped(
+    small_settings: Settings, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    corpus = small_settings.corpus_dir
+    (corpus / "passwd.txt").symlink_to(secret)
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "alias.txt").symlink_to(corpus / "bees.txt")  # a link that stays inside is a document
+    report = build_index(small_settings, HashingEncoder())
+    assert report.skipped == [
+        "passwd.txt: a link to a file outside the corpus folder",
+        "pipe.txt: not a regular file",
+    ]
+    assert any(line.startswith("skipped passwd.txt") for line in report.lines())
+    documents = load_index(small_settings.index_dir).documents
+    assert "alias" in documents and "passwd" not in documents
+    assert not any("root:x" in d.text for d in documents.values())
+
+
+# 2. Every malformed body is a 422 in JSON.
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"question": "\\ud800"}',
+        '{"question": "bees \\udfff?"}',
+        '{"question": "bees?", "top_k": NaN}',
+        '{"question": "bees?", "top_k": Infinity}',
+        '{"question": "bees?", "top_k": -Infinity}',
+        '{"question": "bees?", "top_k": 1e309}',
+        '{"question": "bees?", "explain": NaN}',
+        '{"question": "bees?", "extra": NaN}',
+        '{"question": "bees?", "\\ud800": 1}',
+        '{"question": NaN}',
+    ],
+)
+def test_bodies_json_cannot_echo_are_422(built_settings: Settings, body: str) -> None:
+    with TestClient(
+        create_app(built_settings, encoder=HashingEncoder()), raise_server_exceptions=False
+    ) as client:
+        response = client.post("/ask", content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][0] == "body"
+
+
+# 3. A build is checked whole when it is loaded; a broken one is rebuilt over.
+
+
+def _damage(settings: Settings, how: str) -> str:
+    """Damage the current build the way an operator or a failing disk might; the file to name."""
+    build = current(settings)
+    if how == "manifest lacks fields":
+        (build / "manifest.json").write_text('{"format_version": 2}')
+        return "manifest.json"
+    rows = [json.loads(line) for line in (build / "passages.jsonl").read_text().splitlines()]
+    if how == "passage of an unknown document":
+        rows[0]["doc_id"] = "nope"
+    elif how == "offsets outside the document":
+        rows[-1]["end"] = 10**9
+    elif how == "fewer passages than vectors":
+        rows = rows[:-1]
+    (build / "passages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Record the damaged file as written, so only the content checks can find the problem.
+    manifest = json.loads((build / "manifest.json").read_text())
+    manifest["files"] = file_records(build)
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    return "passages.jsonl"
+
+
+DAMAGES = [
+    "manifest lacks fields",
+    "passage of an unknown document",
+    "offsets outside the document",
+    "fewer passages than vectors",
+]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_an_inconsistent_build_is_refused_naming_the_file_and_rebuilt_over(
+    built_settings: Settings, how: str
+) -> None:
+    name = _damage(built_settings, how)
+    with pytest.raises(IndexCorrupt, match=name.replace(".", r"\.")):
+        load_index(built_settings.index_dir)
+    assert name in (check(built_settings) or "")
+    report = build_index(built_settings, HashingEncoder())  # no need to delete anything by hand
+    assert not report.up_to_date
+    assert len(load_index(built_settings.index_dir).passages) == report.passages_added
+    assert check(built_settings) is None
+
+
+def test_admin_routes_refuse_a_broken_build_and_rebuild_over_it(built_settings: Settings) -> None:
+    settings = built_settings.model_copy(update={"admin_token": "t"})
+    with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
+        before = client.get("/readyz").json()["fingerprint"]
+        _damage(settings, "manifest lacks fields")
+        response = client.post("/admin/reload", headers=ADMIN)
+        assert response.status_code == 409 and "manifest.json" in response.json()["detail"]
+        ready = client.get("/readyz").json()
+        assert ready["fingerprint"] == before and "manifest.json" in ready["last_reload_error"]
+        assert client.post("/ask", json={"question": "How many eggs does the queen lay?"}).status_code == 200
+        response = client.post("/admin/reindex", headers=ADMIN)
+        assert response.status_code == 200, response.text
+        assert client.get("/readyz").json()["last_reload_error"] is None
+
+
+def test_following_survives_a_broken_build_and_picks_up_the_next(built_settings: Settings) -> None:
+    with TestClient(create_app(built_settings, encoder=HashingEncoder(), follow=True)) as client:
+        _damage(built_settings, "passage of an unknown document")
+        # The folder still points at the same build, whose manifest changed: the follower tries it.
+        deadline = time.monotonic() + 10
+        while not client.get("/readyz").json()["last_reload_error"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "passages.jsonl" in client.get("/readyz").json()["last_reload_error"]
+        (built_settings.corpus_dir / "volcano.txt").write_text("Volcanoes erupt lava.", encoding="utf-8")
+        report = build_index(built_settings, HashingEncoder())
+        deadline = time.monotonic() + 10
+        while (
+            client.get("/readyz").json()["fingerprint"] != report.fingerprint and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        ready = client.get("/readyz").json()
+        assert ready["fingerprint"] == report.fingerprint and ready["last_reload_error"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["manifest lacks fields", "passage of an unknown document"])
+def test_serve_and_index_on_an_inconsistent_build_give_a_message(built_settings: Settings, how: str) -> None:
+    name = _damage(built_settings, how)
+    env = {
+        **os.environ,
+        "QA_MODEL": "hashing",
+        "QA_INDEX_DIR": str(built_settings.index_dir),
+        "QA_CORPUS_DIR": str(built_settings.corpus_dir),
+    }
+    serve = subprocess.run(
+        [sys.executable, "-O", "-m", "qa.cli", "serve", "--port", "1"],  # -O: no assert to lean on
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert serve.returncode == 1 and name in serve.stderr and "Traceback" not in serve.stderr
+    index = subprocess.run(
+        [sys.executable, "-O", "-m", "qa.cli", "index"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert index.returncode == 0 and "Traceback" not in index.stderr, index.stderr
+    assert check(built_settings) is None
+
+
+# 4. `qa index --check` verifies the build it would serve.
+
+
+@pytest.mark.parametrize("how", ["truncated FAISS file", "same-size edit of documents.jsonl"])
+def test_check_finds_a_damaged_build(built_settings: Settings, how: str) -> None:
+    build = current(built_settings)
+    if how == "truncated FAISS file":
+        data = (build / "dense.faiss").read_bytes()
+        (build / "dense.faiss").write_bytes(data[: len(data) // 2])
+        name = "dense.faiss"
+    else:
+        text = (build / "documents.jsonl").read_text(encoding="utf-8")
+        (build / "documents.jsonl").write_text(text.replace("queen", "QUEEN", 1), encoding="utf-8")
+        name = "documents.jsonl"
+    reason = check(built_settings)
+    assert reason is not None and name in reason
+    env = {
+        **os.environ,
+        "QA_MODEL": "hashing",
+        "QA_INDEX_DIR": str(built_settings.index_dir),
+        "QA_CORPUS_DIR": str(built_settings.corpus_dir),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "index", "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and name in result.stderr
+
+
+# 5. Shutdown during a reindex: cancelled within a bound, answered in JSON, nothing swapped.
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_reindex_cancels_it(built_settings: Settings) -> None:
+    # Enough documents that splitting alone takes several seconds on this machine.
+    paragraph = "Honey bees gather nectar from many flowers in the valley. " * 20
+    for n in range(1500):
+        (built_settings.corpus_dir / f"extra-{n:04}.txt").write_text(
+            f"Note {n}.\n\n" + paragraph, encoding="utf-8"
+        )
+    before = current(built_settings)
+    server = Server(built_settings, env={"QA_ADMIN_TOKEN": "t"})
+    server.wait_ready()
+    responses: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: responses.append(httpx.post(server.url + "/admin/reindex", headers=ADMIN, timeout=60))
+    )
+    thread.start()
+    time.sleep(2.0)
+    signalled = time.monotonic()
+    os.kill(server.process.pid, signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0
+    stopped = time.monotonic() - signalled
+    thread.join(timeout=30)
+    (response,) = responses
+    assert response.status_code == 503 and "shutting down" in response.json()["detail"]
+    assert response.headers["x-request-id"]
+    assert stopped < 10  # the README states the bound
+    assert current(built_settings) == before  # nothing was published after shutdown began
+
+
+# 6. X-Forwarded-For is believed only from configured proxies.
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trusted", [False, True])
+def test_forwarded_for_is_believed_only_from_configured_proxies(
+    built_settings: Settings, trusted: bool
+) -> None:
+    env = {"QA_RATE_LIMIT_PER_MINUTE": "2"}
+    if trusted:
+        env["QA_FORWARDED_ALLOW_IPS"] = "127.0.0.1"
+    server = Server(built_settings, env=env)
+    try:
+        server.wait_ready()
+        statuses = [
+            httpx.post(
+                server.url + "/ask",
+                json={"question": "bees?"},
+                headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                timeout=30,
+            ).status_code
+            for n in range(3)
+        ]
+    finally:
+        server.stop()
+    clients = {
+        json.loads(line).get("client") for line in server.log.read_text().splitlines() if '"request"' in line
+    }
+    if trusted:  # a proxy on loopback, configured: each forwarded address is its own client
+        assert statuses == [200, 200, 200] and "203.0.113.2" in clients
+    else:
+        assert statuses == [200, 200, 429] and clients == {"127.0.0.1"}
+
+
+# 7. Pruning with a relative index folder keeps two builds.
+
+
+def test_pruning_with_a_relative_index_folder_keeps_two_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path / "corpus")
+    settings = Settings(corpus_dir=Path("corpus"), index_dir=Path("index"), model="hashing")
+    for n in range(3):
+        (tmp_path / "corpus" / "extra.txt").write_text(f"Version {n} of a note.", encoding="utf-8")
+        build_index(settings, HashingEncoder())
+    assert len(list((tmp_path / "index" / "builds").iterdir())) == 2
+
+
+# 8. What a corpus file may cost.
+
+
+def test_a_file_over_the_size_limit_is_refused_with_the_setting_named(tmp_path: Path) -> None:
+    write_corpus(tmp_path)
+    (tmp_path / "huge.txt").write_text("word " * 3000, encoding="utf-8")
+    with pytest.raises(CorpusError, match="huge.txt.*QA_MAX_DOCUMENT_BYTES"):
+        read_corpus(tmp_path, max_bytes=10_000)
+
+
+@pytest.mark.parametrize(
+    ("front", "problem"),
+    [
+        (
+            'a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n'
+            "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+            "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+            "aliases are not allowed",
+        ),
+        ("title: " + "x" * (MAX_FRONT_MATTER_BYTES + 10) + "\n", "over 16 KiB"),
+    ],
+)
+def test_costly_front_matter_is_refused_at_once(tmp_path: Path, front: str, problem: str) -> None:
+    (tmp_path / "laughs.md").write_text(f"---\n{front}---\nOne line.\n", encoding="utf-8")
+    started = time.perf_counter()
+    with pytest.raises(CorpusError, match=f"laughs.md.*{problem}"):
+        load_corpus(tmp_path)
+    assert time.perf_counter() - started < 5
+
+
+def test_a_paragraph_longer_than_a_window_splits_with_exact_offsets() -> None:
+    text = ("A sentence about bees and honey. " * 40 + "\n") * (3 * WINDOW_CHARS // 1300)
+    spans = sentence_spans(text, 0, len(text))
+    assert len(text) > 2 * WINDOW_CHARS and len(spans) == text.count("A sentence")
+    assert all(text[s:e] == "A sentence about bees and honey." for s, e in spans)
+
+
+# 9. The smaller items.
+
+
+def test_announced_413_is_json(built_settings: Settings) -> None:
+    with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
+        response = client.post(
+            "/ask",
+            content=b'{"question": "' + b"a" * 20000 + b'"}',
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 413 and "over 16384 bytes" in response.json()["detail"]
+    assert response.headers["x-request-id"]
+
+
+def test_head_is_answered_like_get_without_a_body(built_settings: Settings) -> None:
+    with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
+        for path in ("/healthz", "/readyz", "/documents", "/"):
+            response = client.head(path)
+            assert response.status_code == 200 and response.content == b""
+            assert int(response.headers["content-length"]) > 0
+
+
+def test_a_text_of_only_nul_bytes_is_not_a_document(tmp_path: Path) -> None:
+    (tmp_path / "nul.txt").write_bytes(b"\x00" * 64)
+    with pytest.raises(CorpusError, match="nul.txt.*no words"):
+        load_corpus(tmp_path)
+
+
+def test_half_written_onnx_exports_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    onnx_file = tmp_path / "model.onnx"
+    orphan = tmp_path / "model.tmp-99999999"
+    mine = tmp_path / f"model.tmp-{os.getpid()}"
+    orphan.write_bytes(b"half")
+    mine.write_bytes(b"in progress")
+    _remove_orphans(onnx_file)
+    assert not orphan.exists() and mine.exists()
+
+
+def test_allowed_hosts(built_settings: Settings) -> None:
+    settings = built_settings.model_copy(update={"allowed_hosts": ["qa.example.org"]})
+    with TestClient(create_app(settings, encoder=HashingEncoder()), base_url="http://evil.example") as client:
+        assert client.get("/healthz").status_code == 400
+    with TestClient(
+        create_app(settings, encoder=HashingEncoder()), base_url="http://qa.example.org"
+    ) as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_each_thread_has_its_own_stemmer() -> None:
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(_stemmer())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen[0] is not seen[1] and _stemmer() is _stemmer()
