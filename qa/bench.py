@@ -17,6 +17,7 @@ from typing import Any
 
 from qa.build import build_index
 from qa.config import Settings
+from qa.crossencoder import scorer_from
 from qa.encoder import encoder_from
 from qa.engine import Engine
 from qa.errors import QAError
@@ -51,6 +52,7 @@ def write_corpus(articles: list[dict[str, Any]], folder: Path) -> list[dict[str,
                 questions.append(
                     {
                         "question": qa["question"],
+                        "article": article["title"],
                         "doc_id": doc_id,
                         "answers": [a for a in answers if a],
                         "impossible": bool(qa.get("is_impossible", False)),
@@ -61,7 +63,7 @@ def write_corpus(articles: list[dict[str, Any]], folder: Path) -> list[dict[str,
 
 def _score(engine: Engine, questions: list[dict[str, Any]], mode: Mode) -> dict[str, float]:
     index = engine.index
-    hit1 = hit3 = sentence = answered_ok = refused_impossible = 0
+    hit1 = hit3 = ranked1 = sentence = answered_ok = refused_impossible = 0
     answerable = [q for q in questions if not q["impossible"]]
     impossible = [q for q in questions if q["impossible"]]
     started = time.perf_counter()
@@ -77,15 +79,17 @@ def _score(engine: Engine, questions: list[dict[str, Any]], mode: Mode) -> dict[
             def holds(text: str, doc_id: str, item: dict[str, Any] = item) -> bool:
                 return doc_id == item["doc_id"] and any(a in text for a in item["answers"])
 
-            ranking = result.ranking
-            hit1 += bool(ranking) and holds(ranking[0].text, ranking[0].doc_id)
-            hit3 += any(holds(c.text, c.doc_id) for c in ranking[:3])
+            ranking = result.ranking  # kept when refusing: a refusal is a miss, but the ranking is seen
+            ranked1 += bool(ranking) and holds(ranking[0].text, ranking[0].doc_id)
+            hit1 += result.answered and bool(ranking) and holds(ranking[0].text, ranking[0].doc_id)
+            hit3 += result.answered and any(holds(c.text, c.doc_id) for c in ranking[:3])
             if result.answer is not None:
                 sentence += holds(result.answer.text, result.answer.doc_id)
     n = max(len(answerable), 1)
     metrics = {
         "hit@1": hit1 / n,
         "hit@3": hit3 / n,
+        "ranked@1": ranked1 / n,
         "answer_sentence_hit": sentence / n,
         "answered_rate": answered_ok / n,
         "ms_per_question": 1000 * (time.perf_counter() - started) / max(len(questions), 1),
@@ -96,9 +100,15 @@ def _score(engine: Engine, questions: list[dict[str, Any]], mode: Mode) -> dict[
 
 
 def run_squad(
-    path: Path, work_dir: Path | None = None, limit: int = 0, settings: Settings | None = None
+    path: Path,
+    work_dir: Path | None = None,
+    limit: int = 0,
+    settings: Settings | None = None,
+    held_out: bool = False,
 ) -> dict[str, Any]:
-    """Build the SQuAD corpus, ask every question, and compare with the baselines."""
+    """Build the SQuAD corpus, ask every question, and compare with the baselines. With
+    ``held_out``, only the questions of articles the answer-sentence model was not trained on are
+    asked (the corpus stays whole)."""
     articles = load_squad(path)
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as tmp:
         root = work_dir or Path(tmp)
@@ -117,8 +127,12 @@ def run_squad(
             }
         )
         encoder = encoder_from(bench_settings)
+        scorer = scorer_from(bench_settings)
+        if held_out:
+            trained = set(scorer.meta.get("trained_articles", [])) if scorer else set()
+            questions = [q for q in questions if q["article"] not in trained]
         report = build_index(bench_settings, encoder, progress=True)
-        engine = Engine(bench_settings, encoder)
+        engine = Engine(bench_settings, encoder, scorer=scorer)
         engine.load()
         systems = {
             "this service": _score(engine, questions, "hybrid"),
@@ -131,6 +145,8 @@ def run_squad(
         "documents": len(articles),
         "passages": len(engine.index.passages),
         "questions": len(questions),
+        "held_out": held_out,
+        "articles_asked": len({q["article"] for q in questions}),
         "unanswerable": n_impossible,
         "build_seconds": round(report.total_seconds, 1),
         "systems": {name: {k: round(v, 4) for k, v in m.items()} for name, m in systems.items()},
@@ -141,18 +157,21 @@ def run_squad(
 
 def _table(summary: dict[str, Any]) -> str:
     has_v2 = summary["unanswerable"] > 0
-    header = "| system | hit@1 | hit@3 | answer-sentence hit | answered (answerable) |"
+    header = "| system | hit@1 | hit@3 | ranked@1 | answer-sentence hit | answered (answerable) |"
     header += " abstained (unanswerable) |" if has_v2 else ""
     header += " ms/question |"
     lines = [
         f"{summary['file']}: {summary['documents']} documents, {summary['passages']} passages, "
-        f"{summary['questions']} questions ({summary['unanswerable']} unanswerable); index built in {summary['build_seconds']} s",
+        f"{summary['questions']} questions ({summary['unanswerable']} unanswerable) from {summary['articles_asked']} articles"
+        f"{' never trained on' if summary['held_out'] else ''}; index built in {summary['build_seconds']} s",
+        "hit@1 / hit@3: answered, and the first / one of the first three cited passages holds a gold answer "
+        "(a refusal is a miss); ranked@1: the first passage of the ranking does, answered or not",
         "",
         header,
         "|---" * (header.count("|") - 1) + "|",
     ]
     for name, m in summary["systems"].items():
-        row = f"| {name} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['answer_sentence_hit']:.3f} | {m['answered_rate']:.3f} |"
+        row = f"| {name} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | {m['ranked@1']:.3f} | {m['answer_sentence_hit']:.3f} | {m['answered_rate']:.3f} |"
         row += f" {m['abstention_rate']:.3f} |" if has_v2 else ""
         row += f" {m['ms_per_question']:.1f} |"
         lines.append(row)

@@ -1,26 +1,32 @@
-"""Fit the abstention thresholds on a labelled set and report the risk–coverage trade-off.
+"""Fit the abstention thresholds on labelled question files, cross-validated across the files.
 
-The service answers when the best passage's similarity and its coverage of the question's words
-both reach their thresholds (and, for "how many" or "when" questions, a sentence holds such a
-value); a passage holding nearly all the question's key words needs half the similarity. Fitting
-searches both thresholds for the best balanced accuracy: the mean of the share of answerable
-questions answered and the share of unanswerable ones refused. Many threshold pairs
-tie on a small set; the centre of the tying region is taken, which moves least on new questions.
+The service answers when the best passage passes the answer rule (``Thresholds.admit``): it is close
+enough to the question and holds enough of its key words, or the answer-sentence model is confident
+that one of its sentences answers it; and, for "how many" or "when" questions, a sentence holds such
+a value. Fitting searches the thresholds for the best balanced accuracy: the mean of the share of
+answerable questions answered and the share of unanswerable ones refused. Many settings tie on a
+small set; the centre of the tying region is taken, which moves least on new questions.
+
+Each file is a source: the thresholds are fitted on the others and reported on it, so every figure
+printed per source is held out. The stored thresholds are fitted on all of them. Validation files
+are asked and reported, never fitted on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
-from qa.answer import Thresholds
+from qa.answer import FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, Thresholds
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluate import EvalItem, evidence_in
 
 GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
+MODEL_GRID = np.round(np.arange(0.0, 1.001, 0.05), 2)  # 1.0: the model alone never admits
 
 
 @dataclass(frozen=True)
@@ -31,88 +37,164 @@ class Observation:
     coverage: float
     typed: bool
     correct: bool  # the top passage holds the evidence (answerable questions)
+    answer_model: float = 0.0  # the answer-sentence model's probability for the best sentence
+    source: str = ""
 
 
-def observe(engine: Engine, items: list[EvalItem]) -> list[Observation]:
+def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
     observations = []
     for item in items:
         result = engine.ask(item.question, 1, use_cache=False)
         s = result.signals
         correct = bool(result.ranking) and evidence_in(result.ranking[0].text, item.evidence)
         observations.append(
-            Observation(item.answerable, item.kind, s["similarity"], s["coverage"], s["typed"] > 0, correct)
+            Observation(
+                item.answerable,
+                item.kind,
+                s["similarity"],
+                s["coverage"],
+                s["typed"] > 0,
+                correct,
+                s.get("answer_model", 0.0),
+                source,
+            )
         )
     return observations
 
 
-def _rates(obs: list[Observation], t_sim: float, t_cov: float) -> dict[str, float]:
-    thresholds = Thresholds(t_sim, t_cov)
-    answered = np.array([thresholds.admit(o.similarity, o.coverage, o.typed) for o in obs])
-    answerable = np.array([o.answerable for o in obs])
-    correct = np.array([o.correct for o in obs])
-    n_answered = int(answered.sum())
-    wrong = answered & (~answerable | ~correct)  # refused nothing it should have, or cited the wrong passage
+def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
     return {
-        "answered_answerable": float(answered[answerable].mean()) if answerable.any() else 0.0,
-        "refused_unanswerable": float((~answered[~answerable]).mean()) if (~answerable).any() else 0.0,
-        "coverage": n_answered / len(obs),
-        "risk": float(wrong.sum() / n_answered) if n_answered else 0.0,
+        name: np.array([getattr(o, name) for o in obs])
+        for name in ("answerable", "similarity", "coverage", "typed", "correct", "answer_model")
     }
 
 
-def fit(engine: Engine, items: list[EvalItem]) -> dict:
-    """Thresholds for the engine's model, as stored in the manifest, with the trade-off table."""
-    obs = observe(engine, items)
+def _admitted(a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray, t_model: np.ndarray) -> np.ndarray:
+    """``Thresholds.admit`` for every observation under every threshold triple, at once: the result
+    has the shape of the broadcast thresholds plus one axis for the observations."""
+    factor = np.where(a["coverage"] >= FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, 1.0)
+    close = (a["similarity"] >= t_sim[..., None] * factor) & (a["coverage"] >= t_cov[..., None])
+    confident = a["answer_model"] >= t_model[..., None]
+    return (close | confident) & a["typed"]
+
+
+def _rates_of(a: dict[str, np.ndarray], answered: np.ndarray) -> dict[str, np.ndarray]:
+    answerable = a["answerable"].astype(bool)
+    n_ans, n_un = max(int(answerable.sum()), 1), max(int((~answerable).sum()), 1)
+    return {
+        "answered_answerable": (answered & answerable).sum(-1) / n_ans,
+        "right": (answered & answerable & a["correct"].astype(bool)).sum(-1) / n_ans,
+        "refused_unanswerable": (~answered & ~answerable).sum(-1) / n_un,
+    }
+
+
+def rates(obs: list[Observation], thresholds: Thresholds) -> dict[str, float]:
+    """Answered, answered-and-right, refused (and refused per kind) under one set of thresholds."""
+    a = _arrays(obs)
+    answered = np.array([thresholds.admit(o.similarity, o.coverage, o.typed, o.answer_model) for o in obs])
+    result = {k: float(v) for k, v in _rates_of(a, answered).items()}
+    for kind in sorted({o.kind for o in obs if not o.answerable}):
+        rows = [i for i, o in enumerate(obs) if o.kind == kind]
+        result[f"refused_{kind}"] = float((~answered[rows]).mean())
+    return result
+
+
+def search(obs: list[Observation], use_model: bool) -> tuple[Thresholds, float]:
+    """The thresholds with the best balanced accuracy on ``obs`` (centre of the ties)."""
     if not any(o.answerable for o in obs) or all(o.answerable for o in obs):
         raise QAError("calibration needs both answerable and unanswerable questions")
-    scores = np.zeros((len(GRID), len(GRID)))
-    for i, t_sim in enumerate(GRID):
-        for j, t_cov in enumerate(GRID):
-            r = _rates(obs, t_sim, t_cov)
-            scores[i, j] = (r["answered_answerable"] + r["refused_unanswerable"]) / 2
-    best = scores.max()
+    a = _arrays(obs)
+    models = MODEL_GRID if use_model else np.array([1.01])
+    t_sim, t_cov, t_model = np.meshgrid(GRID, GRID, models, indexing="ij")
+    r = _rates_of(a, _admitted(a, t_sim, t_cov, t_model))
+    scores = (r["answered_answerable"] + r["refused_unanswerable"]) / 2
+    best = float(scores.max())
     ties = np.argwhere(scores >= best - 1e-9)
-    # The tying cell nearest the centroid of all ties.
-    centre = ties.mean(axis=0)
-    i, j = ties[np.argmin(((ties - centre) ** 2).sum(axis=1))]
-    t_sim, t_cov = float(GRID[i]), float(GRID[j])
-    chosen = _rates(obs, t_sim, t_cov)
-    trade_off = []
-    for q in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5):  # scale both thresholds around the chosen ones
-        r = _rates(obs, t_sim * q, t_cov * q)
-        row = {
-            "scale": q,
-            "similarity_threshold": round(t_sim * q, 3),
-            "coverage_threshold": round(t_cov * q, 3),
-        }
-        trade_off.append({**row, **{k: round(v, 4) for k, v in r.items()}})
+    i, j, k = ties[np.argmin(((ties - ties.mean(axis=0)) ** 2).sum(axis=1))]
+    model = float(models[k]) if use_model else 1.01
+    return Thresholds(float(GRID[i]), float(GRID[j]), "calibrated", min(model, 1.01)), best
+
+
+def cross_validate(by_source: dict[str, list[Observation]], use_model: bool) -> list[dict[str, Any]]:
+    """Leave one source out: fit on the others, report on it."""
+    rows = []
+    for held_out, observations in by_source.items():
+        training = [o for name, obs in by_source.items() if name != held_out for o in obs]
+        thresholds, _ = search(training, use_model)
+        rows.append(
+            {
+                "source": held_out,
+                "fitted_on": [name for name in by_source if name != held_out],
+                "thresholds": _values(thresholds),
+                **{k: round(v, 4) for k, v in rates(observations, thresholds).items()},
+            }
+        )
+    return rows
+
+
+def fit(
+    engine: Engine, sources: dict[str, list[EvalItem]], validation: dict[str, list[EvalItem]] | None = None
+) -> dict[str, Any]:
+    """Thresholds for the engine's model fitted on every source, with the held-out figures of each
+    source (cross-validation) and of each validation file, as stored in the manifest."""
+    by_source = {name: observe(engine, items, name) for name, items in sources.items()}
+    use_model = engine.scorer is not None
+    everything = [o for obs in by_source.values() for o in obs]
+    thresholds, best = search(everything, use_model)
+    held_out = cross_validate(by_source, use_model) if len(by_source) > 1 else []
+    validated = [
+        {"source": name, **{k: round(v, 4) for k, v in rates(observe(engine, items, name), thresholds).items()}}
+        for name, items in (validation or {}).items()
+    ]
     return {
         "model": engine.index.model,
-        "thresholds": {"similarity": t_sim, "coverage": t_cov},
-        "balanced_accuracy": round(float(best), 4),
-        "chosen": {k: round(v, 4) for k, v in chosen.items()},
-        "trade_off": trade_off,
-        "questions": len(obs),
+        "answer_model": engine.scorer.name if engine.scorer else None,
+        "thresholds": _values(thresholds),
+        "balanced_accuracy": round(best, 4),
+        "fitted": {k: round(v, 4) for k, v in rates(everything, thresholds).items()},
+        "cross_validation": held_out,
+        "validation": validated,
+        "questions": len(everything),
+        "sources": list(by_source),
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
-def format_report(calibration: dict) -> str:
-    t = calibration["thresholds"]
-    c = calibration["chosen"]
-    lines = [
-        f"fitted on {calibration['questions']} questions for model {calibration['model']}",
-        f"thresholds: similarity >= {t['similarity']:.2f}, coverage >= {t['coverage']:.2f} "
-        f"(balanced accuracy {calibration['balanced_accuracy']:.3f})",
-        f"at these thresholds: answers {c['answered_answerable']:.1%} of answerable questions, refuses "
-        f"{c['refused_unanswerable']:.1%} of unanswerable ones; coverage {c['coverage']:.1%}, risk {c['risk']:.1%}",
-        "",
-        "risk-coverage trade-off (both thresholds scaled):",
-        "  scale  similarity  coverage  answered(ans)  refused(unans)  coverage  risk",
-    ]
-    for row in calibration["trade_off"]:
-        lines.append(
-            f"  {row['scale']:>5.2f}  {row['similarity_threshold']:>10.3f}  {row['coverage_threshold']:>8.3f}  "
-            f"{row['answered_answerable']:>13.1%}  {row['refused_unanswerable']:>14.1%}  {row['coverage']:>8.1%}  {row['risk']:>5.1%}"
+def _values(thresholds: Thresholds) -> dict[str, float]:
+    return {"similarity": thresholds.similarity, "coverage": thresholds.coverage, "answer_model": thresholds.answer_model}
+
+
+def format_report(calibration: dict[str, Any]) -> str:
+    def row(label: str, r: dict[str, Any]) -> str:
+        near = r.get("refused_near_topic")
+        off = r.get("refused_off_topic")
+        return (
+            f"  {label:<30}{r['right']:>7.3f}{r['answered_answerable']:>10.3f}"
+            f"{'–' if near is None else f'{near:.3f}':>13}{'–' if off is None else f'{off:.3f}':>12}"
         )
+
+    t = calibration["thresholds"]
+    header = f"  {'':<30}{'hit@1':>7}{'answered':>10}{'refused near':>13}{'refused off':>12}"
+    lines = [
+        f"fitted on {calibration['questions']} questions ({', '.join(calibration['sources'])}) "
+        f"for model {calibration['model']}",
+        f"thresholds: similarity >= {t['similarity']:.2f} with coverage >= {t['coverage']:.2f}, "
+        f"or answer-sentence model >= {t['answer_model']:.2f} (balanced accuracy {calibration['balanced_accuracy']:.3f})",
+        "",
+    ]
+    if calibration["cross_validation"]:
+        lines += ["held out (fitted on the other sources, figures on this one):", header]
+        for r in calibration["cross_validation"]:
+            th = r["thresholds"]
+            lines.append(
+                row(r["source"], r)
+                + f"   (similarity {th['similarity']:.2f}, coverage {th['coverage']:.2f}, model {th['answer_model']:.2f})"
+            )
+        lines.append("")
+    if calibration["validation"]:
+        lines += ["validation only (never fitted on), at the thresholds above:", header]
+        lines += [row(r["source"], r) for r in calibration["validation"]]
+        lines.append("")
+    lines += ["on the fitting questions themselves (not a measure of generalisation):", header]
+    lines.append(row("all sources", calibration["fitted"]))
     return "\n".join(lines)

@@ -22,7 +22,12 @@ app.add_typer(bench_app, name="bench")
 
 CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [env QA_CORPUS_DIR].")]
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
-DEFAULT_EVAL_SET = Path(__file__).resolve().parent.parent / "tests" / "eval" / "questions.jsonl"
+DEFAULT_EVAL_DIR = Path(__file__).resolve().parent.parent / "tests" / "eval"
+DEFAULT_EVAL_SET = DEFAULT_EVAL_DIR / "questions.jsonl"
+# What `qa calibrate` fits on by default (our own questions: one set reusing the article's words,
+# one in other words), and what it only reports (questions written by someone else).
+FIT_SETS = ("questions.jsonl", "reworded.jsonl")
+VALIDATION_SETS = ("paraphrase_questions.jsonl",)
 
 
 def settings_from(corpus: Path | None, index: Path | None, **extra: object) -> Settings:
@@ -40,6 +45,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):  # noqa: ANN201
+    from qa.crossencoder import scorer_from
     from qa.encoder import encoder_from
     from qa.engine import Engine
     from qa.errors import IndexMissing
@@ -50,7 +56,7 @@ def load_engine(settings: Settings, allow_missing: bool = False, serving: bool =
         encoder = serving_encoder(settings)
     else:
         encoder = encoder_from(settings)
-    engine = Engine(settings, encoder)
+    engine = Engine(settings, encoder, scorer=scorer_from(settings, serving))
     try:
         engine.load()
     except IndexMissing as error:
@@ -242,50 +248,74 @@ def _check_index(settings: Settings) -> None:
 def evaluate(
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
-    eval_set: Annotated[Path, typer.Option("--set", help="Evaluation set (JSONL).")] = DEFAULT_EVAL_SET,
+    eval_sets: Annotated[
+        list[Path] | None,
+        typer.Option("--set", help="Question file (JSONL); repeat for several. Default: every file in tests/eval/."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    failures: Annotated[bool, typer.Option("--failures", help="List each question that failed, and how.")] = False,
     ablation: Annotated[
         bool, typer.Option("--ablation", help="Also rebuild variants and show what each part adds.")
     ] = False,
 ) -> None:
-    """Run the evaluation set through the same path as /ask and print the metrics."""
-    from qa.evaluate import format_metrics, load_eval_set, run_eval
+    """Ask every question of each file through the same path as /ask; print one row per file and
+    per kind of question (answerable, near-topic, off-topic)."""
+    from qa.evaluate import evaluate_files, format_report, load_eval_set
 
     settings = settings_from(corpus, index_dir)
+    paths = eval_sets or sorted(DEFAULT_EVAL_DIR.glob("*.jsonl"))
     try:
-        items = load_eval_set(eval_set)
         engine = load_engine(settings)
-        metrics = run_eval(engine, items)
+        report = evaluate_files(engine, paths)
         if ablation:
             from qa.ablation import format_table, run_ablation
 
-            table = run_ablation(settings, engine.encoder, items)
-            metrics["ablation"] = {name: row for name, row in table}
+            table = run_ablation(settings, engine.encoder, load_eval_set(paths[0]))
+            report[paths[0].name]["ablation"] = {name: row for name, row in table}
             if not as_json:
                 typer.echo(format_table(table) + "\n")
     except QAError as error:
         raise fail(str(error)) from None
-    typer.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
+    if as_json:  # one file: its metrics at the top level; several: by file name
+        body = next(iter(report.values())) if len(report) == 1 else {"sets": report}
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(format_report(report, failures=failures))
 
 
 @app.command()
 def calibrate(
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
-    eval_set: Annotated[Path, typer.Option("--set", help="Labelled set (JSONL).")] = DEFAULT_EVAL_SET,
+    eval_sets: Annotated[
+        list[Path] | None,
+        typer.Option("--set", help="Labelled file to fit on (JSONL), one source each; repeat for several."),
+    ] = None,
+    validate: Annotated[
+        list[Path] | None,
+        typer.Option("--validate", help="Labelled file reported at the fitted thresholds, never fitted on."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report only; do not store the thresholds.")
     ] = False,
 ) -> None:
-    """Fit the abstention thresholds on a labelled set and store them in the index manifest."""
+    """Fit the abstention thresholds, cross-validated across the files (each reported with
+    thresholds fitted on the others), and store the fit on all of them in the index manifest."""
     from qa.build import save_calibration
     from qa.calibrate import fit, format_report
     from qa.evaluate import load_eval_set
 
     settings = settings_from(corpus, index_dir)
+    sources = eval_sets or [DEFAULT_EVAL_DIR / name for name in FIT_SETS]
+    if validate is None:
+        validate = [p for p in (DEFAULT_EVAL_DIR / name for name in VALIDATION_SETS) if p.exists()]
     try:
         engine = load_engine(settings)
-        calibration = fit(engine, load_eval_set(eval_set))
+        calibration = fit(
+            engine,
+            {path.name: load_eval_set(path) for path in sources},
+            {path.name: load_eval_set(path) for path in validate},
+        )
         typer.echo(format_report(calibration))
         if not dry_run:
             save_calibration(settings.index_dir, calibration)
@@ -301,13 +331,17 @@ def bench_squad(
         Path | None, typer.Option(help="Where to build the benchmark index (default: a temp dir).")
     ] = None,
     limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
+    held_out: Annotated[
+        bool,
+        typer.Option("--held-out", help="Ask only articles the answer-sentence model was not trained on."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """SQuAD dev as one corpus: this service against BM25-only and dense-only baselines."""
     from qa.bench import run_squad
 
     try:
-        report = run_squad(file, work_dir=work_dir, limit=limit)
+        report = run_squad(file, work_dir=work_dir, limit=limit, held_out=held_out)
     except QAError as error:
         raise fail(str(error)) from None
     typer.echo(json.dumps(report, indent=2) if as_json else report["table"])

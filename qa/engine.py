@@ -16,16 +16,18 @@ import numpy as np
 from cachetools import LRUCache
 from threadpoolctl import threadpool_limits
 
-from qa.answer import Result, Thresholds, answer, rerank
+from qa.answer import Result, Thresholds, answer, read_closely, rerank
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexMissing, QAError
 from qa.index import LoadedIndex, load_index
+from qa.question import prepare
 from qa.retrieve import Mode, Query, Weights, search
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
     from qa.build import BuildReport
+    from qa.crossencoder import SentenceScorer
 
 T = TypeVar("T")
 
@@ -40,19 +42,28 @@ def thresholds_for(index: LoadedIndex, settings: Settings) -> Thresholds:
     calibration = index.manifest.get("calibration")
     if calibration and calibration.get("model") == index.model:
         values = calibration["thresholds"]
-        return Thresholds(values["similarity"], values["coverage"], source="calibrated")
-    return Thresholds(settings.abstain_similarity, settings.abstain_coverage)
+        return Thresholds(
+            values["similarity"], values["coverage"], "calibrated", values.get("answer_model", 1.01)
+        )
+    return Thresholds(settings.abstain_similarity, settings.abstain_coverage, "default", settings.abstain_answer_model)
 
 
 class Engine:
     """Answers questions against the current index; thread-safe."""
 
-    def __init__(self, settings: Settings, encoder: Encoder, index: LoadedIndex | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: Encoder,
+        index: LoadedIndex | None = None,
+        scorer: SentenceScorer | None = None,
+    ) -> None:
         # A question's matrix products are small: BLAS worker threads would only spin, taking the
         # cores from the encoder and the other requests (a third more CPU per question, measured).
         threadpool_limits(limits=1, user_api="blas")
         self.settings = settings
         self.encoder = encoder
+        self.scorer = scorer  # the answer-sentence model; None: answer from the other signals
         self.weights = Weights(settings.dense_weight, settings.sentence_weight)
         self._index = index
         self._cache: LRUCache[tuple[str, int, str], Result] = LRUCache(maxsize=max(settings.cache_size, 1))
@@ -90,27 +101,37 @@ class Engine:
             self._cache.clear()
 
     def queries(self, questions: list[str], index: LoadedIndex) -> list[Query]:
-        """Encode questions, and in the same encoder call their words the corpus does not use."""
+        """Prepare questions (qa/question.py), then encode them, and in the same encoder call their
+        words the corpus does not use."""
         lexicon = index.lexicon
-        words = [content_words(q) for q in questions]
+        prepared = [prepare(q, lexicon.words, lexicon.word_ids) for q in questions]
+        words = [content_words(p.text) for p in prepared]
         unknown = {w for ws in words for w in ws if w not in lexicon.word_ids}
         with self._cache_lock:  # cachetools caches are not thread-safe
             fresh = {w: v for w in unknown if (v := self._word_vectors.get(w)) is not None}
         new_words = sorted(unknown - set(fresh))
-        vectors = self.encoder.encode([*questions, *new_words])
+        vectors = self.encoder.encode([*(p.text for p in prepared), *new_words])
         with self._cache_lock:
             for w, v in zip(new_words, vectors[len(questions) :]):
                 fresh[w] = self._word_vectors[w] = v
         result = []
-        for question, vector, qwords in zip(questions, vectors, words):
+        for ready, vector, qwords in zip(prepared, vectors, words):
             word_vectors = [
                 lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in qwords
             ]
             query_words = [
-                QueryWord(w, s, v, lexicon.weigh(s, v, vector))
+                QueryWord(w, s, v, lexicon.weigh(w, s, v, vector))
                 for w, s, v in zip(qwords, stems(qwords), word_vectors)
             ]
-            result.append(Query(text=question, vector=vector, terms=analyze_one(question), words=query_words))
+            result.append(
+                Query(
+                    text=ready.text,
+                    vector=vector,
+                    terms=analyze_one(ready.text),
+                    words=query_words,
+                    asked=ready.asked,
+                )
+            )
         return result
 
     def respond(
@@ -120,6 +141,8 @@ class Engine:
         ranked = search(index, query, candidates=self.settings.candidates, weights=self.weights, mode=mode)
         if mode == "hybrid":
             ranked = rerank(index, query, ranked, self.settings.rerank_depth, self.settings.rerank_weight)
+            if self.scorer is not None:
+                ranked = read_closely(index, query, ranked, self.scorer, self.settings.answer_model_weight)
         return answer(
             index,
             query,

@@ -94,8 +94,43 @@ def grounding_violations(index: LoadedIndex, result: Result) -> int:
     return bad
 
 
-def run_eval(engine: Engine, items: list[EvalItem], depth: int = 10) -> dict[str, Any]:
-    """Ask every question (uncached) and compute retrieval, answer and abstention metrics."""
+KINDS = ("answerable", "near_topic", "off_topic")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One question asked: what came back, where the evidence ranked and how long it took."""
+
+    item: EvalItem
+    result: Result
+    rank: int | None  # 1-based rank of the first cited passage holding the evidence (None: not in the ten)
+    seconds: float
+
+    @property
+    def right(self) -> bool:
+        """Answered, and the first citation holds the evidence (a refusal is a miss)."""
+        return self.result.answered and self.rank == 1
+
+    @property
+    def failure(self) -> str | None:
+        """What went wrong, in words, or None when the service did what it should."""
+        result = self.result
+        if not self.item.answerable:
+            return f"answered an unanswerable question: {result.answer.text[:100]!r}" if result.answer else None
+        if not result.answered:
+            where = f"the evidence ranked {self.rank}" if self.rank else "the evidence was not in the first ten"
+            return f"refused ({where}): {result.reason}"
+        if self.rank != 1:
+            where = f"ranked {self.rank}" if self.rank else "not in the first ten"
+            return f"cited the wrong passage first (the evidence {where}): {result.answer.text[:100]!r}"  # type: ignore[union-attr]
+        if not sentence_hit(result, self.item.evidence):
+            return f"right passage, wrong sentence: {result.answer.text[:100]!r}"  # type: ignore[union-attr]
+        return None
+
+
+def ask_all(engine: Engine, items: list[EvalItem], depth: int = 10) -> list[Outcome]:
+    """Ask every question uncached, through the same path as /ask, after checking that each
+    answerable question's evidence is in the corpus verbatim."""
     index = engine.index
     missing = [
         i.id
@@ -104,47 +139,48 @@ def run_eval(engine: Engine, items: list[EvalItem], depth: int = 10) -> dict[str
     ]
     if missing:
         raise QAError(f"evidence not found verbatim in the corpus for: {', '.join(missing)}")
-    latencies: list[float] = []
-    rows = []
-    violations = 0
+    outcomes = []
     for item in items:
         started = time.perf_counter()
         result = engine.ask(item.question, depth, use_cache=False)
-        latencies.append(time.perf_counter() - started)
-        violations += grounding_violations(index, result)
-        rows.append((item, result))
-    return metrics_from(rows, latencies, violations)
+        seconds = time.perf_counter() - started
+        rank = next((r for r, c in enumerate(result.ranking, 1) if evidence_in(c.text, item.evidence)), None)
+        outcomes.append(Outcome(item, result, rank, seconds))
+    return outcomes
 
 
-def metrics_from(
-    rows: list[tuple[EvalItem, Result]], latencies: list[float], violations: int
-) -> dict[str, Any]:
-    answerable = [(i, r) for i, r in rows if i.answerable]
-    unanswerable = [(i, r) for i, r in rows if not i.answerable]
+def run_eval(engine: Engine, items: list[EvalItem], depth: int = 10) -> dict[str, Any]:
+    """Ask every question (uncached) and compute retrieval, answer and abstention metrics."""
+    outcomes = ask_all(engine, items, depth)
+    return metrics_from(outcomes, sum(grounding_violations(engine.index, o.result) for o in outcomes))
 
-    def first_hit(item: EvalItem, result: Result) -> int | None:
-        for rank, citation in enumerate(result.ranking, start=1):
-            if evidence_in(citation.text, item.evidence):
-                return rank
-        return None
 
-    ranks = [first_hit(i, r) for i, r in answerable]
+def metrics_from(outcomes: list[Outcome], violations: int = 0) -> dict[str, Any]:
+    """The figures of a set of questions. Every answer figure counts a refusal as a miss: ``hit@1``
+    is "answered, and the first citation holds the evidence". ``retrieval_hit@1`` and MRR look at the
+    ranking alone, answered or not."""
+    answerable = [o for o in outcomes if o.item.answerable]
+    unanswerable = [o for o in outcomes if not o.item.answerable]
     n = max(len(answerable), 1)
     by_kind: dict[str, list[bool]] = {}
-    for item, result in unanswerable:
-        by_kind.setdefault(item.kind, []).append(not result.answered)
-    ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
+    for o in unanswerable:
+        by_kind.setdefault(o.item.kind, []).append(not o.result.answered)
+    ms = np.array([o.seconds for o in outcomes]) * 1000 if outcomes else np.zeros(1)
+    retrieval = rank_metrics([o.rank for o in answerable])
+    right = sum(o.right for o in answerable) / n
     return {
-        "questions": len(rows),
+        "questions": len(outcomes),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        **{name: round(value, 4) for name, value in rank_metrics(ranks).items()},
-        "answer_sentence_hit": round(sum(sentence_hit(r, i.evidence) for i, r in answerable) / n, 4),
-        "answered_rate": round(sum(r.answered for _, r in answerable) / n, 4),
-        "correct_answered": round(
-            sum(r.answered and evidence_in(r.citations[0].text, i.evidence) for i, r in answerable) / n, 4
-        ),
-        "abstention_rate": round(sum(not r.answered for _, r in unanswerable) / max(len(unanswerable), 1), 4),
+        "hit@1": round(right, 4),
+        "hit@3": round(sum(o.result.answered and o.rank is not None and o.rank <= 3 for o in answerable) / n, 4),
+        "answer_sentence_hit": round(sum(sentence_hit(o.result, o.item.evidence) for o in answerable) / n, 4),
+        "answered_rate": round(sum(o.result.answered for o in answerable) / n, 4),
+        "correct_answered": round(right, 4),  # the same as hit@1, under its earlier name
+        "retrieval_hit@1": round(retrieval["hit@1"], 4),
+        "retrieval_hit@3": round(retrieval["hit@3"], 4),
+        "mrr": round(retrieval["mrr"], 4),
+        "abstention_rate": round(sum(not o.result.answered for o in unanswerable) / max(len(unanswerable), 1), 4),
         "abstention_by_kind": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_kind.items())},
         "grounding_violations": violations,
         "latency_ms_p50": round(float(np.percentile(ms, 50)), 2),
@@ -152,19 +188,68 @@ def metrics_from(
     }
 
 
-def format_metrics(m: dict[str, Any]) -> str:
-    kinds = ", ".join(f"{k} {v:.2f}" for k, v in m["abstention_by_kind"].items())
-    return "\n".join(
-        [
-            f"questions            {m['questions']} ({m['answerable']} answerable, {m['unanswerable']} unanswerable)",
-            f"hit@1                {m['hit@1']:.3f}",
-            f"hit@3                {m['hit@3']:.3f}",
-            f"MRR                  {m['mrr']:.3f}",
-            f"answer-sentence hit  {m['answer_sentence_hit']:.3f}",
-            f"answered (answerable) {m['answered_rate']:.3f}",
-            f"answered and right   {m['correct_answered']:.3f}",
-            f"abstained (unansw.)  {m['abstention_rate']:.3f} ({kinds})",
-            f"grounding violations {m['grounding_violations']}",
-            f"latency p50 / p95    {m['latency_ms_p50']:.1f} ms / {m['latency_ms_p95']:.1f} ms",
+def evaluate_files(engine: Engine, paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """Each question file by itself: its figures, its figures per kind of question, its failures."""
+    report: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        outcomes = ask_all(engine, load_eval_set(path))
+        violations = sum(grounding_violations(engine.index, o.result) for o in outcomes)
+        metrics = metrics_from(outcomes, violations)
+        metrics["by_kind"] = {
+            kind: metrics_from([o for o in outcomes if o.item.kind == kind])
+            for kind in KINDS
+            if any(o.item.kind == kind for o in outcomes)
+        }
+        metrics["failures"] = [
+            {"id": o.item.id, "kind": o.item.kind, "question": o.item.question, "failure": o.failure}
+            for o in outcomes
+            if o.failure
         ]
+        report[path.name] = metrics
+    return report
+
+
+LEGEND = """\
+hit@1     answered, and the first cited passage holds the evidence (a refusal counts as a miss)
+hit@3     answered, and one of the first three cited passages holds it
+answered  share of answerable questions answered
+sentence  answered, and the answer span holds the evidence (or is part of it)
+ranked@1  the first passage of the ranking holds the evidence, answered or not (retrieval alone)
+refused   share of unanswerable questions refused (near_topic: about the subject, not answered by
+          the documents; off_topic: about something else)"""
+
+
+def format_report(report: dict[str, dict[str, Any]], failures: bool = False) -> str:
+    """One row per file and one per kind of question; the failures of each file on request."""
+    header = f"{'set / kind':<34}{'n':>5}{'hit@1':>8}{'hit@3':>8}{'answered':>10}{'sentence':>10}{'ranked@1':>10}{'refused':>9}"
+    lines = [header]
+    for name, m in report.items():
+        lines.append(_row(name, m))
+        for kind, km in m["by_kind"].items():
+            lines.append(_row("  " + kind, km))
+        lines.append(
+            f"{'':<34}grounding violations {m['grounding_violations']}, "
+            f"latency p50 {m['latency_ms_p50']:.1f} ms, p95 {m['latency_ms_p95']:.1f} ms"
+        )
+    lines += ["", LEGEND]
+    if failures:
+        for name, m in report.items():
+            lines += ["", f"failures in {name} ({len(m['failures'])}):"]
+            lines += [f"  {f['id']} [{f['kind']}] {f['question']}\n      {f['failure']}" for f in m["failures"]]
+    return "\n".join(lines)
+
+
+def _row(label: str, m: dict[str, Any]) -> str:
+    def cell(value: float | None, width: int) -> str:
+        return f"{value:>{width}.3f}" if value is not None else f"{'–':>{width}}"
+
+    asked = m["answerable"] > 0
+    return (
+        f"{label:<34}{m['questions']:>5}"
+        + cell(m["hit@1"] if asked else None, 8)
+        + cell(m["hit@3"] if asked else None, 8)
+        + cell(m["answered_rate"] if asked else None, 10)
+        + cell(m["answer_sentence_hit"] if asked else None, 10)
+        + cell(m["retrieval_hit@1"] if asked else None, 10)
+        + cell(m["abstention_rate"] if m["unanswerable"] else None, 9)
     )

@@ -17,10 +17,15 @@ Mode = Literal["hybrid", "dense", "bm25"]
 class Query:
     """A question as the retrievers see it."""
 
-    text: str
+    text: str  # as prepared for retrieval (qa/question.py): what is analysed and encoded
     vector: np.ndarray  # normalised, shape (dim,)
     terms: list[str]  # stemmed content words, for BM25
     words: list[QueryWord] = field(default_factory=list)  # content words with vectors, for coverage
+    asked: str = ""  # the question as the user wrote it (echoed in the answer); text when empty
+
+    @property
+    def question(self) -> str:
+        return self.asked or self.text
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Candidate:
     bm25_rank: int | None = None
     rank: int = 0  # 1-based rank after fusion (and reranking)
     answer: float | None = None  # best answer-sentence score, when reranked
+    model: float | None = None  # the answer-sentence model's best probability, when it read the passage
     sentences: list[Any] = field(default_factory=list)  # the reranker's SentenceScores, reused by answer
     score: float = 0.0  # final score: fused, plus the reranking term
 

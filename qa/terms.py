@@ -14,6 +14,8 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+from qa.question import rarity
+
 STEMMER_LANGUAGE = "english"
 # The NLTK English list: it includes question words (who, what, how), which carry no topic.
 STOPWORDS = list(STOPWORDS_EN_PLUS)
@@ -77,7 +79,7 @@ class QueryWord:
     word: str
     stem: str
     vector: np.ndarray
-    weight: float  # how much the word matters: rarity in the corpus times closeness to the question
+    weight: float  # how much the word matters: rarity in English times closeness to the question
 
 
 class Lexicon:
@@ -100,24 +102,25 @@ class Lexicon:
                 doc_freq[token] = doc_freq.get(token, 0) + 1
         return doc_freq, n
 
-    def idf(self, term: str) -> float:
-        # Smoothed so that a word in every passage still counts a little; unknown words weigh most.
-        return math.log(1.0 + (self.n_docs + 1) / (self.doc_freq.get(term, 0) + 0.5))
-
     def unknown(self, query_terms: Iterable[str]) -> list[str]:
         """Query stems the corpus never uses."""
         return sorted({t for t in query_terms if t not in self.doc_freq})
 
-    def weigh(self, stem: str, word_vector: np.ndarray, question_vector: np.ndarray) -> float:
-        """IDF times the word's cosine with the whole question: "budget" in "What is the budget of
-        the task force?" weighs much more than "bring" in "How much will AI bring to the economy?"."""
-        return self.idf(stem) * max(0.05, float(word_vector @ question_vector))
+    def idf(self, term: str) -> float:
+        # Smoothed so that a word in every passage still counts a little; unknown words weigh most.
+        return math.log(1.0 + (self.n_docs + 1) / (self.doc_freq.get(term, 0) + 0.5))
+
+    def weigh(self, word: str, stem: str, word_vector: np.ndarray, question_vector: np.ndarray) -> float:
+        """Rarity in general English times the word's cosine with the whole question: "budget" in
+        "What is the budget of the task force?" weighs much more than "bring" in "How much will AI
+        bring to the economy?", and an ordinary word the corpus happens not to use ("point") little."""
+        return self.idf(stem) * rarity(word) * max(0.05, float(word_vector @ question_vector))
 
     def ids(self, text: str) -> np.ndarray:
         return np.array([self.word_ids[w] for w in content_words(text) if w in self.word_ids], dtype=np.int64)
 
     def coverage(self, query: list[QueryWord], text_stems: set[str], text_word_ids: np.ndarray) -> float:
-        """IDF-weighted share of the question's words the text holds: exactly (same stem) or softly
+        """Weighted share of the question's words the text holds: exactly (same stem) or softly
         (a word of the text close in meaning). 1.0 for a question without content words."""
         return float(self.coverages(query, [(text_stems, text_word_ids)])[0])
 
@@ -127,13 +130,18 @@ class Lexicon:
         total = float(weights.sum())
         if not query or total == 0 or not texts:
             return np.ones(len(texts))
+        return (self.matches(query, texts) @ weights) / total
+
+    def matches(self, query: list[QueryWord], texts: list[tuple[set[str], np.ndarray]]) -> np.ndarray:
+        """For each text and each question word, how far the text holds it: 1 for the same stem,
+        else the closeness of its nearest word (0 below SOFT_LOW)."""
         exact = np.array([[word.stem in stems for word in query] for stems, _ in texts], dtype=np.float32)
         soft = np.zeros_like(exact)
         lengths = np.array([len(ids) for _, ids in texts])
-        if lengths.sum():
+        if lengths.sum() and query:
             # Each distinct word once: the texts of a passage share most of their words.
             distinct, rows = np.unique(np.concatenate([ids for _, ids in texts]), return_inverse=True)
             similarity = self.vectors[distinct] @ np.stack([word.vector for word in query]).T
             partial = np.clip((similarity - SOFT_LOW) / (SOFT_HIGH - SOFT_LOW), 0.0, 1.0)[rows]
             soft = segment_max(partial, lengths)  # the closest word of each text
-        return (np.maximum(exact, soft) @ weights) / total
+        return np.maximum(exact, soft)

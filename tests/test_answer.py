@@ -27,7 +27,8 @@ def test_refuses_off_topic_with_a_reason(built_settings: Settings) -> None:
     result = engine_for(built_settings).ask("Who painted the Mona Lisa?")
     assert not result.answered
     assert result.answer is None and result.citations == []
-    assert result.reason and "no passage in the corpus answers this" in result.reason
+    assert result.reason and result.reason.startswith("The documents don't")
+    assert "threshold" not in result.reason and "0." not in result.reason  # plain words only
 
 
 def test_citations_are_ranked_and_verbatim(built_settings: Settings) -> None:
@@ -69,20 +70,45 @@ def test_a_passage_holding_every_key_word_needs_half_the_similarity(built_settin
 
 
 def test_calibration_searches_thresholds_under_the_service_rule() -> None:
-    from qa.calibrate import Observation, _rates
+    from qa.calibrate import Observation, _admitted, _arrays, rates
 
     observations = [
         Observation(True, "answerable", 0.3, 0.95, True, True),  # every key word: half the similarity
         Observation(True, "answerable", 0.3, 0.8, True, True),  # not every key word: the whole
         Observation(False, "near_topic", 0.5, 0.95, False, False),  # no value of the type asked for
+        Observation(True, "answerable", 0.1, 0.1, True, True, answer_model=0.9),  # the model is sure
     ]
-    rates = _rates(observations, 0.4, 0.5)
-    assert rates["answered_answerable"] == 0.5 and rates["refused_unanswerable"] == 1.0
-    assert [Thresholds(0.4, 0.5).admit(o.similarity, o.coverage, o.typed) for o in observations] == [
+    r = rates(observations, Thresholds(0.4, 0.5, answer_model=0.8))
+    assert r["answered_answerable"] == 2 / 3 and r["refused_unanswerable"] == 1.0
+    assert [
+        Thresholds(0.4, 0.5, answer_model=0.8).admit(o.similarity, o.coverage, o.typed, o.answer_model)
+        for o in observations
+    ] == [
         True,
         False,
         False,
+        True,
     ]
+    # The grid search's vectorised rule is the service's rule, threshold for threshold.
+    rng = np.random.default_rng(1)
+    many = [
+        Observation(
+            bool(rng.random() < 0.5),
+            "answerable",
+            *rng.random(2),
+            bool(rng.random() < 0.8),
+            True,
+            float(rng.random()),
+        )
+        for _ in range(200)
+    ]
+    grid = np.array([0.0, 0.25, 0.5, 0.9])
+    t_sim, t_cov, t_model = np.meshgrid(grid, grid, np.array([0.3, 0.7, 1.01]), indexing="ij")
+    vectorised = _admitted(_arrays(many), t_sim, t_cov, t_model)
+    for index in np.ndindex(t_sim.shape):
+        thresholds = Thresholds(t_sim[index], t_cov[index], answer_model=t_model[index])
+        expected = [thresholds.admit(o.similarity, o.coverage, o.typed, o.answer_model) for o in many]
+        assert vectorised[index].tolist() == expected
 
 
 def test_unknown_words_are_named_when_refusing(built_settings: Settings) -> None:

@@ -54,7 +54,7 @@ def test_off_topic_is_refused_over_http(article_server: Server) -> None:
     with httpx.Client(base_url=article_server.url, timeout=30) as client:
         body = client.post("/ask", json={"question": "How do I bake sourdough bread at home?"}).json()
         assert body == {**body, "answered": False, "answer": None, "citations": []}
-        assert "no passage in the corpus answers this" in body["reason"]
+        assert body["reason"].startswith("The documents don't")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,41 @@
+"""Questions as people type them: phrases about the document, misspellings, word weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.question import correct, prepare, rarity, strip_document_phrases
+
+
+@pytest.mark.parametrize(
+    ("asked", "left"),
+    [
+        ("According to the article, who built the panels?", "who built the panels?"),
+        ("does the piece say anything about inverters", "inverters"),
+        ("In the text, when did the Shinkansen open?", "when did the Shinkansen open?"),
+        ("What does the report from the ministry say?", "What does the report from the ministry say?"),
+        ("according to the article", "according to the article"),  # nothing else: kept whole
+    ],
+)
+def test_phrases_about_the_document_are_dropped(asked: str, left: str) -> None:
+    assert strip_document_phrases(asked) == left
+
+
+def test_misspelt_words_are_matched_to_the_corpus_vocabulary() -> None:
+    vocabulary = ["alliance", "network", "shinkansen", "panels"]
+    text, fixed = correct("wat is the aliance network of the shinkanzen", vocabulary, set(vocabulary))
+    assert fixed == {"aliance": "alliance", "shinkanzen": "shinkansen"}
+    assert text == "wat is the alliance network of the shinkansen"
+    # English words the corpus does not use are left alone: they are not misspellings.
+    assert correct("what is the budget", vocabulary, set(vocabulary)) == ("what is the budget", {})
+
+
+def test_prepare_keeps_the_question_as_asked() -> None:
+    ready = prepare("According to the text, wat about the aliance?", ["alliance"], {"alliance"})
+    assert ready.asked == "According to the text, wat about the aliance?"
+    assert ready.text == "wat about the alliance?" and ready.corrections == {"aliance": "alliance"}
+
+
+def test_rarity_follows_general_english() -> None:
+    # Ordinary words weigh little, names and misspellings much, whatever one corpus holds.
+    assert rarity("the") < rarity("point") < rarity("budget") < rarity("nvidia") < rarity("sberbank")
