@@ -38,7 +38,8 @@ class Thresholds:
     similarity: float  # max(passage cosine, best sentence cosine)
     coverage: float  # rarity-weighted share of the question's content words found in the passage
     source: str = "default"
-    answer_model: float = 1.01  # probability from the answer-sentence model; above 1: not used
+    answer_model: float = 1.01  # the model's probability that admits by itself; above 1: never
+    answer_model_floor: float = 0.0  # below this probability nothing is answered
 
     def similarity_needed(self, coverage: float) -> float:
         """The similarity threshold, lowered for a passage that holds the question's key words."""
@@ -47,7 +48,9 @@ class Thresholds:
     def admit(self, similarity: float, coverage: float, typed: bool, answer_model: float = 0.0) -> bool:
         """The answer rule, shared by the service and by `qa calibrate`'s search for thresholds."""
         close = similarity >= self.similarity_needed(coverage) and coverage >= self.coverage
-        return typed and (close or answer_model >= self.answer_model)
+        return (
+            typed and answer_model >= self.answer_model_floor and (close or answer_model >= self.answer_model)
+        )
 
 
 @dataclass
@@ -253,6 +256,11 @@ def _decide(
             f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
         )
     # Refused: say which condition of the rule failed first.
+    if model < thresholds.answer_model_floor:
+        return False, (
+            f"no sentence of the closest passage answers this: the answer-sentence model gives the best "
+            f"{model:.2f}, below the threshold {thresholds.answer_model_floor:.2f}"
+        )
     if similarity < needed:
         return False, (
             f"no passage in the corpus answers this: the closest passage has similarity "
@@ -278,10 +286,14 @@ def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, decisi
         return "Nothing in the documents relates to this question."
     passage = index.passages[top.position]
     where = passage.heading.split(" › ")[-1] if passage.heading else index.documents[passage.doc_id].title
+    if "answer-sentence model" in decision:
+        return f"The documents don't say. The closest passage, in “{where}”, is on the subject but does not answer this."
     if "similarity" in decision:
         return "The documents don't seem to cover this: nothing in them comes close to the question."
     if "asks for a" in decision:
-        wanted = {"number": "a number", "time": "a date or time"}.get(expected_type(query.text) or "", "the value")
+        wanted = {"number": "a number", "time": "a date or time"}.get(
+            expected_type(query.text) or "", "the value"
+        )
         return f"The documents don't give {wanted} for this. The closest passage, in “{where}”, has none."
     held = index.lexicon.matches(query.words, [index.passage_terms(top.position)])[0] if query.words else []
     missing = [w.word for w, h in sorted(zip(query.words, held), key=lambda p: -p[0].weight) if h < 0.5][:3]

@@ -96,7 +96,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal engine
         if engine is None:
-            engine = Engine(settings, serving_encoder(settings, encoder), scorer=scorer_from(settings, serving=True))
+            engine = Engine(
+                settings, serving_encoder(settings, encoder), scorer=scorer_from(settings, serving=True)
+            )
             try:
                 engine.load()
             except IndexMissing as error:

@@ -25,8 +25,9 @@ from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluate import EvalItem, evidence_in
 
-GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
-MODEL_GRID = np.round(np.arange(0.0, 1.001, 0.05), 2)  # 1.0: the model alone never admits
+GRID = np.round(np.arange(0.0, 0.91, 0.03), 2)
+MODEL_GRID = np.round(np.arange(0.0, 0.96, 0.05), 2)
+NEVER = 1.01  # a probability threshold no probability reaches
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,15 @@ def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
     }
 
 
-def _admitted(a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray, t_model: np.ndarray) -> np.ndarray:
-    """``Thresholds.admit`` for every observation under every threshold triple, at once: the result
-    has the shape of the broadcast thresholds plus one axis for the observations."""
+def _admitted(
+    a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray, t_model: np.ndarray, t_floor: np.ndarray
+) -> np.ndarray:
+    """``Thresholds.admit`` for every observation under every setting of the thresholds at once: the
+    result has the shape of the broadcast thresholds plus one axis for the observations."""
     factor = np.where(a["coverage"] >= FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, 1.0)
     close = (a["similarity"] >= t_sim[..., None] * factor) & (a["coverage"] >= t_cov[..., None])
     confident = a["answer_model"] >= t_model[..., None]
-    return (close | confident) & a["typed"]
+    return (close | confident) & (a["answer_model"] >= t_floor[..., None]) & a["typed"]
 
 
 def _rates_of(a: dict[str, np.ndarray], answered: np.ndarray) -> dict[str, np.ndarray]:
@@ -91,7 +94,9 @@ def _rates_of(a: dict[str, np.ndarray], answered: np.ndarray) -> dict[str, np.nd
 def rates(obs: list[Observation], thresholds: Thresholds) -> dict[str, float]:
     """Answered, answered-and-right, refused (and refused per kind) under one set of thresholds."""
     a = _arrays(obs)
-    answered = np.array([thresholds.admit(o.similarity, o.coverage, o.typed, o.answer_model) for o in obs])
+    answered = np.array(
+        [thresholds.admit(o.similarity, o.coverage, o.typed, o.answer_model) for o in obs], dtype=bool
+    )
     result = {k: float(v) for k, v in _rates_of(a, answered).items()}
     for kind in sorted({o.kind for o in obs if not o.answerable}):
         rows = [i for i, o in enumerate(obs) if o.kind == kind]
@@ -104,15 +109,16 @@ def search(obs: list[Observation], use_model: bool) -> tuple[Thresholds, float]:
     if not any(o.answerable for o in obs) or all(o.answerable for o in obs):
         raise QAError("calibration needs both answerable and unanswerable questions")
     a = _arrays(obs)
-    models = MODEL_GRID if use_model else np.array([1.01])
-    t_sim, t_cov, t_model = np.meshgrid(GRID, GRID, models, indexing="ij")
-    r = _rates_of(a, _admitted(a, t_sim, t_cov, t_model))
+    models = np.append(MODEL_GRID, NEVER) if use_model else np.array([NEVER])
+    floors = MODEL_GRID if use_model else np.array([0.0])
+    t_sim, t_cov, t_model, t_floor = np.meshgrid(GRID, GRID, models, floors, indexing="ij")
+    r = _rates_of(a, _admitted(a, t_sim, t_cov, t_model, t_floor))
     scores = (r["answered_answerable"] + r["refused_unanswerable"]) / 2
+    scores[t_floor > t_model] = -1  # a floor above the confident threshold means the same as equal
     best = float(scores.max())
     ties = np.argwhere(scores >= best - 1e-9)
-    i, j, k = ties[np.argmin(((ties - ties.mean(axis=0)) ** 2).sum(axis=1))]
-    model = float(models[k]) if use_model else 1.01
-    return Thresholds(float(GRID[i]), float(GRID[j]), "calibrated", min(model, 1.01)), best
+    i, j, k, m = ties[np.argmin(((ties - ties.mean(axis=0)) ** 2).sum(axis=1))]
+    return Thresholds(float(GRID[i]), float(GRID[j]), "calibrated", float(models[k]), float(floors[m])), best
 
 
 def cross_validate(by_source: dict[str, list[Observation]], use_model: bool) -> list[dict[str, Any]]:
@@ -143,7 +149,10 @@ def fit(
     thresholds, best = search(everything, use_model)
     held_out = cross_validate(by_source, use_model) if len(by_source) > 1 else []
     validated = [
-        {"source": name, **{k: round(v, 4) for k, v in rates(observe(engine, items, name), thresholds).items()}}
+        {
+            "source": name,
+            **{k: round(v, 4) for k, v in rates(observe(engine, items, name), thresholds).items()},
+        }
         for name, items in (validation or {}).items()
     ]
     return {
@@ -161,7 +170,12 @@ def fit(
 
 
 def _values(thresholds: Thresholds) -> dict[str, float]:
-    return {"similarity": thresholds.similarity, "coverage": thresholds.coverage, "answer_model": thresholds.answer_model}
+    return {
+        "similarity": thresholds.similarity,
+        "coverage": thresholds.coverage,
+        "answer_model": thresholds.answer_model,
+        "answer_model_floor": thresholds.answer_model_floor,
+    }
 
 
 def format_report(calibration: dict[str, Any]) -> str:
@@ -178,8 +192,9 @@ def format_report(calibration: dict[str, Any]) -> str:
     lines = [
         f"fitted on {calibration['questions']} questions ({', '.join(calibration['sources'])}) "
         f"for model {calibration['model']}",
-        f"thresholds: similarity >= {t['similarity']:.2f} with coverage >= {t['coverage']:.2f}, "
-        f"or answer-sentence model >= {t['answer_model']:.2f} (balanced accuracy {calibration['balanced_accuracy']:.3f})",
+        f"thresholds: answer-sentence model >= {t['answer_model_floor']:.2f}, and similarity >= {t['similarity']:.2f} "
+        f"with coverage >= {t['coverage']:.2f} or the model >= {t['answer_model']:.2f} "
+        f"(balanced accuracy {calibration['balanced_accuracy']:.3f})",
         "",
     ]
     if calibration["cross_validation"]:
@@ -188,7 +203,8 @@ def format_report(calibration: dict[str, Any]) -> str:
             th = r["thresholds"]
             lines.append(
                 row(r["source"], r)
-                + f"   (similarity {th['similarity']:.2f}, coverage {th['coverage']:.2f}, model {th['answer_model']:.2f})"
+                + f"   (similarity {th['similarity']:.2f}, coverage {th['coverage']:.2f}, "
+                f"model {th['answer_model_floor']:.2f} / {th['answer_model']:.2f})"
             )
         lines.append("")
     if calibration["validation"]:

@@ -250,10 +250,14 @@ def evaluate(
     index_dir: IndexOpt = None,
     eval_sets: Annotated[
         list[Path] | None,
-        typer.Option("--set", help="Question file (JSONL); repeat for several. Default: every file in tests/eval/."),
+        typer.Option(
+            "--set", help="Question file (JSONL); repeat for several. Default: every file in tests/eval/."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
-    failures: Annotated[bool, typer.Option("--failures", help="List each question that failed, and how.")] = False,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="List each question that failed, and how.")
+    ] = False,
     ablation: Annotated[
         bool, typer.Option("--ablation", help="Also rebuild variants and show what each part adds.")
     ] = False,

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     abstain_similarity: float = 0.41
     abstain_coverage: float = 0.51
     abstain_answer_model: float = 1.01  # above 1: the answer-sentence model alone never admits
+    abstain_answer_model_floor: float = 0.0  # below this model probability nothing is answered
     faiss_type: str = Field(default="auto", pattern="^(auto|flat|hnsw)$")
 
     # Service.

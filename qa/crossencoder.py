@@ -58,7 +58,9 @@ class SentenceScorer:
             ids[row, : len(e.ids)] = e.ids
             mask[row, : len(e.ids)] = 1
             types[row, : len(e.ids)] = e.type_ids
-        (logits,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        (logits,) = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )
         return (1.0 / (1.0 + np.exp(-logits.reshape(-1)))).astype(np.float32)
 
 

@@ -43,9 +43,19 @@ def thresholds_for(index: LoadedIndex, settings: Settings) -> Thresholds:
     if calibration and calibration.get("model") == index.model:
         values = calibration["thresholds"]
         return Thresholds(
-            values["similarity"], values["coverage"], "calibrated", values.get("answer_model", 1.01)
+            values["similarity"],
+            values["coverage"],
+            "calibrated",
+            values.get("answer_model", 1.01),
+            values.get("answer_model_floor", 0.0),
         )
-    return Thresholds(settings.abstain_similarity, settings.abstain_coverage, "default", settings.abstain_answer_model)
+    return Thresholds(
+        settings.abstain_similarity,
+        settings.abstain_coverage,
+        "default",
+        settings.abstain_answer_model,
+        settings.abstain_answer_model_floor,
+    )
 
 
 class Engine:

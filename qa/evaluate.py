@@ -116,9 +116,13 @@ class Outcome:
         """What went wrong, in words, or None when the service did what it should."""
         result = self.result
         if not self.item.answerable:
-            return f"answered an unanswerable question: {result.answer.text[:100]!r}" if result.answer else None
+            return (
+                f"answered an unanswerable question: {result.answer.text[:100]!r}" if result.answer else None
+            )
         if not result.answered:
-            where = f"the evidence ranked {self.rank}" if self.rank else "the evidence was not in the first ten"
+            where = (
+                f"the evidence ranked {self.rank}" if self.rank else "the evidence was not in the first ten"
+            )
             return f"refused ({where}): {result.reason}"
         if self.rank != 1:
             where = f"ranked {self.rank}" if self.rank else "not in the first ten"
@@ -173,14 +177,18 @@ def metrics_from(outcomes: list[Outcome], violations: int = 0) -> dict[str, Any]
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
         "hit@1": round(right, 4),
-        "hit@3": round(sum(o.result.answered and o.rank is not None and o.rank <= 3 for o in answerable) / n, 4),
+        "hit@3": round(
+            sum(o.result.answered and o.rank is not None and o.rank <= 3 for o in answerable) / n, 4
+        ),
         "answer_sentence_hit": round(sum(sentence_hit(o.result, o.item.evidence) for o in answerable) / n, 4),
         "answered_rate": round(sum(o.result.answered for o in answerable) / n, 4),
         "correct_answered": round(right, 4),  # the same as hit@1, under its earlier name
         "retrieval_hit@1": round(retrieval["hit@1"], 4),
         "retrieval_hit@3": round(retrieval["hit@3"], 4),
         "mrr": round(retrieval["mrr"], 4),
-        "abstention_rate": round(sum(not o.result.answered for o in unanswerable) / max(len(unanswerable), 1), 4),
+        "abstention_rate": round(
+            sum(not o.result.answered for o in unanswerable) / max(len(unanswerable), 1), 4
+        ),
         "abstention_by_kind": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_kind.items())},
         "grounding_violations": violations,
         "latency_ms_p50": round(float(np.percentile(ms, 50)), 2),
@@ -235,7 +243,9 @@ def format_report(report: dict[str, dict[str, Any]], failures: bool = False) -> 
     if failures:
         for name, m in report.items():
             lines += ["", f"failures in {name} ({len(m['failures'])}):"]
-            lines += [f"  {f['id']} [{f['kind']}] {f['question']}\n      {f['failure']}" for f in m["failures"]]
+            lines += [
+                f"  {f['id']} [{f['kind']}] {f['question']}\n      {f['failure']}" for f in m["failures"]
+            ]
     return "\n".join(lines)
 
 

@@ -67,7 +67,9 @@ def rarity(word: str) -> float:
     return min(RARITY_MAX, max(RARITY_MIN, ZIPF_COMMON - zipf(word)))
 
 
-def correct(question: str, vocabulary: list[str], known: set[str] | dict[str, int]) -> tuple[str, dict[str, str]]:
+def correct(
+    question: str, vocabulary: list[str], known: set[str] | dict[str, int]
+) -> tuple[str, dict[str, str]]:
     """Replace each word that is neither English nor in the corpus by the closest corpus word."""
     corrections: dict[str, str] = {}
     for word in set(_WORD.findall(question)):

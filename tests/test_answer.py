@@ -103,10 +103,14 @@ def test_calibration_searches_thresholds_under_the_service_rule() -> None:
         for _ in range(200)
     ]
     grid = np.array([0.0, 0.25, 0.5, 0.9])
-    t_sim, t_cov, t_model = np.meshgrid(grid, grid, np.array([0.3, 0.7, 1.01]), indexing="ij")
-    vectorised = _admitted(_arrays(many), t_sim, t_cov, t_model)
+    t_sim, t_cov, t_model, t_floor = np.meshgrid(
+        grid, grid, np.array([0.3, 0.7, 1.01]), np.array([0.0, 0.5]), indexing="ij"
+    )
+    vectorised = _admitted(_arrays(many), t_sim, t_cov, t_model, t_floor)
     for index in np.ndindex(t_sim.shape):
-        thresholds = Thresholds(t_sim[index], t_cov[index], answer_model=t_model[index])
+        thresholds = Thresholds(
+            t_sim[index], t_cov[index], answer_model=t_model[index], answer_model_floor=t_floor[index]
+        )
         expected = [thresholds.admit(o.similarity, o.coverage, o.typed, o.answer_model) for o in many]
         assert vectorised[index].tolist() == expected
 

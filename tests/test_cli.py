@@ -81,15 +81,21 @@ def test_eval_prints_metrics(built_settings: Settings, tmp_path: Path) -> None:
     # Several files: one row per file and per kind, failures on request, JSON by file name.
     other = tmp_path / "other.jsonl"
     other.write_text(
-        json.dumps({"id": "x", "question": "Who painted the Mona Lisa?", "answerable": True, "evidence": ["bees"]})
+        json.dumps(
+            {"id": "x", "question": "Who painted the Mona Lisa?", "answerable": True, "evidence": ["bees"]}
+        )
         + "\n"
-        + json.dumps({"id": "y", "question": "What do worker bees gather?", "answerable": False, "kind": "near_topic"})
+        + json.dumps(
+            {"id": "y", "question": "What do worker bees gather?", "answerable": False, "kind": "near_topic"}
+        )
     )
     text = run(built_settings, "eval", "--set", str(eval_set), "--set", str(other), "--failures").output
     assert "set.jsonl" in text and "other.jsonl" in text and "  near_topic" in text and "  off_topic" in text
     assert "failures in other.jsonl (2):" in text and "answered an unanswerable question" in text
     assert "refused" in text.split("failures in other.jsonl")[1]
-    both = json.loads(run(built_settings, "eval", "--set", str(eval_set), "--set", str(other), "--json").output)
+    both = json.loads(
+        run(built_settings, "eval", "--set", str(eval_set), "--set", str(other), "--json").output
+    )
     assert set(both["sets"]) == {"set.jsonl", "other.jsonl"}
     assert both["sets"]["other.jsonl"]["hit@1"] == 0.0  # the refused answerable question is a miss
     eval_set.write_text(
