@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -11,9 +11,6 @@ from qa.answer_type import expected_type, satisfies
 from qa.index import LoadedIndex
 from qa.retrieve import Candidate, Query
 from qa.terms import Lexicon
-
-if TYPE_CHECKING:
-    from qa.crossencoder import SentenceScorer
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
 SPAN_GAIN = 0.25
@@ -23,34 +20,22 @@ FULL_COVERAGE = 0.9
 FULL_COVERAGE_SIMILARITY = 0.5
 
 
-# The answer-sentence model reads the best sentences of the best passages only: each pair costs
-# about a millisecond, and the passages further down rarely win.
-MODEL_PASSAGES = 3
-MODEL_SENTENCES = 2
-
-
 @dataclass(frozen=True)
 class Thresholds:
-    """Abstention: answer when the best passage is close enough AND covers the question, OR the
-    answer-sentence model is confident one of its sentences answers it; and the value asked for is
-    there."""
+    """Abstention: answer only when the best passage is close enough AND covers the question, and
+    holds a value of the type asked for."""
 
     similarity: float  # max(passage cosine, best sentence cosine)
     coverage: float  # rarity-weighted share of the question's content words found in the passage
     source: str = "default"
-    answer_model: float = 1.01  # the model's probability that admits by itself; above 1: never
-    answer_model_floor: float = 0.0  # below this probability nothing is answered
 
     def similarity_needed(self, coverage: float) -> float:
         """The similarity threshold, lowered for a passage that holds the question's key words."""
         return self.similarity * (FULL_COVERAGE_SIMILARITY if coverage >= FULL_COVERAGE else 1.0)
 
-    def admit(self, similarity: float, coverage: float, typed: bool, answer_model: float = 0.0) -> bool:
+    def admit(self, similarity: float, coverage: float, typed: bool) -> bool:
         """The answer rule, shared by the service and by `qa calibrate`'s search for thresholds."""
-        close = similarity >= self.similarity_needed(coverage) and coverage >= self.coverage
-        return (
-            typed and answer_model >= self.answer_model_floor and (close or answer_model >= self.answer_model)
-        )
+        return similarity >= self.similarity_needed(coverage) and coverage >= self.coverage and typed
 
 
 @dataclass
@@ -108,7 +93,6 @@ class SentenceScore:
     coverage: float
     score: float
     typed: bool  # holds a value of the type the question asks for (a number, a time), or none is asked
-    model: float | None = None  # the answer-sentence model's probability, for the sentences it read
 
 
 def rerank(
@@ -131,37 +115,6 @@ def rerank(
     return reordered
 
 
-def read_closely(
-    index: LoadedIndex, query: Query, ranked: list[Candidate], scorer: SentenceScorer, weight: float
-) -> list[Candidate]:
-    """Third stage: the answer-sentence model reads the best sentences of the best reranked passages
-    with the question; a passage gains ``weight`` times the probability of its best one."""
-    head = ranked[:MODEL_PASSAGES]
-    for candidate in head:
-        if not candidate.sentences:
-            candidate.sentences = score_sentences(index, [candidate.position], query)[0]
-    picked = [
-        (candidate, i)
-        for candidate in head
-        for i in sorted(range(len(candidate.sentences)), key=lambda i: -candidate.sentences[i].score)[
-            :MODEL_SENTENCES
-        ]
-    ]
-    texts = [index.documents[index.passages[c.position].doc_id].text for c, _ in picked]
-    sentences = [t[c.sentences[i].start : c.sentences[i].end] for t, (c, i) in zip(texts, picked)]
-    probabilities = scorer.score(query.text, sentences)
-    for (candidate, i), probability in zip(picked, probabilities):
-        candidate.sentences[i] = replace(candidate.sentences[i], model=float(probability))
-    for candidate in head:
-        candidate.model = max((s.model for s in candidate.sentences if s.model is not None), default=0.0)
-        candidate.score += weight * candidate.model
-    head.sort(key=lambda c: -c.score)
-    reordered = head + ranked[MODEL_PASSAGES:]
-    for rank, candidate in enumerate(reordered, start=1):
-        candidate.rank = rank
-    return reordered
-
-
 def answer(
     index: LoadedIndex,
     query: Query,
@@ -179,8 +132,7 @@ def answer(
     if top is not None:
         sentence_scores = top.sentences or score_sentences(index, [top.position], query)[0]
     typed = any(s.typed for s in sentence_scores)
-    model = top.model if top is not None and top.model is not None else 0.0
-    answered, reason = _decide(index, query, top, similarity, coverage, typed, model, thresholds)
+    answered, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
     span: Span | None = None
     if top is not None:
         passage = index.passages[top.position]
@@ -211,7 +163,6 @@ def answer(
             "answer_coverage": max((s.coverage for s in sentence_scores), default=0.0),
             "answer_score": max((s.score for s in sentence_scores), default=0.0),
             "typed": 1.0 if typed else 0.0,
-            "answer_model": model,
         },
         ranking=ranking,
     )
@@ -237,18 +188,12 @@ def _decide(
     similarity: float,
     coverage: float,
     typed: bool,
-    model: float,
     thresholds: Thresholds,
 ) -> tuple[bool, str]:
     if top is None:
         return False, "no passage in the corpus shares anything with the question"
     needed = thresholds.similarity_needed(coverage)
-    if thresholds.admit(similarity, coverage, typed, model):
-        if model >= thresholds.answer_model:
-            return True, (
-                f"answered: the answer-sentence model gives the best sentence {model:.2f} "
-                f"(threshold {thresholds.answer_model:.2f})"
-            )
+    if thresholds.admit(similarity, coverage, typed):
         lowered = ", lowered because the passage holds the question's key words"
         return True, (
             f"answered: the best passage has similarity {similarity:.2f} (threshold "
@@ -256,11 +201,6 @@ def _decide(
             f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
         )
     # Refused: say which condition of the rule failed first.
-    if model < thresholds.answer_model_floor:
-        return False, (
-            f"no sentence of the closest passage answers this: the answer-sentence model gives the best "
-            f"{model:.2f}, below the threshold {thresholds.answer_model_floor:.2f}"
-        )
     if similarity < needed:
         return False, (
             f"no passage in the corpus answers this: the closest passage has similarity "
@@ -286,8 +226,6 @@ def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, decisi
         return "Nothing in the documents relates to this question."
     passage = index.passages[top.position]
     where = passage.heading.split(" › ")[-1] if passage.heading else index.documents[passage.doc_id].title
-    if "answer-sentence model" in decision:
-        return f"The documents don't say. The closest passage, in “{where}”, is on the subject but does not answer this."
     if "similarity" in decision:
         return "The documents don't seem to cover this: nothing in them comes close to the question."
     if "asks for a" in decision:
@@ -333,9 +271,8 @@ def choose_span(
     scores: list[SentenceScore], terms: list[tuple[set[str], np.ndarray]], lexicon: Lexicon, query: Query
 ) -> tuple[int, int, float]:
     """The best sentence; joined with a neighbour when the pair covers clearly more of the question."""
-    # Prefer sentences holding the kind of value asked for; any sentence when none does; among those,
-    # the answer-sentence model's choice when it read them.
-    best = int(np.argmax([s.score + (1.0 if s.typed else 0.0) + (s.model or 0.0) for s in scores]))
+    # Prefer sentences holding the kind of value asked for; any sentence when none does.
+    best = int(np.argmax([s.score + (1.0 if s.typed else 0.0) for s in scores]))
     start, end, score = scores[best].start, scores[best].end, scores[best].score
     if scores[best].coverage >= 1.0:
         return start, end, score
@@ -397,7 +334,6 @@ def _explanation(
                 "sentence": round(c.sentence, 4),
                 "fused": round(c.fused, 4),
                 "answer_sentence": None if c.answer is None else round(c.answer, 4),
-                "answer_model": None if c.model is None else round(c.model, 4),
                 "score": round(c.score, 4),
                 "coverage": round(passage_coverage(index, query, c.position), 4),
             }
@@ -406,11 +342,7 @@ def _explanation(
         "sentences": [
             {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(s).items()} for s in sentences
         ],
-        "signals": {
-            "similarity": round(similarity, 4),
-            "coverage": round(coverage, 4),
-            "answer_model": next((round(c.model, 4) for c in ranked[:1] if c.model is not None), None),
-        },
+        "signals": {"similarity": round(similarity, 4), "coverage": round(coverage, 4)},
         "thresholds": {**asdict(thresholds), "similarity_needed": thresholds.similarity_needed(coverage)},
         "decision": reason,
         "answered": answered,

@@ -28,7 +28,6 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from qa.config import Settings
-from qa.crossencoder import scorer_from
 from qa.encoder import BatchingEncoder, Encoder, encoder_from
 from qa.engine import Engine, Reloader, thresholds_for
 from qa.errors import (
@@ -96,9 +95,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal engine
         if engine is None:
-            engine = Engine(
-                settings, serving_encoder(settings, encoder), scorer=scorer_from(settings, serving=True)
-            )
+            engine = Engine(settings, serving_encoder(settings, encoder))
             try:
                 engine.load()
             except IndexMissing as error:

@@ -17,7 +17,6 @@ from typing import Any
 
 from qa.build import build_index
 from qa.config import Settings
-from qa.crossencoder import scorer_from
 from qa.encoder import encoder_from
 from qa.engine import Engine
 from qa.errors import QAError
@@ -104,11 +103,8 @@ def run_squad(
     work_dir: Path | None = None,
     limit: int = 0,
     settings: Settings | None = None,
-    held_out: bool = False,
 ) -> dict[str, Any]:
-    """Build the SQuAD corpus, ask every question, and compare with the baselines. With
-    ``held_out``, only the questions of articles the answer-sentence model was not trained on are
-    asked (the corpus stays whole)."""
+    """Build the SQuAD corpus, ask every question, and compare with the baselines."""
     articles = load_squad(path)
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as tmp:
         root = work_dir or Path(tmp)
@@ -127,12 +123,8 @@ def run_squad(
             }
         )
         encoder = encoder_from(bench_settings)
-        scorer = scorer_from(bench_settings)
-        if held_out:
-            trained = set(scorer.meta.get("trained_articles", [])) if scorer else set()
-            questions = [q for q in questions if q["article"] not in trained]
         report = build_index(bench_settings, encoder, progress=True)
-        engine = Engine(bench_settings, encoder, scorer=scorer)
+        engine = Engine(bench_settings, encoder)
         engine.load()
         systems = {
             "this service": _score(engine, questions, "hybrid"),
@@ -145,7 +137,6 @@ def run_squad(
         "documents": len(articles),
         "passages": len(engine.index.passages),
         "questions": len(questions),
-        "held_out": held_out,
         "articles_asked": len({q["article"] for q in questions}),
         "unanswerable": n_impossible,
         "build_seconds": round(report.total_seconds, 1),
@@ -163,7 +154,7 @@ def _table(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['file']}: {summary['documents']} documents, {summary['passages']} passages, "
         f"{summary['questions']} questions ({summary['unanswerable']} unanswerable) from {summary['articles_asked']} articles"
-        f"{' never trained on' if summary['held_out'] else ''}; index built in {summary['build_seconds']} s",
+        f"; index built in {summary['build_seconds']} s",
         "hit@1 / hit@3: answered, and the first / one of the first three cited passages holds a gold answer "
         "(a refusal is a miss); ranked@1: the first passage of the ranking does, answered or not",
         "",

@@ -1,9 +1,8 @@
 """Fit the abstention thresholds on labelled question files, cross-validated across the files.
 
 The service answers when the best passage passes the answer rule (``Thresholds.admit``): it is close
-enough to the question and holds enough of its key words, or the answer-sentence model is confident
-that one of its sentences answers it; and, for "how many" or "when" questions, a sentence holds such
-a value. Fitting searches the thresholds for the best balanced accuracy: the mean of the share of
+enough to the question and holds enough of its key words (a passage holding nearly all of them needs
+half the similarity) and, for "how many" or "when" questions, a sentence holds such a value. Fitting searches the thresholds for the best balanced accuracy: the mean of the share of
 answerable questions answered and the share of unanswerable ones refused. Many settings tie on a
 small set; the centre of the tying region is taken, which moves least on new questions.
 
@@ -25,9 +24,7 @@ from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluate import EvalItem, evidence_in
 
-GRID = np.round(np.arange(0.0, 0.91, 0.03), 2)
-MODEL_GRID = np.round(np.arange(0.0, 0.96, 0.05), 2)
-NEVER = 1.01  # a probability threshold no probability reaches
+GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
 
 
 @dataclass(frozen=True)
@@ -38,7 +35,6 @@ class Observation:
     coverage: float
     typed: bool
     correct: bool  # the top passage holds the evidence (answerable questions)
-    answer_model: float = 0.0  # the answer-sentence model's probability for the best sentence
     source: str = ""
 
 
@@ -56,7 +52,6 @@ def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Obs
                 s["coverage"],
                 s["typed"] > 0,
                 correct,
-                s.get("answer_model", 0.0),
                 source,
             )
         )
@@ -66,19 +61,16 @@ def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Obs
 def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
     return {
         name: np.array([getattr(o, name) for o in obs])
-        for name in ("answerable", "similarity", "coverage", "typed", "correct", "answer_model")
+        for name in ("answerable", "similarity", "coverage", "typed", "correct")
     }
 
 
-def _admitted(
-    a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray, t_model: np.ndarray, t_floor: np.ndarray
-) -> np.ndarray:
+def _admitted(a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray) -> np.ndarray:
     """``Thresholds.admit`` for every observation under every setting of the thresholds at once: the
     result has the shape of the broadcast thresholds plus one axis for the observations."""
     factor = np.where(a["coverage"] >= FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, 1.0)
     close = (a["similarity"] >= t_sim[..., None] * factor) & (a["coverage"] >= t_cov[..., None])
-    confident = a["answer_model"] >= t_model[..., None]
-    return (close | confident) & (a["answer_model"] >= t_floor[..., None]) & a["typed"]
+    return close & a["typed"]
 
 
 def _rates_of(a: dict[str, np.ndarray], answered: np.ndarray) -> dict[str, np.ndarray]:
@@ -94,9 +86,7 @@ def _rates_of(a: dict[str, np.ndarray], answered: np.ndarray) -> dict[str, np.nd
 def rates(obs: list[Observation], thresholds: Thresholds) -> dict[str, float]:
     """Answered, answered-and-right, refused (and refused per kind) under one set of thresholds."""
     a = _arrays(obs)
-    answered = np.array(
-        [thresholds.admit(o.similarity, o.coverage, o.typed, o.answer_model) for o in obs], dtype=bool
-    )
+    answered = np.array([thresholds.admit(o.similarity, o.coverage, o.typed) for o in obs], dtype=bool)
     result = {k: float(v) for k, v in _rates_of(a, answered).items()}
     for kind in sorted({o.kind for o in obs if not o.answerable}):
         rows = [i for i, o in enumerate(obs) if o.kind == kind]
@@ -104,29 +94,26 @@ def rates(obs: list[Observation], thresholds: Thresholds) -> dict[str, float]:
     return result
 
 
-def search(obs: list[Observation], use_model: bool) -> tuple[Thresholds, float]:
+def search(obs: list[Observation]) -> tuple[Thresholds, float]:
     """The thresholds with the best balanced accuracy on ``obs`` (centre of the ties)."""
     if not any(o.answerable for o in obs) or all(o.answerable for o in obs):
         raise QAError("calibration needs both answerable and unanswerable questions")
     a = _arrays(obs)
-    models = np.append(MODEL_GRID, NEVER) if use_model else np.array([NEVER])
-    floors = MODEL_GRID if use_model else np.array([0.0])
-    t_sim, t_cov, t_model, t_floor = np.meshgrid(GRID, GRID, models, floors, indexing="ij")
-    r = _rates_of(a, _admitted(a, t_sim, t_cov, t_model, t_floor))
+    t_sim, t_cov = np.meshgrid(GRID, GRID, indexing="ij")
+    r = _rates_of(a, _admitted(a, t_sim, t_cov))
     scores = (r["answered_answerable"] + r["refused_unanswerable"]) / 2
-    scores[t_floor > t_model] = -1  # a floor above the confident threshold means the same as equal
     best = float(scores.max())
     ties = np.argwhere(scores >= best - 1e-9)
-    i, j, k, m = ties[np.argmin(((ties - ties.mean(axis=0)) ** 2).sum(axis=1))]
-    return Thresholds(float(GRID[i]), float(GRID[j]), "calibrated", float(models[k]), float(floors[m])), best
+    i, j = ties[np.argmin(((ties - ties.mean(axis=0)) ** 2).sum(axis=1))]
+    return Thresholds(float(GRID[i]), float(GRID[j]), "calibrated"), best
 
 
-def cross_validate(by_source: dict[str, list[Observation]], use_model: bool) -> list[dict[str, Any]]:
+def cross_validate(by_source: dict[str, list[Observation]]) -> list[dict[str, Any]]:
     """Leave one source out: fit on the others, report on it."""
     rows = []
     for held_out, observations in by_source.items():
         training = [o for name, obs in by_source.items() if name != held_out for o in obs]
-        thresholds, _ = search(training, use_model)
+        thresholds, _ = search(training)
         rows.append(
             {
                 "source": held_out,
@@ -144,10 +131,9 @@ def fit(
     """Thresholds for the engine's model fitted on every source, with the held-out figures of each
     source (cross-validation) and of each validation file, as stored in the manifest."""
     by_source = {name: observe(engine, items, name) for name, items in sources.items()}
-    use_model = engine.scorer is not None
     everything = [o for obs in by_source.values() for o in obs]
-    thresholds, best = search(everything, use_model)
-    held_out = cross_validate(by_source, use_model) if len(by_source) > 1 else []
+    thresholds, best = search(everything)
+    held_out = cross_validate(by_source) if len(by_source) > 1 else []
     validated = [
         {
             "source": name,
@@ -157,7 +143,6 @@ def fit(
     ]
     return {
         "model": engine.index.model,
-        "answer_model": engine.scorer.name if engine.scorer else None,
         "thresholds": _values(thresholds),
         "balanced_accuracy": round(best, 4),
         "fitted": {k: round(v, 4) for k, v in rates(everything, thresholds).items()},
@@ -170,12 +155,7 @@ def fit(
 
 
 def _values(thresholds: Thresholds) -> dict[str, float]:
-    return {
-        "similarity": thresholds.similarity,
-        "coverage": thresholds.coverage,
-        "answer_model": thresholds.answer_model,
-        "answer_model_floor": thresholds.answer_model_floor,
-    }
+    return {"similarity": thresholds.similarity, "coverage": thresholds.coverage}
 
 
 def format_report(calibration: dict[str, Any]) -> str:
@@ -192,8 +172,7 @@ def format_report(calibration: dict[str, Any]) -> str:
     lines = [
         f"fitted on {calibration['questions']} questions ({', '.join(calibration['sources'])}) "
         f"for model {calibration['model']}",
-        f"thresholds: answer-sentence model >= {t['answer_model_floor']:.2f}, and similarity >= {t['similarity']:.2f} "
-        f"with coverage >= {t['coverage']:.2f} or the model >= {t['answer_model']:.2f} "
+        f"thresholds: similarity >= {t['similarity']:.2f}, coverage >= {t['coverage']:.2f} "
         f"(balanced accuracy {calibration['balanced_accuracy']:.3f})",
         "",
     ]
@@ -202,9 +181,7 @@ def format_report(calibration: dict[str, Any]) -> str:
         for r in calibration["cross_validation"]:
             th = r["thresholds"]
             lines.append(
-                row(r["source"], r)
-                + f"   (similarity {th['similarity']:.2f}, coverage {th['coverage']:.2f}, "
-                f"model {th['answer_model_floor']:.2f} / {th['answer_model']:.2f})"
+                row(r["source"], r) + f"   (similarity {th['similarity']:.2f}, coverage {th['coverage']:.2f})"
             )
         lines.append("")
     if calibration["validation"]:

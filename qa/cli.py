@@ -45,7 +45,6 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):  # noqa: ANN201
-    from qa.crossencoder import scorer_from
     from qa.encoder import encoder_from
     from qa.engine import Engine
     from qa.errors import IndexMissing
@@ -56,7 +55,7 @@ def load_engine(settings: Settings, allow_missing: bool = False, serving: bool =
         encoder = serving_encoder(settings)
     else:
         encoder = encoder_from(settings)
-    engine = Engine(settings, encoder, scorer=scorer_from(settings, serving))
+    engine = Engine(settings, encoder)
     try:
         engine.load()
     except IndexMissing as error:
@@ -335,17 +334,13 @@ def bench_squad(
         Path | None, typer.Option(help="Where to build the benchmark index (default: a temp dir).")
     ] = None,
     limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
-    held_out: Annotated[
-        bool,
-        typer.Option("--held-out", help="Ask only articles the answer-sentence model was not trained on."),
-    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """SQuAD dev as one corpus: this service against BM25-only and dense-only baselines."""
     from qa.bench import run_squad
 
     try:
-        report = run_squad(file, work_dir=work_dir, limit=limit, held_out=held_out)
+        report = run_squad(file, work_dir=work_dir, limit=limit)
     except QAError as error:
         raise fail(str(error)) from None
     typer.echo(json.dumps(report, indent=2) if as_json else report["table"])

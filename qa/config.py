@@ -53,17 +53,11 @@ class Settings(BaseSettings):
     # Second stage: the best candidates are re-scored by their best answer sentence.
     rerank_depth: int = 10
     rerank_weight: float = 0.8
-    # Third stage: the answer-sentence model (a cross-encoder, qa/crossencoder.py) reads the best
-    # sentences of the best passages: "bundled" (shipped with the package), a folder, or "off".
-    answer_model: str = "bundled"
-    answer_model_weight: float = 1.0
     faiss_exact_max: int = Field(default=50_000, description="above this many passages use HNSW")
     # Abstention defaults, used until `qa calibrate` stores fitted values in the index manifest.
     # These are what `qa calibrate` fits for the bundled all-MiniLM-L6-v2 on tests/eval/questions.jsonl.
     abstain_similarity: float = 0.41
     abstain_coverage: float = 0.51
-    abstain_answer_model: float = 1.01  # above 1: the answer-sentence model alone never admits
-    abstain_answer_model_floor: float = 0.0  # below this model probability nothing is answered
     faiss_type: str = Field(default="auto", pattern="^(auto|flat|hnsw)$")
 
     # Service.

@@ -16,7 +16,7 @@ import numpy as np
 from cachetools import LRUCache
 from threadpoolctl import threadpool_limits
 
-from qa.answer import Result, Thresholds, answer, read_closely, rerank
+from qa.answer import Result, Thresholds, answer, rerank
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexMissing, QAError
@@ -27,7 +27,6 @@ from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
     from qa.build import BuildReport
-    from qa.crossencoder import SentenceScorer
 
 T = TypeVar("T")
 
@@ -42,38 +41,19 @@ def thresholds_for(index: LoadedIndex, settings: Settings) -> Thresholds:
     calibration = index.manifest.get("calibration")
     if calibration and calibration.get("model") == index.model:
         values = calibration["thresholds"]
-        return Thresholds(
-            values["similarity"],
-            values["coverage"],
-            "calibrated",
-            values.get("answer_model", 1.01),
-            values.get("answer_model_floor", 0.0),
-        )
-    return Thresholds(
-        settings.abstain_similarity,
-        settings.abstain_coverage,
-        "default",
-        settings.abstain_answer_model,
-        settings.abstain_answer_model_floor,
-    )
+        return Thresholds(values["similarity"], values["coverage"], source="calibrated")
+    return Thresholds(settings.abstain_similarity, settings.abstain_coverage)
 
 
 class Engine:
     """Answers questions against the current index; thread-safe."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        encoder: Encoder,
-        index: LoadedIndex | None = None,
-        scorer: SentenceScorer | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, encoder: Encoder, index: LoadedIndex | None = None) -> None:
         # A question's matrix products are small: BLAS worker threads would only spin, taking the
         # cores from the encoder and the other requests (a third more CPU per question, measured).
         threadpool_limits(limits=1, user_api="blas")
         self.settings = settings
         self.encoder = encoder
-        self.scorer = scorer  # the answer-sentence model; None: answer from the other signals
         self.weights = Weights(settings.dense_weight, settings.sentence_weight)
         self._index = index
         self._cache: LRUCache[tuple[str, int, str], Result] = LRUCache(maxsize=max(settings.cache_size, 1))
@@ -151,8 +131,6 @@ class Engine:
         ranked = search(index, query, candidates=self.settings.candidates, weights=self.weights, mode=mode)
         if mode == "hybrid":
             ranked = rerank(index, query, ranked, self.settings.rerank_depth, self.settings.rerank_weight)
-            if self.scorer is not None:
-                ranked = read_closely(index, query, ranked, self.scorer, self.settings.answer_model_weight)
         return answer(
             index,
             query,

@@ -52,7 +52,6 @@ class Candidate:
     bm25_rank: int | None = None
     rank: int = 0  # 1-based rank after fusion (and reranking)
     answer: float | None = None  # best answer-sentence score, when reranked
-    model: float | None = None  # the answer-sentence model's best probability, when it read the passage
     sentences: list[Any] = field(default_factory=list)  # the reranker's SentenceScores, reused by answer
     score: float = 0.0  # final score: fused, plus the reranking term
 

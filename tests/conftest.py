@@ -73,7 +73,6 @@ def small_settings(tmp_path: Path) -> Settings:
         corpus_dir=write_corpus(tmp_path / "corpus"),
         index_dir=tmp_path / "index",
         model="hashing",
-        answer_model="off",
         abstain_similarity=0.2,
         abstain_coverage=0.5,
     )
@@ -128,7 +127,6 @@ class Server:
             "QA_INDEX_DIR": str(settings.index_dir),
             "QA_MODEL": settings.model,
             "QA_ONNX_DIR": str(settings.onnx_export_dir),
-            "QA_ANSWER_MODEL": settings.answer_model,
             "HF_HUB_OFFLINE": "1",
             **(env or {}),
         }

@@ -76,43 +76,28 @@ def test_calibration_searches_thresholds_under_the_service_rule() -> None:
         Observation(True, "answerable", 0.3, 0.95, True, True),  # every key word: half the similarity
         Observation(True, "answerable", 0.3, 0.8, True, True),  # not every key word: the whole
         Observation(False, "near_topic", 0.5, 0.95, False, False),  # no value of the type asked for
-        Observation(True, "answerable", 0.1, 0.1, True, True, answer_model=0.9),  # the model is sure
     ]
-    r = rates(observations, Thresholds(0.4, 0.5, answer_model=0.8))
-    assert r["answered_answerable"] == 2 / 3 and r["refused_unanswerable"] == 1.0
-    assert [
-        Thresholds(0.4, 0.5, answer_model=0.8).admit(o.similarity, o.coverage, o.typed, o.answer_model)
-        for o in observations
-    ] == [
+    r = rates(observations, Thresholds(0.4, 0.5))
+    assert r["answered_answerable"] == 0.5 and r["refused_unanswerable"] == 1.0
+    assert [Thresholds(0.4, 0.5).admit(o.similarity, o.coverage, o.typed) for o in observations] == [
         True,
         False,
         False,
-        True,
     ]
     # The grid search's vectorised rule is the service's rule, threshold for threshold.
     rng = np.random.default_rng(1)
     many = [
-        Observation(
-            bool(rng.random() < 0.5),
-            "answerable",
-            *rng.random(2),
-            bool(rng.random() < 0.8),
-            True,
-            float(rng.random()),
-        )
+        Observation(bool(rng.random() < 0.5), "answerable", *rng.random(2), bool(rng.random() < 0.8), True)
         for _ in range(200)
     ]
-    grid = np.array([0.0, 0.25, 0.5, 0.9])
-    t_sim, t_cov, t_model, t_floor = np.meshgrid(
-        grid, grid, np.array([0.3, 0.7, 1.01]), np.array([0.0, 0.5]), indexing="ij"
-    )
-    vectorised = _admitted(_arrays(many), t_sim, t_cov, t_model, t_floor)
+    grid = np.array([0.0, 0.25, 0.5, 0.45, 0.9])
+    t_sim, t_cov = np.meshgrid(grid, grid, indexing="ij")
+    vectorised = _admitted(_arrays(many), t_sim, t_cov)
     for index in np.ndindex(t_sim.shape):
-        thresholds = Thresholds(
-            t_sim[index], t_cov[index], answer_model=t_model[index], answer_model_floor=t_floor[index]
-        )
-        expected = [thresholds.admit(o.similarity, o.coverage, o.typed, o.answer_model) for o in many]
-        assert vectorised[index].tolist() == expected
+        thresholds = Thresholds(t_sim[index], t_cov[index])
+        assert vectorised[index].tolist() == [
+            thresholds.admit(o.similarity, o.coverage, o.typed) for o in many
+        ]
 
 
 def test_unknown_words_are_named_when_refusing(built_settings: Settings) -> None:

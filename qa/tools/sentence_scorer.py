@@ -1,27 +1,19 @@
-"""The answer-sentence model: a cross-encoder that reads a question and a sentence together and says
-how likely the sentence answers it.
+"""An answer-sentence model made by ``train_reranker``: a cross-encoder that reads a question and a
+sentence together and says how likely the sentence answers it, run by ONNX Runtime (int8 weights).
 
-It is the bundled all-MiniLM-L6-v2 fine-tuned on SQuAD v2.0 (``qa/tools/train_reranker.py``),
-exported to ONNX with int8 weights and shipped in ``qa/models/answer-sentence/``. ONNX Runtime runs
-it; torch is not needed. Without the folder the service still answers, from the other signals, and
-says so once in its log.
+Measured and not adopted by the service (see the README, "Tried and not adopted"): this is what
+``train_reranker --evaluate`` scores with.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
-from qa.config import Settings
 from qa.errors import QAError
-
-log = logging.getLogger(__name__)
-
-BUNDLED = Path(__file__).resolve().parent / "models" / "answer-sentence"
 
 
 class SentenceScorer:
@@ -62,21 +54,3 @@ class SentenceScorer:
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         )
         return (1.0 / (1.0 + np.exp(-logits.reshape(-1)))).astype(np.float32)
-
-
-def scorer_from(settings: Settings, serving: bool = False) -> SentenceScorer | None:
-    """The model ``QA_ANSWER_MODEL`` names; a server's workers share the cores, as the encoder's do."""
-    threads = max(1, len(os.sched_getaffinity(0)) // settings.workers) if serving else 0
-    return load_scorer(settings.answer_model, threads)
-
-
-def load_scorer(setting: str, threads: int = 0) -> SentenceScorer | None:
-    """``QA_ANSWER_MODEL``: "bundled" (the shipped model), a folder, or "off"."""
-    if setting == "off":
-        return None
-    folder = BUNDLED if setting == "bundled" else Path(setting)
-    try:
-        return SentenceScorer(folder, threads)
-    except Exception as error:  # a missing or unloadable model: answer from the other signals
-        log.warning("answer-sentence model unavailable (%s); answering without it", error)
-        return None
