@@ -18,6 +18,8 @@ SPAN_GAIN = 0.25
 # threshold: that threshold is there for passages that share some words but not the meaning.
 FULL_COVERAGE = 0.9
 FULL_COVERAGE_SIMILARITY = 0.5
+# The sentence that holds the value asked for must score at least this share of the passage's best.
+TYPED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def answer(
     sentence_scores: list[SentenceScore] = []
     if top is not None:
         sentence_scores = top.sentences or score_sentences(index, [top.position], query)[0]
-    typed = any(s.typed for s in sentence_scores)
+    typed = holds_value(sentence_scores)
     answered, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
     span: Span | None = None
     if top is not None:
@@ -179,6 +181,14 @@ def answer(
             answered,
         )
     return result
+
+
+def holds_value(scores: list[SentenceScore]) -> bool:
+    """A sentence of the passage holds the kind of value asked for (a number, a date) AND is itself
+    about the question: a "how many stations" question is not answered by a figure for the economy
+    in the next sentence."""
+    best = max((s.score for s in scores), default=0.0)
+    return any(s.typed and s.score >= TYPED_SHARE * best for s in scores)
 
 
 def _decide(

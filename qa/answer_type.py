@@ -26,7 +26,7 @@ _MONTHS = (
 _TIME = re.compile(
     rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({_MONTHS})\b|\b(century|centuries|decade|decades|ago|yesterday|today|"
     rf"tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|"
-    rf"annually|weekly|daily|since|until|during)\b",
+    rf"annually|weekly|daily)\b",
     re.IGNORECASE,
 )
 

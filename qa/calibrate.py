@@ -88,6 +88,12 @@ def rates(obs: list[Observation], thresholds: Thresholds) -> dict[str, float]:
     a = _arrays(obs)
     answered = np.array([thresholds.admit(o.similarity, o.coverage, o.typed) for o in obs], dtype=bool)
     result = {k: float(v) for k, v in _rates_of(a, answered).items()}
+    result["balanced_accuracy"] = (result["answered_answerable"] + result["refused_unanswerable"]) / 2
+    # Coverage: share of all questions answered; risk: share of answers that are wrong (an
+    # unanswerable question answered, or the first citation without the evidence).
+    wrong = answered & ~(a["answerable"].astype(bool) & a["correct"].astype(bool))
+    result["coverage"] = float(answered.mean()) if len(obs) else 0.0
+    result["risk"] = float(wrong.sum() / answered.sum()) if answered.any() else 0.0
     for kind in sorted({o.kind for o in obs if not o.answerable}):
         rows = [i for i, o in enumerate(obs) if o.kind == kind]
         result[f"refused_{kind}"] = float((~answered[rows]).mean())
@@ -141,6 +147,17 @@ def fit(
         }
         for name, items in (validation or {}).items()
     ]
+    trade_off = []
+    for scale in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5):  # both thresholds scaled around the fit
+        scaled = Thresholds(round(thresholds.similarity * scale, 3), round(thresholds.coverage * scale, 3))
+        trade_off.append(
+            {
+                "scale": scale,
+                "similarity_threshold": scaled.similarity,
+                "coverage_threshold": scaled.coverage,
+                **{k: round(v, 4) for k, v in rates(everything, scaled).items()},
+            }
+        )
     return {
         "model": engine.index.model,
         "thresholds": _values(thresholds),
@@ -148,6 +165,7 @@ def fit(
         "fitted": {k: round(v, 4) for k, v in rates(everything, thresholds).items()},
         "cross_validation": held_out,
         "validation": validated,
+        "trade_off": trade_off,
         "questions": len(everything),
         "sources": list(by_source),
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -165,10 +183,11 @@ def format_report(calibration: dict[str, Any]) -> str:
         return (
             f"  {label:<30}{r['right']:>7.3f}{r['answered_answerable']:>10.3f}"
             f"{'–' if near is None else f'{near:.3f}':>13}{'–' if off is None else f'{off:.3f}':>12}"
+            f"{r['balanced_accuracy']:>10.3f}"
         )
 
     t = calibration["thresholds"]
-    header = f"  {'':<30}{'hit@1':>7}{'answered':>10}{'refused near':>13}{'refused off':>12}"
+    header = f"  {'':<30}{'hit@1':>7}{'answered':>10}{'refused near':>13}{'refused off':>12}{'balanced':>10}"
     lines = [
         f"fitted on {calibration['questions']} questions ({', '.join(calibration['sources'])}) "
         f"for model {calibration['model']}",
@@ -190,4 +209,14 @@ def format_report(calibration: dict[str, Any]) -> str:
         lines.append("")
     lines += ["on the fitting questions themselves (not a measure of generalisation):", header]
     lines.append(row("all sources", calibration["fitted"]))
+    lines += [
+        "",
+        "risk-coverage trade-off on the fitting questions (both thresholds scaled):",
+        "  scale  similarity  coverage  answered(ans)  refused(unans)  coverage  risk",
+    ]
+    for r in calibration["trade_off"]:
+        lines.append(
+            f"  {r['scale']:>5.2f}  {r['similarity_threshold']:>10.3f}  {r['coverage_threshold']:>8.3f}  "
+            f"{r['answered_answerable']:>13.1%}  {r['refused_unanswerable']:>14.1%}  {r['coverage']:>8.1%}  {r['risk']:>5.1%}"
+        )
     return "\n".join(lines)

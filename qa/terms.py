@@ -3,7 +3,6 @@ and the soft word coverage that tells whether a passage speaks of what the quest
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections.abc import Iterable
@@ -106,15 +105,12 @@ class Lexicon:
         """Query stems the corpus never uses."""
         return sorted({t for t in query_terms if t not in self.doc_freq})
 
-    def idf(self, term: str) -> float:
-        # Smoothed so that a word in every passage still counts a little; unknown words weigh most.
-        return math.log(1.0 + (self.n_docs + 1) / (self.doc_freq.get(term, 0) + 0.5))
-
-    def weigh(self, word: str, stem: str, word_vector: np.ndarray, question_vector: np.ndarray) -> float:
+    @staticmethod
+    def weigh(word: str, word_vector: np.ndarray, question_vector: np.ndarray) -> float:
         """Rarity in general English times the word's cosine with the whole question: "budget" in
         "What is the budget of the task force?" weighs much more than "bring" in "How much will AI
         bring to the economy?", and an ordinary word the corpus happens not to use ("point") little."""
-        return self.idf(stem) * rarity(word) * max(0.05, float(word_vector @ question_vector))
+        return rarity(word) * max(0.05, float(word_vector @ question_vector))
 
     def ids(self, text: str) -> np.ndarray:
         return np.array([self.word_ids[w] for w in content_words(text) if w in self.word_ids], dtype=np.int64)

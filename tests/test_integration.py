@@ -13,14 +13,25 @@ from tests.conftest import EVAL_SET, Server
 
 pytestmark = pytest.mark.slow
 
-# Floors: measured values sit above these (see the README); a regression below them fails CI.
+# Floors, one question under the measured values (see the README): a regression below them fails CI.
+# hit@1 counts a refused answerable question as a miss. Both files are checked: our own questions,
+# and the ones written by someone else in their own words (validation only: nothing is fitted on them).
 FLOORS = {
-    "hit@1": 0.86,
-    "hit@3": 0.95,
-    "mrr": 0.91,
-    "answer_sentence_hit": 0.80,
-    "answered_rate": 0.90,
-    "abstention_rate": 0.88,
+    "questions.jsonl": {
+        "hit@1": 0.86,
+        "hit@3": 0.95,
+        "mrr": 0.91,
+        "answer_sentence_hit": 0.84,
+        "answered_rate": 0.98,
+        "abstention_rate": 0.73,
+    },
+    "paraphrase_questions.jsonl": {
+        "hit@1": 0.61,
+        "hit@3": 0.69,
+        "answer_sentence_hit": 0.57,
+        "answered_rate": 0.76,
+        "abstention_rate": 0.75,
+    },
 }
 
 
@@ -103,13 +114,14 @@ def test_server_without_index_answers_503(tmp_path) -> None:  # noqa: ANN001
         server.stop()
 
 
-def test_evaluation_floors(article_settings: Settings, real_encoder) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_evaluation_floors(article_settings: Settings, real_encoder, name: str) -> None:  # noqa: ANN001
     engine = Engine(article_settings, real_encoder)
     engine.load()
-    metrics = run_eval(engine, load_eval_set(EVAL_SET))
+    metrics = run_eval(engine, load_eval_set(EVAL_SET.parent / name))
     assert metrics["grounding_violations"] == 0
     assert metrics["abstention_by_kind"]["off_topic"] == 1.0
-    below = {k: (metrics[k], floor) for k, floor in FLOORS.items() if metrics[k] < floor}
+    below = {k: (metrics[k], floor) for k, floor in FLOORS[name].items() if metrics[k] < floor}
     assert not below, f"metrics below their floors: {below}"
 
 
