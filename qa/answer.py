@@ -257,7 +257,7 @@ def score_sentences(index: LoadedIndex, positions: list[int], query: Query) -> l
     if not positions:
         return []
     terms = [t for p in positions for t in index.sentence_terms(p)]
-    coverages = index.lexicon.coverages(query.words, terms)
+    coverages = index.lexicon.coverages(query.words, terms, ranking=True)
     similarities = index.sentence_rows(positions) @ query.vector
     wanted = expected_type(query.text)
     scores: list[list[SentenceScore]] = []
@@ -291,7 +291,7 @@ def choose_span(
             left, right = sorted((best, other))
             (stems_left, ids_left), (stems_right, ids_right) = terms[left], terms[right]
             pair_coverage = lexicon.coverage(
-                query.words, stems_left | stems_right, np.concatenate([ids_left, ids_right])
+                query.words, stems_left | stems_right, np.concatenate([ids_left, ids_right]), ranking=True
             )
             if pair_coverage - scores[best].coverage >= SPAN_GAIN:
                 return scores[left].start, scores[right].end, score

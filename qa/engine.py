@@ -110,7 +110,7 @@ class Engine:
                 lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in qwords
             ]
             query_words = [
-                QueryWord(w, s, v, lexicon.weigh(w, v, vector))
+                QueryWord(w, s, v, lexicon.weigh(w, v, vector), lexicon.rank_weigh(s, v, vector))
                 for w, s, v in zip(qwords, stems(qwords), word_vectors)
             ]
             result.append(

@@ -3,6 +3,7 @@ and the soft word coverage that tells whether a passage speaks of what the quest
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Iterable
@@ -78,7 +79,8 @@ class QueryWord:
     word: str
     stem: str
     vector: np.ndarray
-    weight: float  # how much the word matters: rarity in English times closeness to the question
+    weight: float  # whether the corpus can answer: rarity in English times closeness to the question
+    rank_weight: float  # which passage or sentence answers: rarity in the corpus times closeness
 
 
 class Lexicon:
@@ -105,6 +107,12 @@ class Lexicon:
         """Query stems the corpus never uses."""
         return sorted({t for t in query_terms if t not in self.doc_freq})
 
+    def rank_weigh(self, stem: str, word_vector: np.ndarray, question_vector: np.ndarray) -> float:
+        """IDF over the corpus' passages times closeness to the question: what tells one passage or
+        sentence of this corpus from another (a word in every passage tells nothing)."""
+        idf = math.log(1.0 + (self.n_docs + 1) / (self.doc_freq.get(stem, 0) + 0.5))
+        return idf * max(0.05, float(word_vector @ question_vector))
+
     @staticmethod
     def weigh(word: str, word_vector: np.ndarray, question_vector: np.ndarray) -> float:
         """Rarity in general English times the word's cosine with the whole question: "budget" in
@@ -115,14 +123,21 @@ class Lexicon:
     def ids(self, text: str) -> np.ndarray:
         return np.array([self.word_ids[w] for w in content_words(text) if w in self.word_ids], dtype=np.int64)
 
-    def coverage(self, query: list[QueryWord], text_stems: set[str], text_word_ids: np.ndarray) -> float:
+    def coverage(
+        self, query: list[QueryWord], text_stems: set[str], text_word_ids: np.ndarray, ranking: bool = False
+    ) -> float:
         """Weighted share of the question's words the text holds: exactly (same stem) or softly
         (a word of the text close in meaning). 1.0 for a question without content words."""
-        return float(self.coverages(query, [(text_stems, text_word_ids)])[0])
+        return float(self.coverages(query, [(text_stems, text_word_ids)], ranking)[0])
 
-    def coverages(self, query: list[QueryWord], texts: list[tuple[set[str], np.ndarray]]) -> np.ndarray:
-        """``coverage`` of several texts (the sentences of a passage, say) in one matrix product."""
-        weights = np.array([word.weight for word in query], dtype=np.float32)
+    def coverages(
+        self, query: list[QueryWord], texts: list[tuple[set[str], np.ndarray]], ranking: bool = False
+    ) -> np.ndarray:
+        """``coverage`` of several texts (the sentences of a passage, say) in one matrix product.
+        ``ranking``: weigh the words by what tells this corpus' texts apart (``rank_weight``), to
+        choose among them; otherwise by what they say in general (``weight``), to decide whether
+        the best of them answers."""
+        weights = np.array([word.rank_weight if ranking else word.weight for word in query], dtype=np.float32)
         total = float(weights.sum())
         if not query or total == 0 or not texts:
             return np.ones(len(texts))
