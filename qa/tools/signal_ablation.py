@@ -59,9 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--validate", type=Path, action="append", help="file to report only")
     args = parser.parse_args(argv)
     sources = {p.name: load_eval_set(p) for p in (args.set or [DEFAULT_EVAL_DIR / n for n in FIT_SETS])}
-    validation = {p.name: load_eval_set(p) for p in (args.validate or [DEFAULT_EVAL_DIR / n for n in VALIDATION_SETS])}
+    validation = {
+        p.name: load_eval_set(p) for p in (args.validate or [DEFAULT_EVAL_DIR / n for n in VALIDATION_SETS])
+    }
     engine = load_engine(Settings())
-    print("| variant | file | hit@1 | answered | refused near-topic | refused off-topic | balanced accuracy |")
+    print(
+        "| variant | file | hit@1 | answered | refused near-topic | refused off-topic | balanced accuracy |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, patch in VARIANTS.items():
         with patch():  # type: ignore[attr-defined]
