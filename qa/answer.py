@@ -134,7 +134,8 @@ def answer(
     if top is not None:
         sentence_scores = top.sentences or score_sentences(index, [top.position], query)[0]
     typed = holds_value(sentence_scores)
-    answered, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
+    failed, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
+    answered = failed is None
     span: Span | None = None
     if top is not None:
         passage = index.passages[top.position]
@@ -156,7 +157,7 @@ def answer(
         answered=answered,
         answer=span,
         citations=ranking if answered else [],
-        reason=None if answered else plain_reason(index, query, top, reason),
+        reason=None if failed is None else plain_reason(index, query, top, failed),
         index_fingerprint=index.fingerprint,
         signals={
             "similarity": similarity,
@@ -199,46 +200,48 @@ def _decide(
     coverage: float,
     typed: bool,
     thresholds: Thresholds,
-) -> tuple[bool, str]:
+) -> tuple[str | None, str]:
+    """Which condition of the answer rule failed (None: answer), and the decision in numbers."""
     if top is None:
-        return False, "no passage in the corpus shares anything with the question"
+        return "nothing", "no passage in the corpus shares anything with the question"
     needed = thresholds.similarity_needed(coverage)
     if thresholds.admit(similarity, coverage, typed):
         lowered = ", lowered because the passage holds the question's key words"
-        return True, (
+        return None, (
             f"answered: the best passage has similarity {similarity:.2f} (threshold "
             f"{needed:.2f}{lowered if needed < thresholds.similarity else ''}) and covers "
             f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
         )
     # Refused: say which condition of the rule failed first.
     if similarity < needed:
-        return False, (
+        return "similarity", (
             f"no passage in the corpus answers this: the closest passage has similarity "
             f"{similarity:.2f}, below the threshold {needed:.2f}"
         )
     if coverage < thresholds.coverage:
         unknown = index.lexicon.unknown(query.terms)
         missing = f" (never used in the corpus: {', '.join(unknown)})" if unknown else ""
-        return False, (
+        return "coverage", (
             f"no passage in the corpus answers this: the closest passage covers {coverage:.0%} of the "
             f"question's key words, below the threshold {thresholds.coverage:.0%}{missing}"
         )
-    return False, (
+    return "value", (
         f"no passage in the corpus answers this: the question asks for a {expected_type(query.text)} "
         f"and the closest passage gives none"
     )
 
 
-def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, decision: str) -> str:
+def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, failed: str) -> str:
     """Why the service refused, for the person who asked: no scores, no stems, no thresholds (those
-    stay in ``explain``). Names the closest section and the key words it does not hold."""
+    stay in ``explain``). Names the closest section and the key words it does not hold. ``failed``
+    is the condition of the answer rule that failed (``_decide``)."""
     if top is None:
         return "Nothing in the documents relates to this question."
     passage = index.passages[top.position]
     where = passage.heading.split(" › ")[-1] if passage.heading else index.documents[passage.doc_id].title
-    if "similarity" in decision:
+    if failed == "similarity":
         return "The documents don't seem to cover this: nothing in them comes close to the question."
-    if "asks for a" in decision:
+    if failed == "value":
         wanted = {"number": "a number", "time": "a date or time"}.get(
             expected_type(query.text) or "", "the value"
         )
