@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -110,22 +112,27 @@ def test_sigterm_drains_in_flight_requests(built_settings: Settings) -> None:
     server = Server(built_settings)
     server.wait_ready()
     statuses: list[int] = []
-    started = threading.Barrier(9)
+    finish = threading.Event()
+
+    def body() -> Iterator[bytes]:  # half a body now, the rest after SIGTERM: surely in flight
+        yield b'{"question": "How many eggs does the queen lay?'
+        finish.wait(10)
+        yield b'"}'
 
     def ask() -> None:
         with httpx.Client(timeout=30) as http:
-            started.wait()
-            statuses.append(
-                http.post(
-                    server.url + "/ask", json={"question": "How many eggs does the queen lay?" * 20}
-                ).status_code
+            response = http.post(
+                server.url + "/ask", content=body(), headers={"content-type": "application/json"}
             )
+            statuses.append(response.status_code)
 
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for thread in threads:
         thread.start()
-    started.wait()
+    time.sleep(1.0)  # every request has sent its headers and the start of its body
     os.kill(server.process.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    finish.set()
     for thread in threads:
         thread.join()
     assert server.process.wait(timeout=30) == 0
