@@ -21,7 +21,7 @@ from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexMissing, QAError
 from qa.index import LoadedIndex, load_index
-from qa.question import prepare
+from qa.question import prepare, rarity
 from qa.retrieve import Mode, Query, Weights, search
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
@@ -54,6 +54,7 @@ class Engine:
         threadpool_limits(limits=1, user_api="blas")
         self.settings = settings
         self.encoder = encoder
+        rarity("the")  # loads wordfreq's English table now, not on the first question (half a second)
         self.weights = Weights(settings.dense_weight, settings.sentence_weight)
         self._index = index
         self._cache: LRUCache[tuple[str, int, str], Result] = LRUCache(maxsize=max(settings.cache_size, 1))
