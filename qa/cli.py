@@ -44,7 +44,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):  # noqa: ANN201
+def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):
     from qa.encoder import encoder_from
     from qa.engine import Engine
     from qa.errors import IndexMissing

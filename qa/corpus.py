@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from qa.errors import CorpusError
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 # What one file may cost. A 20 MB text takes minutes and gigabytes to split and embed; front matter
 # is a few key: value lines, so a large one (or one with YAML aliases) is an attack, not metadata.
 MAX_DOCUMENT_BYTES = 10 * 2**20
@@ -119,11 +119,6 @@ def _combine(digests: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-def load_corpus(corpus_dir: Path) -> list[Document]:
-    """Read every document; raise CorpusError naming the first bad file. Ids are unique."""
-    return read_corpus(corpus_dir).documents
-
-
 def read_corpus(corpus_dir: Path, max_bytes: int = MAX_DOCUMENT_BYTES) -> Corpus:
     """Every document, and the corpus fingerprint of exactly the bytes they were parsed from (each
     file is read once). A file over ``max_bytes`` is refused before it is read."""
@@ -161,27 +156,10 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_document(path: Path, corpus_dir: Path, raw: bytes) -> Document:
-    """Parse one file's bytes by its suffix."""
+    """Parse one file's bytes with the reader of its suffix (``READERS``)."""
     relative = path.relative_to(corpus_dir).as_posix()
-    suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        text, meta = _read_pdf(path, raw)
-        fmt = "pdf"
-    else:
-        try:
-            decoded = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise CorpusError(path, f"not valid UTF-8 (byte {error.start})") from error
-        decoded = decoded.removeprefix("\ufeff")
-        if suffix in (".md", ".markdown"):
-            text, meta = _read_markdown(path, decoded)
-            fmt = "markdown"
-        elif suffix in (".html", ".htm"):
-            text, meta = _read_html(path, decoded)
-            fmt = "html"
-        else:
-            text, meta = decoded, {}
-            fmt = "text"
+    fmt, reader = READERS[path.suffix.lower()]
+    text, meta = reader(path, raw)
     if not text.strip():
         raise CorpusError(path, "document is empty")
     if not any(character.isalnum() for character in text):
@@ -220,16 +198,27 @@ class _NoAliasLoader(yaml.SafeLoader):
     """YAML without anchors and aliases: front matter needs neither, and nested aliases expand
     exponentially (a "billion laughs" document of one line)."""
 
-    def compose_node(self, parent, index):  # noqa: ANN001, ANN201
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(None, None, "aliases are not allowed", event.start_mark)
         return super().compose_node(parent, index)
 
 
-def _read_markdown(path: Path, decoded: str) -> tuple[str, dict[str, object]]:
+def _decoded(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise CorpusError(path, f"not valid UTF-8 (byte {error.start})") from error
+
+
+def _read_text(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
+    return _decoded(path, raw), {}
+
+
+def _read_markdown(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
     # As python-frontmatter's parse(), with limits before the YAML is loaded.
-    text = decoded.strip()
+    text = _decoded(path, raw).strip()
     handler = frontmatter.YAMLHandler()
     if not handler.detect(text):
         return text, {}
@@ -252,10 +241,10 @@ def _read_markdown(path: Path, decoded: str) -> tuple[str, dict[str, object]]:
     return content.strip(), dict(metadata)
 
 
-def _read_html(path: Path, decoded: str) -> tuple[str, dict[str, object]]:
+def _read_html(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
     import trafilatura  # imported here: only HTML corpora pay for it
 
-    extracted = trafilatura.bare_extraction(decoded, with_metadata=True, include_comments=False)
+    extracted = trafilatura.bare_extraction(_decoded(path, raw), with_metadata=True, include_comments=False)
     if extracted is None:
         raise CorpusError(path, "no main text found in the HTML page")
     data = extracted.as_dict() if hasattr(extracted, "as_dict") else dict(extracted)
@@ -276,3 +265,17 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
     except (PdfReadError, ValueError, KeyError) as error:
         raise CorpusError(path, f"unreadable PDF ({error})") from error
     return "\n\n".join(pages), {"title": info.get("/Title")}
+
+
+Reader = Callable[[Path, bytes], tuple[str, dict[str, object]]]
+# Suffix -> (format name, reader of the file's bytes into its text and metadata). A new format is
+# one entry here and one function.
+READERS: dict[str, tuple[str, Reader]] = {
+    ".md": ("markdown", _read_markdown),
+    ".markdown": ("markdown", _read_markdown),
+    ".txt": ("text", _read_text),
+    ".html": ("html", _read_html),
+    ".htm": ("html", _read_html),
+    ".pdf": ("pdf", _read_pdf),
+}
+SUFFIXES = tuple(READERS)

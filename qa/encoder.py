@@ -139,7 +139,7 @@ class OnnxEncoder:
         vectors[batch] = self._run([encodings[j] for j in batch])
         return vectors
 
-    def _run(self, encodings: list) -> np.ndarray:  # noqa: ANN001 - tokenizers.Encoding
+    def _run(self, encodings: list) -> np.ndarray:  # of tokenizers.Encoding
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -180,7 +180,7 @@ def export_onnx(model: str, onnx_file: Path) -> Path:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001, ANN201
+        def forward(self, input_ids, attention_mask, token_type_ids):
             return self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state

@@ -62,7 +62,6 @@ class Engine:
         # Vectors of question words the corpus does not use, kept across questions and index versions.
         self._word_vectors: LRUCache[str, np.ndarray] = LRUCache(maxsize=20_000)
         self._cache_lock = threading.Lock()
-        self.cache_hits = 0
 
     @property
     def index(self) -> LoadedIndex:
@@ -157,7 +156,6 @@ class Engine:
             with self._cache_lock:
                 cached = self._cache.get(key)
             if cached is not None:
-                self.cache_hits += 1
                 return dataclasses.replace(cached, question=question, cached=True)
         (query,) = self.queries([question], index)
         result = self.respond(index, query, top_k, explain=explain, mode=mode)

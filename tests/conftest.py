@@ -90,13 +90,13 @@ def built_settings(small_settings: Settings, fake_encoder: HashingEncoder) -> Se
 
 
 @pytest.fixture(scope="session")
-def real_encoder():  # noqa: ANN201
+def real_encoder():
     """The bundled all-MiniLM-L6-v2 (the configured backend), loaded once for the session."""
     return encoder_from(Settings(onnx_dir=MODELS))
 
 
 @pytest.fixture(scope="session")
-def article_settings(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Settings:  # noqa: ANN001
+def article_settings(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Settings:
     """An index of the repository's corpus/ built with the real model in a temp folder."""
     work = tmp_path_factory.mktemp("article")
     shutil.copytree(ROOT / "corpus", work / "corpus")

@@ -110,11 +110,10 @@ def test_cache_returns_same_answer_and_clears_on_swap(built_settings: Settings) 
     engine = engine_for(built_settings)
     first = engine.ask("Where does the Shinkansen run?")
     again = engine.ask("  where does the SHINKANSEN run? ")
-    assert engine.cache_hits == 1 and again.cached and not first.cached
+    assert again.cached and not first.cached
     assert again.answer == first.answer and again.question == "  where does the SHINKANSEN run? "
     engine.load()
-    engine.ask("Where does the Shinkansen run?")
-    assert engine.cache_hits == 1
+    assert not engine.ask("Where does the Shinkansen run?").cached  # a new index version: asked anew
 
 
 def test_segment_max_takes_each_run_and_gives_zero_to_an_empty_one() -> None:

@@ -9,7 +9,7 @@ from qa.encoder import HashingEncoder
 
 
 @pytest.fixture
-def client(built_settings: Settings):  # noqa: ANN201
+def client(built_settings: Settings):
     with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
         yield client
 
@@ -196,3 +196,12 @@ def test_rate_limit_and_cors(built_settings: Settings) -> None:
 def test_cors_closed_by_default(client: TestClient) -> None:
     response = client.get("/healthz", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_reindex_report_carries_every_field_of_the_build_report() -> None:
+    from dataclasses import fields
+
+    from qa.build import BuildReport
+    from qa.schemas import ReindexReport
+
+    assert {f.name for f in fields(BuildReport)} <= set(ReindexReport.model_fields)

@@ -41,7 +41,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, article_server: Server):  # noqa: ANN001, ANN201
+def page(browser, article_server: Server):
     context = browser.new_context(viewport={"width": 1100, "height": 900}, base_url=article_server.url)
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -49,7 +49,7 @@ def page(browser, article_server: Server):  # noqa: ANN001, ANN201
     context.close()
 
 
-def test_answer_is_highlighted_with_a_citation_link(page) -> None:  # noqa: ANN001
+def test_answer_is_highlighted_with_a_citation_link(page) -> None:
     page.goto("/")
     page.get_by_label("Your question").fill("Who developed GigaChat?")
     page.keyboard.press("Enter")
@@ -63,7 +63,7 @@ def test_answer_is_highlighted_with_a_citation_link(page) -> None:  # noqa: ANN0
     page.screenshot(path=str(SHOTS / "answer.png"), full_page=True)
 
 
-def test_refusal_is_plain(page) -> None:  # noqa: ANN001
+def test_refusal_is_plain(page) -> None:
     page.goto("/")
     page.get_by_label("Your question").fill("How do I bake sourdough bread?")
     page.get_by_role("button", name="Ask", exact=True).click()
@@ -74,7 +74,7 @@ def test_refusal_is_plain(page) -> None:  # noqa: ANN001
     page.screenshot(path=str(SHOTS / "refusal.png"), full_page=True)
 
 
-def test_document_view_highlights_and_scrolls_to_the_span(page, article_server: Server) -> None:  # noqa: ANN001
+def test_document_view_highlights_and_scrolls_to_the_span(page, article_server: Server) -> None:
     import httpx
 
     page.goto("/")
@@ -94,7 +94,7 @@ def test_document_view_highlights_and_scrolls_to_the_span(page, article_server: 
     page.screenshot(path=str(SHOTS / "document.png"))
 
 
-def test_keyboard_only_on_a_phone(browser, article_server: Server) -> None:  # noqa: ANN001
+def test_keyboard_only_on_a_phone(browser, article_server: Server) -> None:
     context = browser.new_context(
         viewport={"width": 375, "height": 740}, base_url=article_server.url, is_mobile=True
     )

@@ -11,7 +11,7 @@ from qa.config import Settings
 runner = CliRunner()
 
 
-def run(settings: Settings, *args: str):  # noqa: ANN201
+def run(settings: Settings, *args: str):
     env = {"QA_MODEL": "hashing", "QA_ABSTAIN_SIMILARITY": "0.2", "QA_ABSTAIN_COVERAGE": "0.5"}
     return runner.invoke(
         app, [*args, "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)], env=env

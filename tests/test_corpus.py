@@ -2,13 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import corpus_fingerprint, load_corpus
+from qa.corpus import corpus_fingerprint, read_corpus
 from qa.errors import CorpusError
 from tests.conftest import write_corpus
 
 
 def test_loads_markdown_text_and_front_matter(tmp_path: Path) -> None:
-    docs = {d.doc_id: d for d in load_corpus(write_corpus(tmp_path))}
+    docs = {d.doc_id: d for d in read_corpus(write_corpus(tmp_path)).documents}
     assert sorted(docs) == ["bees", "solar", "trains"]
     solar = docs["solar"]
     assert solar.title == "Solar panels"
@@ -20,7 +20,7 @@ def test_loads_markdown_text_and_front_matter(tmp_path: Path) -> None:
 
 def test_repository_article_keeps_the_seed_text_verbatim() -> None:
     root = Path(__file__).resolve().parent.parent
-    (article,) = load_corpus(root / "corpus")
+    (article,) = read_corpus(root / "corpus").documents
     seed = root.parent / "shared" / "seed" / "000_484431fbf8b6cb0c.txt"
     if not seed.exists():
         pytest.skip("the seed text is not beside this checkout")
@@ -33,9 +33,9 @@ def test_repository_article_keeps_the_seed_text_verbatim() -> None:
 def test_ids_are_stable_and_derived_from_paths(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "My Notes.txt").write_text("Some text here.", encoding="utf-8")
-    first = load_corpus(tmp_path)[0]
+    first = read_corpus(tmp_path).documents[0]
     assert first.doc_id == "sub-My-Notes"
-    assert load_corpus(tmp_path)[0] == first
+    assert read_corpus(tmp_path).documents[0] == first
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_bad_files_are_named_with_the_problem(
     write_corpus(tmp_path)
     (tmp_path / name).write_bytes(content)
     with pytest.raises(CorpusError) as error:
-        load_corpus(tmp_path)
+        read_corpus(tmp_path)
     assert name in str(error.value) and problem in str(error.value)
 
 
@@ -61,8 +61,8 @@ def test_duplicate_ids_name_both_files(tmp_path: Path) -> None:
     write_corpus(tmp_path)
     (tmp_path / "copy.md").write_text("---\nid: solar\n---\nAnother text.", encoding="utf-8")
     with pytest.raises(CorpusError, match="duplicate document id 'solar'") as error:
-        load_corpus(tmp_path)
-    assert "copy.md" in str(error.value) or "solar.md" in str(error.value)
+        read_corpus(tmp_path)
+    assert "copy.md" in str(error.value) and "solar.md" in str(error.value)
 
 
 def test_html_main_text_title_and_source(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_html_main_text_title_and_source(tmp_path: Path) -> None:
         </article><footer>Copyright notice</footer></body></html>""",
         encoding="utf-8",
     )
-    (doc,) = load_corpus(tmp_path)
+    (doc,) = read_corpus(tmp_path).documents
     assert doc.format == "html"
     assert doc.title == "Tidal power explained"
     assert doc.source == "https://example.org/tidal"
@@ -94,6 +94,6 @@ def test_fingerprint_changes_with_any_edit(tmp_path: Path) -> None:
 
 def test_missing_or_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="does not exist"):
-        load_corpus(tmp_path / "nope")
+        read_corpus(tmp_path / "nope")
     with pytest.raises(CorpusError, match="no documents"):
-        load_corpus(tmp_path)
+        read_corpus(tmp_path)

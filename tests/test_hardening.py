@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from qa.api import create_app
 from qa.config import Settings
-from qa.corpus import load_corpus
+from qa.corpus import read_corpus
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
 from qa.errors import CorpusError
@@ -28,7 +28,7 @@ from tests.conftest import Server
 
 
 @pytest.fixture
-def client(built_settings: Settings):  # noqa: ANN201
+def client(built_settings: Settings):
     with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
         yield client
 
@@ -57,7 +57,7 @@ def test_odd_questions_never_500(client: TestClient, question: str) -> None:
 
 def test_no_stack_trace_on_an_unexpected_error(built_settings: Settings) -> None:
     class Broken(Engine):
-        def ask(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        def ask(self, *args, **kwargs):
             raise RuntimeError("secret internal detail")
 
     engine = Broken(built_settings, HashingEncoder())
@@ -149,7 +149,7 @@ def test_property_loader_and_splitter(tmp_path: Path, body: str, suffix: str) ->
     folder.mkdir()
     (folder / f"doc{suffix}").write_text(body, encoding="utf-8", newline="")
     try:
-        (document,) = load_corpus(folder)
+        (document,) = read_corpus(folder).documents
     except CorpusError as error:  # the only failure allowed: a clear one naming the file
         assert "doc" in str(error)
         return

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from qa.api import create_app
 from qa.build import build_index
 from qa.config import Settings
-from qa.corpus import MAX_FRONT_MATTER_BYTES, load_corpus, read_corpus
+from qa.corpus import MAX_FRONT_MATTER_BYTES, read_corpus
 from qa.encoder import HashingEncoder, _remove_orphans
 from qa.errors import CorpusError, IndexCorrupt
 from qa.index import check, file_records, load_index
@@ -329,7 +329,7 @@ def test_costly_front_matter_is_refused_at_once(tmp_path: Path, front: str, prob
     (tmp_path / "laughs.md").write_text(f"---\n{front}---\nOne line.\n", encoding="utf-8")
     started = time.perf_counter()
     with pytest.raises(CorpusError, match=f"laughs.md.*{problem}"):
-        load_corpus(tmp_path)
+        read_corpus(tmp_path)
     assert time.perf_counter() - started < 5
 
 
@@ -365,7 +365,7 @@ def test_head_is_answered_like_get_without_a_body(built_settings: Settings) -> N
 def test_a_text_of_only_nul_bytes_is_not_a_document(tmp_path: Path) -> None:
     (tmp_path / "nul.txt").write_bytes(b"\x00" * 64)
     with pytest.raises(CorpusError, match="nul.txt.*no words"):
-        load_corpus(tmp_path)
+        read_corpus(tmp_path)
 
 
 def test_half_written_onnx_exports_of_dead_processes_are_removed(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_unknown_ids_and_readiness_over_http(article_server: Server) -> None:
     assert ready["stale"] is False and ready["passages"] > 5
 
 
-def test_server_without_index_answers_503(tmp_path) -> None:  # noqa: ANN001
+def test_server_without_index_answers_503(tmp_path) -> None:
     from tests.conftest import write_corpus
 
     settings = Settings(corpus_dir=write_corpus(tmp_path / "c"), index_dir=tmp_path / "none", model="hashing")
@@ -115,7 +115,7 @@ def test_server_without_index_answers_503(tmp_path) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("name", sorted(FLOORS))
-def test_evaluation_floors(article_settings: Settings, real_encoder, name: str) -> None:  # noqa: ANN001
+def test_evaluation_floors(article_settings: Settings, real_encoder, name: str) -> None:
     engine = Engine(article_settings, real_encoder)
     engine.load()
     metrics = run_eval(engine, load_eval_set(EVAL_SET.parent / name))
@@ -125,7 +125,7 @@ def test_evaluation_floors(article_settings: Settings, real_encoder, name: str) 
     assert not below, f"metrics below their floors: {below}"
 
 
-def test_onnx_runtime_gives_the_sentence_transformers_vectors(real_encoder) -> None:  # noqa: ANN001
+def test_onnx_runtime_gives_the_sentence_transformers_vectors(real_encoder) -> None:
     from qa.encoder import OnnxEncoder, load_encoder
 
     if not isinstance(real_encoder, OnnxEncoder):

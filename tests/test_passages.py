@@ -4,7 +4,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.corpus import Document, load_corpus
+from qa.corpus import Document, read_corpus
 from qa.passages import _LIST_MARKER as LIST_LINE
 from qa.passages import sentence_spans, split_document
 from tests.conftest import write_corpus
@@ -17,7 +17,7 @@ def doc(text: str, fmt: str = "markdown") -> Document:
 
 
 def test_offsets_hold_for_every_passage_and_sentence(tmp_path: Path) -> None:
-    for document in load_corpus(write_corpus(tmp_path)):
+    for document in read_corpus(write_corpus(tmp_path)).documents:
         for passage in split_document(document, 120):
             assert document.text[passage.start : passage.end] == passage.text
             assert passage.sentences[0].start == passage.start and passage.sentences[-1].end == passage.end

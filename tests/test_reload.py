@@ -15,7 +15,7 @@ import pytest
 
 from qa.build import build_index, save_calibration
 from qa.config import Settings
-from qa.corpus import load_corpus
+from qa.corpus import read_corpus
 from qa.encoder import HashingEncoder
 from qa.index import check, load_index
 from tests.conftest import Server
@@ -32,7 +32,7 @@ QUESTIONS = [
 
 
 def snapshot(corpus: Path) -> dict[str, str]:
-    return {d.doc_id: d.text for d in load_corpus(corpus)}
+    return {d.doc_id: d.text for d in read_corpus(corpus).documents}
 
 
 def test_five_reindexes_under_concurrent_load(built_settings: Settings) -> None:
