@@ -170,21 +170,46 @@ def onnx_supported(model: str) -> bool:
     )
 
 
-def export_onnx(model: str, onnx_file: Path) -> Path:
-    """Export the transformer of a sentence-transformers directory to ONNX (needs torch, once)."""
+def export_bert(model: object, output: str, onnx_file: Path, output_axes: dict[int, str]) -> None:
+    """Export a BERT-style Hugging Face model to ONNX with dynamic batch and length: inputs
+    input_ids, attention_mask and token_type_ids, one output (the model's attribute ``output``)."""
     import torch
-    from transformers import AutoModel
 
-    class Hidden(torch.nn.Module):
+    class Output(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(
+            outputs = self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+            )
+            return getattr(outputs, output)
 
+    ids = torch.ones((1, 8), dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Output(model),
+            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+            str(onnx_file),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=[output],
+            dynamic_axes={
+                "input_ids": axes,
+                "attention_mask": axes,
+                "token_type_ids": axes,
+                output: output_axes,
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def export_onnx(model: str, onnx_file: Path) -> Path:
+    """Export the transformer of a sentence-transformers directory to ONNX (needs torch, once)."""
+    from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
@@ -192,25 +217,7 @@ def export_onnx(model: str, onnx_file: Path) -> Path:
     onnx_file.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(onnx_file)
     tmp = onnx_file.with_suffix(f".tmp-{os.getpid()}")
-    ids = torch.ones((1, 8), dtype=torch.long)
-    axes = {0: "batch", 1: "tokens"}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Hidden(transformer),
-            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-            str(tmp),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={
-                "input_ids": axes,
-                "attention_mask": axes,
-                "token_type_ids": axes,
-                "last_hidden_state": axes,
-            },
-            opset_version=17,
-            dynamo=False,
-        )
+    export_bert(transformer, "last_hidden_state", tmp, {0: "batch", 1: "tokens"})
     os.replace(tmp, onnx_file)  # atomic: a concurrent reader sees no half-written file
     return onnx_file
 

@@ -199,41 +199,14 @@ def train(
 
 def export(work: Path, out: Path, max_length: int) -> Path:
     """ONNX export of the trained model, quantised to int8 weights (dynamic quantisation)."""
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModelForSequenceClassification
 
+    from qa.encoder import export_bert
+
     model = AutoModelForSequenceClassification.from_pretrained(work).eval()
-
-    class Logit(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).logits
-
     fp32 = out / "model-fp32.onnx"
-    ids = torch.ones((1, 16), dtype=torch.long)
-    axes = {0: "batch", 1: "tokens"}
-    with torch.no_grad():
-        torch.onnx.export(
-            Logit(model),
-            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-            str(fp32),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["logits"],
-            dynamic_axes={
-                "input_ids": axes,
-                "attention_mask": axes,
-                "token_type_ids": axes,
-                "logits": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
+    export_bert(model, "logits", fp32, {0: "batch"})
     quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
     fp32.unlink()
     shutil.copy(work / "tokenizer.json", out / "tokenizer.json")
