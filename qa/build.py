@@ -23,6 +23,7 @@ from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexBusy, QAError
 from qa.index import (
     FORMAT_VERSION,
+    BuildContent,
     LoadedIndex,
     current_path,
     keyword_settings,
@@ -224,9 +225,10 @@ def _build_locked(
     bm25 = bm25s.BM25(k1=keywords["bm25_k1"], b=keywords["bm25_b"])
     # bm25s rejects an empty vocabulary; a passage of only stop words still needs a row.
     bm25.index([t or [""] for t in tokens], show_progress=False)
-    vectors = {"passages": passage_vectors, "sentences": sentence_vectors, "words": word_vectors}
-    _check(cancel)
-    _publish(settings.index_dir, manifest, documents, passages, vectors, bm25, lexicon, cancel)
+    build = BuildContent(
+        manifest, documents, passages, passage_vectors, sentence_vectors, word_vectors, bm25, lexicon
+    )
+    _publish(settings.index_dir, build, cancel)
     report.total_seconds = time.perf_counter() - started
     return report
 
@@ -312,25 +314,17 @@ def _carried_calibration(previous: LoadedIndex | None, encoder: Encoder) -> dict
     return None
 
 
-def _publish(
-    index_dir: Path,
-    manifest: dict,
-    documents: list[Document],
-    passages: list[Passage],
-    vectors: dict[str, np.ndarray],
-    bm25: bm25s.BM25,
-    lexicon: dict,
-    cancel: threading.Event,
-) -> None:
+def _publish(index_dir: Path, build: BuildContent, cancel: threading.Event) -> None:
     """Write every file into a temporary folder, then rename it and repoint ``current`` (unless the
     build was cancelled meanwhile: then nothing is published)."""
+    _check(cancel)
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
     try:
-        write_build(tmp, manifest, documents, passages, vectors, bm25, lexicon)
+        write_build(tmp, build)
         _check(cancel)
-        name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{manifest['fingerprint'][:8]}"
+        name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{build.manifest['fingerprint'][:8]}"
         final = builds / name
         os.rename(tmp, final)
     except BaseException:

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     encoder_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
     onnx_dir: Path | None = None  # default: <index_dir>/models (see onnx_export_dir)
 
-    # Limits of one corpus file (a larger one stops the build with a message naming it).
+    # The largest corpus file: a 20 MB text takes minutes and gigabytes to split and embed, so a
+    # larger one stops the build with a message naming it and this setting.
     max_document_bytes: int = Field(default=10 * 2**20, gt=0)
 
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.

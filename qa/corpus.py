@@ -17,9 +17,8 @@ from qa.errors import CorpusError
 
 log = logging.getLogger(__name__)
 
-# What one file may cost. A 20 MB text takes minutes and gigabytes to split and embed; front matter
-# is a few key: value lines, so a large one (or one with YAML aliases) is an attack, not metadata.
-MAX_DOCUMENT_BYTES = 10 * 2**20
+# Front matter is a few key: value lines: a large one (or one with YAML aliases) is an attack, not
+# metadata. (The limit on a whole file is the setting QA_MAX_DOCUMENT_BYTES.)
 MAX_FRONT_MATTER_BYTES = 16 * 2**10
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MD_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
@@ -80,8 +79,6 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[str]]:
             skipped.append(f"{relative.as_posix()}: not a regular file")
         else:
             files.append(path)
-    for reason in skipped:
-        log.warning("skipped %s", reason)
     return files, skipped
 
 
@@ -119,16 +116,19 @@ def _combine(digests: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-def read_corpus(corpus_dir: Path, max_bytes: int = MAX_DOCUMENT_BYTES) -> Corpus:
+def read_corpus(corpus_dir: Path, max_bytes: int | None = None) -> Corpus:
     """Every document, and the corpus fingerprint of exactly the bytes they were parsed from (each
-    file is read once). A file over ``max_bytes`` is refused before it is read."""
+    file is read once). A file over ``max_bytes`` is refused before it is read; each file skipped
+    is logged."""
     documents: list[Document] = []
     digests: list[tuple[str, bytes]] = []
     seen: dict[str, str] = {}
     files, skipped = scan_corpus(corpus_dir)
+    for reason in skipped:
+        log.warning("skipped %s", reason)
     for path in files:
         size = path.stat().st_size
-        if size > max_bytes:
+        if max_bytes is not None and size > max_bytes:
             raise CorpusError(
                 path,
                 f"{size / 2**20:.1f} MiB is over the limit of {max_bytes / 2**20:.1f} MiB a document "

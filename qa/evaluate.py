@@ -154,9 +154,21 @@ def ask_all(engine: Engine, items: list[EvalItem], depth: int = 10) -> list[Outc
 
 
 def run_eval(engine: Engine, items: list[EvalItem], depth: int = 10) -> dict[str, Any]:
-    """Ask every question (uncached) and compute retrieval, answer and abstention metrics."""
+    """Ask every question (uncached): retrieval, answer and abstention metrics, the same per kind of
+    question (``by_kind``), and each question that failed, with how (``failures``)."""
     outcomes = ask_all(engine, items, depth)
-    return metrics_from(outcomes, sum(grounding_violations(engine.index, o.result) for o in outcomes))
+    metrics = metrics_from(outcomes, sum(grounding_violations(engine.index, o.result) for o in outcomes))
+    metrics["by_kind"] = {
+        kind: metrics_from([o for o in outcomes if o.item.kind == kind])
+        for kind in KINDS
+        if any(o.item.kind == kind for o in outcomes)
+    }
+    metrics["failures"] = [
+        {"id": o.item.id, "kind": o.item.kind, "question": o.item.question, "failure": o.failure}
+        for o in outcomes
+        if o.failure
+    ]
+    return metrics
 
 
 def metrics_from(outcomes: list[Outcome], violations: int = 0) -> dict[str, Any]:
@@ -197,24 +209,8 @@ def metrics_from(outcomes: list[Outcome], violations: int = 0) -> dict[str, Any]
 
 
 def evaluate_files(engine: Engine, paths: list[Path]) -> dict[str, dict[str, Any]]:
-    """Each question file by itself: its figures, its figures per kind of question, its failures."""
-    report: dict[str, dict[str, Any]] = {}
-    for path in paths:
-        outcomes = ask_all(engine, load_eval_set(path))
-        violations = sum(grounding_violations(engine.index, o.result) for o in outcomes)
-        metrics = metrics_from(outcomes, violations)
-        metrics["by_kind"] = {
-            kind: metrics_from([o for o in outcomes if o.item.kind == kind])
-            for kind in KINDS
-            if any(o.item.kind == kind for o in outcomes)
-        }
-        metrics["failures"] = [
-            {"id": o.item.id, "kind": o.item.kind, "question": o.item.question, "failure": o.failure}
-            for o in outcomes
-            if o.failure
-        ]
-        report[path.name] = metrics
-    return report
+    """Each question file by itself, by file name."""
+    return {path.name: run_eval(engine, load_eval_set(path)) for path in paths}
 
 
 LEGEND = """\

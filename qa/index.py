@@ -28,7 +28,7 @@ from typing import Any
 import bm25s
 import faiss
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from qa.config import Settings
 from qa.corpus import Document, corpus_fingerprint
@@ -188,15 +188,7 @@ class _Manifest(_Strict):
     calibration: _Calibration | None = None
 
 
-class _DocumentRow(_Strict):
-    model_config = ConfigDict(extra="forbid")
-    doc_id: str
-    title: str
-    source: str | None
-    published: str | None
-    text: str
-    path: str
-    format: str
+_DOCUMENT = TypeAdapter(Document)  # a documents.jsonl row is a Document's fields
 
 
 class _PassageRow(_Strict):
@@ -342,43 +334,44 @@ def _stored_vectors(dense: faiss.Index) -> np.ndarray:
     return view  # valid while LoadedIndex holds ``dense``
 
 
-def _passage_row(passage: Passage) -> dict[str, object]:
-    """A line of passages.jsonl (its text is not stored: it is the document's text at its offsets)."""
-    return {
-        "id": passage.passage_id,
-        "doc_id": passage.doc_id,
-        "start": passage.start,
-        "end": passage.end,
-        "heading": passage.heading,
-        "sentences": [[s.start, s.end] for s in passage.sentences],
-    }
+@dataclass(frozen=True)
+class BuildContent:
+    """Everything a build writes: what ``write_build`` puts on disk and ``load_index`` reads back."""
+
+    manifest: dict
+    documents: list[Document]
+    passages: list[Passage]
+    passage_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    word_vectors: np.ndarray
+    bm25: bm25s.BM25
+    lexicon: dict  # doc_freq, n_docs, words
 
 
-def write_build(
-    folder: Path,
-    manifest: dict,
-    documents: list[Document],
-    passages: list[Passage],
-    vectors: dict[str, np.ndarray],
-    bm25: bm25s.BM25,
-    lexicon: dict,
-) -> None:
-    """Write a build's files into ``folder`` in the layout ``load_index`` reads, the manifest last,
-    with the size and checksum of every other file. ``vectors``: passages, sentences, words."""
+def write_build(folder: Path, build: BuildContent) -> None:
+    """Write a build's files into ``folder`` in the layout ``load_index`` reads (each row through
+    the same model that reads it), the manifest last, with the size and checksum of every other file."""
     with (folder / "documents.jsonl").open("w", encoding="utf-8") as out:
-        for d in documents:
+        for d in build.documents:
             out.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
     with (folder / "passages.jsonl").open("w", encoding="utf-8") as out:
-        for p in passages:
-            out.write(json.dumps(_passage_row(p), ensure_ascii=False) + "\n")
-    faiss.write_index(
-        _make_faiss(vectors["passages"], manifest["faiss"]["type"]), str(folder / "dense.faiss")
-    )
-    np.save(folder / "sentences.npy", vectors["sentences"].astype(np.float16))
-    bm25.save(str(folder / "bm25"))
-    (folder / "lexicon.json").write_text(json.dumps(lexicon, ensure_ascii=False), encoding="utf-8")
-    np.save(folder / "words.npy", vectors["words"].astype(np.float16))
-    manifest = {**manifest, "files": file_records(folder)}
+        for p in build.passages:
+            row = _PassageRow(
+                id=p.passage_id,
+                doc_id=p.doc_id,
+                start=p.start,
+                end=p.end,
+                heading=p.heading,
+                sentences=[(s.start, s.end) for s in p.sentences],
+            )
+            out.write(row.model_dump_json() + "\n")
+    dense = _make_faiss(build.passage_vectors, build.manifest["faiss"]["type"])
+    faiss.write_index(dense, str(folder / "dense.faiss"))
+    np.save(folder / "sentences.npy", build.sentence_vectors.astype(np.float16))
+    build.bm25.save(str(folder / "bm25"))
+    (folder / "lexicon.json").write_text(json.dumps(build.lexicon, ensure_ascii=False), encoding="utf-8")
+    np.save(folder / "words.npy", build.word_vectors.astype(np.float16))
+    manifest = {**build.manifest, "files": file_records(folder)}
     (folder / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
     )
@@ -427,10 +420,10 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
             return [json.loads(line) for line in handle]
 
     documents: dict[str, Document] = {}
-    for row in read("documents.jsonl", lambda f: [_DocumentRow.model_validate(r) for r in lines(f)]):
-        if row.doc_id in documents:
-            raise corrupt("documents.jsonl", f"document {row.doc_id!r} appears twice")
-        documents[row.doc_id] = Document(**row.model_dump())
+    for document in read("documents.jsonl", lambda f: [_DOCUMENT.validate_python(r) for r in lines(f)]):
+        if document.doc_id in documents:
+            raise corrupt("documents.jsonl", f"document {document.doc_id!r} appears twice")
+        documents[document.doc_id] = document
     if set(documents) != set(manifest["documents"]):
         raise corrupt("documents.jsonl", "its documents are not the ones the manifest lists")
     passages = [
@@ -489,7 +482,7 @@ def _passage(
     row: _PassageRow, documents: dict[str, Document], corrupt: Callable[[str, str], IndexCorrupt]
 ) -> Passage:
     """A passage from its row, checked against its document: offsets inside it, sentences inside
-    the passage and in order."""
+    the passage."""
     document = documents.get(row.doc_id)
     if document is None:
         raise corrupt("passages.jsonl", f"passage {row.id} names an unknown document {row.doc_id!r}")

@@ -136,7 +136,8 @@ class Observe:
         status = 500
         started_response = False
 
-        head = scope["method"] == "HEAD"
+        method = scope["method"]
+        head = method == "HEAD"
         if head:  # routed as the GET it asks about; the body is dropped below
             scope = {**scope, "method": "GET"}
 
@@ -190,7 +191,7 @@ class Observe:
             extra={
                 "fields": {
                     "request_id": request_id,
-                    "method": scope["method"],
+                    "method": method,
                     "path": scope["path"],
                     "route": label,
                     "status": status,
