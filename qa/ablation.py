@@ -1,7 +1,8 @@
-"""What each part of retrieval adds: the evaluation set run against variants of the method.
+"""What each ranking signal adds: the evaluation set run against variants of the ranking.
 
-Each variant is built into a temporary index from the same corpus with the same model, and asked
-the answerable questions of the evaluation set through the same engine as /ask.
+The variants are read from the signal table (qa/ranking.py). The corpus is built twice into
+temporary indexes (passages with and without their title and headings) with the same model, and the
+answerable questions are asked through the same engine as /ask.
 """
 
 from __future__ import annotations
@@ -19,33 +20,34 @@ from qa.encoder import Encoder
 from qa.engine import Engine
 from qa.evaluate import EvalItem, evidence_in, rank_metrics, sentence_hit
 from qa.index import retrieval_text
-from qa.retrieve import Mode
+from qa.ranking import SIGNALS
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    mode: Mode = "hybrid"
-    context: bool = True
-    sentence_weight: float | None = None
-    rerank: bool = True
+    signals: tuple[str, ...]  # the signals kept, at their weights; every other at 0
+    context: bool = True  # passages indexed with their title and headings
 
 
-VARIANTS = [
-    Variant("dense only, passage text", mode="dense", context=False),
-    Variant("dense only, with title and headings", mode="dense"),
-    Variant("BM25 only (stems, stop words), with title and headings", mode="bm25"),
-    Variant("dense + BM25 fusion, passage text only", context=False, sentence_weight=0.0, rerank=False),
-    Variant("dense + BM25 fusion, with title and headings", sentence_weight=0.0, rerank=False),
-    Variant("+ best-sentence similarity in the fusion", rerank=False),
-    Variant("+ answer-sentence reranking (the service)"),
-]
+def variants() -> list[Variant]:
+    """Read from the ranking's signal table: each fusion signal alone, then the signals added one at a
+    time in the table's order (the last is the service), then the service without titles and headings."""
+    names = [s.name for s in SIGNALS]
+    rows = [Variant(f"{s.name} only", (s.name,)) for s in SIGNALS if s.stage == "fusion"]
+    for n in range(2, len(names) + 1):
+        rows.append(
+            Variant(" + ".join(names[:n]) + (" (the service)" if n == len(names) else ""), tuple(names[:n]))
+        )
+    rows.append(Variant("the service, passages without title and headings", tuple(names), context=False))
+    return rows
 
 
 def _metrics(engine: Engine, items: list[EvalItem], variant: Variant) -> dict[str, float]:
+    weights = engine.weights.only(*variant.signals)
     ranks, sentence_hits = [], 0
     for item in items:
-        result = engine.ask(item.question, 10, mode=variant.mode, use_cache=False)
+        result = engine.ask(item.question, 10, weights=weights, use_cache=False)
         rank = next((r for r, c in enumerate(result.ranking, 1) if evidence_in(c.text, item.evidence)), None)
         ranks.append(rank)
         sentence_hits += sentence_hit(result, item.evidence)
@@ -92,15 +94,8 @@ def run_ablation(
                 _plain_bm25(engines[True], answerable),
             )
         )
-        for variant in VARIANTS:
-            engine = engines[variant.context]
-            updates: dict[str, object] = {}
-            if variant.sentence_weight is not None:
-                updates["sentence_weight"] = variant.sentence_weight
-            if not variant.rerank:
-                updates["rerank_weight"] = 0.0
-            tuned = Engine(engine.settings.model_copy(update=updates), encoder, engine.index)
-            rows.append((variant.name, _metrics(tuned, answerable, variant)))
+        for variant in variants():
+            rows.append((variant.name, _metrics(engines[variant.context], answerable, variant)))
     return rows
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer_type import expected_type, satisfies
+from qa.answer_type import expected_type
 from qa.index import LoadedIndex
-from qa.retrieve import Candidate, Query
+from qa.ranking import SIGNALS, Candidate, SentenceScore, score_sentences
+from qa.retrieve import Query
 from qa.terms import Lexicon
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
@@ -87,36 +88,6 @@ class Result:
         return body
 
 
-@dataclass(frozen=True)
-class SentenceScore:
-    start: int
-    end: int
-    similarity: float
-    coverage: float
-    score: float
-    typed: bool  # holds a value of the type the question asks for (a number, a time), or none is asked
-
-
-def rerank(
-    index: LoadedIndex, query: Query, ranked: list[Candidate], depth: int, weight: float
-) -> list[Candidate]:
-    """Re-score the first ``depth`` candidates by their best answer sentence, so that a passage
-    holding one sentence that answers beats one that merely shares the topic."""
-    head, tail = ranked[:depth], ranked[depth:]
-    for candidate, sentences in zip(head, score_sentences(index, [c.position for c in head], query)):
-        candidate.sentences = sentences
-        candidate.answer = max((s.score for s in candidate.sentences), default=0.0)
-        candidate.score = candidate.fused + weight * candidate.answer
-    head.sort(key=lambda c: -c.score)
-    floor = min((c.score for c in head), default=0.0)
-    for candidate in tail:  # stay below the reranked head
-        candidate.score = min(candidate.fused, floor)
-    reordered = head + tail
-    for rank, candidate in enumerate(reordered, start=1):
-        candidate.rank = rank
-    return reordered
-
-
 def answer(
     index: LoadedIndex,
     query: Query,
@@ -129,10 +100,10 @@ def answer(
     """Pick the answer span inside the best passage, or refuse when the evidence is too weak."""
     top = ranked[0] if ranked else None
     coverage = passage_coverage(index, query, top.position) if top else 0.0
-    similarity = max(top.dense, top.sentence) if top else 0.0
+    similarity = top.similarity if top else 0.0
     sentence_scores: list[SentenceScore] = []
     if top is not None:
-        sentence_scores = top.sentences or score_sentences(index, [top.position], query)[0]
+        sentence_scores = score_sentences(index, [top.position], query)[0]
     typed = holds_value(sentence_scores)
     failed, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
     answered = failed is None
@@ -254,32 +225,6 @@ def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, failed
     return f"The documents don't say. The closest passage, in “{where}”, doesn't mention {listed}."
 
 
-def score_sentences(index: LoadedIndex, positions: list[int], query: Query) -> list[list[SentenceScore]]:
-    """Each sentence of each passage: cosine with the question, and the share of the question's words
-    it holds. All passages' sentences are scored together, in one matrix product for each signal."""
-    if not positions:
-        return []
-    terms = [t for p in positions for t in index.sentence_terms(p)]
-    coverages = index.lexicon.coverages(query.words, terms, ranking=True)
-    similarities = index.sentence_rows(positions) @ query.vector
-    wanted = expected_type(query.text)
-    scores: list[list[SentenceScore]] = []
-    row = 0
-    for position in positions:
-        passage = index.passages[position]
-        text = index.documents[passage.doc_id].text
-        scores.append([])
-        for s, sim, cov in zip(passage.sentences, similarities[row:], coverages[row:]):
-            typed = satisfies(wanted, text[s.start : s.end], query.text)
-            scores[-1].append(
-                SentenceScore(
-                    s.start, s.end, float(sim), float(cov), 0.5 * float(sim) + 0.5 * float(cov), typed
-                )
-            )
-        row += len(passage.sentences)
-    return scores
-
-
 def choose_span(
     scores: list[SentenceScore], terms: list[tuple[set[str], np.ndarray]], lexicon: Lexicon, query: Query
 ) -> tuple[int, int, float]:
@@ -332,6 +277,7 @@ def _explanation(
     reason: str,
     answered: bool,
 ) -> dict[str, Any]:
+    signal_names = [s.name for s in SIGNALS]
     return {
         "question_terms": query.terms,
         "unknown_terms": index.lexicon.unknown(query.terms),
@@ -339,14 +285,10 @@ def _explanation(
             {
                 "rank": c.rank,
                 "passage_id": index.passages[c.position].passage_id,
-                "dense": round(c.dense, 4),
-                "dense_rank": c.dense_rank,
+                **{name: (round(c.signals[name], 4) if name in c.signals else None) for name in signal_names},
                 "bm25": round(c.bm25, 4),
-                "bm25_rank": c.bm25_rank,
-                "keyword": round(c.keyword, 4),
-                "sentence": round(c.sentence, 4),
+                **{f"{name}_rank": c.retriever_ranks.get(name) for name in ("dense", "bm25")},
                 "fused": round(c.fused, 4),
-                "answer_sentence": None if c.answer is None else round(c.answer, 4),
                 "score": round(c.score, 4),
                 "coverage": round(passage_coverage(index, query, c.position), 4),
             }

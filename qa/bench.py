@@ -20,7 +20,7 @@ from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.retrieve import Mode
+from qa.ranking import Weights
 
 BATCH = 64
 
@@ -60,7 +60,7 @@ def write_corpus(articles: list[dict[str, Any]], folder: Path) -> list[dict[str,
     return questions
 
 
-def _score(engine: Engine, questions: list[dict[str, Any]], mode: Mode) -> dict[str, float]:
+def _score(engine: Engine, questions: list[dict[str, Any]], weights: Weights) -> dict[str, float]:
     index = engine.index
     hit1 = hit3 = ranked1 = sentence = answered_ok = refused_impossible = 0
     answerable = [q for q in questions if not q["impossible"]]
@@ -69,7 +69,7 @@ def _score(engine: Engine, questions: list[dict[str, Any]], mode: Mode) -> dict[
     for offset in range(0, len(questions), BATCH):
         batch = questions[offset : offset + BATCH]
         for item, query in zip(batch, engine.queries([q["question"] for q in batch], index)):
-            result = engine.respond(index, query, 3, mode=mode)
+            result = engine.respond(index, query, 3, weights=weights)
             if item["impossible"]:
                 refused_impossible += not result.answered
                 continue
@@ -127,9 +127,9 @@ def run_squad(
         engine = Engine(bench_settings, encoder)
         engine.load()
         systems = {
-            "this service": _score(engine, questions, "hybrid"),
-            "BM25 only": _score(engine, questions, "bm25"),
-            "dense only": _score(engine, questions, "dense"),
+            "this service": _score(engine, questions, engine.weights),
+            "BM25 only": _score(engine, questions, engine.weights.only("keyword")),
+            "dense only": _score(engine, questions, engine.weights.only("dense")),
         }
     n_impossible = sum(q["impossible"] for q in questions)
     summary = {

@@ -45,16 +45,11 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):
-    from qa.encoder import encoder_from
+    from qa.encoder import encoder_from, serving_encoder
     from qa.engine import Engine
     from qa.errors import IndexMissing
 
-    if serving:
-        from qa.api import serving_encoder
-
-        encoder = serving_encoder(settings)
-    else:
-        encoder = encoder_from(settings)
+    encoder = serving_encoder(settings) if serving else encoder_from(settings)
     engine = Engine(settings, encoder)
     try:
         engine.load()
@@ -138,11 +133,17 @@ def ask(
 
 
 def _print_explanation(explain: dict) -> None:
-    typer.echo("\ncandidates (rank, passage, dense[rank], bm25[rank], sentence, fused, coverage):")
+    from qa.ranking import SIGNALS
+
+    names = [s.name for s in SIGNALS]
+    typer.echo(
+        f"\ncandidates (rank, passage, {', '.join(names)}, fused, score, coverage; [retriever ranks]):"
+    )
     for c in explain["candidates"]:
+        values = " ".join("-" if c[n] is None else f"{c[n]:.3f}" for n in names)
         typer.echo(
-            f"  {c['rank']:>2} {c['passage_id']:<40} {c['dense']:.3f}[{c['dense_rank']}] "
-            f"{c['bm25']:.2f}[{c['bm25_rank']}] {c['sentence']:.3f} {c['fused']:.3f} {c['coverage']:.2f}"
+            f"  {c['rank']:>2} {c['passage_id']:<40} {values} {c['fused']:.3f} {c['score']:.3f} "
+            f"{c['coverage']:.2f} [dense {c['dense_rank']}, bm25 {c['bm25_rank']}]"
         )
     typer.echo("sentences of the best passage (start-end, similarity, coverage, score):")
     for s in explain["sentences"]:

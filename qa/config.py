@@ -47,11 +47,12 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(default=0.9, gt=0)
     bm25_b: float = Field(default=0.4, ge=0, le=1)
 
-    # Retrieval: how many candidates each retriever hands to fusion, and how they are weighted.
+    # Ranking (qa/ranking.py): how many candidates each retriever hands to fusion, the weight of
+    # each signal (SIGNALS names the setting of each), and how many of the best are reranked.
     candidates: int = 50
+    keyword_weight: float = 0.3
     dense_weight: float = 0.5
     sentence_weight: float = 0.2
-    # Second stage: the best candidates are re-scored by their best answer sentence.
     rerank_depth: int = 10
     rerank_weight: float = 0.8
     faiss_exact_max: int = Field(default=50_000, description="above this many passages use HNSW")

@@ -371,3 +371,9 @@ class _Pending:
         self.done = threading.Event()
         self.result: np.ndarray | None = None
         self.error: Exception | None = None
+
+
+def serving_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:
+    """The encoder for request threads: concurrent questions share one model call."""
+    encoder = encoder or encoder_from(settings, serving=True)
+    return BatchingEncoder(encoder) if settings.batch_requests else encoder

@@ -16,13 +16,14 @@ import numpy as np
 from cachetools import LRUCache
 from threadpoolctl import threadpool_limits
 
-from qa.answer import Result, Thresholds, answer, rerank
+from qa.answer import Result, Thresholds, answer
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexMissing, QAError
 from qa.index import LoadedIndex, load_index
 from qa.question import prepare, rarity
-from qa.retrieve import Mode, Query, Weights, search
+from qa.ranking import Weights, rank
+from qa.retrieve import Query
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class Engine:
         self.settings = settings
         self.encoder = encoder
         rarity("the")  # loads wordfreq's English table now, not on the first question (half a second)
-        self.weights = Weights(settings.dense_weight, settings.sentence_weight)
+        self.weights = Weights.from_settings(settings)
         self._index = index
         self._cache: LRUCache[tuple[str, int, str], Result] = LRUCache(maxsize=max(settings.cache_size, 1))
         self.build_encoder = getattr(encoder, "inner", encoder)  # builds bypass the request batcher
@@ -125,12 +126,23 @@ class Engine:
         return result
 
     def respond(
-        self, index: LoadedIndex, query: Query, top_k: int, *, explain: bool = False, mode: Mode = "hybrid"
+        self,
+        index: LoadedIndex,
+        query: Query,
+        top_k: int,
+        *,
+        explain: bool = False,
+        weights: Weights | None = None,
     ) -> Result:
-        """Retrieve, rerank and answer (or refuse) one encoded question."""
-        ranked = search(index, query, candidates=self.settings.candidates, weights=self.weights, mode=mode)
-        if mode == "hybrid":
-            ranked = rerank(index, query, ranked, self.settings.rerank_depth, self.settings.rerank_weight)
+        """Rank and answer (or refuse) one encoded question; ``weights`` other than the settings' are
+        for ablations and baselines."""
+        ranked = rank(
+            index,
+            query,
+            weights or self.weights,
+            candidates=self.settings.candidates,
+            depth=self.settings.rerank_depth,
+        )
         return answer(
             index,
             query,
@@ -146,19 +158,19 @@ class Engine:
         top_k: int = 3,
         *,
         explain: bool = False,
-        mode: Mode = "hybrid",
+        weights: Weights | None = None,
         use_cache: bool = True,
     ) -> Result:
         index = self.index  # one index version for the whole question
         key = (normalize_question(question), top_k, index.fingerprint)
-        cacheable = use_cache and self.settings.cache_size > 0 and not explain and mode == "hybrid"
+        cacheable = use_cache and self.settings.cache_size > 0 and not explain and weights is None
         if cacheable:
             with self._cache_lock:
                 cached = self._cache.get(key)
             if cached is not None:
                 return dataclasses.replace(cached, question=question, cached=True)
         (query,) = self.queries([question], index)
-        result = self.respond(index, query, top_k, explain=explain, mode=mode)
+        result = self.respond(index, query, top_k, explain=explain, weights=weights)
         if cacheable:
             with self._cache_lock:
                 if self._index is index:  # never cache an answer from an index swapped out meanwhile

@@ -1,10 +1,9 @@
-"""HTTP plumbing around the routes: request ids, JSON access logs, metrics, headers, rate limit."""
+"""HTTP plumbing around the routes: request ids, JSON access logs, metrics, headers, the rate limiter."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 import uuid
@@ -115,13 +114,13 @@ class RateLimiter:
 
 
 class Observe:
-    """Pure ASGI middleware: request id, rate limit, security headers, metrics, one JSON log line,
-    and a 500 without internals for any unexpected error."""
+    """Pure ASGI middleware: request id, security headers, metrics, one JSON log line, a JSON 413 for
+    an announced oversized body, and a 500 without internals for any unexpected error. (The rate
+    limit is a dependency of the question routes: qa/api/deps.py.)"""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
         self.app = app
         self.metrics = metrics
-        self.limiter = limiter
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,8 +154,6 @@ class Observe:
                     response_headers["Content-Security-Policy"] = DOCS_CSP
             await send(message)
 
-        asking = scope["path"] == "/ask" and scope["method"] == "POST"
-        wait = self.limiter.retry_after(client) if asking else 0.0
         announced = headers.get(b"content-length", b"")
         try:
             if announced.isdigit() and int(announced) > self.max_body_bytes:
@@ -164,13 +161,6 @@ class Observe:
                 # it is read, in JSON like every other error.
                 response = JSONResponse(
                     {"detail": f"the request body is over {self.max_body_bytes} bytes"}, status_code=413
-                )
-                await response(scope, receive, send_with_headers)
-            elif wait > 0:
-                response = JSONResponse(
-                    {"detail": "too many questions; slow down"},
-                    status_code=429,
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
                 )
                 await response(scope, receive, send_with_headers)
             else:

@@ -5,6 +5,7 @@ from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
 from qa.evaluate import grounding_violations
+from qa.ranking import SIGNALS, Weights
 from qa.terms import segment_max
 
 
@@ -45,7 +46,9 @@ def test_explain_reports_scores_thresholds_and_decision(built_settings: Settings
     explain = result.explain
     assert explain is not None
     top = explain["candidates"][0]
-    assert {"dense", "dense_rank", "bm25", "bm25_rank", "fused", "sentence", "coverage"} <= set(top)
+    assert {"dense_rank", "bm25", "bm25_rank", "fused", "score", "coverage"} <= set(top)
+    assert {s.name for s in SIGNALS} <= set(top)  # every ranking signal, read from the table
+    assert top["answer_sentence"] is not None  # the first candidates are reranked
     assert explain["thresholds"]["similarity"] == 0.2
     assert explain["decision"].startswith("answered")
     assert any(s["coverage"] > 0 for s in explain["sentences"])
@@ -122,3 +125,28 @@ def test_segment_max_takes_each_run_and_gives_zero_to_an_empty_one() -> None:
     assert segment_max(values[:0], np.array([0, 0])).tolist() == [0.0, 0.0]
     rows = np.array([[1.0, 9.0], [4.0, 2.0], [3.0, 3.0]])
     assert segment_max(rows, np.array([2, 1])).tolist() == [[4.0, 9.0], [3.0, 3.0]]
+
+
+def test_ranking_weights_come_from_the_settings_named_in_the_signal_table(built_settings: Settings) -> None:
+    settings = built_settings.model_copy(update={"dense_weight": 0.9, "rerank_weight": 0.0})
+    weights = Weights.from_settings(settings)
+    assert weights.of["dense"] == 0.9 and weights.of["keyword"] == settings.keyword_weight
+    assert [s.name for s, _ in weights.stage("rerank")] == []  # weight 0: the stage is skipped
+    engine = engine_for(settings)
+    result = engine.ask("How many eggs does the queen lay each day?", explain=True)
+    assert result.explain is not None
+    top = result.explain["candidates"][0]
+    assert top["answer_sentence"] is None and top["score"] == top["fused"]
+    assert abs(top["fused"] - sum(weights.of[n] * top[n] for n in ("keyword", "dense", "sentence"))) < 1e-3
+
+
+def test_one_signal_alone_runs_only_the_retriever_it_needs(built_settings: Settings) -> None:
+    engine = engine_for(built_settings)
+    keyword = engine.ask("queen eggs", explain=True, weights=engine.weights.only("keyword"))
+    assert keyword.explain is not None
+    assert all(c["dense_rank"] is None for c in keyword.explain["candidates"])
+    dense = engine.ask("queen eggs", explain=True, weights=engine.weights.only("dense"))
+    assert dense.explain is not None
+    assert all(c["bm25_rank"] is None for c in dense.explain["candidates"])
+    scores = [c["dense"] for c in dense.explain["candidates"]]
+    assert scores == sorted(scores, reverse=True)  # ordered by that signal alone

@@ -1,0 +1,151 @@
+"""The app: settings, middleware, error handlers, the engine's lifespan and the routers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from qa.api import background
+from qa.api.routes import admin, ask, documents, health, web
+from qa.config import Settings
+from qa.encoder import Encoder, serving_encoder
+from qa.engine import Engine, Reloader
+from qa.errors import (
+    BuildCancelled,
+    CorpusError,
+    IndexBusy,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexMissing,
+    NotFound,
+    QAError,
+)
+from qa.middleware import Metrics, Observe, RateLimiter, configure_logging
+from qa.schemas import Problem
+
+log = logging.getLogger("qa")
+ROUTERS = (ask.router, documents.router, health.router, admin.router, web.router)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    encoder: Encoder | None = None,
+    engine: Engine | None = None,
+    watch: bool = False,
+    follow: bool = False,
+) -> FastAPI:
+    """Build the app. Pass ``engine`` to serve one already loaded (``qa serve`` loads before binding)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal engine
+        if engine is None:
+            engine = Engine(settings, serving_encoder(settings, encoder))
+            try:
+                engine.load()
+            except IndexMissing as error:
+                log.warning("%s; serving 503 until it is built", error)
+        app.state.engine = engine
+        app.state.reloader = Reloader(engine)
+        app.state.stale_cache = (0.0, None, None)
+        app.state.corpus_memo = {}  # per-file digests, so probes re-read only edited files
+        if engine.ready:
+            log.info("serving index %s", engine.index.fingerprint[:12])
+        background.stop_builds_on_signal(app.state.reloader.stopping)
+        tasks = [asyncio.create_task(background.watch(app))] if watch else []
+        tasks += [asyncio.create_task(background.follow(app))] if follow else []
+        yield
+        app.state.reloader.stopping.set()
+        for task in tasks:
+            task.cancel()
+
+    app = FastAPI(
+        title="Cited answers",
+        version="1",
+        summary="Extractive answers with verbatim, checkable citations, or an honest refusal.",
+        lifespan=lifespan,
+        responses={503: {"model": Problem, "description": "No index loaded"}},
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics = Metrics()
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "authorization"],
+        )
+    # 413 whether announced by Content-Length or streamed.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
+    if settings.allowed_hosts != ["*"]:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    # Added last, so outermost: every response, a 413 or a 429 included, gets its id and headers.
+    app.add_middleware(Observe, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    _add_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(web.WEB)), name="static")
+    return app
+
+
+def worker_app() -> FastAPI:
+    """The app of each ``qa serve --workers N`` process: settings from the environment, index followed."""
+    settings = Settings()
+    configure_logging("INFO" if settings.access_log else "WARNING")
+    return create_app(settings, follow=True)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    statuses = {
+        IndexMissing: 503,
+        BuildCancelled: 503,
+        NotFound: 404,
+        IndexBusy: 409,
+        IndexCorrupt: 409,  # the build on disk cannot be served; the loaded one keeps serving
+        IndexMismatch: 409,
+        CorpusError: 422,
+    }
+
+    @app.exception_handler(QAError)
+    async def domain_error(request: Request, error: QAError) -> JSONResponse:
+        status = next((code for kind, code in statuses.items() if isinstance(error, kind)), 500)
+        return JSONResponse({"detail": str(error)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # Where and what, never the input: it may hold what JSON cannot carry back (NaN, Infinity,
+        # a lone surrogate), and echoing it made the error handler itself fail with a 500.
+        detail = [
+            {"loc": [_printable(part) for part in e["loc"]], "msg": _printable(e["msg"]), "type": e["type"]}
+            for e in error.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and "parsing the body" in str(error.detail):
+            # A body that is not JSON (or not UTF-8) is invalid input like any other: 422.
+            detail = [{"loc": ["body"], "msg": "the request body is not valid JSON", "type": "json_invalid"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+
+def _printable(value: object) -> object:
+    """A location part or message that encodes as UTF-8 (a field named by a lone surrogate)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value

@@ -1,0 +1,70 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from qa.api.deps import EngineDep, MetricsDep, SettingsDep
+from qa.config import Settings
+from qa.engine import Engine, thresholds_for
+from qa.index import LoadedIndex, staleness
+from qa.schemas import Health, Problem, Ready
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Ready, responses={503: {"model": Problem}})
+def readyz(request: Request, engine: EngineDep, settings: SettingsDep) -> Ready:
+    """An index is loaded: its size, model, fingerprint, age and whether the corpus changed since."""
+    return ready_report(request, engine, settings)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics_route(engine: EngineDep, metrics: MetricsDep) -> Response:
+    if engine.ready:
+        index = engine.index
+        metrics.index_info.clear()
+        metrics.index_info.labels(index.fingerprint, index.model).set(1)
+        metrics.index_age.set(index.age_seconds())
+        metrics.index_passages.set(len(index.passages))
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
+    """What /readyz says (also the answer of /admin/reload)."""
+    index = engine.index
+    reason = _cached_staleness(request, settings, index)
+    return Ready(
+        status="ready",
+        passages=len(index.passages),
+        documents=len(index.documents),
+        model=index.model,
+        fingerprint=index.fingerprint,
+        built_at=index.manifest["built_at"],
+        age_seconds=round(index.age_seconds(), 1),
+        stale=reason is not None,
+        stale_reason=reason,
+        calibration=thresholds_for(index, settings).source,
+        last_reload_error=request.app.state.reloader.last_error,
+    )
+
+
+def _cached_staleness(request: Request, settings: Settings, index: LoadedIndex) -> str | None:
+    """Hashing the corpus on every probe would be wasteful: reuse the answer for two seconds."""
+    checked_at, key, reason = request.app.state.stale_cache
+    now = time.monotonic()
+    if key == index.fingerprint and now - checked_at < 2.0:
+        return reason
+    reason = staleness(settings, index.manifest, request.app.state.corpus_memo)
+    request.app.state.stale_cache = (now, index.fingerprint, reason)
+    return reason
