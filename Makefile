@@ -54,7 +54,7 @@ WRK := command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -q
 
 bench: $(STAMP) ## Speed against the in-process floor (HTTP, concurrency, cache, start-up, memory)
 	@$(WRK)
-	$(BIN)/python -m qa.bench_speed
+	$(BIN)/qa bench speed
 
 bench-quality: $(STAMP) ## SQuAD v1.1 and v2.0 dev against BM25-only and dense-only baselines
 	$(BIN)/qa bench squad $(SQUAD_V1)
@@ -62,11 +62,11 @@ bench-quality: $(STAMP) ## SQuAD v1.1 and v2.0 dev against BM25-only and dense-o
 
 bench-large: $(STAMP) ## Build, size, memory and latency on a 100k-passage corpus made from SciFact
 	@$(WRK)
-	$(BIN)/python -m qa.bench_large $(SCIFACT)
+	$(BIN)/qa bench large $(SCIFACT)
 
 soak: $(STAMP) ## 60 s of 32 concurrent clients; errors and memory growth
 	@$(WRK)
-	$(BIN)/python -m qa.bench_speed --soak 60
+	$(BIN)/qa bench speed --soak 60
 
 fuzz: $(STAMP) ## Full schemathesis run against a live server
 	$(BIN)/qa index

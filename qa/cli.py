@@ -17,17 +17,11 @@ from qa.errors import QAError
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Cited, extractive answers from a folder of documents."
 )
-bench_app = typer.Typer(no_args_is_help=True, help="External benchmarks.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, large, squad.")
 app.add_typer(bench_app, name="bench")
 
 CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [env QA_CORPUS_DIR].")]
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
-DEFAULT_EVAL_DIR = Path(__file__).resolve().parent.parent / "tests" / "eval"
-DEFAULT_EVAL_SET = DEFAULT_EVAL_DIR / "questions.jsonl"
-# What `qa calibrate` fits on by default (our own questions: one set reusing the article's words,
-# one in other words), and what it only reports (questions written by someone else).
-FIT_SETS = ("questions.jsonl", "reworded.jsonl")
-VALIDATION_SETS = ("paraphrase_questions.jsonl",)
 
 
 def settings_from(corpus: Path | None, index: Path | None, **extra: object) -> Settings:
@@ -251,7 +245,8 @@ def evaluate(
     eval_sets: Annotated[
         list[Path] | None,
         typer.Option(
-            "--set", help="Question file (JSONL); repeat for several. Default: every file in tests/eval/."
+            "--set",
+            help="Question file (JSONL); repeat for several. Default: every file in tests/eval/ [env QA_EVAL_DIR].",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
@@ -264,15 +259,15 @@ def evaluate(
 ) -> None:
     """Ask every question of each file through the same path as /ask; print one row per file and
     per kind of question (answerable, near-topic, off-topic)."""
-    from qa.evaluate import evaluate_files, format_report, load_eval_set
+    from qa.evaluation.evaluate import evaluate_files, format_report, load_eval_set
 
     settings = settings_from(corpus, index_dir)
-    paths = eval_sets or sorted(DEFAULT_EVAL_DIR.glob("*.jsonl"))
+    paths = eval_sets or sorted(settings.eval_dir.glob("*.jsonl"))
     try:
         engine = load_engine(settings)
         report = evaluate_files(engine, paths)
         if ablation:
-            from qa.ablation import format_table, run_ablation
+            from qa.evaluation.ablation import format_table, run_ablation
 
             table = run_ablation(settings, engine.encoder, load_eval_set(paths[0]))
             report[paths[0].name]["ablation"] = {name: row for name, row in table}
@@ -306,13 +301,13 @@ def calibrate(
     """Fit the abstention thresholds, cross-validated across the files (each reported with
     thresholds fitted on the others), and store the fit on all of them in the index manifest."""
     from qa.build import save_calibration
-    from qa.calibrate import fit, format_report
-    from qa.evaluate import load_eval_set
+    from qa.evaluation.calibrate import FIT_SETS, VALIDATION_SETS, fit, format_report
+    from qa.evaluation.evaluate import load_eval_set
 
     settings = settings_from(corpus, index_dir)
-    sources = eval_sets or [DEFAULT_EVAL_DIR / name for name in FIT_SETS]
+    sources = eval_sets or [settings.eval_dir / name for name in FIT_SETS]
     if validate is None:
-        validate = [p for p in (DEFAULT_EVAL_DIR / name for name in VALIDATION_SETS) if p.exists()]
+        validate = [p for p in (settings.eval_dir / name for name in VALIDATION_SETS) if p.exists()]
     try:
         engine = load_engine(settings)
         calibration = fit(
@@ -338,13 +333,53 @@ def bench_squad(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """SQuAD dev as one corpus: this service against BM25-only and dense-only baselines."""
-    from qa.bench import run_squad
+    from qa.bench.squad import run_squad
 
     try:
         report = run_squad(file, work_dir=work_dir, limit=limit)
     except QAError as error:
         raise fail(str(error)) from None
     typer.echo(json.dumps(report, indent=2) if as_json else report["table"])
+
+
+@bench_app.command("speed")
+def bench_speed(
+    questions: Annotated[
+        Path | None,
+        typer.Option(help="Question file asked (default: questions.jsonl in tests/eval/ [env QA_EVAL_DIR])."),
+    ] = None,
+    soak: Annotated[float, typer.Option(help="Run only the soak test, for this many seconds.")] = 0,
+    as_json: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this file.")
+    ] = None,
+) -> None:
+    """Speed over HTTP against an in-process floor measured in the same run; or a soak test."""
+    from qa.bench.speed import run
+
+    settings = Settings()
+    try:
+        typer.echo(run(settings, questions or settings.eval_dir / "questions.jsonl", soak, as_json))
+    except QAError as error:
+        raise fail(str(error)) from None
+
+
+@bench_app.command("large")
+def bench_large(
+    scifact: Annotated[Path, typer.Argument(help="BEIR SciFact folder (corpus.jsonl.gz, queries.jsonl).")],
+    copies: Annotated[
+        int, typer.Option(help="Copies of SciFact in the corpus (14: over 100,000 passages).")
+    ] = 14,
+    work: Annotated[
+        Path | None, typer.Option(help="Keep the corpus and index here (default: a temp dir).")
+    ] = None,
+) -> None:
+    """Build time, size on disk, server memory and latency at 100,000+ passages."""
+    from qa.bench.large import run
+
+    try:
+        typer.echo(run(scifact, copies, work))
+    except QAError as error:
+        raise fail(str(error)) from None
 
 
 def main() -> None:

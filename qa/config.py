@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
+    # Question files of `qa eval`, `qa calibrate` and `qa bench speed` (the repository's own).
+    eval_dir: Path = Path("tests/eval")
 
     # Encoder: a sentence-transformers model name or directory, or "hashing" for the test encoder.
     model: str = Field(default_factory=bundled_model_path)

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from qa.bench.server import ServerProcess
 from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import HashingEncoder, encoder_from
@@ -105,71 +99,7 @@ def article_settings(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> 
     return settings
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """A real `qa serve` (uvicorn) on a free loopback port, stopped by its pid."""
-
-    def __init__(
-        self, settings: Settings, env: dict[str, str] | None = None, args: list[str] | None = None
-    ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = settings
-        self.log = settings.index_dir.parent / f"server-{self.port}.log"
-        full_env = {
-            **os.environ,
-            "QA_CORPUS_DIR": str(settings.corpus_dir),
-            "QA_INDEX_DIR": str(settings.index_dir),
-            "QA_MODEL": settings.model,
-            "QA_ONNX_DIR": str(settings.onnx_export_dir),
-            "HF_HUB_OFFLINE": "1",
-            **(env or {}),
-        }
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "qa.cli",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    *(args or []),
-                ],
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"server not ready: {self.log.read_text()}")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        return self.process.returncode
+Server = ServerProcess  # a real `qa serve` on a free loopback port, stopped by its pid
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from qa.answer import FULL_COVERAGE, Thresholds
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
-from qa.evaluate import grounding_violations
+from qa.evaluation.evaluate import grounding_violations
 from qa.ranking import SIGNALS, Weights
 from qa.terms import segment_max
 
@@ -73,7 +73,7 @@ def test_a_passage_holding_every_key_word_needs_half_the_similarity(built_settin
 
 
 def test_calibration_searches_thresholds_under_the_service_rule() -> None:
-    from qa.calibrate import Observation, _admitted, _arrays, rates
+    from qa.evaluation.calibrate import Observation, _admitted, _arrays, rates
 
     observations = [
         Observation(True, "answerable", 0.3, 0.95, True, True),  # every key word: half the similarity

@@ -8,7 +8,7 @@ import pytest
 
 from qa.config import Settings
 from qa.engine import Engine
-from qa.evaluate import load_eval_set, run_eval
+from qa.evaluation.evaluate import load_eval_set, run_eval
 from tests.conftest import EVAL_SET, Server
 
 pytestmark = pytest.mark.slow

@@ -18,10 +18,10 @@ import numpy as np
 
 import qa.answer
 import qa.engine
-from qa.calibrate import fit
-from qa.cli import DEFAULT_EVAL_DIR, FIT_SETS, VALIDATION_SETS, load_engine
+from qa.cli import load_engine
 from qa.config import Settings
-from qa.evaluate import load_eval_set
+from qa.evaluation.calibrate import FIT_SETS, VALIDATION_SETS, fit
+from qa.evaluation.evaluate import load_eval_set
 from qa.question import Prepared
 from qa.terms import Lexicon
 
@@ -58,11 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", type=Path, action="append", help="file to fit on (default: ours)")
     parser.add_argument("--validate", type=Path, action="append", help="file to report only")
     args = parser.parse_args(argv)
-    sources = {p.name: load_eval_set(p) for p in (args.set or [DEFAULT_EVAL_DIR / n for n in FIT_SETS])}
+    settings = Settings()
+    sources = {p.name: load_eval_set(p) for p in (args.set or [settings.eval_dir / n for n in FIT_SETS])}
     validation = {
-        p.name: load_eval_set(p) for p in (args.validate or [DEFAULT_EVAL_DIR / n for n in VALIDATION_SETS])
+        p.name: load_eval_set(p) for p in (args.validate or [settings.eval_dir / n for n in VALIDATION_SETS])
     }
-    engine = load_engine(Settings())
+    engine = load_engine(settings)
     print(
         "| variant | file | hit@1 | answered | refused near-topic | refused off-topic | balanced accuracy |"
     )

@@ -261,7 +261,7 @@ def evaluate(squad: list[dict], folder: Path, question_files: list[Path], sample
         )
     if question_files:
         from qa.cli import load_engine
-        from qa.evaluate import load_eval_set
+        from qa.evaluation.evaluate import load_eval_set
 
         engine = load_engine(Settings())
         for path in question_files:

@@ -1,20 +1,16 @@
 """Speed benchmark: the service against the floor of one encoder pass plus a FAISS search.
 
-    python -m qa.bench_speed [--soak SECONDS]     (make bench, make soak)
+    qa bench speed [--questions FILE] [--soak SECONDS]     (make bench, make soak)
 
 Everything is measured in one run and every figure is also given as a ratio to the floor's p50,
-since absolute times drift on a shared machine. Load comes from `qa.loadgen` in its own process.
+since absolute times drift on a shared machine. Load comes from `qa.bench.loadgen` in its own process.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,78 +19,17 @@ from typing import Any
 import httpx
 import numpy as np
 
-from qa import loadgen
+from qa.bench import loadgen
+from qa.bench.server import ServerProcess
 from qa.build import build_index
-from qa.cli import DEFAULT_EVAL_SET
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, encoder_from, load_encoder
 from qa.engine import Engine
-from qa.evaluate import load_eval_set, run_eval
+from qa.evaluation.evaluate import load_eval_set, run_eval
 from qa.index import load_index
 
 # One server process per core, as the README recommends for serving.
 WORKERS = len(os.sched_getaffinity(0))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
-    def __init__(self, settings: Settings, env: dict[str, str], workers: int = 1) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.started = time.perf_counter()
-        full_env = {
-            **os.environ,
-            "QA_WORKERS": str(workers),
-            "QA_CORPUS_DIR": str(settings.corpus_dir),
-            "QA_INDEX_DIR": str(settings.index_dir),
-            **env,
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "qa.cli", "serve", "--port", str(self.port)],
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            self.ready_seconds = self._wait_ready()
-        except BaseException:
-            self.process.kill()  # never leave a half-started server behind
-            raise
-
-    def _wait_ready(self) -> float:
-        while time.perf_counter() - self.started < 600:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=60).status_code == 200:
-                    return time.perf_counter() - self.started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError("server did not become ready")
-
-    def rss_mib(self, field: str = "VmRSS") -> float:
-        """Summed over the server and its worker processes (their peaks summed, for VmHWM)."""
-        pids = [self.process.pid]
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        pids += [int(p) for p in children.read_text().split()] if children.exists() else []
-        total = 0.0
-        for pid in pids:
-            try:
-                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-            except OSError:  # a worker that exited meanwhile
-                continue
-            total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith(field + ":"))
-        return total
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
 
 
 def floor(settings: Settings, questions: list[str]) -> dict[str, float]:
@@ -112,10 +47,10 @@ def floor(settings: Settings, questions: list[str]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95))}
 
 
-def quality(settings: Settings) -> dict[str, Any]:
+def quality(settings: Settings, questions_file: Path) -> dict[str, Any]:
     """qa eval with sentence-transformers, with ONNX Runtime, and with ONNX Runtime behind the
     request batcher (the answer cache is checked over HTTP, in http_matches)."""
-    items = load_eval_set(DEFAULT_EVAL_SET)
+    items = load_eval_set(questions_file)
     torch_encoder = load_encoder(settings.model, settings.encode_batch_size, backend="torch")
     fast = encoder_from(settings)
     results: dict[str, Any] = {}
@@ -155,24 +90,32 @@ def build_rate(settings: Settings) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--soak", type=float, default=0, help="run only the soak test, for this many seconds")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = parser.parse_args()
-    settings = Settings()
+def run(
+    settings: Settings, questions_file: Path, soak_seconds: float = 0, json_path: Path | None = None
+) -> str:
+    """Build the index of ``settings`` if needed, then measure; the table (and the figures in
+    ``json_path``)."""
     build_index(settings, encoder_from(settings))
-    questions = [item.question for item in load_eval_set(DEFAULT_EVAL_SET)]
+    questions = [item.question for item in load_eval_set(questions_file)]
     random.Random(13).shuffle(questions)
-    figures = soak(settings, questions, args.soak) if args.soak else speed(settings, questions)
-    print(figures.pop("table"))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    figures = (
+        soak(settings, questions, soak_seconds)
+        if soak_seconds
+        else speed(settings, questions, questions_file)
+    )
+    table = figures.pop("table")
+    if json_path:
+        json_path.write_text(json.dumps(figures, indent=2))
+    return table
 
 
-def speed(settings: Settings, questions: list[str]) -> dict[str, Any]:
+def _started(settings: Settings, env: dict[str, str]) -> tuple[ServerProcess, float]:
+    """A server of every core's worth of workers, ready; and its seconds to ready."""
+    server = ServerProcess(settings, env, workers=WORKERS)
+    return server, server.wait_ready(600)
+
+
+def speed(settings: Settings, questions: list[str], questions_file: Path) -> dict[str, Any]:
     base = floor(settings, questions)
     f50 = base["p50_ms"]
     rows: list[tuple[str, str, float | None]] = [
@@ -180,7 +123,7 @@ def speed(settings: Settings, questions: list[str]) -> dict[str, Any]:
         ("floor: encode + FAISS search, p50", f"{f50:.2f} ms", 1.0),
         ("floor: encode + FAISS search, p95", f"{base['p95_ms']:.2f} ms", base["p95_ms"] / f50),
     ]
-    uncached = ServerProcess(settings, {"QA_CACHE_SIZE": "0"}, WORKERS)
+    uncached, _ = _started(settings, {"QA_CACHE_SIZE": "0"})
     try:
         loadgen.run(uncached.url, questions, 1, 2)  # warm-up
         one = loadgen.run(uncached.url, questions, 1, 15)
@@ -203,11 +146,10 @@ def speed(settings: Settings, questions: list[str]) -> dict[str, Any]:
         rows.append((f"HTTP, {label} clients, p50", f"{run['p50_ms']:.2f} ms", run["p50_ms"] / f50))
         rows.append((f"HTTP, {label} clients, p99", f"{run['p99_ms']:.2f} ms", run["p99_ms"] / f50))
         rows.append((f"HTTP, {label} clients, errors", f"{run['errors']} of {run['requests']}", None))
-    cached = ServerProcess(settings, {}, WORKERS)
+    cached, ready = _started(settings, {})
     try:
         faq = loadgen.run(cached.url, questions, 1, 10, faq=True)
         mismatches = http_matches(cached.url, settings, questions)
-        ready = cached.ready_seconds
         peak = max(cached.rss_mib("VmHWM"), uncached_peak)
     finally:
         cached.stop()
@@ -225,7 +167,7 @@ def speed(settings: Settings, questions: list[str]) -> dict[str, Any]:
             None,
         )
     )
-    q = quality(settings)
+    q = quality(settings, questions_file)
     rows.append(
         (
             "qa eval identical: sentence-transformers, ONNX Runtime, ONNX + request batching",
@@ -241,7 +183,9 @@ def speed(settings: Settings, questions: list[str]) -> dict[str, Any]:
         f"| {name} | {value} | {'' if ratio is None else f'{ratio:.2f}'} |" for name, value, ratio in rows
     ]
     table.append("")
-    table.append("Load generator: wrk (qa.loadgen writes its Lua script) in its own process, loopback only.")
+    table.append(
+        "Load generator: wrk (qa.bench.loadgen writes its Lua script) in its own process, loopback only."
+    )
     return {
         "floor": base,
         "one": one,
@@ -259,7 +203,7 @@ def speed(settings: Settings, questions: list[str]) -> dict[str, Any]:
 
 def soak(settings: Settings, questions: list[str], seconds: float) -> dict[str, Any]:
     """32 clients for ``seconds``: errors, and resident memory against memory after warm-up."""
-    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0"}, WORKERS)
+    server, _ = _started(settings, {"QA_CACHE_SIZE": "0"})
     try:
         loadgen.run(server.url, questions, 32, 10)  # warm-up
         warm = server.rss_mib()
@@ -281,7 +225,3 @@ def soak(settings: Settings, questions: list[str], seconds: float) -> dict[str, 
         ]
     )
     return {"run": run, "warm_mib": warm, "after_mib": after, "growth": growth, "table": table}
-
-
-if __name__ == "__main__":
-    main()

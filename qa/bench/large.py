@@ -1,6 +1,6 @@
 """Larger corpora: build time, size on disk, server memory and query latency at 100,000+ passages.
 
-    python -m qa.bench_large ../shared/benchmarks/beir-scifact [--copies 13]   (make bench-large)
+    qa bench large ../shared/benchmarks/beir-scifact [--copies 14]   (make bench-large)
 
 The corpus is BEIR SciFact's abstracts, repeated under new ids until it passes 100,000 passages (14 copies);
 the same figures are measured on the repository's corpus for comparison. Repeated texts are
@@ -10,18 +10,16 @@ embedding throughput, from which the time for 100,000 distinct passages follows.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from qa import loadgen
-from qa.bench_speed import ServerProcess
+from qa.bench import loadgen
+from qa.bench.server import ServerProcess
 from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
@@ -50,7 +48,8 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
     manifest = read_manifest(settings.index_dir)  # the counts, without loading the index here
     build_dir = (settings.index_dir / "current").resolve()
     size = sum(f.stat().st_size for f in build_dir.rglob("*") if f.is_file())
-    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0", "QA_ONNX_DIR": str(settings.onnx_export_dir)})
+    server = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
+    ready_seconds = server.wait_ready(600)
     try:
         rss_ready = server.rss_mib()
         loadgen.run(server.url, queries, 1, 2)
@@ -70,7 +69,7 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
         "texts_embedded": report.texts_embedded,
         "embed_seconds": round(report.embed_seconds, 1),
         "index_mib_on_disk": round(size / 2**20, 1),
-        "server_ready_seconds": round(server.ready_seconds, 2),
+        "server_ready_seconds": round(ready_seconds, 2),
         "server_rss_mib_ready": round(rss_ready, 0),
         "server_peak_rss_mib": round(peak, 0),
         "query_p50_ms": run["p50_ms"],
@@ -80,38 +79,25 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("scifact", type=Path, help="folder with corpus.jsonl.gz and queries.jsonl")
-    parser.add_argument("--copies", type=int, default=14)
-    parser.add_argument("--work", type=Path, help="keep the corpus and index here (default: temp dir)")
-    args = parser.parse_args()
-    queries = [json.loads(line)["text"] for line in (args.scifact / "queries.jsonl").open(encoding="utf-8")][
-        :400
-    ]
+def run(scifact: Path, copies: int = 14, work: Path | None = None) -> str:
+    """The article's corpus and SciFact repeated ``copies`` times: the table, and the throughput."""
+    queries = [json.loads(line)["text"] for line in (scifact / "queries.jsonl").open(encoding="utf-8")][:400]
     rows = []
     with tempfile.TemporaryDirectory(prefix="qa-large-") as tmp:
-        work = args.work or Path(tmp)
+        folder = work or Path(tmp)
         models = Settings().onnx_export_dir  # the ONNX export is shared, not redone per index
-        small = Settings(index_dir=work / "small-index", onnx_dir=models)
+        small = Settings(index_dir=folder / "small-index", onnx_dir=models)
         rows.append(measure(small, queries, "corpus/ (the article)"))
-        corpus = work / "scifact"
+        corpus = folder / "scifact"
         if not corpus.exists():
-            write_scifact(args.scifact, corpus, args.copies)
-        large = Settings(corpus_dir=corpus, index_dir=work / "large-index", onnx_dir=models)
-        rows.append(measure(large, queries, f"SciFact x{args.copies}"))
+            write_scifact(scifact, corpus, copies)
+        large = Settings(corpus_dir=corpus, index_dir=folder / "large-index", onnx_dir=models)
+        rows.append(measure(large, queries, f"SciFact x{copies}"))
     keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(row[k]) for k in keys) + " |")
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
     large_row = rows[1]
     rate = large_row["texts_embedded"] / max(large_row["embed_seconds"], 1e-9)  # type: ignore[operator]
-    print(f"\nembedding throughput on the large build: {rate:.0f} texts/s")
+    lines.append(f"\nembedding throughput on the large build: {rate:.0f} texts/s")
     (Path(tempfile.gettempdir()) / "qa-bench-large.json").write_text(json.dumps(rows, indent=2))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return "\n".join(lines)

@@ -22,9 +22,13 @@ import numpy as np
 from qa.answer import FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, Thresholds
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.evaluate import EvalItem, evidence_in
+from qa.evaluation.evaluate import EvalItem, evidence_in
 
 GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
+# What `qa calibrate` fits on by default, in Settings.eval_dir (our own questions: one file reusing
+# the article's words, one in other words), and what it only reports (written by someone else).
+FIT_SETS = ("questions.jsonl", "reworded.jsonl")
+VALIDATION_SETS = ("paraphrase_questions.jsonl",)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.engine import Engine
-from qa.evaluate import EvalItem, evidence_in, rank_metrics, sentence_hit
+from qa.evaluation.evaluate import EvalItem, evidence_in, rank_metrics, sentence_hit
 from qa.index import retrieval_text
 from qa.ranking import SIGNALS
 
