@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from qa.config import Settings
 from qa.corpus import Document, read_corpus
@@ -25,11 +25,13 @@ from qa.index import (
     FORMAT_VERSION,
     BuildContent,
     LoadedIndex,
+    calibration_for,
     current_path,
+    index_lock,
     keyword_settings,
     load_index,
-    read_manifest,
     retrieval_text,
+    rewrite_manifest,
     splitter_settings,
     write_build,
 )
@@ -96,7 +98,7 @@ def build_index(
     """
     index_dir = settings.index_dir
     index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(index_dir / ".lock"))
+    lock = index_lock(index_dir)
     try:
         lock.acquire(timeout=lock_timeout)
     except Timeout as error:
@@ -158,7 +160,7 @@ def _build_locked(
     report.documents_removed = sorted(set(old_hashes) - new_ids)
     if previous is not None and previous.fingerprint == fingerprint:
         if previous.manifest.get("corpus_fingerprint") != fingerprint_of_corpus:
-            _rewrite_manifest(
+            rewrite_manifest(
                 previous.path, {**previous.manifest, "corpus_fingerprint": fingerprint_of_corpus}
             )
         report.up_to_date = True
@@ -219,7 +221,8 @@ def _build_locked(
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passages": len(passages),
         "sentences": len(sentence_texts),
-        "calibration": _carried_calibration(previous, encoder),
+        # Thresholds fitted by `qa calibrate` stay valid while the model is the same.
+        "calibration": calibration_for(previous.manifest, encoder.name) if previous else None,
     }
     lexicon = {"doc_freq": doc_freq, "n_docs": n_docs, "words": words}
     bm25 = bm25s.BM25(k1=keywords["bm25_k1"], b=keywords["bm25_b"])
@@ -304,16 +307,6 @@ def _faiss_type(settings: Settings, n_passages: int) -> str:
     return "flat" if n_passages <= settings.faiss_exact_max else "hnsw"
 
 
-def _carried_calibration(previous: LoadedIndex | None, encoder: Encoder) -> dict | None:
-    """Thresholds fitted by `qa calibrate` stay valid while the model is the same."""
-    if previous is None:
-        return None
-    calibration = previous.manifest.get("calibration")
-    if calibration and calibration.get("model") == encoder.name:
-        return calibration
-    return None
-
-
 def _publish(index_dir: Path, build: BuildContent, cancel: threading.Event) -> None:
     """Write every file into a temporary folder, then rename it and repoint ``current`` (unless the
     build was cancelled meanwhile: then nothing is published)."""
@@ -354,18 +347,3 @@ def _prune(index_dir: Path) -> None:
             shutil.rmtree(build, ignore_errors=True)
     for leftover in index_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _rewrite_manifest(build: Path, manifest: dict) -> None:
-    tmp = build / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, build / "manifest.json")
-
-
-def save_calibration(index_dir: Path, calibration: dict) -> None:
-    """Store fitted abstention thresholds in the current build's manifest."""
-    lock = FileLock(str(index_dir / ".lock"))
-    with lock.acquire(timeout=60):
-        manifest = read_manifest(index_dir)
-        manifest["calibration"] = calibration
-        _rewrite_manifest(current_path(index_dir).resolve(), manifest)

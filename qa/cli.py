@@ -300,9 +300,9 @@ def calibrate(
 ) -> None:
     """Fit the abstention thresholds, cross-validated across the files (each reported with
     thresholds fitted on the others), and store the fit on all of them in the index manifest."""
-    from qa.build import save_calibration
     from qa.evaluation.calibrate import FIT_SETS, VALIDATION_SETS, fit, format_report
     from qa.evaluation.evaluate import load_eval_set
+    from qa.index import save_calibration
 
     settings = settings_from(corpus, index_dir)
     sources = eval_sets or [settings.eval_dir / name for name in FIT_SETS]

@@ -7,6 +7,7 @@ version, whichever is current when the question arrives.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from qa.answer import Result, Thresholds, answer
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexMissing, QAError
-from qa.index import LoadedIndex, load_index
+from qa.index import LoadedIndex, calibration_for, load_index
 from qa.question import prepare, rarity
 from qa.ranking import Weights, rank
 from qa.retrieve import Query
@@ -39,20 +40,26 @@ def normalize_question(question: str) -> str:
 
 def thresholds_for(index: LoadedIndex, settings: Settings) -> Thresholds:
     """Calibrated thresholds when the manifest holds some for this model, else the settings' defaults."""
-    calibration = index.manifest.get("calibration")
-    if calibration and calibration.get("model") == index.model:
+    calibration = calibration_for(index.manifest, index.model)
+    if calibration:
         values = calibration["thresholds"]
         return Thresholds(values["similarity"], values["coverage"], source="calibrated")
     return Thresholds(settings.abstain_similarity, settings.abstain_coverage)
+
+
+@functools.cache
+def _one_blas_thread() -> None:
+    """A question's matrix products are small: BLAS worker threads would only spin, taking the
+    cores from the encoder and the other requests (a third more CPU per question, measured). Set
+    once for the process, by its first engine."""
+    threadpool_limits(limits=1, user_api="blas")
 
 
 class Engine:
     """Answers questions against the current index; thread-safe."""
 
     def __init__(self, settings: Settings, encoder: Encoder, index: LoadedIndex | None = None) -> None:
-        # A question's matrix products are small: BLAS worker threads would only spin, taking the
-        # cores from the encoder and the other requests (a third more CPU per question, measured).
-        threadpool_limits(limits=1, user_api="blas")
+        _one_blas_thread()
         self.settings = settings
         self.encoder = encoder
         rarity("the")  # loads wordfreq's English table now, not on the first question (half a second)

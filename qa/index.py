@@ -28,6 +28,7 @@ from typing import Any
 import bm25s
 import faiss
 import numpy as np
+from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from qa.config import Settings
@@ -391,6 +392,34 @@ def _make_faiss(vectors: np.ndarray, faiss_type: str) -> faiss.Index:
     if len(vectors):
         index.add(vectors)
     return index
+
+
+def rewrite_manifest(build: Path, manifest: dict) -> None:
+    """Replace a build's manifest atomically (a reader sees the old one or the new one)."""
+    tmp = build / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, build / "manifest.json")
+
+
+def index_lock(index_dir: Path) -> FileLock:
+    """The lock a writer of the index folder holds: one build or manifest change at a time."""
+    return FileLock(str(index_dir / ".lock"))
+
+
+def save_calibration(index_dir: Path, calibration: dict) -> None:
+    """Store fitted abstention thresholds (``{"model": ..., "thresholds": {...}}``) in the current
+    build's manifest."""
+    with index_lock(index_dir).acquire(timeout=60):
+        manifest = read_manifest(index_dir)
+        manifest["calibration"] = calibration
+        rewrite_manifest(current_path(index_dir).resolve(), manifest)
+
+
+def calibration_for(manifest: dict, model: str) -> dict | None:
+    """The stored calibration when it was fitted for ``model`` (thresholds are a property of the
+    model's similarities: another model's are not valid), else None."""
+    calibration = manifest.get("calibration")
+    return calibration if calibration and calibration.get("model") == model else None
 
 
 def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:

@@ -2,6 +2,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, HashingEncoder
 from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
-from qa.index import check, load_index
+from qa.index import BuildContent, check, load_index, write_build
 
 
 def test_build_writes_manifest_and_loads(built_settings: Settings) -> None:
@@ -166,3 +167,38 @@ def test_batching_encoder_merges_concurrent_calls_and_keeps_each_result() -> Non
     assert sum(inner.calls) == 48 and len(inner.calls) < 24, "concurrent calls share model runs"
     assert not inner.overlapped, "one model run at a time"
     np.testing.assert_allclose(batching.encode(["alone"]), reference.encode(["alone"]))  # idle again
+
+
+def test_write_build_and_load_index_round_trip(built_settings: Settings, tmp_path: Path) -> None:
+    """What load_index reads back is what write_build was given, file for file."""
+    first = load_index(built_settings.index_dir)
+    lexicon = first.lexicon
+    content = BuildContent(
+        manifest={k: v for k, v in first.manifest.items() if k != "files"},
+        documents=list(first.documents.values()),
+        passages=first.passages,
+        passage_vectors=first.passage_vectors,
+        sentence_vectors=first.sentence_vectors,
+        word_vectors=lexicon.vectors,
+        bm25=first.bm25,
+        lexicon={"doc_freq": lexicon.doc_freq, "n_docs": lexicon.n_docs, "words": lexicon.words},
+    )
+    copy = tmp_path / "round-trip"
+    folder = copy / "builds" / "copy"
+    folder.mkdir(parents=True)
+    write_build(folder, content)
+    (copy / "current").symlink_to(folder)
+    second = load_index(copy)
+    assert second.documents == first.documents
+    assert second.passages == first.passages
+    assert np.array_equal(second.passage_vectors, first.passage_vectors)
+    assert np.array_equal(second.sentence_vectors, first.sentence_vectors)
+    assert np.array_equal(second.sentence_offsets, first.sentence_offsets)
+    assert second.lexicon.words == lexicon.words and second.lexicon.doc_freq == lexicon.doc_freq
+    assert np.array_equal(second.lexicon.vectors, lexicon.vectors)
+    assert second.fingerprint == first.fingerprint
+    assert second.manifest["files"] == first.manifest["files"]  # same bytes, same checksums
+    terms = ["queen", "egg"]
+    assert np.array_equal(second.bm25.get_scores(terms), first.bm25.get_scores(terms))
+    # every checksum holds and the whole build loads (the corpus is the one it was built from)
+    assert check(built_settings.model_copy(update={"index_dir": copy})) is None

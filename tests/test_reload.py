@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.build import build_index, save_calibration
+from qa.build import build_index
 from qa.config import Settings
 from qa.corpus import read_corpus
 from qa.encoder import HashingEncoder
-from qa.index import check, load_index
+from qa.index import check, load_index, save_calibration
 from tests.conftest import Server
 
 pytestmark = pytest.mark.slow
