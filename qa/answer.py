@@ -62,6 +62,7 @@ class Citation:
     start: int
     end: int
     score: float
+    page: int | None = None  # where the passage begins, in a paged document (PDF)
 
 
 @dataclass
@@ -263,6 +264,7 @@ def _citation(index: LoadedIndex, candidate: Candidate) -> Citation:
         start=passage.start,
         end=passage.end,
         score=round(candidate.score, 4),
+        page=document.page_at(passage.start),
     )
 
 

@@ -64,16 +64,32 @@ class BuildReport:
         skipped = [f"skipped {entry}" for entry in self.skipped]
         if self.up_to_date:
             return [*skipped, f"index is up to date ({self.fingerprint[:12]})"]
+        named = [
+            f"  {verb}: {_listed(ids)}"
+            for verb, ids in (
+                ("added", self.documents_added),
+                ("changed", self.documents_changed),
+                ("removed", self.documents_removed),
+            )
+            if ids
+        ]
         return [
             *skipped,
             f"documents: {len(self.documents_added)} added, {len(self.documents_changed)} changed, "
             f"{len(self.documents_removed)} removed, {self.documents_unchanged} unchanged",
+            *named,
             f"passages: {self.passages_added} added, {self.passages_removed} removed, "
             f"{self.passages_kept} kept",
             f"embedded {self.texts_embedded} texts in {self.embed_seconds:.2f}s; "
             f"build took {self.total_seconds:.2f}s; fingerprint {self.fingerprint[:12]}",
             *(f"citation id gone: {pid}" for pid in self.removed_passage_ids),
         ]
+
+
+def _listed(ids: list[str], most: int = 20) -> str:
+    """Document ids for a line of the report: the first ``most`` and how many more."""
+    shown = ", ".join(ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
 def _sha(text: str) -> str:
@@ -87,6 +103,7 @@ def build_index(
     progress: bool = False,
     lock_timeout: float = 0,
     cancel: threading.Event | None = None,
+    skip_invalid: bool = False,
 ) -> BuildReport:
     """Build (incrementally) into ``settings.index_dir`` and switch ``current`` to it atomically.
 
@@ -94,7 +111,8 @@ def build_index(
     when it used the same model. Holds a lock for the whole build: a second build waits up to
     ``lock_timeout`` seconds, then raises IndexBusy. A crash at any point leaves ``current`` intact.
     Setting ``cancel`` stops the build at its next document or embedding batch (BuildCancelled),
-    before anything is published.
+    before anything is published. A corpus file that cannot be used stops the build, or with
+    ``skip_invalid`` is left out and listed with its reason (in the report and the manifest).
     """
     index_dir = settings.index_dir
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +124,7 @@ def build_index(
             f"another `qa index` is building {index_dir} (lock {index_dir / '.lock'}); try again later"
         ) from error
     try:
-        return _build_locked(settings, encoder, progress, cancel or threading.Event())
+        return _build_locked(settings, encoder, progress, cancel or threading.Event(), skip_invalid)
     finally:
         lock.release()
 
@@ -125,10 +143,10 @@ def _check(cancel: threading.Event) -> None:
 
 
 def _build_locked(
-    settings: Settings, encoder: Encoder, progress: bool, cancel: threading.Event
+    settings: Settings, encoder: Encoder, progress: bool, cancel: threading.Event, skip_invalid: bool
 ) -> BuildReport:
     started = time.perf_counter()
-    corpus = read_corpus(settings.corpus_dir, settings.max_document_bytes)
+    corpus = read_corpus(settings.corpus_dir, settings.max_document_bytes, skip_invalid)
     documents, fingerprint_of_corpus = corpus.documents, corpus.fingerprint
     previous = _previous(settings, encoder)
     splitter = splitter_settings(settings)
@@ -159,10 +177,9 @@ def _build_locked(
             report.documents_unchanged += 1
     report.documents_removed = sorted(set(old_hashes) - new_ids)
     if previous is not None and previous.fingerprint == fingerprint:
-        if previous.manifest.get("corpus_fingerprint") != fingerprint_of_corpus:
-            rewrite_manifest(
-                previous.path, {**previous.manifest, "corpus_fingerprint": fingerprint_of_corpus}
-            )
+        seen = {"corpus_fingerprint": fingerprint_of_corpus, "skipped": corpus.skipped}
+        if any(previous.manifest.get(key) != value for key, value in seen.items()):
+            rewrite_manifest(previous.path, {**previous.manifest, **seen})
         report.up_to_date = True
         report.passages_kept = len(previous.passages)
         report.total_seconds = time.perf_counter() - started
@@ -217,6 +234,7 @@ def _build_locked(
             d.doc_id: {"hash": d.content_hash, "path": d.path, "title": d.title} for d in documents
         },
         "corpus_fingerprint": fingerprint_of_corpus,
+        "skipped": corpus.skipped,  # corpus files left out, each with its reason
         "fingerprint": fingerprint,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passages": len(passages),

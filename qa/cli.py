@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ from typing import Annotated
 import typer
 
 from qa.config import Settings
-from qa.errors import QAError
+from qa.errors import CorpusError, QAError
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Cited, extractive answers from a folder of documents."
@@ -62,6 +63,13 @@ def index(
         bool, typer.Option("--check", help="Only check: exit 1 with a reason when stale or missing.")
     ] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another build's lock.")] = 0.0,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid", help="Index the other files when one cannot be read; list it and why."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
 ) -> None:
     """Build or update the index (only changed documents are re-embedded)."""
     settings = settings_from(corpus, index_dir)
@@ -78,9 +86,16 @@ def index(
         from qa.encoder import encoder_from
 
         encoder = encoder_from(settings)
-        report = build_index(settings, encoder, progress=sys.stderr.isatty(), lock_timeout=wait)
+        report = build_index(
+            settings, encoder, progress=sys.stderr.isatty(), lock_timeout=wait, skip_invalid=skip_invalid
+        )
     except QAError as error:
-        raise fail(str(error)) from None
+        one_file = isinstance(error, CorpusError) and Path(error.path) != settings.corpus_dir
+        hint = "; `qa index --skip-invalid` indexes the other files" if one_file else ""
+        raise fail(f"{error}{hint}") from None
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False))
+        return
     for line in report.lines():
         typer.echo(line)
 
@@ -204,7 +219,8 @@ def serve(
         engine = load_engine(settings, allow_missing=True, serving=True)
     except QAError as error:
         raise fail(str(error)) from None
-    application = create_app(settings, engine=engine, watch=watch)
+    # Follows the index folder: a `qa index` beside the server is served within a second.
+    application = create_app(settings, engine=engine, watch=watch, follow=True)
     configure_logging(log_level)  # last: loading the model resets logging
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -275,10 +291,23 @@ def evaluate(
                 typer.echo(format_table(table) + "\n")
     except QAError as error:
         raise fail(str(error)) from None
+    index = engine.index
+    used = {
+        "index": str(settings.index_dir),
+        "fingerprint": index.fingerprint,
+        "built_at": index.manifest["built_at"],
+        "corpus": str(settings.corpus_dir),
+        "documents": len(index.documents),
+        "passages": len(index.passages),
+    }
     if as_json:  # one file: its metrics at the top level; several: by file name
         body = next(iter(report.values())) if len(report) == 1 else {"sets": report}
-        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps({**body, "used": used}, indent=2, ensure_ascii=False))
     else:
+        typer.echo(
+            f"index {used['index']} ({index.fingerprint[:12]}, built {used['built_at']}) of corpus "
+            f"{used['corpus']}: {used['documents']} documents, {used['passages']} passages\n"
+        )
         typer.echo(format_report(report, failures=failures))
 
 

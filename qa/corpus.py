@@ -1,8 +1,18 @@
-"""Documents: load a corpus folder (.md, .txt, .html, .pdf) into texts with stable ids and metadata."""
+"""Documents: load a corpus folder (.md, .txt, .html, .pdf, .docx, FAQ lists as .csv or .jsonl) into
+texts with stable ids and metadata.
+
+Every reader returns the document's text with its structure in Markdown's terms: a section heading
+is a line of ``#`` marks and the heading (from HTML ``<h1>``-``<h6>``, Word heading styles, a PDF's
+larger type, an FAQ's questions), paragraphs are separated by blank lines. The splitter
+(qa/passages.py) makes headings retrieval context, never cited text; every offset points into the
+stored text."""
 
 from __future__ import annotations
 
+import bisect
+import csv
 import hashlib
+import io
 import json
 import logging
 import re
@@ -34,7 +44,12 @@ class Document:
     published: str | None
     text: str
     path: str  # relative to the corpus folder
-    format: str  # "markdown", "text", "html" or "pdf"
+    format: str  # a format name of READERS: "markdown", "text", "html", "pdf", "docx" or "faq"
+    pages: tuple[int, ...] = ()  # a PDF's: the offset in ``text`` where each page begins
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding ``offset``, for a paged document (None otherwise)."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
 
     @property
     def content_hash(self) -> str:
@@ -100,7 +115,7 @@ def corpus_fingerprint(corpus_dir: Path, memo: dict[Path, tuple[int, int, bytes]
         if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
             file_digest = known[2]
         else:
-            file_digest = hashlib.sha256(_read_bytes(path)).digest()
+            file_digest = _digest(path)
             if memo is not None:
                 memo[path] = (stat.st_size, stat.st_mtime_ns, file_digest)
         digests.append((path.relative_to(corpus_dir).as_posix(), file_digest))
@@ -116,36 +131,61 @@ def _combine(digests: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-def read_corpus(corpus_dir: Path, max_bytes: int | None = None) -> Corpus:
+def read_corpus(corpus_dir: Path, max_bytes: int | None = None, skip_invalid: bool = False) -> Corpus:
     """Every document, and the corpus fingerprint of exactly the bytes they were parsed from (each
-    file is read once). A file over ``max_bytes`` is refused before it is read; each file skipped
-    is logged."""
+    file is read once). A file over ``max_bytes`` is refused before it is parsed; each file skipped
+    is logged. A file that cannot be used stops the read (CorpusError naming it), or with
+    ``skip_invalid`` is skipped with its reason (the fingerprint still covers its bytes, so the
+    index is current until the file changes)."""
     documents: list[Document] = []
     digests: list[tuple[str, bytes]] = []
     seen: dict[str, str] = {}
     files, skipped = scan_corpus(corpus_dir)
-    for reason in skipped:
-        log.warning("skipped %s", reason)
     for path in files:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise CorpusError(
-                path,
-                f"{size / 2**20:.1f} MiB is over the limit of {max_bytes / 2**20:.1f} MiB a document "
-                "(QA_MAX_DOCUMENT_BYTES); split it into several files or raise the limit",
-            )
-        raw = _read_bytes(path)
-        document = read_document(path, corpus_dir, raw)
-        if document.doc_id in seen:
-            raise CorpusError(
-                path, f"duplicate document id {document.doc_id!r} (also used by {seen[document.doc_id]})"
-            )
+        relative = path.relative_to(corpus_dir).as_posix()
+        try:
+            size = path.stat().st_size
+            if max_bytes is not None and size > max_bytes:  # refused before it is read whole
+                digests.append((relative, _digest(path)))
+                raise CorpusError(
+                    path,
+                    f"{size / 2**20:.1f} MiB is over the limit of {max_bytes / 2**20:.1f} MiB a document "
+                    "(QA_MAX_DOCUMENT_BYTES); split it into several files or raise the limit",
+                )
+            raw = _read_bytes(path)
+            digests.append((relative, hashlib.sha256(raw).digest()))
+            document = _parse(path, corpus_dir, raw, seen)
+        except CorpusError as error:
+            if not skip_invalid:
+                raise
+            skipped.append(f"{relative}: {error.problem}")
+            continue
         seen[document.doc_id] = document.path
         documents.append(document)
-        digests.append((document.path, hashlib.sha256(raw).digest()))
+    for reason in skipped:
+        log.warning("skipped %s", reason)
     if not documents:
         raise CorpusError(corpus_dir, f"no documents ({', '.join(SUFFIXES)}) found")
     return Corpus(documents, _combine(digests), skipped)
+
+
+def _parse(path: Path, corpus_dir: Path, raw: bytes, seen: dict[str, str]) -> Document:
+    """One file's document, with an id no other file has."""
+    document = read_document(path, corpus_dir, raw)
+    if document.doc_id in seen:
+        raise CorpusError(
+            path, f"duplicate document id {document.doc_id!r} (also used by {seen[document.doc_id]})"
+        )
+    return document
+
+
+def _digest(path: Path) -> bytes:
+    """SHA-256 of a file, read in blocks (a file too large to parse is still fingerprinted)."""
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").digest()
+    except OSError as error:
+        raise CorpusError(path, f"cannot be read ({error.strerror or error})") from error
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -160,6 +200,7 @@ def read_document(path: Path, corpus_dir: Path, raw: bytes) -> Document:
     relative = path.relative_to(corpus_dir).as_posix()
     fmt, reader = READERS[path.suffix.lower()]
     text, meta = reader(path, raw)
+    pages = tuple(meta.pop("pages", ()))  # type: ignore[arg-type]
     if not text.strip():
         raise CorpusError(path, "document is empty")
     if not any(character.isalnum() for character in text):
@@ -178,6 +219,7 @@ def read_document(path: Path, corpus_dir: Path, raw: bytes) -> Document:
         text=text,
         path=relative,
         format=fmt,
+        pages=pages,
     )
 
 
@@ -212,8 +254,17 @@ def _decoded(path: Path, raw: bytes) -> str:
         raise CorpusError(path, f"not valid UTF-8 (byte {error.start})") from error
 
 
+_TEXT_TITLE = re.compile(r"\A[ \t]*(?P<title>[^\n]{1,120}?)[ \t]*\n[ \t]*\n(?P<rest>.*\S.*)\Z", re.DOTALL)
+
+
 def _read_text(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
-    return _decoded(path, raw), {}
+    """Plain text; a first line that reads as a title (short, not ending like a sentence, a blank
+    line after it) is the title and not part of the text."""
+    text = _decoded(path, raw).strip()
+    match = _TEXT_TITLE.match(text)
+    if match and match["title"][-1] not in ".!?,;:" and any(c.isalpha() for c in match["title"]):
+        return match["rest"].strip(), {"title": match["title"]}
+    return text, {}
 
 
 def _read_markdown(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
@@ -242,29 +293,233 @@ def _read_markdown(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
 
 
 def _read_html(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
+    """The page's main text (trafilatura drops navigation, footers and boilerplate) as Markdown, so
+    that ``<h1>``-``<h6>`` are section headings; the date only from the page's metadata, never
+    guessed from dates in its text."""
     import trafilatura  # imported here: only HTML corpora pay for it
 
-    extracted = trafilatura.bare_extraction(_decoded(path, raw), with_metadata=True, include_comments=False)
-    if extracted is None:
+    html = _decoded(path, raw)
+    text = trafilatura.extract(
+        html,
+        output_format="markdown",
+        include_formatting=True,
+        include_links=False,
+        include_images=False,
+        include_comments=False,
+        favor_recall=True,
+    )
+    if not text:
         raise CorpusError(path, "no main text found in the HTML page")
-    data = extracted.as_dict() if hasattr(extracted, "as_dict") else dict(extracted)
+    extracted = trafilatura.bare_extraction(
+        html, with_metadata=True, date_extraction_params={"extensive_search": False, "original_date": True}
+    )
+    data = (extracted.as_dict() if hasattr(extracted, "as_dict") else dict(extracted)) if extracted else {}
     meta = {"title": data.get("title"), "source": data.get("url"), "published": data.get("date")}
-    return data.get("text") or "", meta
+    return text, meta
+
+
+# A PDF line in the top or bottom margin (this share of the page height) that repeats on other pages,
+# or is only a page number, or is in smaller type than the body, is a running header or footer.
+_MARGIN = 0.08
+_PAGE_NUMBER = re.compile(r"^\W*(page\s*)?\d+(\s*(of|/)\s*\d+)?\W*$", re.IGNORECASE)
+# Type this much larger than the body's, on a short line, is a heading.
+_HEADING_SCALE = 1.15
+_HEADING_MAX_CHARS = 150
+
+
+@dataclass(frozen=True)
+class _PdfLine:
+    page: int
+    text: str
+    top: float
+    bottom: float
+    size: float  # the commonest character size on the line
+    margin: bool  # in the top or bottom margin of its page
 
 
 def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
-    import io
-
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    """Text rebuilt into paragraphs (pdfplumber's lines: line wraps joined, hyphenation at line ends
+    undone), running headers, footers and page numbers dropped, larger type as headings; with the
+    offset where each page begins."""
+    import pdfplumber
+    from pdfminer.pdfparser import PDFSyntaxError
 
     try:
-        reader = PdfReader(io.BytesIO(raw))
-        pages = [page.extract_text() or "" for page in reader.pages]
-        info = reader.metadata or {}
-    except (PdfReadError, ValueError, KeyError) as error:
-        raise CorpusError(path, f"unreadable PDF ({error})") from error
-    return "\n\n".join(pages), {"title": info.get("/Title")}
+        with pdfplumber.open(io.BytesIO(raw)) as pdf:
+            lines = [
+                line for number, page in enumerate(pdf.pages, start=1) for line in _pdf_lines(number, page)
+            ]
+            info = pdf.metadata or {}
+            n_pages = len(pdf.pages)
+    except (PDFSyntaxError, ValueError, KeyError, TypeError) as error:
+        raise CorpusError(path, f"unreadable PDF ({type(error).__name__})") from error
+    except Exception as error:  # pdfminer raises many kinds on damaged files
+        raise CorpusError(path, f"unreadable PDF ({type(error).__name__})") from error
+    body = _body_size(lines)
+    kept = [line for line in lines if not _running(line, lines, body, n_pages)]
+    sizes = sorted({round(ln.size) for ln in kept if _is_heading(ln, body)}, reverse=True)
+    pitch = _line_pitch(kept)
+    parts: list[str] = []
+    pages: list[int] = []
+    length = 0
+    previous: _PdfLine | None = None
+    for line in kept:
+        heading = _is_heading(line, body)
+        if previous is None:
+            joint = ""
+        elif heading or _is_heading(previous, body) or _new_paragraph(previous, line, pitch):
+            joint = "\n\n"
+        elif previous.text.endswith("-") and previous.text[-2:-1].isalpha() and line.text[:1].islower():
+            parts[-1] = parts[-1][:-1]  # "infesta-" + "tion" -> "infestation"
+            length -= 1
+            joint = ""
+        else:
+            joint = " "
+        text = ("#" * (sizes.index(round(line.size)) + 1) + " " + line.text) if heading else line.text
+        while len(pages) < line.page:  # pages without text start where the next text does
+            pages.append(length + len(joint))
+        parts.append(joint + text)
+        length += len(joint) + len(text)
+        previous = line
+    title = str(info.get("Title") or "").strip() or next(
+        (ln.text for ln in kept if _is_heading(ln, body)), None
+    )
+    return "".join(parts), {"title": title, "pages": pages}
+
+
+def _pdf_lines(number: int, page: object) -> list[_PdfLine]:
+    height = float(page.height)  # type: ignore[attr-defined]
+    found = []
+    for line in page.extract_text_lines(return_chars=True):  # type: ignore[attr-defined]
+        text = " ".join(line["text"].split())
+        if not text:
+            continue
+        sizes = [round(float(c["size"]), 1) for c in line["chars"]] or [0.0]
+        top, bottom = float(line["top"]), float(line["bottom"])
+        margin = bottom < height * _MARGIN or top > height * (1 - _MARGIN)
+        found.append(_PdfLine(number, text, top, bottom, max(set(sizes), key=sizes.count), margin))
+    return found
+
+
+def _body_size(lines: list[_PdfLine]) -> float:
+    """The type size most of the text is set in."""
+    weight: dict[float, int] = {}
+    for line in lines:
+        weight[line.size] = weight.get(line.size, 0) + len(line.text)
+    return max(weight, key=weight.__getitem__) if weight else 0.0
+
+
+def _running(line: _PdfLine, lines: list[_PdfLine], body: float, n_pages: int) -> bool:
+    """A running header or footer: a margin line that is a page number, in smaller type than the
+    body, or repeated (digits aside) on at least half of the pages."""
+    if not line.margin:
+        return False
+    if _PAGE_NUMBER.match(line.text) or line.size < body:
+        return True
+    shape = re.sub(r"\d+", "#", line.text)
+    pages = {other.page for other in lines if other.margin and re.sub(r"\d+", "#", other.text) == shape}
+    return n_pages > 1 and len(pages) * 2 >= n_pages
+
+
+def _is_heading(line: _PdfLine, body: float) -> bool:
+    return line.size >= body * _HEADING_SCALE and len(line.text) <= _HEADING_MAX_CHARS
+
+
+def _line_pitch(lines: list[_PdfLine]) -> float:
+    """The usual distance from one line's top to the next one's, within a paragraph."""
+    steps = [b.top - a.top for a, b in zip(lines, lines[1:]) if a.page == b.page and b.top > a.top]
+    return float(sorted(steps)[len(steps) // 2]) if steps else 0.0
+
+
+def _new_paragraph(previous: _PdfLine, line: _PdfLine, pitch: float) -> bool:
+    """More space above the line than between the lines of a paragraph, or a new page after a
+    finished sentence."""
+    if line.page != previous.page:
+        return previous.text[-1:] in '.!?:"\u201d' or not line.text[:1].islower()
+    return line.top - previous.top > 1.3 * pitch or line.top < previous.top
+
+
+def _read_docx(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
+    """Word documents (python-docx): paragraphs in the Title and Heading styles become headings (by
+    style, not by looks),
+    list paragraphs list items, each table row a line of its cells."""
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(raw))
+        blocks: list[tuple[str, str]] = []  # (kind, text)
+        for item in document.iter_inner_content():
+            if isinstance(item, Table):
+                for row in item.rows:
+                    cells = [" ".join(c.text.split()) for c in row.cells]
+                    if any(cells):
+                        blocks.append(("row", " | ".join(cells)))
+                continue
+            text = " ".join(item.text.split())
+            style = item.style.name if item.style is not None else ""
+            # The Title style is the outermost heading, Heading 1 the next level down, and so on.
+            heading = re.match(r"Heading (\d)", style)
+            level = 1 if style == "Title" else int(heading.group(1)) + 1 if heading else 0
+            if not text:
+                continue
+            if level:
+                blocks.append(("heading", "#" * min(level, 6) + " " + text))
+            elif style.startswith("List"):
+                blocks.append(("item", "- " + text))
+            else:
+                blocks.append(("paragraph", text))
+        title = document.core_properties.title
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise CorpusError(path, f"unreadable Word document ({type(error).__name__})") from error
+    text = ""
+    for i, (kind, block) in enumerate(blocks):
+        together = i > 0 and kind in ("item", "row") and blocks[i - 1][0] == kind  # one list, one table
+        text += ("\n" if together else "\n\n" if text else "") + block
+    first_heading = next((b.lstrip("# ") for k, b in blocks if k == "heading"), None)
+    return text, {"title": (title or "").strip() or first_heading}
+
+
+_FAQ_FIELDS = ("question", "answer")
+
+
+def _read_faq(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
+    """An FAQ list: CSV with question and answer columns, or JSON lines with question and answer
+    fields. Each question becomes a section heading and its answer the section: the answer is what
+    is cited, the question what retrieval matches it by."""
+    decoded = _decoded(path, raw)
+    rows: list[tuple[int, dict]] = []
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(decoded))
+        names = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+        if not all(field in names for field in _FAQ_FIELDS):
+            raise CorpusError(path, "an FAQ file needs a header row with question and answer columns")
+        rows = [(n, {f: row.get(names[f]) for f in _FAQ_FIELDS}) for n, row in enumerate(reader, start=2)]
+    else:
+        for n, line in enumerate(decoded.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise CorpusError(path, f"line {n} is not JSON ({error.msg})") from error
+            if not isinstance(row, dict):
+                raise CorpusError(path, f"line {n}: expected an object with question and answer")
+            rows.append((n, row))
+    sections = []
+    for n, row in rows:
+        question, answer = (row.get(f) for f in _FAQ_FIELDS)
+        if not any(isinstance(v, str) and v.strip() for v in (question, answer)):
+            continue  # a blank row
+        if not (
+            isinstance(question, str) and question.strip() and isinstance(answer, str) and answer.strip()
+        ):
+            raise CorpusError(path, f"line {n}: needs both a question and an answer (text)")
+        sections.append(f"## {' '.join(question.split())}\n\n{answer.strip()}")
+    return "\n\n".join(sections), {}
 
 
 Reader = Callable[[Path, bytes], tuple[str, dict[str, object]]]
@@ -277,5 +532,10 @@ READERS: dict[str, tuple[str, Reader]] = {
     ".html": ("html", _read_html),
     ".htm": ("html", _read_html),
     ".pdf": ("pdf", _read_pdf),
+    ".docx": ("docx", _read_docx),
+    ".csv": ("faq", _read_faq),
+    ".jsonl": ("faq", _read_faq),
 }
+# Formats whose text marks section headings with Markdown's "#" lines (all but plain text).
+HEADED_FORMATS = frozenset(fmt for fmt, _ in READERS.values()) - {"text"}
 SUFFIXES = tuple(READERS)

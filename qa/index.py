@@ -181,6 +181,7 @@ class _Manifest(_Strict):
     faiss: dict[str, str]
     documents: dict[str, dict[str, Any]]
     corpus_fingerprint: str
+    skipped: list[str] = []
     fingerprint: str = Field(min_length=12)
     built_at: datetime
     passages: int = Field(ge=0)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pysbd
 
-from qa.corpus import Document
+from qa.corpus import HEADED_FORMATS, Document
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _LIST_MARKER = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+")
@@ -58,7 +58,7 @@ def split_document(document: Document, max_chars: int) -> list[Passage]:
     passages: list[Passage] = []
     used_ids: set[str] = set()
     text = document.text
-    for block in _blocks(text, markdown=document.format == "markdown"):
+    for block in _blocks(text, markdown=document.format in HEADED_FORMATS):
         for group in _pack(block.sentences, max_chars):
             start, end = group[0][0], group[-1][1]
             passage_id = _passage_id(document.doc_id, text[start:end], used_ids)

@@ -58,6 +58,7 @@ class CitationOut(BaseModel):
     start: int
     end: int
     score: float
+    page: int | None = Field(default=None, description="The page where the passage begins (PDF documents).")
 
 
 class AskResponse(BaseModel):
@@ -77,6 +78,7 @@ class DocumentMeta(BaseModel):
     published: str | None
     path: str
     format: str
+    pages: list[int] = Field(default=[], description="Where each page begins in the text (PDF documents).")
 
 
 class DocumentSummary(DocumentMeta):
@@ -111,6 +113,7 @@ class PassageOut(BaseModel):
     start: int
     end: int
     sentences: list[SentenceOut]
+    page: int | None = Field(default=None, description="The page where the passage begins (PDF documents).")
 
 
 class Suggestions(BaseModel):
@@ -131,6 +134,10 @@ class Ready(BaseModel):
     age_seconds: float
     stale: bool
     stale_reason: str | None
+    stale_fix: str | None = Field(default=None, description="How to bring a stale index up to date.")
+    skipped: list[str] = Field(
+        default=[], description="Corpus files the index left out, each with its reason."
+    )
     calibration: str
     last_reload_error: str | None = Field(default=None, description="Why the last reload failed, if it did.")
 

@@ -78,6 +78,7 @@ def test_eval_prints_metrics(built_settings: Settings, tmp_path: Path) -> None:
     assert metrics["hit@1"] == 1.0 and metrics["answered_rate"] == 1.0
     assert metrics["abstention_by_kind"] == {"off_topic": 1.0}
     assert metrics["grounding_violations"] == 0
+    assert metrics["used"]["corpus"] == str(built_settings.corpus_dir) and metrics["used"]["documents"] == 3
     # Several files: one row per file and per kind, failures on request, JSON by file name.
     other = tmp_path / "other.jsonl"
     other.write_text(
@@ -91,6 +92,8 @@ def test_eval_prints_metrics(built_settings: Settings, tmp_path: Path) -> None:
     )
     text = run(built_settings, "eval", "--set", str(eval_set), "--set", str(other), "--failures").output
     assert "set.jsonl" in text and "other.jsonl" in text and "  near_topic" in text and "  off_topic" in text
+    assert f"of corpus {built_settings.corpus_dir}: 3 documents" in text  # which index and corpus
+    assert "hit@1     answered, and the first cited passage" in text  # the metric names explained
     assert "failures in other.jsonl (2):" in text and "answered an unanswerable question" in text
     assert "refused" in text.split("failures in other.jsonl")[1]
     both = json.loads(
@@ -111,3 +114,46 @@ def test_console_script_help() -> None:
     )
     for command in ("index", "ask", "serve", "eval", "calibrate", "bench"):
         assert command in result.stdout
+
+
+def test_index_names_the_documents_and_reports_in_json(small_settings: Settings) -> None:
+    first = run(small_settings, "index", "--json")
+    report = json.loads(first.output)
+    assert sorted(report["documents_added"]) == ["bees", "solar", "trains"] and not report["up_to_date"]
+    (small_settings.corpus_dir / "bees.txt").write_text(
+        "Bees dance to show where flowers are.", encoding="utf-8"
+    )
+    (small_settings.corpus_dir / "trains.md").unlink()
+    (small_settings.corpus_dir / "wax.txt").write_text("Wax moths eat old combs.", encoding="utf-8")
+    second = run(small_settings, "index")
+    assert second.exit_code == 0
+    assert "  added: wax\n" in second.output and "  changed: bees\n" in second.output
+    assert "  removed: trains\n" in second.output
+
+
+def test_skip_invalid_indexes_the_rest_and_lists_each_file(small_settings: Settings) -> None:
+    (small_settings.corpus_dir / "latin1.txt").write_bytes(b"caf\xe9 au lait")
+    (small_settings.corpus_dir / "faq.csv").write_text("q,a\nWhy?,Because.\n", encoding="utf-8")
+    strict = run(small_settings, "index")
+    assert strict.exit_code == 1 and "faq.csv" in strict.output and "--skip-invalid" in strict.output
+    assert not (small_settings.index_dir / "current").exists()  # the default stays strict
+    lenient = run(small_settings, "index", "--skip-invalid")
+    assert lenient.exit_code == 0, lenient.output
+    assert (
+        "skipped faq.csv: an FAQ file needs a header row with question and answer columns" in lenient.output
+    )
+    assert "skipped latin1.txt: not valid UTF-8 (byte 3)" in lenient.output
+    manifest = json.loads((small_settings.index_dir / "current" / "manifest.json").read_text())
+    assert len(manifest["skipped"]) == 2 and sorted(manifest["documents"]) == ["bees", "solar", "trains"]
+    assert run(small_settings, "index", "--check").exit_code == 0  # current until a file changes
+    from fastapi.testclient import TestClient
+
+    from qa.api import create_app
+    from qa.encoder import HashingEncoder
+
+    with TestClient(create_app(small_settings, encoder=HashingEncoder())) as client:
+        ready = client.get("/readyz").json()
+    assert ready["stale"] is False and [s.split(":")[0] for s in ready["skipped"]] == [
+        "faq.csv",
+        "latin1.txt",
+    ]

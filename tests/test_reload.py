@@ -256,3 +256,33 @@ def test_watch_needs_a_single_worker(built_settings: Settings) -> None:
         env={**os.environ, "QA_MODEL": "hashing", "QA_INDEX_DIR": str(built_settings.index_dir)},
     )
     assert result.returncode == 2 and "--watch needs a single worker" in result.stderr
+
+
+def test_one_worker_follows_a_qa_index_made_beside_it(built_settings: Settings) -> None:
+    """`qa serve` with one worker picks up a build made by another process; while the corpus is
+    ahead of the index, /readyz says stale and how to fix it."""
+    server = Server(built_settings, env={"QA_ABSTAIN_SIMILARITY": "0.2"})
+    try:
+        server.wait_ready()
+        before = httpx.get(server.url + "/readyz").json()
+        assert before["stale"] is False and before["stale_fix"] is None
+        (built_settings.corpus_dir / "volcano.txt").write_text(
+            "Volcanoes erupt molten rock called lava.", encoding="utf-8"
+        )
+        stale = httpx.get(server.url + "/readyz").json()
+        while not stale["stale"]:  # staleness is cached for two seconds
+            time.sleep(0.2)
+            stale = httpx.get(server.url + "/readyz").json()
+        assert stale["stale_reason"] == "the corpus changed since the index was built"
+        assert "qa index" in stale["stale_fix"] and "loads the new build by itself" in stale["stale_fix"]
+        build_index(built_settings, HashingEncoder())  # another process's `qa index`, in effect
+        deadline = time.monotonic() + 30
+        ready = stale
+        while time.monotonic() < deadline and ready["fingerprint"] == before["fingerprint"]:
+            time.sleep(0.2)
+            ready = httpx.get(server.url + "/readyz").json()
+        assert ready["fingerprint"] != before["fingerprint"]
+        body = httpx.post(server.url + "/ask", json={"question": "What do volcanoes erupt?"}).json()
+        assert body["answer"]["doc_id"] == "volcano"
+    finally:
+        server.stop()

@@ -51,7 +51,9 @@ def get_passage(passage_id: str, index: IndexDep) -> PassageOut:
         raise NotFound(f"no passage with id {passage_id!r}")
     passage = index.passages[position]
     document = index.documents[passage.doc_id]
-    return PassageOut(**asdict(passage), title=document.title, source=document.source)
+    return PassageOut(
+        **asdict(passage), title=document.title, source=document.source, page=document.page_at(passage.start)
+    )
 
 
 @router.get("/suggestions", response_model=Suggestions)

@@ -54,8 +54,20 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
         age_seconds=round(index.age_seconds(), 1),
         stale=reason is not None,
         stale_reason=reason,
+        stale_fix=None if reason is None else _fix(settings),
+        skipped=index.manifest.get("skipped", []),
         calibration=thresholds_for(index, settings).source,
         last_reload_error=request.app.state.reloader.last_error,
+    )
+
+
+def _fix(settings: Settings) -> str:
+    """What brings the index up to date: this server follows the index folder, so a build beside it
+    is picked up within a second."""
+    admin = " or POST /admin/reindex" if settings.admin_token else ""
+    return (
+        f"run `qa index --corpus {settings.corpus_dir} --index {settings.index_dir}`{admin}; "
+        "this server loads the new build by itself"
     )
 
 
