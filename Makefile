@@ -12,7 +12,7 @@ SQUAD_V2 ?= ../shared/benchmarks/squad-v2.0-dev/dev-v2.0.json.gz
 SCIFACT  ?= ../shared/benchmarks/beir-scifact
 
 .DEFAULT_GOAL := help
-.PHONY: help install index serve test test-fast eval calibrate answer-model bench bench-quality bench-large soak fuzz lint clean
+.PHONY: help install index serve test test-fast eval calibrate answer-model bench bench-quality bench-formats bench-large soak fuzz lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ bench: $(STAMP) ## Speed against the in-process floor (HTTP, concurrency, cache,
 bench-quality: $(STAMP) ## SQuAD v1.1 and v2.0 dev against BM25-only and dense-only baselines
 	$(BIN)/qa bench squad $(SQUAD_V1)
 	$(BIN)/qa bench squad $(SQUAD_V2)
+
+bench-formats: $(STAMP) ## Format parity: SQuAD v1.1 articles as Markdown, HTML, Word and PDF
+	$(BIN)/qa bench formats $(SQUAD_V1)
 
 bench-large: $(STAMP) ## Build, size, memory and latency on a 100k-passage corpus made from SciFact
 	@$(WRK)

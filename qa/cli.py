@@ -18,7 +18,7 @@ from qa.errors import CorpusError, QAError
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Cited, extractive answers from a folder of documents."
 )
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, large, squad.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, large, squad, formats.")
 app.add_typer(bench_app, name="bench")
 
 CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [env QA_CORPUS_DIR].")]
@@ -366,6 +366,25 @@ def bench_squad(
 
     try:
         report = run_squad(file, work_dir=work_dir, limit=limit)
+    except QAError as error:
+        raise fail(str(error)) from None
+    typer.echo(json.dumps(report, indent=2) if as_json else report["table"])
+
+
+@bench_app.command("formats")
+def bench_formats(
+    file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
+    share: Annotated[int, typer.Option(min=1, help="Take every Nth article.")] = 10,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where to write the corpora and indexes (default: a temp dir).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Format parity: the same articles as Markdown, HTML, Word and PDF, asked the same questions."""
+    from qa.bench.formats import run_formats
+
+    try:
+        report = run_formats(file, share=share, work_dir=work_dir)
     except QAError as error:
         raise fail(str(error)) from None
     typer.echo(json.dumps(report, indent=2) if as_json else report["table"])

@@ -14,7 +14,6 @@ import csv
 import hashlib
 import io
 import json
-import logging
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,8 +23,6 @@ import frontmatter
 import yaml
 
 from qa.errors import CorpusError
-
-log = logging.getLogger(__name__)
 
 # Front matter is a few key: value lines: a large one (or one with YAML aliases) is an attack, not
 # metadata. (The limit on a whole file is the setting QA_MAX_DOCUMENT_BYTES.)
@@ -133,8 +130,7 @@ def _combine(digests: list[tuple[str, bytes]]) -> str:
 
 def read_corpus(corpus_dir: Path, max_bytes: int | None = None, skip_invalid: bool = False) -> Corpus:
     """Every document, and the corpus fingerprint of exactly the bytes they were parsed from (each
-    file is read once). A file over ``max_bytes`` is refused before it is parsed; each file skipped
-    is logged. A file that cannot be used stops the read (CorpusError naming it), or with
+    file is read once). A file over ``max_bytes`` is refused before it is parsed. A file that cannot be used stops the read (CorpusError naming it), or with
     ``skip_invalid`` is skipped with its reason (the fingerprint still covers its bytes, so the
     index is current until the file changes)."""
     documents: list[Document] = []
@@ -162,8 +158,6 @@ def read_corpus(corpus_dir: Path, max_bytes: int | None = None, skip_invalid: bo
             continue
         seen[document.doc_id] = document.path
         documents.append(document)
-    for reason in skipped:
-        log.warning("skipped %s", reason)
     if not documents:
         raise CorpusError(corpus_dir, f"no documents ({', '.join(SUFFIXES)}) found")
     return Corpus(documents, _combine(digests), skipped)
@@ -335,6 +329,7 @@ class _PdfLine:
     bottom: float
     size: float  # the commonest character size on the line
     margin: bool  # in the top or bottom margin of its page
+    right: float  # where the line ends
 
 
 def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
@@ -359,6 +354,7 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
     kept = [line for line in lines if not _running(line, lines, body, n_pages)]
     sizes = sorted({round(ln.size) for ln in kept if _is_heading(ln, body)}, reverse=True)
     pitch = _line_pitch(kept)
+    full = max((ln.right for ln in kept if not _is_heading(ln, body)), default=0.0)  # a full line's end
     parts: list[str] = []
     pages: list[int] = []
     length = 0
@@ -367,12 +363,13 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
         heading = _is_heading(line, body)
         if previous is None:
             joint = ""
-        elif heading or _is_heading(previous, body) or _new_paragraph(previous, line, pitch):
+        elif heading or _is_heading(previous, body) or _new_paragraph(previous, line, pitch, full):
             joint = "\n\n"
-        elif previous.text.endswith("-") and previous.text[-2:-1].isalpha() and line.text[:1].islower():
-            parts[-1] = parts[-1][:-1]  # "infesta-" + "tion" -> "infestation"
-            length -= 1
-            joint = ""
+        elif previous.text[-1:] in "-\u2013" and previous.text[-2:-1].isalnum() and line.text[:1].isalnum():
+            joint = ""  # broken at a hyphen or dash: "infesta-" + "tion", "gold-" + "themed", "21–" + "10"
+            if previous.text.endswith("-") and _hyphenated(previous.text, line.text):
+                parts[-1] = parts[-1][:-1]
+                length -= 1
         else:
             joint = " "
         text = ("#" * (sizes.index(round(line.size)) + 1) + " " + line.text) if heading else line.text
@@ -397,7 +394,8 @@ def _pdf_lines(number: int, page: object) -> list[_PdfLine]:
         sizes = [round(float(c["size"]), 1) for c in line["chars"]] or [0.0]
         top, bottom = float(line["top"]), float(line["bottom"])
         margin = bottom < height * _MARGIN or top > height * (1 - _MARGIN)
-        found.append(_PdfLine(number, text, top, bottom, max(set(sizes), key=sizes.count), margin))
+        size = max(set(sizes), key=sizes.count)
+        found.append(_PdfLine(number, text, top, bottom, size, margin, float(line["x1"])))
     return found
 
 
@@ -425,17 +423,30 @@ def _is_heading(line: _PdfLine, body: float) -> bool:
     return line.size >= body * _HEADING_SCALE and len(line.text) <= _HEADING_MAX_CHARS
 
 
+def _hyphenated(line: str, following: str) -> bool:
+    """Whether the hyphen ending ``line`` only breaks a word for the line end: English (wordfreq's
+    table) uses the joined word more than the hyphenated one ("infestation", "development"), not
+    less ("gold-themed", "well-known", "long-term")."""
+    from wordfreq import zipf_frequency
+
+    head, tail = re.search(r"(\w+)-$", line), re.match(r"\w+", following)
+    if head is None or tail is None:
+        return False
+    first, second = head.group(1), tail.group(0)
+    return zipf_frequency(first + second, "en") > zipf_frequency(f"{first}-{second}", "en")
+
+
 def _line_pitch(lines: list[_PdfLine]) -> float:
     """The usual distance from one line's top to the next one's, within a paragraph."""
     steps = [b.top - a.top for a, b in zip(lines, lines[1:]) if a.page == b.page and b.top > a.top]
     return float(sorted(steps)[len(steps) // 2]) if steps else 0.0
 
 
-def _new_paragraph(previous: _PdfLine, line: _PdfLine, pitch: float) -> bool:
-    """More space above the line than between the lines of a paragraph, or a new page after a
-    finished sentence."""
+def _new_paragraph(previous: _PdfLine, line: _PdfLine, pitch: float, full: float) -> bool:
+    """More space above the line than between the lines of a paragraph; across a page, a previous
+    line that ends a sentence short of the full width (a paragraph's last line)."""
     if line.page != previous.page:
-        return previous.text[-1:] in '.!?:"\u201d' or not line.text[:1].islower()
+        return previous.text[-1:] in ".!?:\"\u201d" and previous.right < 0.9 * full
     return line.top - previous.top > 1.3 * pitch or line.top < previous.top
 
 

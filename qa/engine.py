@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -45,6 +46,9 @@ def thresholds_for(index: LoadedIndex, settings: Settings) -> Thresholds:
         values = calibration["thresholds"]
         return Thresholds(values["similarity"], values["coverage"], source="calibrated")
     return Thresholds(settings.abstain_similarity, settings.abstain_coverage)
+
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -209,6 +213,8 @@ class Reloader:
         report = build_index(
             engine.settings, engine.build_encoder, lock_timeout=lock_timeout, cancel=self.stopping
         )
+        for entry in report.skipped:  # `qa index` prints them; a server logs them
+            log.warning("skipped %s", entry)
         if engine.serving is None or engine.serving.fingerprint != report.fingerprint:
             self._load()
         return report

@@ -269,3 +269,13 @@ def test_no_answer_or_citation_is_a_heading_title_page_number_or_running_header(
         pdf_pages += [c.page for c in result.citations if c.doc_id == "varroa"]
         assert all(c.page is None for c in result.citations if c.doc_id != "varroa")
     assert pdf_pages and all(1 <= page <= len(index.documents["varroa"].pages) for page in pdf_pages)
+
+
+def test_a_hyphen_at_a_line_end_is_kept_when_it_belongs_to_the_word() -> None:
+    from qa.corpus import _hyphenated
+
+    assert _hyphenated("how heavy the infesta-", "tion is")  # "infestation"
+    assert _hyphenated("the develop-", "ment of")
+    assert not _hyphenated("various gold-", "themed initiatives")  # "gold-themed"
+    assert not _hyphenated("a well-", "known fact")
+    assert not _hyphenated("a dash -", "then more")

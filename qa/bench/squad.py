@@ -60,7 +60,7 @@ def write_corpus(articles: list[dict[str, Any]], folder: Path) -> list[dict[str,
     return questions
 
 
-def _score(engine: Engine, questions: list[dict[str, Any]], weights: Weights) -> dict[str, float]:
+def score(engine: Engine, questions: list[dict[str, Any]], weights: Weights) -> dict[str, float]:
     index = engine.index
     hit1 = hit3 = ranked1 = sentence = answered_ok = refused_impossible = 0
     answerable = [q for q in questions if not q["impossible"]]
@@ -127,9 +127,9 @@ def run_squad(
         engine = Engine(bench_settings, encoder)
         engine.load()
         systems = {
-            "this service": _score(engine, questions, engine.weights),
-            "BM25 only": _score(engine, questions, engine.weights.only("keyword")),
-            "dense only": _score(engine, questions, engine.weights.only("dense")),
+            "this service": score(engine, questions, engine.weights),
+            "BM25 only": score(engine, questions, engine.weights.only("keyword")),
+            "dense only": score(engine, questions, engine.weights.only("dense")),
         }
     n_impossible = sum(q["impossible"] for q in questions)
     summary = {
