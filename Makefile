@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+RUNTIME := $(VENV)/.runtime-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -17,20 +18,28 @@ SCIFACT  ?= ../shared/benchmarks/beir-scifact
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Serving needs the package and its dependencies ($(RUNTIME)); tests and benchmarks add the
+# development tools ($(STAMP)). pip shows its progress: the first install takes a minute or more.
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --upgrade pip --progress-bar on -q
+	@echo "installing qa and what serving needs into $(VENV) ..."
+	$(BIN)/pip install -e . --progress-bar on
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
+	@echo "installing the test and benchmark tools into $(VENV) ..."
+	$(BIN)/pip install -e '.[dev]' --progress-bar on
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with its test tools
 
-index: $(STAMP) ## Build or update the index from corpus/ (incremental)
+index: $(RUNTIME) ## Build or update the index from corpus/ (incremental)
 	$(BIN)/qa index
 
-serve: $(STAMP) ## Build the index if missing or stale, then serve on 127.0.0.1:8000
+serve: $(RUNTIME) ## Build the index if missing or stale, then serve on 127.0.0.1:8000 (PORT=8001 for another)
 	$(BIN)/qa index
-	$(BIN)/qa serve
+	$(BIN)/qa serve $(if $(PORT),--port $(PORT))
 
 test: $(STAMP) ## Run every test (unit, real-model integration, HTTP, reload, fuzz, browser)
 	$(BIN)/pytest -q

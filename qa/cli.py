@@ -16,13 +16,35 @@ from qa.config import Settings
 from qa.errors import CorpusError, QAError
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Cited, extractive answers from a folder of documents."
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Cited, extractive answers from a folder of documents.",
 )
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, large, squad, formats.")
+bench_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Benchmarks: speed, large, squad, formats."
+)
 app.add_typer(bench_app, name="bench")
 
-CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [env QA_CORPUS_DIR].")]
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QA_INDEX_DIR].")]
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder (env QA_CORPUS_DIR).")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env QA_INDEX_DIR).")]
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        typer.echo(f"qa {version('qa')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Cited, extractive answers from a folder of documents."""
 
 
 def settings_from(corpus: Path | None, index: Path | None, **extra: object) -> Settings:
@@ -171,11 +193,11 @@ def _print_explanation(explain: dict) -> None:
 def serve(
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
-    host: Annotated[str | None, typer.Option(help="Bind address [env QA_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env QA_PORT].")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (env QA_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env QA_PORT).")] = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Server processes; one per core serves the most [env QA_WORKERS]."),
+        typer.Option(min=1, help="Server processes; one per core serves the most (env QA_WORKERS)."),
     ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Reindex and reload when the corpus changes.")
@@ -192,6 +214,7 @@ def serve(
     if settings.workers > 1 and watch:
         raise fail("--watch needs a single worker: run `qa serve --watch --workers 1`", 2)
     log_level = "INFO" if settings.access_log else "WARNING"
+    _check_port(settings.host, settings.port)
     if settings.workers > 1:
         _check_index(settings)
         # Each worker process builds its app from the environment (qa.api.worker_app).
@@ -204,6 +227,7 @@ def serve(
             }
         )
         configure_logging(log_level)
+        _announce(settings)
         uvicorn.run(
             "qa.api:worker_app",
             factory=True,
@@ -224,6 +248,7 @@ def serve(
     configure_logging(log_level)  # last: loading the model resets logging
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    _announce(settings)
     uvicorn.run(
         application,
         host=settings.host,
@@ -232,6 +257,31 @@ def serve(
         timeout_graceful_shutdown=10,
         **_proxy_options(settings),
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port another program listens on stops `qa serve` here, with the ways to choose another."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise fail(f"cannot listen on {host}:{port}: {error.strerror}") from None
+            other = port + 1
+            raise fail(
+                f"port {port} on {host} is already in use (another qa serve?); choose another with "
+                f"`qa serve --port {other}`, `QA_PORT={other}` or `make serve PORT={other}`"
+            ) from None
+
+
+def _announce(settings: Settings) -> None:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    typer.echo(f"serving on http://{host}:{settings.port} (API docs at /docs; Ctrl+C stops)", err=True)
 
 
 def _proxy_options(settings: Settings) -> dict[str, object]:
@@ -262,7 +312,7 @@ def evaluate(
         list[Path] | None,
         typer.Option(
             "--set",
-            help="Question file (JSONL); repeat for several. Default: every file in tests/eval/ [env QA_EVAL_DIR].",
+            help="Question file (JSONL); repeat for several. Default: every file in tests/eval/ (env QA_EVAL_DIR).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
@@ -394,7 +444,7 @@ def bench_formats(
 def bench_speed(
     questions: Annotated[
         Path | None,
-        typer.Option(help="Question file asked (default: questions.jsonl in tests/eval/ [env QA_EVAL_DIR])."),
+        typer.Option(help="Question file asked (default: questions.jsonl in tests/eval/ (env QA_EVAL_DIR))."),
     ] = None,
     soak: Annotated[float, typer.Option(help="Run only the soak test, for this many seconds.")] = 0,
     as_json: Annotated[

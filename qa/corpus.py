@@ -446,7 +446,7 @@ def _new_paragraph(previous: _PdfLine, line: _PdfLine, pitch: float, full: float
     """More space above the line than between the lines of a paragraph; across a page, a previous
     line that ends a sentence short of the full width (a paragraph's last line)."""
     if line.page != previous.page:
-        return previous.text[-1:] in ".!?:\"\u201d" and previous.right < 0.9 * full
+        return previous.text[-1:] in '.!?:"\u201d' and previous.right < 0.9 * full
     return line.top - previous.top > 1.3 * pitch or line.top < previous.top
 
 

@@ -157,3 +157,26 @@ def test_skip_invalid_indexes_the_rest_and_lists_each_file(small_settings: Setti
         "faq.csv",
         "latin1.txt",
     ]
+
+
+def test_version_and_help_render() -> None:
+    assert runner.invoke(app, ["--version"]).output.startswith("qa ")
+    text = runner.invoke(app, ["serve", "--help"]).output
+    assert "Port (env QA_PORT)." in text and "<bool>" not in text
+
+
+def test_a_busy_port_is_explained_with_the_fix(built_settings: Settings) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(built_settings, "serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    assert (
+        f"--port {port + 1}" in result.output
+        and "QA_PORT=" in result.output
+        and "make serve PORT=" in result.output
+    )
