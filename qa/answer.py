@@ -10,7 +10,7 @@ import numpy as np
 from qa.answer_type import expected_type
 from qa.index import LoadedIndex
 from qa.ranking import SIGNALS, Candidate, SentenceScore, score_sentences
-from qa.retrieve import Query
+from qa.retrieve import Query, Scope
 from qa.terms import Lexicon
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
@@ -97,6 +97,7 @@ def answer(
     top_k: int,
     thresholds: Thresholds,
     explain: bool = False,
+    scope: Scope | None = None,
 ) -> Result:
     """Pick the answer span inside the best passage, or refuse when the evidence is too weak."""
     top = ranked[0] if ranked else None
@@ -152,6 +153,9 @@ def answer(
             coverage,
             reason,
             answered,
+        )
+        result.explain["scope"] = (
+            None if scope is None else {**scope.to_json(), "documents": scope.documents(index)}
         )
     return result
 

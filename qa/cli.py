@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -132,21 +133,32 @@ def ask(
     explain: Annotated[
         bool, typer.Option("--explain", help="Show scores, thresholds and the decision.")
     ] = False,
+    doc: Annotated[list[str] | None, typer.Option("--doc", help="Ask within this document (repeat).")] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", help="Ask within documents whose FIELD equals VALUE: FIELD=VALUE (repeat)."),
+    ] = None,
 ) -> None:
-    """Answer one question from the index."""
+    """Answer one question from the index (or from part of it: --doc, --where)."""
     from pydantic import ValidationError
 
-    from qa.schemas import AskRequest
+    from qa.retrieve import Scope
+    from qa.schemas import AskFilter, AskRequest
 
     settings = settings_from(corpus, index_dir)
+    pairs = [w.partition("=") for w in where or []]
     try:  # the same checks as POST /ask
-        AskRequest(question=question, top_k=top_k, explain=explain)
+        scope = AskFilter(doc_ids=doc, metadata={k.strip(): v for k, _, v in pairs} if pairs else None)
+        AskRequest(question=question, top_k=top_k, explain=explain, filter=scope)
     except ValidationError as error:
+        problem = error.errors()[0]
         raise fail(
-            f"the question is not valid: {error.errors()[0]['msg'].removeprefix('Value error, ')}", 2
+            f"not valid: {problem['msg'].removeprefix('Value error, ')} ({problem['loc']})", 2
         ) from None
     try:
-        result = load_engine(settings).ask(question, top_k, explain=explain)
+        result = load_engine(settings).ask(
+            question, top_k, explain=explain, scope=Scope.of(scope.doc_ids, dict(scope.metadata or {}))
+        )
     except QAError as error:
         raise fail(str(error)) from None
     if as_json:
@@ -402,6 +414,15 @@ def calibrate(
         raise fail(str(error)) from None
 
 
+def _print_report(run: Callable[[], dict], as_json: bool) -> None:
+    """A benchmark's table, or its whole report as JSON; a one-line error on bad input."""
+    try:
+        report = run()
+    except QAError as error:
+        raise fail(str(error)) from None
+    typer.echo(json.dumps(report, indent=2) if as_json else report["table"])
+
+
 @bench_app.command("squad")
 def bench_squad(
     file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
@@ -414,11 +435,7 @@ def bench_squad(
     """SQuAD dev as one corpus: this service against BM25-only and dense-only baselines."""
     from qa.bench.squad import run_squad
 
-    try:
-        report = run_squad(file, work_dir=work_dir, limit=limit)
-    except QAError as error:
-        raise fail(str(error)) from None
-    typer.echo(json.dumps(report, indent=2) if as_json else report["table"])
+    _print_report(lambda: run_squad(file, work_dir=work_dir, limit=limit), as_json)
 
 
 @bench_app.command("formats")
@@ -433,11 +450,7 @@ def bench_formats(
     """Format parity: the same articles as Markdown, HTML, Word and PDF, asked the same questions."""
     from qa.bench.formats import run_formats
 
-    try:
-        report = run_formats(file, share=share, work_dir=work_dir)
-    except QAError as error:
-        raise fail(str(error)) from None
-    typer.echo(json.dumps(report, indent=2) if as_json else report["table"])
+    _print_report(lambda: run_formats(file, share=share, work_dir=work_dir), as_json)
 
 
 @bench_app.command("speed")

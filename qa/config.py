@@ -18,9 +18,13 @@ def bundled_model_path() -> str:
 
 
 class Settings(BaseSettings):
-    """Everything configurable. Each field can be set as ``QA_<NAME>`` in the environment."""
+    """Everything configurable. Each field can be set as ``QA_<NAME>`` in the environment or in a
+    ``.env`` file."""
 
-    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+    # QA_* variables, then a .env file in the working folder (the environment wins).
+    model_config = SettingsConfigDict(
+        env_prefix="QA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")

@@ -21,11 +21,11 @@ from threadpoolctl import threadpool_limits
 from qa.answer import Result, Thresholds, answer
 from qa.config import Settings
 from qa.encoder import Encoder
-from qa.errors import BuildCancelled, IndexMissing, QAError
+from qa.errors import BuildCancelled, IndexMissing, QAError, ScopeEmpty
 from qa.index import LoadedIndex, calibration_for, load_index
 from qa.question import prepare, rarity
 from qa.ranking import Weights, rank
-from qa.retrieve import Query
+from qa.retrieve import Query, Scope
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
@@ -69,7 +69,9 @@ class Engine:
         rarity("the")  # loads wordfreq's English table now, not on the first question (half a second)
         self.weights = Weights.from_settings(settings)
         self._index = index
-        self._cache: LRUCache[tuple[str, int, str], Result] = LRUCache(maxsize=max(settings.cache_size, 1))
+        self._cache: LRUCache[tuple[str, int, str, Scope | None], Result] = LRUCache(
+            maxsize=max(settings.cache_size, 1)
+        )
         self.build_encoder = getattr(encoder, "inner", encoder)  # builds bypass the request batcher
         # Vectors of question words the corpus does not use, kept across questions and index versions.
         self._word_vectors: LRUCache[str, np.ndarray] = LRUCache(maxsize=20_000)
@@ -144,15 +146,22 @@ class Engine:
         *,
         explain: bool = False,
         weights: Weights | None = None,
+        scope: Scope | None = None,
     ) -> Result:
-        """Rank and answer (or refuse) one encoded question; ``weights`` other than the settings' are
-        for ablations and baselines."""
+        """Rank and answer (or refuse) one encoded question within ``scope`` (the whole corpus when
+        None); ``weights`` other than the settings' are for ablations and baselines."""
+        allowed = None
+        if scope is not None:
+            allowed = scope.positions(index)
+            if len(allowed) == 0:
+                raise ScopeEmpty(f"no document matches the filter {scope.to_json()}")
         ranked = rank(
             index,
             query,
             weights or self.weights,
             candidates=self.settings.candidates,
             depth=self.settings.rerank_depth,
+            allowed=allowed,
         )
         return answer(
             index,
@@ -161,6 +170,7 @@ class Engine:
             top_k=top_k,
             thresholds=thresholds_for(index, self.settings),
             explain=explain,
+            scope=scope,
         )
 
     def ask(
@@ -171,9 +181,10 @@ class Engine:
         explain: bool = False,
         weights: Weights | None = None,
         use_cache: bool = True,
+        scope: Scope | None = None,
     ) -> Result:
         index = self.index  # one index version for the whole question
-        key = (normalize_question(question), top_k, index.fingerprint)
+        key = (normalize_question(question), top_k, index.fingerprint, scope)
         cacheable = use_cache and self.settings.cache_size > 0 and not explain and weights is None
         if cacheable:
             with self._cache_lock:
@@ -181,7 +192,7 @@ class Engine:
             if cached is not None:
                 return dataclasses.replace(cached, question=question, cached=True)
         (query,) = self.queries([question], index)
-        result = self.respond(index, query, top_k, explain=explain, weights=weights)
+        result = self.respond(index, query, top_k, explain=explain, weights=weights, scope=scope)
         if cacheable:
             with self._cache_lock:
                 if self._index is index:  # never cache an answer from an index swapped out meanwhile

@@ -47,3 +47,7 @@ class IndexBusy(QAError):
 
 class NotFound(QAError):
     """An unknown document or passage id."""
+
+
+class ScopeEmpty(NotFound):
+    """A question's filter matches no document of the index."""

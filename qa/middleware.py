@@ -7,11 +7,13 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("qa.access")
@@ -26,8 +28,14 @@ SECURITY_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
-# /docs loads the Swagger UI bundle from FastAPI's defaults; keep its page working.
-DOCS_CSP = "default-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net"
+# The API docs pages (Swagger UI, ReDoc) are served from this server (fastapi-offline) and start
+# with an inline script; ReDoc runs a worker from a blob. Nothing is loaded from elsewhere.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+DOCS_PAGES = ("/docs", "/docs/oauth2-redirect", "/redoc")
 
 
 class JsonFormatter(logging.Formatter):
@@ -118,10 +126,13 @@ class Observe:
     an announced oversized body, and a 500 without internals for any unexpected error. (The rate
     limit is a dependency of the question routes: qa/api/deps.py.)"""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, routes: Callable[[], list[BaseRoute]]
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.routes = routes  # the app's routes, to label a request the router did not tag
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,6 +147,7 @@ class Observe:
         started_response = False
 
         method = scope["method"]
+        asked = dict(scope)  # as it came: routing rewrites the path of a mount's requests
         head = method == "HEAD"
         if head:  # routed as the GET it asks about; the body is dropped below
             scope = {**scope, "method": "GET"}
@@ -150,7 +162,7 @@ class Observe:
                 response_headers["X-Request-ID"] = request_id
                 for name, value in SECURITY_HEADERS.items():
                     response_headers.setdefault(name, value)
-                if scope["path"] in ("/docs", "/docs/oauth2-redirect"):
+                if scope["path"] in DOCS_PAGES:
                     response_headers["Content-Security-Policy"] = DOCS_CSP
             await send(message)
 
@@ -173,7 +185,7 @@ class Observe:
                 )
                 await response(scope, receive, send_with_headers)
         elapsed = time.perf_counter() - started
-        label = getattr(scope.get("route"), "path", None) or "unmatched"  # bounded label values
+        label = getattr(scope.get("route"), "path", None) or self._template(asked)  # bounded values
         self.metrics.requests.labels(label, str(status)).inc()
         self.metrics.latency.labels(label).observe(elapsed)
         log.info(
@@ -190,3 +202,11 @@ class Observe:
                 }
             },
         )
+
+    def _template(self, scope: Scope) -> str:
+        """The route template of a request FastAPI did not tag (the API docs, a static file: its
+        mount), or "unmatched"; never the raw path, so label values stay bounded."""
+        for route in self.routes():
+            if route.matches(scope)[0] == Match.FULL:
+                return getattr(route, "path", "unmatched") or "unmatched"
+        return "unmatched"

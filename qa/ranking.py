@@ -171,10 +171,17 @@ class Candidate:
 
 
 def rank(
-    index: LoadedIndex, query: Query, weights: Weights, *, candidates: int, depth: int
+    index: LoadedIndex,
+    query: Query,
+    weights: Weights,
+    *,
+    candidates: int,
+    depth: int,
+    allowed: np.ndarray | None = None,
 ) -> list[Candidate]:
-    """Fusion of every candidate the retrievers find, then reranking of the first ``depth``."""
-    pool = retrieve(index, query, candidates, weights.retrievers)
+    """Fusion of every candidate the retrievers find (among the ``allowed`` passage rows, when
+    given), then reranking of the first ``depth``."""
+    pool = retrieve(index, query, candidates, weights.retrievers, allowed)
     if pool is None:
         return []
     fusion = [s for s in SIGNALS if s.stage == "fusion"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import faiss
 import numpy as np
 
 from qa.index import LoadedIndex
@@ -27,6 +28,46 @@ class Query:
         return self.asked or self.text
 
 
+# Document fields a scope can match on (front matter and what the readers find).
+SCOPE_FIELDS = ("title", "source", "published", "format", "path")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The part of the corpus a question is asked within: documents by id, and documents whose
+    metadata fields equal the values given (all of them). Applied inside retrieval, so the
+    candidates, and the citations, are all from the scope."""
+
+    doc_ids: tuple[str, ...] = ()
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, doc_ids: list[str] | None = None, metadata: dict[str, str] | None = None) -> Scope | None:
+        """None when nothing restricts the question."""
+        scope = cls(tuple(sorted(set(doc_ids or ()))), tuple(sorted((metadata or {}).items())))
+        return scope if scope.doc_ids or scope.metadata else None
+
+    def documents(self, index: LoadedIndex) -> list[str]:
+        """Ids of the documents in the scope."""
+        ids = self.doc_ids or tuple(index.documents)
+        return [
+            doc_id
+            for doc_id in ids
+            if doc_id in index.documents
+            and all(str(getattr(index.documents[doc_id], f) or "") == v for f, v in self.metadata)
+        ]
+
+    def positions(self, index: LoadedIndex) -> np.ndarray:
+        """Rows of the passages in the scope."""
+        return np.array(
+            sorted(index.positions[p] for d in self.documents(index) for p in index.by_document.get(d, [])),
+            dtype=np.int64,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {"doc_ids": list(self.doc_ids), "metadata": dict(self.metadata)}
+
+
 @dataclass(frozen=True)
 class Pool:
     """The candidates the retrievers found: their rows in the index, in order, with their raw BM25
@@ -37,23 +78,36 @@ class Pool:
     ranks: dict[str, np.ndarray]
 
 
-def retrieve(index: LoadedIndex, query: Query, candidates: int, retrievers: set[str]) -> Pool | None:
+def retrieve(
+    index: LoadedIndex,
+    query: Query,
+    candidates: int,
+    retrievers: set[str],
+    allowed: np.ndarray | None = None,
+) -> Pool | None:
     """The union of the dense retriever's (FAISS) and the keyword retriever's (BM25) first
-    ``candidates`` passages, of those in ``retrievers`` ("dense", "bm25"); None when both find none."""
-    n = len(index.passages)
+    ``candidates`` passages, of those in ``retrievers`` ("dense", "bm25"), among the ``allowed``
+    rows when given (a scope: FAISS searches only them, BM25 scores only them); None when both
+    find none."""
+    n = len(index.passages) if allowed is None else len(allowed)
     if n == 0:
         return None
     k = min(candidates, n)
     dense_rank: dict[int, int] = {}
     if "dense" in retrievers:
-        _, ids = index.dense.search(query.vector.reshape(1, -1), k)
+        _, ids = index.dense.search(query.vector.reshape(1, -1), k, params=_only(index.dense, allowed))
         # FAISS pads with -1 when fewer than k vectors are found.
         dense_rank = {int(i): r + 1 for r, i in enumerate(ids[0]) if i >= 0}
-    bm25_scores = np.zeros(n, dtype=np.float32)
+    total = len(index.passages)
+    bm25_scores = np.zeros(total, dtype=np.float32)
     bm25_rank: dict[int, int] = {}
     if "bm25" in retrievers and query.terms:
         bm25_scores = np.asarray(index.bm25.get_scores(query.terms), dtype=np.float32)
-        top = np.argpartition(-bm25_scores, k - 1)[:k] if k < n else np.arange(n)
+        if allowed is not None:
+            outside = np.ones(total, dtype=bool)
+            outside[allowed] = False
+            bm25_scores[outside] = 0.0
+        top = np.argpartition(-bm25_scores, k - 1)[:k] if k < total else np.arange(total)
         top = top[np.argsort(-bm25_scores[top], kind="stable")]
         bm25_rank = {int(i): r + 1 for r, i in enumerate(top) if bm25_scores[i] > 0}
     positions = np.array(sorted(set(dense_rank) | set(bm25_rank)), dtype=np.int64)
@@ -65,3 +119,13 @@ def retrieve(index: LoadedIndex, query: Query, candidates: int, retrievers: set[
         if name in retrievers
     }
     return Pool(positions, bm25_scores[positions], ranks)
+
+
+def _only(dense: faiss.Index, allowed: np.ndarray | None) -> faiss.SearchParameters | None:
+    """FAISS search parameters that admit only the ``allowed`` rows (None: every row)."""
+    if allowed is None:
+        return None
+    selector = faiss.IDSelectorBatch(allowed)
+    if isinstance(dense, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=max(64, 2 * len(allowed)))
+    return faiss.SearchParameters(sel=selector)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
+
+
+class AskFilter(BaseModel):
+    """Ask within part of the corpus: these documents, and/or documents whose metadata fields equal
+    these values."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    doc_ids: list[str] | None = Field(default=None, max_length=1000, description="Document ids.")
+    metadata: dict[Literal["title", "source", "published", "format", "path"], str] | None = Field(
+        default=None, description='Fields every document in scope has, e.g. {"format": "pdf"}.'
+    )
 
 
 class AskRequest(BaseModel):
@@ -22,6 +34,7 @@ class AskRequest(BaseModel):
     )
     top_k: int = Field(default=3, ge=1, le=MAX_TOP_K, description="How many passages to cite.")
     explain: bool = Field(default=False, description="Add scores, thresholds and the decision.")
+    filter: AskFilter | None = Field(default=None, description="Ask within part of the corpus.")
 
     @field_validator("top_k", mode="before")
     @classmethod

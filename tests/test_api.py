@@ -172,6 +172,12 @@ def test_metrics_count_requests_and_outcomes(client: TestClient) -> None:
     client.post("/ask", json={"question": "Who painted the Mona Lisa?"})
     text = client.get("/metrics").text
     assert 'qa_requests_total{route="/ask",status="200"} 3.0' in text
+    client.get("/docs")
+    client.get("/static/app.js")
+    client.get("/no/such/page")
+    text = client.get("/metrics").text
+    assert 'route="/docs",status="200"' in text and 'route="/static",status="200"' in text
+    assert 'route="unmatched",status="404"' in text and "/no/such/page" not in text
     assert 'qa_answers_total{outcome="answered"} 2.0' in text
     assert 'qa_answers_total{outcome="refused"} 1.0' in text
     assert "qa_cache_hits_total 1.0" in text

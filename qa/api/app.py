@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -72,7 +73,8 @@ def create_app(
         for task in tasks:
             task.cancel()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from fastapi-offline's copies of their files: /docs works without a network.
+    app = FastAPIOffline(
         title="Cited answers",
         version="1",
         summary="Extractive answers with verbatim, checkable citations, or an honest refusal.",
@@ -94,7 +96,9 @@ def create_app(
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     # Added last, so outermost: every response, a 413 or a 429 included, gets its id and headers.
-    app.add_middleware(Observe, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        Observe, metrics=metrics, max_body_bytes=settings.max_body_bytes, routes=lambda: app.router.routes
+    )
     _add_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -141,7 +145,22 @@ def _add_error_handlers(app: FastAPI) -> None:
             # A body that is not JSON (or not UTF-8) is invalid input like any other: 422.
             detail = [{"loc": ["body"], "msg": "the request body is not valid JSON", "type": "json_invalid"}]
             return JSONResponse({"detail": detail}, status_code=422)
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+        headers = dict(error.headers or {})
+        if (
+            error.status_code == 405
+        ):  # every method of the path, not only the first route's (GET and POST /ask)
+            headers["Allow"] = ", ".join(_methods(request))
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=headers)
+
+
+def _methods(request: Request) -> list[str]:
+    """The methods the routes of this request's path answer."""
+    found: set[str] = set()
+    for route in _flat(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            found |= set(getattr(route, "methods", None) or ())
+    return sorted(found)
 
 
 def _printable(value: object) -> object:
@@ -149,3 +168,13 @@ def _printable(value: object) -> object:
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value
+
+
+def _flat(routes: list) -> Iterator:
+    """Every route, those of included routers too (FastAPI keeps an included router whole)."""
+    for route in routes:
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner is None:
+            yield route
+        else:
+            yield from _flat(inner)

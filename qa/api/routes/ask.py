@@ -1,30 +1,59 @@
-"""POST /ask: the question route, rate-limited per client."""
+"""/ask: the question route (POST with a JSON body, GET for links and quick tests), rate-limited
+per client."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from qa.api.deps import EngineDep, MetricsDep, rate_limited
-from qa.schemas import AskRequest, AskResponse, Problem
+from qa.retrieve import Scope
+from qa.schemas import MAX_QUESTION_CHARS, MAX_TOP_K, AskRequest, AskResponse, Problem
 
-router = APIRouter(tags=["questions"], dependencies=[Depends(rate_limited)])
-
-
-@router.post(
-    "/ask",
-    response_model=AskResponse,
+router = APIRouter(
+    tags=["questions"],
+    dependencies=[Depends(rate_limited)],
     responses={
         413: {"description": "Request body too large (plain text when announced by Content-Length)"},
+        404: {"model": Problem, "description": "The filter matches no document"},
         429: {"model": Problem, "description": "Too many questions from this client"},
     },
 )
+
+
+@router.post("/ask", response_model=AskResponse)
 def ask(body: AskRequest, engine: EngineDep, metrics: MetricsDep) -> Response:
-    """Answer with the best sentence of the best passage and cite the top passages, or refuse."""
-    result = engine.ask(body.question, body.top_k, explain=body.explain)
+    """Answer with the best sentence of the best passage and cite the top passages, or refuse.
+    ``filter`` restricts the question to some documents (by id or metadata) inside retrieval."""
+    scope = None
+    if body.filter is not None:
+        scope = Scope.of(body.filter.doc_ids, dict(body.filter.metadata or {}))
+    return _answer(engine, metrics, body.question, body.top_k, body.explain, scope)
+
+
+@router.get("/ask", response_model=AskResponse)
+def ask_get(
+    engine: EngineDep,
+    metrics: MetricsDep,
+    q: Annotated[
+        str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=r"\S", description="The question.")
+    ],
+    top_k: Annotated[int, Query(ge=1, le=MAX_TOP_K)] = 3,
+    doc_id: Annotated[list[str] | None, Query(description="Ask within these documents (repeat).")] = None,
+) -> Response:
+    """The same answer as POST /ask, for a link: ``/ask?q=Who+launched+the+task+force%3F``."""
+    return _answer(engine, metrics, q, top_k, False, Scope.of(doc_id))
+
+
+def _answer(
+    engine: EngineDep, metrics: MetricsDep, question: str, top_k: int, explain: bool, scope: Scope | None
+) -> Response:
+    result = engine.ask(question, top_k, explain=explain, scope=scope)
     metrics.answers.labels("answered" if result.answered else "refused").inc()
     if result.cached:
         metrics.cache_hits.inc()
     # The body is built from typed dataclasses that mirror AskResponse (the fuzz run checks the
     # schema); skipping a second validation of it keeps the cached path fast.
-    return JSONResponse(result.to_json(explain=body.explain))
+    return JSONResponse(result.to_json(explain=explain))
