@@ -24,7 +24,21 @@ class AskFilter(BaseModel):
 
 class AskRequest(BaseModel):
     # strict: a number where a string belongs (or "3" for top_k) is a 422, not silently coerced
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "Who developed GigaChat?"},
+                {
+                    "question": "What will power the new data centres?",
+                    "top_k": 2,
+                    "explain": False,
+                    "filter": {"doc_ids": ["russia-ai-task-force"]},
+                },
+            ]
+        },
+    )
 
     question: str = Field(
         min_length=1,
@@ -75,6 +89,52 @@ class CitationOut(BaseModel):
 
 
 class AskResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "Who developed GigaChat?",
+                    "answered": True,
+                    "answer": {
+                        "text": "Despite these challenges, Russia has made strides with indigenous "
+                        "technologies, such as the Gigachat model developed by Sberbank and Yandex GPT, "
+                        "both of which were highlighted and upgraded during the conference demonstrations.",
+                        "doc_id": "russia-ai-task-force",
+                        "passage_id": "russia-ai-task-force:502c4d752b23",
+                        "start": 3314,
+                        "end": 3540,
+                        "score": 0.7693,
+                    },
+                    "citations": [
+                        {
+                            "rank": 1,
+                            "passage_id": "russia-ai-task-force:502c4d752b23",
+                            "doc_id": "russia-ai-task-force",
+                            "title": "Russia’s National AI Task Force: Generative AI, Independence and BRICS",
+                            "source": None,
+                            "text": "Supporting this vision, …",
+                            "start": 2893,
+                            "end": 3540,
+                            "score": 1.194,
+                            "page": None,
+                        }
+                    ],
+                    "reason": None,
+                    "index_fingerprint": "5f0c3a2e9b1d",
+                },
+                {
+                    "question": "What is the annual budget of the AI task force?",
+                    "answered": False,
+                    "answer": None,
+                    "citations": [],
+                    "reason": "The documents don't say. The closest passage, in “Key Takeaways”, doesn't "
+                    "mention budget.",
+                    "index_fingerprint": "5f0c3a2e9b1d",
+                },
+            ]
+        }
+    )
+
     question: str
     answered: bool
     answer: AnswerSpan | None
@@ -156,6 +216,10 @@ class Ready(BaseModel):
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "no document matches the filter {'doc_ids': ['x']}"}]}
+    )
+
     detail: Any
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from qa.bench.formats import CHROMIUM_FLAGS
+from qa.config import Settings
 from tests.conftest import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -81,6 +83,10 @@ def test_document_view_highlights_and_scrolls_to_the_span(page, article_server: 
     start, end = (int(x.split("=")[1]) for x in href.split("?")[1].split("&"))
     text = httpx.get(article_server.url + "/documents/russia-ai-task-force").json()["text"]
     assert cited.inner_text() == text[start:end]
+    # Markdown drawn, not shown raw: headings are headings, their "#" marks hidden, the text the same
+    headings = page.locator("#doc-text .doc-heading")
+    assert headings.count() >= 3 and "## " not in page.locator("#doc-text").inner_text()
+    assert page.locator("#doc-text").evaluate("e => e.textContent") == text
     assert cited.evaluate(
         "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }"
     )
@@ -126,3 +132,45 @@ def test_api_docs_render_with_no_network(page, article_server: Server) -> None:
     # ReDoc's bundle asks for its "powered by" logo from its CDN; the CSP blocks it and the page
     # renders without it. Nothing else leaves the server.
     assert [url for url in elsewhere if not url.startswith("https://cdn.redoc.ly/")] == []
+
+
+def test_the_question_is_in_the_address_back_works_and_an_empty_one_clears(page) -> None:
+    page.goto("/?q=" + quote("Who developed GigaChat?"))
+    page.locator(".answer mark").wait_for()
+    assert page.get_by_label("Your question").input_value() == "Who developed GigaChat?"
+    page.get_by_label("Your question").fill("How do I bake sourdough bread?")
+    page.keyboard.press("Enter")
+    page.locator(".refusal").wait_for()
+    assert "q=How+do+I+bake+sourdough+bread%3F" in page.url  # shareable
+    page.go_back()
+    page.locator(".answer mark").wait_for()
+    assert page.get_by_label("Your question").input_value() == "Who developed GigaChat?"
+    page.get_by_label("Your question").fill("   ")
+    page.keyboard.press("Enter")
+    page.locator(".error").wait_for()
+    assert page.locator(".answer").count() == 0  # no stale answer under an empty box
+    assert page.locator("link[rel=icon]").get_attribute("href") == "/static/favicon.svg"
+
+
+def test_asking_within_one_document(browser, built_settings: Settings) -> None:
+    server = Server(built_settings, env={"QA_ABSTAIN_SIMILARITY": "0.0", "QA_ABSTAIN_COVERAGE": "0.0"})
+    try:
+        server.wait_ready()
+        context = browser.new_context(base_url=server.url)
+        page = context.new_page()
+        page.goto("/")
+        page.locator("#scope option[value=bees]").wait_for(state="attached")
+        page.get_by_label("Ask within").select_option("bees")
+        page.get_by_label("Your question").fill("When did the Shinkansen open?")
+        page.keyboard.press("Enter")
+        page.locator(".answer").wait_for()
+        links = page.locator(".meta a[href^='/view/']")
+        hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+        assert hrefs and all(h.startswith("/view/bees?") for h in hrefs)
+        assert "doc=bees" in page.url
+        page.reload()  # the address carries the scope too
+        page.locator(".answer").wait_for()
+        assert page.get_by_label("Ask within").input_value() == "bees"
+        context.close()
+    finally:
+        server.stop()

@@ -95,3 +95,21 @@ def test_importing_qa_loads_nothing_heavy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "qa.config.Settings" in done.stdout
+
+
+def test_suggestions_are_written_as_questions_not_title_case() -> None:
+    from qa.api.routes.documents import sentence_case
+
+    text = "Putin launched Russia’s national AI task force. The task force was launched at a conference."
+    heading = "What is Russia’s National AI Task Force Launched by Putin?"
+    assert sentence_case(heading, text) == "What is Russia’s national AI task force launched by Putin?"
+    assert sentence_case("Why Does BRICS Matter?", "BRICS members matter.") == "Why does BRICS matter?"
+
+
+def test_favicon_and_examples_in_the_api_schema(built_settings: Settings) -> None:
+    with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
+        icon = client.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("AskRequest", "AskResponse", "Problem"):
+        assert schemas[name]["examples"], name

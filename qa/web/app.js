@@ -6,6 +6,7 @@ const form = document.getElementById("ask-form");
 const input = document.getElementById("question");
 const button = document.getElementById("ask-button");
 const result = document.getElementById("result");
+const scope = document.getElementById("scope");
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -49,12 +50,12 @@ function showAnswer(body) {
     el("h2", { id: "answer-title" }, "Answer"),
     highlighted(best, body.answer),
     sourceLine(best, body.answer),
-    el("p", { class: "score" }, `answer score ${body.answer.score.toFixed(3)} · passage score ${best.score.toFixed(3)}`));
+  );
   result.replaceChildren(card);
   if (others.length) {
     const list = el("ol", { class: "citations", start: "2" });
     for (const c of others) {
-      list.append(el("li", {}, el("p", { class: "passage" }, c.text), sourceLine(c), el("p", { class: "score" }, `rank ${c.rank} · score ${c.score.toFixed(3)}`)));
+      list.append(el("li", {}, el("p", { class: "passage" }, c.text), sourceLine(c)));
     }
     result.append(el("section", { class: "card", "aria-labelledby": "more-title" }, el("h3", { id: "more-title" }, "Other passages"), list));
   }
@@ -70,14 +71,28 @@ function showError(message) {
   result.replaceChildren(el("p", { class: "card error", role: "alert" }, message));
 }
 
-async function ask(question) {
+// The question and the document asked within are in the page's address (/?q=…&doc=…), so an
+// answer can be shared and Back and Forward step through the questions asked.
+function addressOf(question, doc) {
+  const params = new URLSearchParams({ q: question });
+  if (doc) params.set("doc", doc);
+  return `/?${params}`;
+}
+
+async function ask(question, doc, remember = true) {
+  if (remember && location.pathname + location.search !== addressOf(question, doc)) {
+    history.pushState(null, "", addressOf(question, doc));
+  }
+  document.title = `${question} · Cited answers`;
   button.disabled = true;
   result.setAttribute("aria-busy", "true");
   try {
+    const request = { question, top_k: 3 };
+    if (doc) request.filter = { doc_ids: [doc] };
     const response = await fetch("/ask", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ question, top_k: 3 }),
+      body: JSON.stringify(request),
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
@@ -96,9 +111,36 @@ async function ask(question) {
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const question = input.value.trim();
-  if (!question) { input.focus(); return; }
-  ask(question);
+  if (!question) {  // never leave the previous answer on screen under an empty box
+    showError("Type a question first.");
+    input.focus();
+    return;
+  }
+  ask(question, scope.value);
 });
+
+function fromAddress() {
+  // Show what the address asks: on load, and on Back or Forward.
+  const params = new URLSearchParams(location.search);
+  const question = (params.get("q") || "").trim();
+  input.value = question;
+  scope.value = [...scope.options].some((o) => o.value === params.get("doc")) ? params.get("doc") : "";
+  document.title = question ? `${question} · Cited answers` : "Cited answers";
+  if (question) ask(question, scope.value, false);
+  else result.replaceChildren();
+}
+
+window.addEventListener("popstate", fromAddress);
+
+async function loadDocuments() {
+  try {
+    const response = await fetch("/documents?limit=500");
+    if (!response.ok) return;
+    const { documents } = await response.json();
+    for (const d of documents) scope.append(el("option", { value: d.doc_id }, d.title));
+    document.getElementById("scope-row").hidden = documents.length < 2;
+  } catch (error) { /* the whole corpus is asked */ }
+}
 
 async function loadSuggestions() {
   try {
@@ -109,7 +151,7 @@ async function loadSuggestions() {
     const list = document.getElementById("suggestions");
     for (const q of questions) {
       const b = el("button", { type: "button" }, q);
-      b.addEventListener("click", () => { input.value = q; ask(q); });
+      b.addEventListener("click", () => { input.value = q; ask(q, scope.value); });
       list.append(el("li", {}, b));
     }
     document.getElementById("suggestions-section").hidden = false;
@@ -117,3 +159,4 @@ async function loadSuggestions() {
 }
 
 loadSuggestions();
+loadDocuments().then(fromAddress);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import asdict
 from typing import Annotated
 
@@ -58,10 +60,32 @@ def get_passage(passage_id: str, index: IndexDep) -> PassageOut:
 
 @router.get("/suggestions", response_model=Suggestions)
 def suggestions(index: IndexDep) -> Suggestions:
-    """Sample questions for the web page: section headings of the corpus phrased as questions."""
-    seen: dict[str, None] = {}
+    """Sample questions for the web page: section headings of the corpus that are questions, written
+    as a person would ask them ("What is the national AI task force?", not Title Case)."""
+    seen: dict[str, str] = {}  # heading -> its document
     for passage in index.passages:
         for heading in passage.heading.split(" › "):
             if heading.endswith("?") and len(seen) < 6:
-                seen.setdefault(heading, None)
-    return Suggestions(questions=list(seen))
+                seen.setdefault(heading, passage.doc_id)
+    texts = " ".join(index.documents[d].text for d in set(seen.values()))
+    return Suggestions(questions=[sentence_case(h, texts) for h in seen])
+
+
+_WORD = re.compile(r"[^\W\d_][\w’'-]*")
+
+
+def sentence_case(heading: str, text: str) -> str:
+    """A Title Case heading in sentence case: a capitalised word after the first keeps its capital
+    only when the text writes it so more often than in lower case (names: "Russia", "Putin");
+    acronyms stay."""
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    forms = Counter(_WORD.findall(body))  # as the text writes each word, its headings aside
+    words = heading.split(" ")
+    for i, word in enumerate(words[1:], start=1):
+        match = _WORD.search(word)
+        if match is None:
+            continue
+        bare = match.group(0)
+        if bare[0].isupper() and not bare.isupper() and forms[bare] <= forms[bare.lower()]:
+            words[i] = word.replace(bare, bare.lower(), 1)
+    return " ".join(words)

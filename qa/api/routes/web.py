@@ -17,6 +17,12 @@ def home() -> FileResponse:
     return FileResponse(str(WEB / "index.html"))
 
 
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """For clients that ask for the icon at the conventional address (the pages link the SVG)."""
+    return FileResponse(str(WEB / "favicon.svg"), media_type="image/svg+xml")
+
+
 @router.get("/view/{doc_id}")
 def view(doc_id: str) -> FileResponse:
     return FileResponse(str(WEB / "view.html"))
