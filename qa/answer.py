@@ -178,6 +178,8 @@ def _decide(
     thresholds: Thresholds,
 ) -> tuple[str | None, str]:
     """Which condition of the answer rule failed (None: answer), and the decision in numbers."""
+    if not query.words:  # "the", "what is it", "?": nothing to look for, so nothing can match it
+        return "no words", "the question has no content word to look for (only stop words or signs)"
     if top is None:
         return "nothing", "no passage in the corpus shares anything with the question"
     needed = thresholds.similarity_needed(coverage)
@@ -211,6 +213,8 @@ def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, failed
     """Why the service refused, for the person who asked: no scores, no stems, no thresholds (those
     stay in ``explain``). Names the closest section and the key words it does not hold. ``failed``
     is the condition of the answer rule that failed (``_decide``)."""
+    if failed == "no words":
+        return "Ask about something: the question has no word the documents could be searched for."
     if top is None:
         return "Nothing in the documents relates to this question."
     passage = index.passages[top.position]

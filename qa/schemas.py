@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
+
+
+_NOT_SPACE = re.compile("[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]")
 
 
 class AskFilter(BaseModel):
@@ -16,10 +20,14 @@ class AskFilter(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    doc_ids: list[str] | None = Field(default=None, max_length=1000, description="Document ids.")
-    metadata: dict[Literal["title", "source", "published", "format", "path"], str] | None = Field(
-        default=None, description='Fields every document in scope has, e.g. {"format": "pdf"}.'
+    # Bounded so that any valid body fits the request size limit (16 KiB by default).
+    doc_ids: list[Annotated[str, Field(max_length=128)]] | None = Field(
+        default=None, max_length=100, description="Document ids (at most 100)."
     )
+    metadata: (
+        dict[Literal["title", "source", "published", "format", "path"], Annotated[str, Field(max_length=500)]]
+        | None
+    ) = Field(default=None, description='Fields every document in scope has, e.g. {"format": "pdf"}.')
 
 
 class AskRequest(BaseModel):
@@ -61,7 +69,9 @@ class AskRequest(BaseModel):
     @field_validator("question")
     @classmethod
     def has_words(cls, question: str) -> str:
-        if not question.strip():
+        # The schema's pattern \S, as JSON Schema (ECMAScript) reads it: Python's str.strip() also
+        # strips the separators U+001C-U+001F, which the schema counts as characters.
+        if not _NOT_SPACE.search(question):
             raise ValueError("the question is empty (only spaces)")
         return question
 
@@ -80,7 +90,7 @@ class CitationOut(BaseModel):
     passage_id: str
     doc_id: str
     title: str
-    source: str | None
+    source: str | None = None
     text: str = Field(description="Verbatim document text at [start:end].")
     start: int
     end: int
@@ -137,9 +147,9 @@ class AskResponse(BaseModel):
 
     question: str
     answered: bool
-    answer: AnswerSpan | None
+    answer: AnswerSpan | None = None
     citations: list[CitationOut]
-    reason: str | None = Field(description="Why the service refused; null when it answered.")
+    reason: str | None = Field(default=None, description="Why the service refused; null when it answered.")
     index_fingerprint: str = Field(description="The index version that answered.")
     explain: dict[str, Any] | None = None
 
@@ -147,8 +157,8 @@ class AskResponse(BaseModel):
 class DocumentMeta(BaseModel):
     doc_id: str
     title: str
-    source: str | None
-    published: str | None
+    source: str | None = None
+    published: str | None = None
     path: str
     format: str
     pages: list[int] = Field(default=[], description="Where each page begins in the text (PDF documents).")
@@ -242,7 +252,7 @@ class PassageOut(BaseModel):
     passage_id: str
     doc_id: str
     title: str
-    source: str | None
+    source: str | None = None
     heading: str
     text: str
     start: int
@@ -298,7 +308,7 @@ class Ready(BaseModel):
     built_at: str
     age_seconds: float
     stale: bool
-    stale_reason: str | None
+    stale_reason: str | None = None
     stale_fix: str | None = Field(default=None, description="How to bring a stale index up to date.")
     skipped: list[str] = Field(
         default=[], description="Corpus files the index left out, each with its reason."
@@ -341,7 +351,7 @@ class ReindexReport(BaseModel):
     )
 
     fingerprint: str
-    previous_fingerprint: str | None
+    previous_fingerprint: str | None = None
     up_to_date: bool
     documents_added: list[str]
     documents_changed: list[str]

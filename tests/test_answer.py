@@ -150,3 +150,14 @@ def test_one_signal_alone_runs_only_the_retriever_it_needs(built_settings: Setti
     assert all(c["bm25_rank"] is None for c in dense.explain["candidates"])
     scores = [c["dense"] for c in dense.explain["candidates"]]
     assert scores == sorted(scores, reverse=True)  # ordered by that signal alone
+
+
+def test_a_question_without_a_content_word_is_refused(built_settings: Settings) -> None:
+    engine = engine_for(built_settings)
+    for question in ("the", "What is it?", "???", "\x1c"):
+        result = engine.ask(question)
+        assert not result.answered and result.citations == [], question
+        assert (
+            result.reason
+            == "Ask about something: the question has no word the documents could be searched for."
+        )
