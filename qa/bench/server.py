@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,8 +25,8 @@ def free_port() -> int:
 
 class ServerProcess:
     """``qa serve`` on 127.0.0.1 for ``settings``' corpus, index and model; its output goes to
-    ``log`` (default: beside the index folder). ``env`` adds to the environment, ``args`` to the
-    command line."""
+    ``log`` (default: a file in the temporary folder, never the working tree). ``env`` adds to the
+    environment, ``args`` to the command line."""
 
     def __init__(
         self,
@@ -39,7 +40,7 @@ class ServerProcess:
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log or settings.index_dir.parent / f"server-{self.port}.log"
+        self.log = log or Path(tempfile.gettempdir()) / f"qa-server-{self.port}.log"
         full_env = {
             **os.environ,
             "QA_WORKERS": str(workers),
