@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import faiss
 import numpy as np
 
 from qa.index import LoadedIndex
@@ -87,15 +86,15 @@ def retrieve(
 ) -> Pool | None:
     """The union of the dense retriever's (FAISS) and the keyword retriever's (BM25) first
     ``candidates`` passages, of those in ``retrievers`` ("dense", "bm25"), among the ``allowed``
-    rows when given (a scope: FAISS searches only them, BM25 scores only them); None when both
-    find none."""
+    rows when given (a scope: only their vectors are searched, only they are scored by BM25); None
+    when both find none."""
     n = len(index.passages) if allowed is None else len(allowed)
     if n == 0:
         return None
     k = min(candidates, n)
     dense_rank: dict[int, int] = {}
     if "dense" in retrievers:
-        _, ids = index.dense.search(query.vector.reshape(1, -1), k, params=_only(index.dense, allowed))
+        ids = _nearest(index, query, k, allowed)
         # FAISS pads with -1 when fewer than k vectors are found.
         dense_rank = {int(i): r + 1 for r, i in enumerate(ids[0]) if i >= 0}
     total = len(index.passages)
@@ -121,11 +120,12 @@ def retrieve(
     return Pool(positions, bm25_scores[positions], ranks)
 
 
-def _only(dense: faiss.Index, allowed: np.ndarray | None) -> faiss.SearchParameters | None:
-    """FAISS search parameters that admit only the ``allowed`` rows (None: every row)."""
+def _nearest(index: LoadedIndex, query: Query, k: int, allowed: np.ndarray | None) -> np.ndarray:
+    """Rows of the ``k`` passages nearest the question: FAISS over the whole index, or an exact
+    search over the ``allowed`` rows (their vectors are in memory; an HNSW graph searched with a
+    filter can return fewer than ``k``)."""
     if allowed is None:
-        return None
-    selector = faiss.IDSelectorBatch(allowed)
-    if isinstance(dense, faiss.IndexHNSW):
-        return faiss.SearchParametersHNSW(sel=selector, efSearch=max(64, 2 * len(allowed)))
-    return faiss.SearchParameters(sel=selector)
+        return index.dense.search(query.vector.reshape(1, -1), k)[1]
+    scores = index.passage_vectors[allowed] @ query.vector
+    best = np.argpartition(-scores, k - 1)[:k] if k < len(allowed) else np.arange(len(allowed))
+    return allowed[best[np.argsort(-scores[best], kind="stable")]].reshape(1, -1)
