@@ -337,7 +337,6 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
     undone), running headers, footers and page numbers dropped, larger type as headings; with the
     offset where each page begins."""
     import pdfplumber
-    from pdfminer.pdfparser import PDFSyntaxError
 
     try:
         with pdfplumber.open(io.BytesIO(raw)) as pdf:
@@ -346,12 +345,14 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
             ]
             info = pdf.metadata or {}
             n_pages = len(pdf.pages)
-    except (PDFSyntaxError, ValueError, KeyError, TypeError) as error:
-        raise CorpusError(path, f"unreadable PDF ({type(error).__name__})") from error
     except Exception as error:  # pdfminer raises many kinds on damaged files
         raise CorpusError(path, f"unreadable PDF ({type(error).__name__})") from error
     body = _body_size(lines)
-    kept = [line for line in lines if not _running(line, lines, body, n_pages)]
+    pages_of: dict[str, set[int]] = {}  # each margin line's shape (digits aside): the pages it is on
+    for line in lines:
+        if line.margin:
+            pages_of.setdefault(_shape(line.text), set()).add(line.page)
+    kept = [line for line in lines if not _running(line, pages_of, body, n_pages)]
     sizes = sorted({round(ln.size) for ln in kept if _is_heading(ln, body)}, reverse=True)
     pitch = _line_pitch(kept)
     full = max((ln.right for ln in kept if not _is_heading(ln, body)), default=0.0)  # a full line's end
@@ -407,16 +408,18 @@ def _body_size(lines: list[_PdfLine]) -> float:
     return max(weight, key=weight.__getitem__) if weight else 0.0
 
 
-def _running(line: _PdfLine, lines: list[_PdfLine], body: float, n_pages: int) -> bool:
+def _shape(text: str) -> str:
+    return re.sub(r"\d+", "#", text)
+
+
+def _running(line: _PdfLine, pages_of: dict[str, set[int]], body: float, n_pages: int) -> bool:
     """A running header or footer: a margin line that is a page number, in smaller type than the
     body, or repeated (digits aside) on at least half of the pages."""
     if not line.margin:
         return False
     if _PAGE_NUMBER.match(line.text) or line.size < body:
         return True
-    shape = re.sub(r"\d+", "#", line.text)
-    pages = {other.page for other in lines if other.margin and re.sub(r"\d+", "#", other.text) == shape}
-    return n_pages > 1 and len(pages) * 2 >= n_pages
+    return n_pages > 1 and len(pages_of[_shape(line.text)]) * 2 >= n_pages
 
 
 def _is_heading(line: _PdfLine, body: float) -> bool:
