@@ -286,30 +286,51 @@ def _read_markdown(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
     return content.strip(), dict(metadata)
 
 
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~<])")
+
+
+def _unescaped(text: str) -> str:
+    """The page's characters, not Markdown's escapes of them ("\\[citation needed\\]" is
+    "[citation needed]" on the page); a "#" opening a line stays escaped, or it would be a heading."""
+
+    def character(match: re.Match[str]) -> str:
+        at_line_start = match.start() == 0 or text[match.start() - 1] == "\n"
+        return match.group(0) if match.group(1) == "#" and at_line_start else match.group(1)
+
+    return _MD_ESCAPE.sub(character, text)
+
+
 def _read_html(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
     """The page's main text (trafilatura drops navigation, footers and boilerplate) as Markdown, so
     that ``<h1>``-``<h6>`` are section headings; the date only from the page's metadata, never
-    guessed from dates in its text."""
+    guessed from dates in its text. One parse: trafilatura heads its Markdown with the metadata."""
     import trafilatura  # imported here: only HTML corpora pay for it
 
-    html = _decoded(path, raw)
     text = trafilatura.extract(
-        html,
+        _decoded(path, raw),
         output_format="markdown",
         include_formatting=True,
         include_links=False,
         include_images=False,
         include_comments=False,
         favor_recall=True,
+        with_metadata=True,
+        date_extraction_params={"extensive_search": False, "original_date": True},
     )
-    if not text:
+    meta: dict[str, str] = {}
+    if text and text.startswith("---\n"):  # "key: value" lines (read as such: a title may hold ": ")
+        header, _, text = text[4:].partition("\n---\n")
+        for line in header.splitlines():
+            key, _, value = line.partition(": ")
+            meta[key.strip()] = value.strip().strip('"')
+    if not text or not text.strip():
         raise CorpusError(path, "no main text found in the HTML page")
-    extracted = trafilatura.bare_extraction(
-        html, with_metadata=True, date_extraction_params={"extensive_search": False, "original_date": True}
-    )
-    data = (extracted.as_dict() if hasattr(extracted, "as_dict") else dict(extracted)) if extracted else {}
-    meta = {"title": data.get("title"), "source": data.get("url"), "published": data.get("date")}
-    return text, meta
+    text = _unescaped(text)
+    return text.strip(), {
+        "title": meta.get("title"),
+        "source": meta.get("url"),
+        "published": meta.get("date"),
+    }
 
 
 # A PDF line in the top or bottom margin (this share of the page height) that repeats on other pages,

@@ -279,3 +279,18 @@ def test_a_hyphen_at_a_line_end_is_kept_when_it_belongs_to_the_word() -> None:
     assert not _hyphenated("various gold-", "themed initiatives")  # "gold-themed"
     assert not _hyphenated("a well-", "known fact")
     assert not _hyphenated("a dash -", "then more")
+
+
+def test_html_text_is_the_page_text_not_markdown_escapes(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Notes</title></head><body><article><h1>Notes</h1>"
+        "<p>The queen lays eggs [citation needed] in *spring* and_summer, about 2,000 a day.</p>"
+        "<p># is not a heading here, and 1. is not a list.</p></article></body></html>",
+        encoding="utf-8",
+    )
+    (doc,) = read_corpus(tmp_path).documents
+    assert "The queen lays eggs [citation needed] in *spring* and_summer, about 2,000 a day." in doc.text
+    assert all(
+        not p.heading.endswith("is not a heading here, and 1. is not a list.")
+        for p in split_document(doc, 1500)
+    )

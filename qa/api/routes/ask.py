@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from qa.api.deps import EngineDep, MetricsDep, rate_limited
+from qa.engine import Engine
+from qa.middleware import Metrics
 from qa.retrieve import Scope
 from qa.schemas import MAX_QUESTION_CHARS, MAX_TOP_K, AskRequest, AskResponse, Problem
 
@@ -48,7 +50,7 @@ def ask_get(
 
 
 def _answer(
-    engine: EngineDep, metrics: MetricsDep, question: str, top_k: int, explain: bool, scope: Scope | None
+    engine: Engine, metrics: Metrics, question: str, top_k: int, explain: bool, scope: Scope | None
 ) -> Response:
     result = engine.ask(question, top_k, explain=explain, scope=scope)
     metrics.answers.labels("answered" if result.answered else "refused").inc()
