@@ -311,7 +311,7 @@ def _split(
         _check(cancel)
         if bar is not None and len(document.text) >= 2**20:
             bar.set_description(f"splitting {document.path}")
-        passages.extend(split_document(document, settings.passage_max_chars))
+        passages.extend(split_document(document, settings.passage_max_chars, settings.sentence_splitter))
         if bar is not None:
             bar.update(len(document.text))
     if bar is not None:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
 
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
     passage_max_chars: int = 1500
+    # Sentence splitter (qa/passages.py SPLITTERS): sentencex, or pysbd at a seven-hundredth of its
+    # speed with the same answers (see the README for what each gives).
+    sentence_splitter: str = Field(default="sentencex", pattern="^(pysbd|sentencex)$")
     # Embed and keyword-index each passage with its document title and section headings.
     passage_context: bool = True
 

@@ -119,7 +119,7 @@ def splitter_settings(settings: Settings) -> dict[str, object]:
     return {
         "passage_max_chars": settings.passage_max_chars,
         "passage_context": settings.passage_context,
-        "sentences": "pysbd",
+        "sentences": settings.sentence_splitter,
         "version": 1,
     }
 

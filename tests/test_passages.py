@@ -87,3 +87,27 @@ def test_property_offsets_and_order_for_any_unicode(text: str, fmt: str, max_cha
         for match in LIST_MARKER.finditer(text):
             covered[match.start() : match.end()] = [True] * (match.end() - match.start())
         assert all(c or ch.isspace() for c, ch in zip(covered, text))
+
+
+def test_both_sentence_splitters_keep_abbreviations_money_and_dashes() -> None:
+    text = (
+        "Russia lags the U.S. and China in AI. It projects more than 11 trillion "
+        "rubles—approximately $136 billion—to GDP by 2030. Dr. Smith left at 3 p.m. on Jan. 5. Done."
+    )
+    expected = [
+        "Russia lags the U.S. and China in AI.",
+        "It projects more than 11 trillion rubles—approximately $136 billion—to GDP by 2030.",
+        "Dr. Smith left at 3 p.m. on Jan. 5.",
+        "Done.",
+    ]
+    for splitter in ("pysbd", "sentencex"):
+        spans = sentence_spans(text, 0, len(text), splitter=splitter)
+        assert [text[s:e] for s, e in spans] == expected, splitter
+
+
+def test_the_sentence_splitter_is_part_of_the_index_settings(built_settings) -> None:
+    from qa.index import check
+
+    assert check(built_settings) is None
+    other = built_settings.model_copy(update={"sentence_splitter": "pysbd"})
+    assert check(other) == "the splitter settings changed since the index was built"
