@@ -5,6 +5,7 @@ What they find is a pool of candidate passages; qa/ranking.py scores and orders 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -27,8 +28,9 @@ class Query:
         return self.asked or self.text
 
 
-# Document fields a scope can match on (front matter and what the readers find).
-SCOPE_FIELDS = ("title", "source", "published", "format", "path")
+# Document fields a scope can match on (front matter and what the readers find); the API's
+# filter model takes its keys from here.
+ScopeField = Literal["title", "source", "published", "format", "path"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,13 @@ class Scope:
 
     @classmethod
     def of(cls, doc_ids: list[str] | None = None, metadata: dict[str, str] | None = None) -> Scope | None:
-        """None when nothing restricts the question."""
+        """None when nothing restricts the question. A metadata field documents do not have is a
+        ValueError (the API's schema refuses it first)."""
+        unknown = sorted(set(metadata or {}) - set(get_args(ScopeField)))
+        if unknown:
+            raise ValueError(
+                f"documents cannot be filtered by {', '.join(unknown)}: use {', '.join(get_args(ScopeField))}"
+            )
         scope = cls(tuple(sorted(set(doc_ids or ()))), tuple(sorted((metadata or {}).items())))
         return scope if scope.doc_ids or scope.metadata else None
 

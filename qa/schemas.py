@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qa.retrieve import ScopeField
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
@@ -24,10 +26,9 @@ class AskFilter(BaseModel):
     doc_ids: list[Annotated[str, Field(max_length=128)]] | None = Field(
         default=None, max_length=100, description="Document ids (at most 100)."
     )
-    metadata: (
-        dict[Literal["title", "source", "published", "format", "path"], Annotated[str, Field(max_length=500)]]
-        | None
-    ) = Field(default=None, description='Fields every document in scope has, e.g. {"format": "pdf"}.')
+    metadata: dict[ScopeField, Annotated[str, Field(max_length=500)]] | None = Field(
+        default=None, description='Fields every document in scope has, e.g. {"format": "pdf"}.'
+    )
 
 
 class AskRequest(BaseModel):

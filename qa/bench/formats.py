@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from qa.answer import Result
 from qa.bench.squad import load_squad, score, write_corpus
 from qa.build import build_index
 from qa.config import Settings
@@ -112,18 +113,10 @@ def write_formats(
     return questions, written
 
 
-def _not_content(engine: Engine, questions: list[dict[str, Any]]) -> int:
-    """Answers that are a document's title, a heading, a running header or footer or a page number."""
-    index = engine.index
-    titles = {d.title for d in index.documents.values()}
-    count = 0
-    for item in questions:
-        result = engine.ask(item["question"], 1, use_cache=False)
-        if result.answer is None:
-            continue
-        text = result.answer.text.strip()
-        count += text in titles or text.startswith("#") or bool(_NOT_CONTENT.match(text))
-    return count
+def _not_content(result: Result, titles: set[str]) -> bool:
+    """The answer is a document's title, a heading, a running header or footer or a page number."""
+    text = result.answer.text.strip() if result.answer is not None else ""
+    return bool(text) and (text in titles or text.startswith("#") or bool(_NOT_CONTENT.match(text)))
 
 
 def run_formats(
@@ -148,8 +141,14 @@ def run_formats(
             build_index(settings, encoder)
             engine = Engine(settings, encoder)
             engine.load()
-            metrics = score(engine, questions, engine.weights)
-            metrics["not_content"] = _not_content(engine, questions)
+            titles = {d.title for d in engine.index.documents.values()}
+            found: list[bool] = []  # one entry per question, filled while score() asks it
+
+            def note(result: Result, found: list[bool] = found, titles: set[str] = titles) -> None:
+                found.append(_not_content(result, titles))
+
+            metrics = score(engine, questions, engine.weights, note)
+            metrics["not_content"] = sum(found)
             metrics["passages"] = len(engine.index.passages)
             rows[fmt] = metrics
     summary = {

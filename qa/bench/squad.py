@@ -12,9 +12,11 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qa.answer import Result
 from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
@@ -60,7 +62,14 @@ def write_corpus(articles: list[dict[str, Any]], folder: Path) -> list[dict[str,
     return questions
 
 
-def score(engine: Engine, questions: list[dict[str, Any]], weights: Weights) -> dict[str, float]:
+def score(
+    engine: Engine,
+    questions: list[dict[str, Any]],
+    weights: Weights,
+    inspect: Callable[[Result], None] | None = None,
+) -> dict[str, float]:
+    """hit@1, hit@3, ranked@1, answer-sentence hit, answered (and abstained) over ``questions``;
+    ``inspect`` sees every result too."""
     index = engine.index
     hit1 = hit3 = ranked1 = sentence = answered_ok = refused_impossible = 0
     answerable = [q for q in questions if not q["impossible"]]
@@ -70,6 +79,8 @@ def score(engine: Engine, questions: list[dict[str, Any]], weights: Weights) -> 
         batch = questions[offset : offset + BATCH]
         for item, query in zip(batch, engine.queries([q["question"] for q in batch], index)):
             result = engine.respond(index, query, 3, weights=weights)
+            if inspect is not None:
+                inspect(result)
             if item["impossible"]:
                 refused_impossible += not result.answered
                 continue
