@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import bm25s
 import numpy as np
@@ -55,8 +56,12 @@ class BuildReport:
     passages_kept: int = 0
     removed_passage_ids: list[str] = field(default_factory=list)
     texts_embedded: int = 0
+    read_seconds: float = 0.0
+    split_seconds: float = 0.0
     embed_seconds: float = 0.0
+    write_seconds: float = 0.0  # BM25, lexicon and every file (with checksums and fsync)
     total_seconds: float = 0.0
+    shards: int = 1
     up_to_date: bool = False
     skipped: list[str] = field(default_factory=list)  # corpus entries left out, with the reason
 
@@ -81,7 +86,10 @@ class BuildReport:
             f"passages: {self.passages_added} added, {self.passages_removed} removed, "
             f"{self.passages_kept} kept",
             f"embedded {self.texts_embedded} texts in {self.embed_seconds:.2f}s; "
-            f"build took {self.total_seconds:.2f}s; fingerprint {self.fingerprint[:12]}",
+            f"build took {self.total_seconds:.2f}s (read {self.read_seconds:.2f}s, split "
+            f"{self.split_seconds:.2f}s, write {self.write_seconds:.2f}s)"
+            + (f" into {self.shards} shards" if self.shards > 1 else "")
+            + f"; fingerprint {self.fingerprint[:12]}",
             *(f"citation id gone: {pid}" for pid in self.removed_passage_ids),
         ]
 
@@ -96,6 +104,43 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class Stages(Protocol):
+    """Where the two costly stages of a build run: splitting documents into passages and embedding
+    texts. ``LocalStages`` runs them in this process; qa/cluster/data.py on a Ray cluster."""
+
+    def split(
+        self, documents: list[Document], settings: Settings, progress: bool, cancel: threading.Event
+    ) -> list[Passage]: ...
+
+    def embed(self, texts: list[str], label: str, progress: bool, cancel: threading.Event) -> np.ndarray: ...
+
+
+@dataclass
+class LocalStages:
+    """Both stages in this process: splitting document by document, embedding batch by batch."""
+
+    encoder: Encoder
+    batch_size: int = 32
+
+    def split(
+        self, documents: list[Document], settings: Settings, progress: bool, cancel: threading.Event
+    ) -> list[Passage]:
+        return _split(documents, settings, progress, cancel)
+
+    def embed(self, texts: list[str], label: str, progress: bool, cancel: threading.Event) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        batch = max(self.batch_size, 1) * 8
+        chunks = range(0, len(texts), batch)
+        if progress and len(texts) > batch:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc=f"embedding {len(texts)} {label}", unit="batch")
+        for offset in chunks:
+            check_cancelled(cancel)
+            vectors[offset : offset + batch] = self.encoder.encode(texts[offset : offset + batch])
+        return vectors
+
+
 def build_index(
     settings: Settings,
     encoder: Encoder,
@@ -104,6 +149,7 @@ def build_index(
     lock_timeout: float = 0,
     cancel: threading.Event | None = None,
     skip_invalid: bool = False,
+    stages: Stages | None = None,
 ) -> BuildReport:
     """Build (incrementally) into ``settings.index_dir`` and switch ``current`` to it atomically.
 
@@ -113,6 +159,7 @@ def build_index(
     Setting ``cancel`` stops the build at its next document or embedding batch (BuildCancelled),
     before anything is published. A corpus file that cannot be used stops the build, or with
     ``skip_invalid`` is left out and listed with its reason (in the report and the manifest).
+    ``stages`` runs splitting and embedding elsewhere (a Ray cluster); the build is the same.
     """
     index_dir = settings.index_dir
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +171,8 @@ def build_index(
             f"another `qa index` is building {index_dir} (lock {index_dir / '.lock'}); try again later"
         ) from error
     try:
-        return _build_locked(settings, encoder, progress, cancel or threading.Event(), skip_invalid)
+        stages = stages or LocalStages(encoder, settings.encode_batch_size)
+        return _build_locked(settings, encoder, stages, progress, cancel or threading.Event(), skip_invalid)
     finally:
         lock.release()
 
@@ -137,20 +185,27 @@ def _previous(settings: Settings, encoder: Encoder) -> LoadedIndex | None:
     return previous
 
 
-def _check(cancel: threading.Event) -> None:
+def check_cancelled(cancel: threading.Event) -> None:
     if cancel.is_set():
         raise BuildCancelled("the build was cancelled: the service is shutting down; nothing was published")
 
 
 def _build_locked(
-    settings: Settings, encoder: Encoder, progress: bool, cancel: threading.Event, skip_invalid: bool
+    settings: Settings,
+    encoder: Encoder,
+    stages: Stages,
+    progress: bool,
+    cancel: threading.Event,
+    skip_invalid: bool,
 ) -> BuildReport:
     started = time.perf_counter()
     corpus = read_corpus(settings.corpus_dir, settings.max_document_bytes, skip_invalid)
+    read_seconds = time.perf_counter() - started
     documents, fingerprint_of_corpus = corpus.documents, corpus.fingerprint
     previous = _previous(settings, encoder)
     splitter = splitter_settings(settings)
     keywords = keyword_settings(settings)
+    shards = settings.shards or (previous.shard_count if previous is not None else 1)
     old_hashes: dict[str, str] = {}
     if previous is not None and previous.manifest.get("splitter") == splitter:
         old_hashes = {k: v["hash"] for k, v in previous.manifest["documents"].items()}
@@ -163,10 +218,13 @@ def _build_locked(
                 splitter,
                 keywords,
                 sorted((d.doc_id, d.content_hash) for d in documents),
+                *([shards] if shards > 1 else []),  # one shard: the fingerprint of earlier builds
             ]
         )
     )
-    report = BuildReport(fingerprint=fingerprint, skipped=corpus.skipped)
+    report = BuildReport(
+        fingerprint=fingerprint, skipped=corpus.skipped, read_seconds=read_seconds, shards=shards
+    )
     new_ids = {d.doc_id for d in documents}
     for document in documents:
         if document.doc_id not in old_hashes:
@@ -185,7 +243,9 @@ def _build_locked(
         report.total_seconds = time.perf_counter() - started
         return report
 
-    passages = _split(documents, settings, progress, cancel)
+    split_started = time.perf_counter()
+    passages = stages.split(documents, settings, progress, cancel)
+    report.split_seconds = time.perf_counter() - split_started
     titles = {d.doc_id: d.title for d in documents}
     contexts = [retrieval_text(p, titles[p.doc_id], settings.passage_context) for p in passages]
     texts = {d.doc_id: d.text for d in documents}
@@ -194,14 +254,14 @@ def _build_locked(
     reuse: dict[str, np.ndarray] = {}
     if previous is not None and old_hashes:
         old_titles = {k: d.title for k, d in previous.documents.items()}
-        for i, p in enumerate(previous.passages):
-            reuse["p" + _sha(retrieval_text(p, old_titles[p.doc_id], settings.passage_context))] = (
-                previous.passage_vectors[i]
-            )
-            doc_text = previous.documents[p.doc_id].text
-            rows = previous.sentence_rows([i])
-            for s, vector in zip(p.sentences, rows):
-                reuse["s" + _sha(doc_text[s.start : s.end])] = vector
+        for part in previous.parts():  # each shard's vectors, when the build was sharded
+            for i, p in enumerate(part.passages):
+                reuse["p" + _sha(retrieval_text(p, old_titles[p.doc_id], settings.passage_context))] = (
+                    part.passage_vectors[i]
+                )
+                doc_text = previous.documents[p.doc_id].text
+                for s, vector in zip(p.sentences, part.sentence_rows([i])):
+                    reuse["s" + _sha(doc_text[s.start : s.end])] = vector
         for word, vector in zip(previous.lexicon.words, previous.lexicon.vectors):
             reuse["w" + _sha(word)] = vector
         old_ids = {p.passage_id for p in previous.passages}
@@ -214,12 +274,11 @@ def _build_locked(
         report.passages_added = len(passages)
 
     embed_started = time.perf_counter()
-    embed = _Embedder(encoder, reuse, report, settings.encode_batch_size, progress, cancel)
-    passage_vectors = embed(contexts, "p", "passages")
-    sentence_vectors = embed(sentence_texts, "s", "sentences")
+    embed = _Embedder(stages, encoder.dim, reuse, report, progress, cancel)
     words = sorted({w for c in contexts for w in content_words(c)})
-    word_vectors = embed(words, "w", "words")
+    passage_vectors, sentence_vectors, word_vectors = embed({"p": contexts, "s": sentence_texts, "w": words})
     report.embed_seconds = time.perf_counter() - embed_started
+    write_started = time.perf_counter()
 
     tokens = analyze(contexts)
     doc_freq, n_docs = Lexicon.count(tokens)
@@ -241,6 +300,7 @@ def _build_locked(
         "sentences": len(sentence_texts),
         # Thresholds fitted by `qa calibrate` stay valid while the model is the same.
         "calibration": calibration_for(previous.manifest, encoder.name) if previous else None,
+        **({"shards": shards} if shards > 1 else {}),
     }
     lexicon = {"doc_freq": doc_freq, "n_docs": n_docs, "words": words}
     bm25 = bm25s.BM25(k1=keywords["bm25_k1"], b=keywords["bm25_b"])
@@ -250,49 +310,50 @@ def _build_locked(
         manifest, documents, passages, passage_vectors, sentence_vectors, word_vectors, bm25, lexicon
     )
     _publish(settings.index_dir, build, cancel)
+    report.write_seconds = time.perf_counter() - write_started
     report.total_seconds = time.perf_counter() - started
     return report
 
 
 @dataclass
 class _Embedder:
-    """Vectors for texts, reusing those of unchanged texts and encoding the rest in batches."""
+    """Vectors for texts of several kinds, reusing those of unchanged texts and embedding the rest
+    in one pass of the stages (one model load on a cluster)."""
 
-    encoder: Encoder
+    stages: Stages
+    dim: int
     reuse: dict[str, np.ndarray]
     report: BuildReport
-    batch_size: int
     progress: bool
     cancel: threading.Event
 
-    def __call__(self, texts: list[str], kind: str, label: str) -> np.ndarray:
-        vectors = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
-        missing = []  # first occurrence of each text not embedded before
-        copies: dict[str, list[int]] = {}  # identical texts (boilerplate, repeated paragraphs) embed once
-        for i, text in enumerate(texts):
-            key = kind + _sha(text)
-            cached = self.reuse.get(key)
-            if cached is not None:
-                vectors[i] = cached
-            elif key in copies:
-                copies[key].append(i)
-            else:
-                copies[key] = [i]
-                missing.append(i)
-        batch = max(self.batch_size, 1) * 8
-        chunks = range(0, len(missing), batch)
-        if self.progress and len(missing) > batch:
-            from tqdm import tqdm
-
-            chunks = tqdm(chunks, desc=f"embedding {len(missing)} {label}", unit="batch")
-        for offset in chunks:
-            _check(self.cancel)
-            rows = missing[offset : offset + batch]
-            vectors[rows] = self.encoder.encode([texts[i] for i in rows])
+    def __call__(self, kinds: dict[str, list[str]]) -> list[np.ndarray]:
+        """One array of vectors for each kind's texts (keys: "p" passages, "s" sentences, "w" words)."""
+        out = [np.zeros((len(texts), self.dim), dtype=np.float32) for texts in kinds.values()]
+        missing: list[tuple[int, int]] = []  # (kind, row) of the first occurrence of each new text
+        copies: dict[str, list[tuple[int, int]]] = {}  # identical texts (boilerplate) embed once
+        for k, (kind, texts) in enumerate(kinds.items()):
+            for i, text in enumerate(texts):
+                key = kind + _sha(text)
+                cached = self.reuse.get(key)
+                if cached is not None:
+                    out[k][i] = cached
+                elif key in copies:
+                    copies[key].append((k, i))
+                else:
+                    copies[key] = [(k, i)]
+                    missing.append((k, i))
+        if missing:
+            texts = [list(kinds.values())[k][i] for k, i in missing]
+            vectors = self.stages.embed(texts, "texts", self.progress, self.cancel)
+            for (k, i), vector in zip(missing, vectors):
+                out[k][i] = vector
         for same in copies.values():
-            vectors[same[1:]] = vectors[same[0]]
+            first = out[same[0][0]][same[0][1]]
+            for k, i in same[1:]:
+                out[k][i] = first
         self.report.texts_embedded += len(missing)
-        return vectors
+        return out
 
 
 def _split(
@@ -308,7 +369,7 @@ def _split(
         bar = tqdm(total=total, desc="splitting", unit="char", unit_scale=True)
     passages: list[Passage] = []
     for document in documents:
-        _check(cancel)
+        check_cancelled(cancel)
         if bar is not None and len(document.text) >= 2**20:
             bar.set_description(f"splitting {document.path}")
         passages.extend(split_document(document, settings.passage_max_chars, settings.sentence_splitter))
@@ -328,13 +389,13 @@ def _faiss_type(settings: Settings, n_passages: int) -> str:
 def _publish(index_dir: Path, build: BuildContent, cancel: threading.Event) -> None:
     """Write every file into a temporary folder, then rename it and repoint ``current`` (unless the
     build was cancelled meanwhile: then nothing is published)."""
-    _check(cancel)
+    check_cancelled(cancel)
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
     try:
         write_build(tmp, build)
-        _check(cancel)
+        check_cancelled(cancel)
         name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{build.manifest['fingerprint'][:8]}"
         final = builds / name
         os.rename(tmp, final)

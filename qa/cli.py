@@ -23,7 +23,7 @@ app = typer.Typer(
     help="Cited, extractive answers from a folder of documents.",
 )
 bench_app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Benchmarks: speed, large, squad, formats."
+    no_args_is_help=True, rich_markup_mode=None, help="Benchmarks: speed, large, squad, formats, shards."
 )
 app.add_typer(bench_app, name="bench")
 
@@ -93,9 +93,22 @@ def index(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=256, help="Split the index into this many shards (env QA_SHARDS; default: as now)."
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray", metavar="ADDRESS", help="Split and embed on this Ray cluster ('auto': the local one)."
+        ),
+    ] = None,
+    actors: Annotated[int, typer.Option(min=1, help="Embedding actors on the Ray cluster.")] = 1,
 ) -> None:
     """Build or update the index (only changed documents are re-embedded)."""
-    settings = settings_from(corpus, index_dir)
+    settings = settings_from(corpus, index_dir, shards=shards)
     try:
         if check:
             from qa.index import check as check_index
@@ -109,8 +122,20 @@ def index(
         from qa.encoder import encoder_from
 
         encoder = encoder_from(settings)
+        stages = None
+        if ray is not None:
+            from qa.cluster import connect
+            from qa.cluster.data import RayStages
+
+            connect(ray)
+            stages = RayStages(settings, encoder.dim, actors=actors)
         report = build_index(
-            settings, encoder, progress=sys.stderr.isatty(), lock_timeout=wait, skip_invalid=skip_invalid
+            settings,
+            encoder,
+            progress=sys.stderr.isatty(),
+            lock_timeout=wait,
+            skip_invalid=skip_invalid,
+            stages=stages,
         )
     except QAError as error:
         one_file = isinstance(error, CorpusError) and Path(error.path) != settings.corpus_dir
@@ -215,6 +240,19 @@ def serve(
         bool, typer.Option("--watch", help="Reindex and reload when the corpus changes.")
     ] = False,
     access_log: Annotated[bool, typer.Option(help="One JSON line per request on stderr.")] = True,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="ADDRESS", help="Serve on this Ray cluster with Ray Serve ('auto')."),
+    ] = None,
+    shards: Annotated[
+        int | None, typer.Option(min=1, max=256, help="With --ray: shard deployments (default: the index's).")
+    ] = None,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="With --ray: replicas of the router and of each shard.")
+    ] = 1,
+    replica_cpus: Annotated[
+        float, typer.Option(min=0, help="With --ray: CPUs reserved for each replica.")
+    ] = 0.5,
 ) -> None:
     """Serve the HTTP API and the web page."""
     import uvicorn
@@ -223,6 +261,9 @@ def serve(
     from qa.middleware import configure_logging
 
     settings = settings_from(corpus, index_dir, host=host, port=port, workers=workers, access_log=access_log)
+    if ray is not None:
+        _serve_on_ray(settings, ray, shards, replicas, replica_cpus)
+        return
     if settings.workers > 1 and watch:
         raise fail("--watch needs a single worker: run `qa serve --watch --workers 1`", 2)
     log_level = "INFO" if settings.access_log else "WARNING"
@@ -269,6 +310,47 @@ def serve(
         timeout_graceful_shutdown=10,
         **_proxy_options(settings),
     )
+
+
+def _serve_on_ray(settings: Settings, address: str, shards: int | None, replicas: int, cpus: float) -> None:
+    """Ray Serve: the index built with ``shards`` shards if it has another count, then one deployment
+    per shard and the router, until SIGTERM or Ctrl+C."""
+    import threading
+
+    from qa.index import read_manifest
+
+    settings = settings.model_copy(
+        update={"corpus_dir": settings.corpus_dir.resolve(), "index_dir": settings.index_dir.resolve()}
+    )
+    _check_port(settings.host, settings.port)
+    try:
+        from qa.cluster import connect
+
+        connect(address)
+        try:
+            count = int(read_manifest(settings.index_dir).get("shards", 1))
+        except QAError:
+            count = 0
+        if count != (shards or count) or count == 0:
+            from qa.build import build_index
+            from qa.encoder import encoder_from
+
+            wanted = shards or 1
+            typer.echo(f"building the index with {wanted} shard(s)", err=True)
+            build_index(settings.model_copy(update={"shards": wanted}), encoder_from(settings))
+            count = wanted
+        from qa.cluster import serve as ray_serve
+
+        ray_serve.run(settings, count, replicas, cpus)
+    except QAError as error:
+        raise fail(str(error)) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    typer.echo(f"Ray Serve: {count} shard(s), {replicas} replica(s) each", err=True)
+    _announce(settings)
+    stop.wait()
+    ray_serve.shutdown()
 
 
 def _check_port(host: str, port: int) -> None:
@@ -436,6 +518,20 @@ def bench_squad(
     from qa.bench.squad import run_squad
 
     _print_report(lambda: run_squad(file, work_dir=work_dir, limit=limit), as_json)
+
+
+@bench_app.command("shards")
+def bench_shards(
+    file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
+    shards: Annotated[int, typer.Option(min=2, max=256, help="Shards to compare with one index.")] = 4,
+    limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
+    work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Sharded search against one index over the same corpus: same top citation, same hit@1."""
+    from qa.bench.shards import run_shards
+
+    _print_report(lambda: run_shards(file, shards=shards, limit=limit, work_dir=work_dir), as_json)
 
 
 @bench_app.command("formats")

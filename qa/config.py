@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     sentence_weight: float = 0.2
     rerank_depth: int = 10
     rerank_weight: float = 0.8
+    # Shards of a build (``qa index --shards K``): each a complete index of part of the corpus, searched
+    # together (qa/shards.py; on Ray Serve, one deployment each). None keeps the current build's count.
+    shards: int | None = Field(default=None, ge=1, le=256)
     faiss_exact_max: int = Field(default=50_000, description="above this many passages use HNSW")
     # Abstention defaults, used until `qa calibrate` stores fitted values in the index manifest.
     # These are what `qa calibrate` fits for the bundled all-MiniLM-L6-v2 on our two question files

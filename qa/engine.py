@@ -24,8 +24,9 @@ from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexMissing, QAError, ScopeEmpty
 from qa.index import LoadedIndex, calibration_for, load_index
 from qa.question import prepare, rarity
-from qa.ranking import Weights, rank
+from qa.ranking import Candidate, Weights, rank, rank_pool
 from qa.retrieve import Query, Scope
+from qa.shards import Fanout, LocalShards, merge
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
@@ -62,8 +63,16 @@ def _one_blas_thread() -> None:
 class Engine:
     """Answers questions against the current index; thread-safe."""
 
-    def __init__(self, settings: Settings, encoder: Encoder, index: LoadedIndex | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: Encoder,
+        index: LoadedIndex | None = None,
+        fanout: Fanout | None = None,
+    ) -> None:
         _one_blas_thread()
+        # How a sharded index's shards are searched: in this process, unless given (Ray Serve).
+        self.fanout = fanout or LocalShards()
         self.settings = settings
         self.encoder = encoder
         rarity("the")  # loads wordfreq's English table now, not on the first question (half a second)
@@ -95,8 +104,15 @@ class Engine:
 
     def load(self) -> LoadedIndex:
         """Load the current build from disk and swap it in."""
-        index = load_index(self.settings.index_dir, self.encoder)
+        index = self.read_index()
         self.swap(index)
+        return index
+
+    def read_index(self) -> LoadedIndex:
+        """The current build from disk, its shards ready to search it; not yet served."""
+        index = load_index(self.settings.index_dir, self.encoder, shards=self.fanout.loads_shards)
+        if index.shard_count > 1:
+            self.fanout.prepare(index)
         return index
 
     def swap(self, index: LoadedIndex) -> None:
@@ -150,19 +166,23 @@ class Engine:
     ) -> Result:
         """Rank and answer (or refuse) one encoded question within ``scope`` (the whole corpus when
         None); ``weights`` other than the settings' are for ablations and baselines."""
+        weights = weights or self.weights
         allowed = None
         if scope is not None:
             allowed = scope.positions(index)
             if len(allowed) == 0:
                 raise ScopeEmpty(f"no document matches the filter {scope.to_json()}")
-        ranked = rank(
-            index,
-            query,
-            weights or self.weights,
-            candidates=self.settings.candidates,
-            depth=self.settings.rerank_depth,
-            allowed=allowed,
-        )
+        if index.shard_count > 1:
+            index, ranked = self._rank_shards(index, query, weights, scope)
+        else:
+            ranked = rank(
+                index,
+                query,
+                weights,
+                candidates=self.settings.candidates,
+                depth=self.settings.rerank_depth,
+                allowed=allowed,
+            )
         return answer(
             index,
             query,
@@ -172,6 +192,19 @@ class Engine:
             explain=explain,
             scope=scope,
         )
+
+    def _rank_shards(
+        self, catalog: LoadedIndex, query: Query, weights: Weights, scope: Scope | None
+    ) -> tuple[LoadedIndex, list[Candidate]]:
+        """Every shard's candidates merged (qa/shards.py), then ranked as one index ranks its pool:
+        the index of the merged candidates and their ranking."""
+        candidates = self.settings.candidates
+        pools = self.fanout(catalog, query, candidates, weights.retrievers, scope)
+        merged = merge(catalog, pools, candidates, weights.retrievers)
+        if merged is None:
+            return catalog, []
+        view, pool = merged
+        return view, rank_pool(view, query, pool, weights, self.settings.rerank_depth)
 
     def ask(
         self,
@@ -236,7 +269,7 @@ class Reloader:
             return self._recorded(self._load)
 
     def _load(self) -> LoadedIndex:
-        index = load_index(self.engine.settings.index_dir, self.engine.encoder)
+        index = self.engine.read_index()
         if self.stopping.is_set():
             raise BuildCancelled("the service is shutting down; the index was not swapped")
         self.engine.swap(index)

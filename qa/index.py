@@ -11,10 +11,16 @@ Layout of the index folder::
                      bm25/           bm25s keyword index over title + headings + passage
                      lexicon.json    passage frequency of each stem, and the corpus' words
                      words.npy       a vector per word (float16), for soft word coverage
+
+A build of K > 1 shards (``qa index --shards K``) holds, instead of those files, its manifest for the
+whole corpus and ``shards/00`` ... ``shards/<K-1>``: each a complete index in the layout above of
+the documents assigned to it (``shard_of``), with the corpus-wide BM25 statistics and lexicon, so
+that searching every shard and merging (qa/shards.py) ranks as one index would.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -28,6 +34,7 @@ from typing import Any
 import bm25s
 import faiss
 import numpy as np
+import scipy.sparse
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -39,6 +46,16 @@ from qa.passages import Passage, Sentence
 from qa.terms import STEMMER_LANGUAGE, Lexicon, analyze
 
 FORMAT_VERSION = 2  # 2: the manifest records each file's size and checksum
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """The shard a document's passages go to: stable across builds, so an unchanged document keeps
+    its shard (and its vectors are reused there)."""
+    return int(hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:8], 16) % shards
+
+
+def shard_folder(build: Path, shard: int) -> Path:
+    return build / "shards" / f"{shard:02d}"
 
 
 @dataclass
@@ -53,7 +70,7 @@ class LoadedIndex:
     passage_vectors: np.ndarray
     sentence_vectors: np.ndarray
     sentence_offsets: np.ndarray  # passage i owns sentence rows [offsets[i], offsets[i + 1])
-    bm25: bm25s.BM25
+    bm25: bm25s.BM25 | None  # None in the catalog of a sharded build (its shards hold the rows)
     lexicon: Lexicon
     with_context: bool = True  # passages were indexed with their title and headings
     stamp: tuple[Path, int] | None = None  # build_stamp() of what was loaded
@@ -64,6 +81,10 @@ class LoadedIndex:
     _passage_terms: dict[int, tuple[set[str], np.ndarray]] = field(default_factory=dict)
 
     by_document: dict[str, list[str]] = field(default_factory=dict)  # passage ids of each document
+    # A sharded build loads as its catalog (documents, passages and lexicon of the whole corpus, no
+    # vectors) with its shards, each a LoadedIndex of part of the corpus; () when not sharded, or
+    # when the shards are served elsewhere (Ray Serve deployments).
+    shards: tuple[LoadedIndex, ...] = ()
 
     def __post_init__(self) -> None:
         self.positions = {p.passage_id: i for i, p in enumerate(self.passages)}
@@ -93,6 +114,14 @@ class LoadedIndex:
             ]
             self._sentence_terms[position] = terms  # a dict assignment is atomic: safe across threads
         return terms
+
+    @property
+    def shard_count(self) -> int:
+        return int(self.manifest.get("shards", 1))
+
+    def parts(self) -> tuple[LoadedIndex, ...]:
+        """What holds the vectors: the shards of a sharded build, else the index itself."""
+        return self.shards or (self,)
 
     @property
     def fingerprint(self) -> str:
@@ -188,6 +217,8 @@ class _Manifest(_Strict):
     sentences: int = Field(ge=0)
     files: dict[str, _FileInfo]
     calibration: _Calibration | None = None
+    shards: int = Field(default=1, ge=1)  # a sharded build's count, in its manifest for the whole corpus
+    shard: dict[str, int] | None = None  # a shard's own manifest: {"index": i, "of": K}
 
 
 _DOCUMENT = TypeAdapter(Document)  # a documents.jsonl row is a Document's fields
@@ -214,9 +245,12 @@ def _first_error(error: ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else first["msg"]
 
 
-def read_manifest(index_dir: Path) -> dict:
-    """The current build's manifest, checked field by field; IndexCorrupt names what is wrong."""
-    path = current_path(index_dir) / "manifest.json"
+def read_manifest(index_dir: Path, folder: Path | None = None) -> dict:
+    """The current build's manifest (or that of ``folder``, a shard of it), checked field by field;
+    IndexCorrupt names what is wrong."""
+    path = (folder or current_path(index_dir)) / "manifest.json"
+    if not path.exists() and folder is not None:
+        raise IndexCorrupt(_shown(index_dir, path), "missing")
     if not path.exists():
         raise IndexMissing(index_dir)
     shown = _shown(index_dir, path)
@@ -352,7 +386,78 @@ class BuildContent:
 
 def write_build(folder: Path, build: BuildContent) -> None:
     """Write a build's files into ``folder`` in the layout ``load_index`` reads (each row through
-    the same model that reads it), the manifest last, with the size and checksum of every other file."""
+    the same model that reads it), the manifest last, with the size and checksum of every other file;
+    as shards when the manifest asks for more than one."""
+    shards = int(build.manifest.get("shards", 1))
+    if shards > 1:
+        for shard in range(shards):
+            sub = shard_folder(folder, shard)
+            sub.mkdir(parents=True)
+            _write_files(sub, _shard_content(build, shard, shards))
+    else:
+        _write_files(folder, build)
+    manifest = {**build.manifest, "files": file_records(folder)}
+    (folder / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _shard_content(build: BuildContent, shard: int, shards: int) -> BuildContent:
+    """The part of a build one shard holds: its documents' passages, their vectors and BM25 rows
+    (scored with the whole corpus' statistics), and the whole lexicon."""
+    documents = [d for d in build.documents if shard_of(d.doc_id, shards) == shard]
+    mine = {d.doc_id for d in documents}
+    rows = np.array([i for i, p in enumerate(build.passages) if p.doc_id in mine], dtype=np.int64)
+    counts = np.array([len(p.sentences) for p in build.passages], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    sentence_rows = np.concatenate(
+        [np.arange(starts[r], starts[r + 1]) for r in rows] or [np.zeros(0, np.int64)]
+    )
+    passages = [build.passages[r] for r in rows]
+    manifest = {
+        **build.manifest,
+        "documents": {k: v for k, v in build.manifest["documents"].items() if k in mine},
+        "passages": len(passages),
+        "sentences": int(counts[rows].sum()),
+        "shard": {"index": shard, "of": shards},
+    }
+    del manifest["shards"]
+    return BuildContent(
+        manifest,
+        documents,
+        passages,
+        build.passage_vectors[rows],
+        build.sentence_vectors[sentence_rows],
+        build.word_vectors,
+        _bm25_rows(build.bm25, rows),
+        build.lexicon,
+    )
+
+
+def _bm25_rows(bm25: bm25s.BM25, rows: np.ndarray) -> bm25s.BM25:
+    """A BM25 index of some of ``bm25``'s passages with their scores unchanged: the document
+    frequencies and average length they were computed with are the whole corpus'."""
+    scores = bm25.scores
+    matrix = scipy.sparse.csc_matrix(
+        (scores["data"], scores["indices"], scores["indptr"]),
+        shape=(scores["num_docs"], len(scores["indptr"]) - 1),
+    )[rows]
+    part = copy.copy(bm25)
+    part.scores = {
+        "data": matrix.data.astype(scores["data"].dtype),
+        "indices": matrix.indices.astype(scores["indices"].dtype),
+        "indptr": matrix.indptr.astype(scores["indptr"].dtype),
+        "num_docs": len(rows),
+    }
+    return part
+
+
+def _write_files(folder: Path, build: BuildContent) -> None:
+    """Every file of an index but its manifest: documents, passages, vectors, BM25, lexicon."""
     with (folder / "documents.jsonl").open("w", encoding="utf-8") as out:
         for d in build.documents:
             out.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
@@ -373,14 +478,11 @@ def write_build(folder: Path, build: BuildContent) -> None:
     build.bm25.save(str(folder / "bm25"))
     (folder / "lexicon.json").write_text(json.dumps(build.lexicon, ensure_ascii=False), encoding="utf-8")
     np.save(folder / "words.npy", build.word_vectors.astype(np.float16))
-    manifest = {**build.manifest, "files": file_records(folder)}
-    (folder / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
-    for file in folder.rglob("*"):
-        if file.is_file():
-            with file.open("rb") as handle:
-                os.fsync(handle.fileno())
+    if "shard" in build.manifest:
+        manifest = {**build.manifest, "files": file_records(folder)}
+        (folder / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
 
 
 def _make_faiss(vectors: np.ndarray, faiss_type: str) -> faiss.Index:
@@ -423,14 +525,69 @@ def calibration_for(manifest: dict, model: str) -> dict | None:
     return calibration if calibration and calibration.get("model") == model else None
 
 
-def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
+def load_index(index_dir: Path, encoder: Encoder | None = None, *, shards: bool = True) -> LoadedIndex:
     """Load the current build and check it whole: a build made with another model or format is
-    refused (IndexMismatch), a missing, truncated or inconsistent file too (IndexCorrupt naming it)."""
+    refused (IndexMismatch), a missing, truncated or inconsistent file too (IndexCorrupt naming it).
+
+    A sharded build loads as its catalog with every shard (``shards=False``: the catalog alone,
+    for a router whose shards are loaded by other processes)."""
     stamp = build_stamp(index_dir)  # before reading: a manifest rewritten meanwhile reads as newer
     manifest = read_manifest(index_dir)
     if encoder is not None:
         check_compatible(manifest, encoder)
     path = current_path(index_dir).resolve()
+    if int(manifest.get("shards", 1)) == 1:
+        return _load_folder(index_dir, path, manifest, stamp=stamp)
+    parts = [load_shard(index_dir, path, i, vectors=shards) for i in range(int(manifest["shards"]))]
+    return _catalog(path, manifest, parts, stamp, keep=shards)
+
+
+def load_shard(index_dir: Path, build: Path, shard: int, *, vectors: bool = True) -> LoadedIndex:
+    """One shard of a sharded build (``vectors=False``: its documents, passages and lexicon only)."""
+    folder = shard_folder(build, shard)
+    manifest = read_manifest(index_dir, folder)
+    if (manifest.get("shard") or {}).get("index") != shard:
+        raise IndexCorrupt(
+            _shown(index_dir, folder / "manifest.json"), f"is not the manifest of shard {shard}"
+        )
+    return _load_folder(index_dir, folder, manifest, vectors=vectors)
+
+
+def _catalog(
+    path: Path, manifest: dict, parts: list[LoadedIndex], stamp: tuple[Path, int] | None, keep: bool
+) -> LoadedIndex:
+    """The whole corpus' documents and passages from its shards, without vectors (those stay in
+    the shards, which qa/shards.py searches)."""
+    dim = int(manifest["model"]["dim"])
+    passages = [p for part in parts for p in part.passages]
+    offsets = np.zeros(len(passages) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(p.sentences) for p in passages])
+    return LoadedIndex(
+        path=path,
+        manifest=manifest,
+        documents={k: d for part in parts for k, d in part.documents.items()},
+        passages=passages,
+        dense=faiss.IndexFlatIP(dim),
+        passage_vectors=np.zeros((0, dim), np.float32),
+        sentence_vectors=np.zeros((0, dim), np.float16),
+        sentence_offsets=offsets,
+        bm25=None,
+        lexicon=parts[0].lexicon,  # the corpus-wide lexicon: every shard holds it
+        with_context=parts[0].with_context,
+        stamp=stamp,
+        shards=tuple(parts) if keep else (),
+    )
+
+
+def _load_folder(
+    index_dir: Path,
+    path: Path,
+    manifest: dict,
+    *,
+    vectors: bool = True,
+    stamp: tuple[Path, int] | None = None,
+) -> LoadedIndex:
+    """The index in ``path`` (a build, or a shard of one) with its checked ``manifest``."""
     _verify_sizes(index_dir, path, manifest)
     dim = int(manifest["model"]["dim"])
 
@@ -467,17 +624,19 @@ def load_index(index_dir: Path, encoder: Encoder | None = None) -> LoadedIndex:
             f"{len(passages)} passages and {n_sentences} sentences, the manifest says "
             f"{manifest['passages']} and {manifest['sentences']}",
         )
-    dense = read("dense.faiss", lambda f: faiss.read_index(str(f)))
-    if dense.ntotal != len(passages) or dense.d != dim:
-        raise corrupt(
-            "dense.faiss", f"{dense.ntotal} vectors of dimension {dense.d} for {len(passages)} passages"
-        )
-    sentence_vectors = read("sentences.npy", lambda f: np.load(f, allow_pickle=False))
-    if sentence_vectors.shape != (n_sentences, dim):
-        raise corrupt("sentences.npy", f"shape {sentence_vectors.shape}, expected {(n_sentences, dim)}")
-    bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
-    if bm25.scores.get("num_docs") != len(passages):
-        raise corrupt("bm25", f"{bm25.scores.get('num_docs')} rows for {len(passages)} passages")
+    dense, sentence_vectors, bm25 = faiss.IndexFlatIP(dim), np.zeros((0, dim), np.float16), None
+    if vectors:
+        dense = read("dense.faiss", lambda f: faiss.read_index(str(f)))
+        if dense.ntotal != len(passages) or dense.d != dim:
+            raise corrupt(
+                "dense.faiss", f"{dense.ntotal} vectors of dimension {dense.d} for {len(passages)} passages"
+            )
+        sentence_vectors = read("sentences.npy", lambda f: np.load(f, allow_pickle=False))
+        if sentence_vectors.shape != (n_sentences, dim):
+            raise corrupt("sentences.npy", f"shape {sentence_vectors.shape}, expected {(n_sentences, dim)}")
+        bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
+        if bm25.scores.get("num_docs") != len(passages):
+            raise corrupt("bm25", f"{bm25.scores.get('num_docs')} rows for {len(passages)} passages")
     lexicon_data = read(
         "lexicon.json", lambda f: _Lexicon.model_validate(json.loads(f.read_text(encoding="utf-8")))
     )

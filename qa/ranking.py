@@ -182,8 +182,12 @@ def rank(
     """Fusion of every candidate the retrievers find (among the ``allowed`` passage rows, when
     given), then reranking of the first ``depth``."""
     pool = retrieve(index, query, candidates, weights.retrievers, allowed)
-    if pool is None:
-        return []
+    return [] if pool is None else rank_pool(index, query, pool, weights, depth)
+
+
+def rank_pool(index: LoadedIndex, query: Query, pool: Pool, weights: Weights, depth: int) -> list[Candidate]:
+    """Fusion and reranking of a pool found already (by ``retrieve``, or merged from the pools of
+    an index's shards: qa/shards.py)."""
     fusion = [s for s in SIGNALS if s.stage == "fusion"]
     values = {s.name: s.compute(index, query, pool) for s in fusion}
     fused = sum((w * values[s.name] for s, w in weights.stage("fusion")), np.zeros(len(pool.positions)))

@@ -1,0 +1,142 @@
+"""Search on Ray Serve: one deployment per shard of the index, and the service's FastAPI app as the
+ingress, whose engine fans each question out to the shards and merges their pools (qa/shards.py).
+
+Versions: every question carries the build its router serves (path and fingerprint), and a shard
+answers from that build, loading it on first use and keeping the two latest. A new build is rolled
+out by the router's reload (``follow``, or ``/admin/reindex``): each shard in turn loads it while
+still serving the old one, then the router swaps to it, so no request fails and every answer is
+from one build of every shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+
+from qa.config import Settings
+from qa.errors import IndexCorrupt, QAError
+from qa.index import LoadedIndex, load_shard
+from qa.retrieve import Query, Scope
+from qa.shards import ShardPool, search_shard
+
+log = logging.getLogger("qa")
+VERSIONS_KEPT = 2  # the build being served and the one rolling in (or out)
+
+
+class Shard:
+    """One shard of the index, searched by the router."""
+
+    def __init__(self, shard: int, index_dir: str) -> None:
+        self.shard = shard
+        self.index_dir = Path(index_dir)
+        self.versions: OrderedDict[str, LoadedIndex] = OrderedDict()
+
+    def _version(self, build: str, fingerprint: str) -> LoadedIndex:
+        index = self.versions.get(fingerprint)
+        if index is None:
+            index = load_shard(self.index_dir, Path(build), self.shard)
+            if index.fingerprint != fingerprint:
+                raise IndexCorrupt(f"{build}", f"shard {self.shard} is of build {index.fingerprint[:12]}")
+            self.versions[fingerprint] = index
+            while len(self.versions) > VERSIONS_KEPT:
+                self.versions.popitem(last=False)
+            log.info(
+                "shard %d: loaded build %s (%d passages)", self.shard, fingerprint[:12], len(index.passages)
+            )
+        self.versions.move_to_end(fingerprint)
+        return index
+
+    def prepare(self, build: str, fingerprint: str) -> int:
+        return len(self._version(build, fingerprint).passages)
+
+    def search(
+        self,
+        build: str,
+        fingerprint: str,
+        query: Query,
+        candidates: int,
+        retrievers: set[str],
+        scope: Scope | None,
+    ) -> ShardPool:
+        return search_shard(self._version(build, fingerprint), query, candidates, retrievers, scope)
+
+
+class RayShards:
+    """The engine's fan-out to the shard deployments (qa/shards.py's ``Fanout``)."""
+
+    loads_shards = False  # the router holds the catalog; the vectors stay in the shards
+
+    def __init__(self, handles: list[Any]) -> None:
+        self.handles = handles
+
+    def prepare(self, index: LoadedIndex) -> None:
+        if len(self.handles) != index.shard_count:
+            raise IndexCorrupt(
+                str(index.path), f"has {index.shard_count} shards, the service runs {len(self.handles)}"
+            )
+        for handle in self.handles:  # shard by shard: each keeps serving the previous build meanwhile
+            handle.prepare.remote(str(index.path), index.fingerprint).result()
+
+    def __call__(
+        self, index: LoadedIndex, query: Query, candidates: int, retrievers: set[str], scope: Scope | None
+    ) -> list[ShardPool]:
+        calls = [
+            h.search.remote(str(index.path), index.fingerprint, query, candidates, retrievers, scope)
+            for h in self.handles
+        ]
+        return [call.result() for call in calls]
+
+
+class Router:
+    """The ingress: the service's app, its engine searching the shard deployments."""
+
+    async def __init__(self, settings_json: str, *shards: Any) -> None:
+        import asyncio
+
+        from qa.encoder import serving_encoder
+        from qa.engine import Engine
+        from qa.errors import IndexMissing
+
+        self.settings = Settings.model_validate_json(settings_json)
+        self.engine = Engine(self.settings, serving_encoder(self.settings), fanout=RayShards(list(shards)))
+        try:  # off the replica's event loop: loading waits for the shards to load the build
+            await asyncio.to_thread(self.engine.load)
+        except IndexMissing as error:
+            log.warning("%s; serving 503 until it is built", error)
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from qa.api import create_app
+
+        return create_app(self.settings, engine=self.engine, follow=True)
+
+
+def application(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> Any:
+    """The Serve application: ``shards`` shard deployments and the router, each ``replicas`` times."""
+    options = {"num_replicas": replicas, "ray_actor_options": {"num_cpus": replica_cpus}}
+    shard_apps = [
+        serve.deployment(Shard, name=f"shard-{i:02d}", **options).bind(i, str(settings.index_dir))
+        for i in range(shards)
+    ]
+    router = serve.deployment(serve.ingress()(Router), name="router", **options)
+    return router.bind(settings.model_dump_json(), *shard_apps)
+
+
+def run(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> None:
+    """Deploy on the connected cluster, HTTP on ``settings.host:port`` from the head node; a
+    deployment that fails to start is a QAError with Serve's reason (and nothing left running)."""
+    serve.start(http_options={"host": settings.host, "port": settings.port, "location": "HeadOnly"})
+    try:
+        serve.run(
+            application(settings, shards, replicas, replica_cpus), name="qa", route_prefix="/", blocking=False
+        )
+    except RuntimeError as error:
+        serve.shutdown()
+        raise QAError(f"Ray Serve could not start the service: {str(error).splitlines()[0]}") from None
+
+
+def shutdown() -> None:
+    serve.shutdown()

@@ -1,0 +1,181 @@
+"""Search over a sharded index: each shard finds its candidates, the router merges them into the
+pool one index over the whole corpus would have found, and ranking (qa/ranking.py) runs on that.
+
+Why the answers are the same as one index's: a shard's dense list holds its nearest passages, so
+the union of the shards' lists holds the corpus' nearest (exact search; HNSW is approximate in both);
+BM25 scores were computed at build time with the whole corpus' document frequencies and average
+length (qa/index.py, ``_bm25_rows``); the lexicon is the whole corpus' in every shard; and every
+signal that divides by "the best score" is computed after the merge, over the merged pool.
+Passages whose scores tie exactly may come out in another order.
+
+The shards are searched in this process (``LocalShards``, a sharded build served by ``qa serve``)
+or in Ray Serve deployments (qa/cluster/serve.py); both hand back the same ``ShardPool``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from qa.index import LoadedIndex
+from qa.retrieve import Pool, Query, Scope, retrieve
+
+
+@dataclass(frozen=True)
+class ShardPool:
+    """What one shard found for a question: its candidates, with what ranking needs of them."""
+
+    passage_ids: list[str]
+    dense: np.ndarray  # cosine of each with the question
+    bm25: np.ndarray  # raw BM25, with corpus-wide statistics
+    in_dense: np.ndarray  # bool: in the shard's dense list
+    in_bm25: np.ndarray  # bool: in the shard's keyword list
+    passage_vectors: np.ndarray  # float32, one row per candidate
+    sentence_vectors: np.ndarray  # the candidates' sentence rows, one after the other (float16)
+
+    @classmethod
+    def empty(cls, dim: int) -> ShardPool:
+        none = np.zeros(0, np.float32)
+        return cls(
+            [],
+            none,
+            none,
+            none.astype(bool),
+            none.astype(bool),
+            np.zeros((0, dim), np.float32),
+            np.zeros((0, dim), np.float16),
+        )
+
+
+def search_shard(
+    shard: LoadedIndex, query: Query, candidates: int, retrievers: set[str], scope: Scope | None
+) -> ShardPool:
+    """A shard's side of a question: both retrievers over its passages (those in ``scope``)."""
+    allowed = scope.positions(shard) if scope is not None else None
+    pool = (
+        None
+        if allowed is not None and len(allowed) == 0
+        else retrieve(shard, query, candidates, retrievers, allowed)
+    )
+    if pool is None:
+        return ShardPool.empty(shard.dense.d)
+    rows = pool.positions
+    return ShardPool(
+        passage_ids=[shard.passages[int(p)].passage_id for p in rows],
+        dense=shard.passage_vectors[rows] @ query.vector,
+        bm25=pool.bm25,
+        in_dense=pool.ranks.get("dense", np.zeros(len(rows), np.int64)) > 0,
+        in_bm25=pool.ranks.get("bm25", np.zeros(len(rows), np.int64)) > 0,
+        passage_vectors=np.asarray(shard.passage_vectors[rows], np.float32),
+        sentence_vectors=np.asarray(
+            shard.sentence_vectors[
+                np.concatenate(
+                    [np.arange(shard.sentence_offsets[p], shard.sentence_offsets[p + 1]) for p in rows]
+                )
+            ]
+        ),
+    )
+
+
+def merge(
+    catalog: LoadedIndex, pools: Sequence[ShardPool], candidates: int, retrievers: set[str]
+) -> tuple[LoadedIndex, Pool] | None:
+    """The shards' pools as one: each retriever's list cut to its first ``candidates`` over all
+    shards, and an index of just those passages (from the catalog, with the shards' vectors) to
+    rank them on. None when no shard found any."""
+    ids = [pid for pool in pools for pid in pool.passage_ids]
+    if not ids:
+        return None
+    dense = np.concatenate([p.dense for p in pools])
+    bm25 = np.concatenate([p.bm25 for p in pools])
+    ranks: dict[str, np.ndarray] = {}
+    kept = np.zeros(len(ids), dtype=bool)
+    for name, found, score in (
+        ("dense", np.concatenate([p.in_dense for p in pools]), dense),
+        ("bm25", np.concatenate([p.in_bm25 for p in pools]), bm25),
+    ):
+        if name not in retrievers:
+            continue
+        listed = np.flatnonzero(found)
+        listed = listed[np.argsort(-score[listed], kind="stable")][:candidates]
+        ranks[name] = np.zeros(len(ids), np.int64)
+        ranks[name][listed] = np.arange(1, len(listed) + 1)
+        kept[listed] = True
+    # The pool in the catalog's passage order, as one index lists its candidates by row.
+    chosen = sorted(np.flatnonzero(kept), key=lambda j: catalog.positions[ids[j]])
+    passages = [catalog.passages[catalog.positions[ids[j]]] for j in chosen]
+    sentences = _sentence_slices(pools, catalog)
+    view = _view(
+        catalog,
+        passages,
+        np.concatenate([p.passage_vectors for p in pools])[chosen],
+        np.concatenate([sentences[j] for j in chosen]),
+    )
+    order = np.array(chosen, dtype=np.int64)
+    pool = Pool(np.arange(len(chosen), dtype=np.int64), bm25[order], {n: r[order] for n, r in ranks.items()})
+    return view, pool
+
+
+def _sentence_slices(pools: Sequence[ShardPool], catalog: LoadedIndex) -> list[np.ndarray]:
+    """Each candidate's sentence vectors, in the order of the concatenated pools."""
+    slices = []
+    for pool in pools:
+        start = 0
+        for pid in pool.passage_ids:
+            count = len(catalog.passages[catalog.positions[pid]].sentences)
+            slices.append(pool.sentence_vectors[start : start + count])
+            start += count
+    return slices
+
+
+class Fanout(Protocol):
+    """Asks every shard of a sharded index for its pool: in this process or in other ones."""
+
+    loads_shards: bool  # whether the engine loads the shards' vectors itself
+
+    def prepare(self, index: LoadedIndex) -> None:
+        """Make every shard ready to search ``index`` (a new build) before the router serves it."""
+
+    def __call__(
+        self, index: LoadedIndex, query: Query, candidates: int, retrievers: set[str], scope: Scope | None
+    ) -> list[ShardPool]: ...
+
+
+class LocalShards:
+    """The shards of a sharded build, loaded in this process with its catalog."""
+
+    loads_shards = True
+
+    def prepare(self, index: LoadedIndex) -> None:
+        pass
+
+    def __call__(
+        self, index: LoadedIndex, query: Query, candidates: int, retrievers: set[str], scope: Scope | None
+    ) -> list[ShardPool]:
+        return [search_shard(shard, query, candidates, retrievers, scope) for shard in index.shards]
+
+
+def _view(
+    catalog: LoadedIndex, passages: list, passage_vectors: np.ndarray, sentence_vectors: np.ndarray
+) -> LoadedIndex:
+    """A small index of the merged candidates: the catalog's documents and lexicon, their vectors."""
+    offsets = np.zeros(len(passages) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(p.sentences) for p in passages])
+    return LoadedIndex(
+        path=catalog.path,
+        manifest=catalog.manifest,
+        documents=catalog.documents,
+        passages=passages,
+        dense=faiss.IndexFlatIP(catalog.dense.d),
+        passage_vectors=passage_vectors,
+        sentence_vectors=sentence_vectors,
+        sentence_offsets=offsets,
+        bm25=None,
+        lexicon=catalog.lexicon,
+        with_context=catalog.with_context,
+        stamp=catalog.stamp,
+    )
