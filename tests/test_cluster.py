@@ -1,0 +1,182 @@
+"""Shards and the Ray cluster: sharded search answers as one index does; a build on Ray Data equals
+a local build; search on Ray Serve (a real local cluster: a head and a second node) answers as one
+index does and rolls out a reindex without failing a request."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from qa.build import build_index
+from qa.config import Settings
+from qa.engine import Engine
+from qa.index import load_index
+from tests.conftest import MODELS, ROOT, SMALL_CORPUS, Server, write_corpus
+
+QUESTIONS = [
+    json.loads(line)["question"]
+    for file in sorted((ROOT / "tests" / "eval").glob("*.jsonl"))
+    for line in file.read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
+
+
+def sectioned_corpus(folder: Path) -> Path:
+    """The article cut at its sections into one document each, beside the small corpus: several
+    documents, so that shards hold different parts of what the evaluation questions ask about."""
+    article = next((ROOT / "corpus").glob("*.md")).read_text(encoding="utf-8")
+    body = article.split("---", 2)[2] if article.startswith("---") else article
+    files = dict(SMALL_CORPUS)
+    for number, section in enumerate(re.split(r"\n(?=## )", body)):
+        if section.strip():
+            files[f"section-{number}.md"] = section.strip() + "\n"
+    return write_corpus(folder, files)
+
+
+def top(result) -> tuple[bool, list[str], tuple[int, int] | None]:
+    answer = (result.answer.start, result.answer.end) if result.answer else None
+    return result.answered, [c.passage_id for c in result.ranking[:3]], answer
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> tuple[Settings, Engine, Engine]:
+    """One index of the sectioned corpus, then the same corpus as 3 shards (vectors reused)."""
+    work = tmp_path_factory.mktemp("sharded")
+    settings = Settings(corpus_dir=sectioned_corpus(work / "corpus"), index_dir=work / "index", onnx_dir=MODELS)
+    build_index(settings, real_encoder)
+    one = Engine(settings, real_encoder, load_index(settings.index_dir, real_encoder))
+    report = build_index(settings.model_copy(update={"shards": 3}), real_encoder)
+    assert report.texts_embedded == 0  # every vector reused from the one-index build
+    three = Engine(settings, real_encoder, load_index(settings.index_dir, real_encoder))
+    return settings, one, three
+
+
+def test_sharded_search_answers_every_evaluation_question_as_one_index(sharded) -> None:
+    _, one, three = sharded
+    assert three.index.shard_count == 3 and len(three.index.shards) == 3
+    assert all(shard.passages for shard in three.index.shards)  # each shard holds part of the corpus
+    assert {p.passage_id for p in three.index.passages} == {p.passage_id for p in one.index.passages}
+    spread = 0
+    for question in QUESTIONS:
+        single, sharded_result = one.ask(question, use_cache=False), three.ask(question, use_cache=False)
+        assert top(sharded_result) == top(single), question
+        owners = {three.index.shards.index(s) for c in sharded_result.ranking[:3] for s in three.index.shards
+                  if c.passage_id in s.positions}
+        spread += len(owners) > 1
+    assert spread > len(QUESTIONS) // 4  # the citations of many questions come from several shards
+
+
+def test_a_sharded_build_is_incremental_per_shard(sharded, real_encoder) -> None:
+    settings, _, three = sharded
+    (settings.corpus_dir / "bees.txt").write_text("Bees make honey from nectar.\n", encoding="utf-8")
+    try:
+        report = build_index(settings, real_encoder)  # the shard count is kept
+        index = load_index(settings.index_dir)
+        assert index.shard_count == 3 and report.documents_changed == ["bees"]
+        assert 0 < report.texts_embedded <= 8  # the new passage, its sentence and new words only
+        old = {p.passage_id for s in three.index.shards for p in s.passages if p.doc_id != "bees"}
+        assert old <= {p.passage_id for p in index.passages}
+    finally:
+        write_corpus(settings.corpus_dir)
+        build_index(settings, real_encoder)
+
+
+# A real Ray cluster on this machine: a head and a second node, on free ports, stopped by pid.
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[object]:
+    from qa.cluster.local import LocalCluster
+
+    with LocalCluster(nodes=2, cpus=2) as running:
+        yield running
+
+
+def test_a_build_on_ray_data_equals_a_local_build(cluster, sharded, tmp_path: Path, real_encoder) -> None:
+    import ray
+
+    from qa.cluster import connect
+    from qa.cluster.data import RayStages
+
+    settings, _, _ = sharded
+    local = settings.model_copy(update={"index_dir": tmp_path / "local", "shards": 2})
+    build_index(local, real_encoder)
+    on_ray = local.model_copy(update={"index_dir": tmp_path / "ray"})
+    connect(cluster.address)
+    try:
+        report = build_index(on_ray, real_encoder, stages=RayStages(on_ray, real_encoder.dim, actors=2))
+    finally:
+        ray.shutdown()
+    assert report.texts_embedded > 0 and report.shards == 2
+    a, b = load_index(local.index_dir), load_index(on_ray.index_dir)
+    assert a.fingerprint == b.fingerprint and a.passages == b.passages
+    for left, right in zip(a.shards, b.shards, strict=True):
+        assert left.passages == right.passages and left.lexicon.words == right.lexicon.words
+        np.testing.assert_allclose(left.passage_vectors, right.passage_vectors, atol=1e-5)
+        np.testing.assert_allclose(left.sentence_vectors, right.sentence_vectors, atol=2e-3)  # float16
+        np.testing.assert_allclose(left.lexicon.vectors, right.lexicon.vectors, atol=2e-3)
+        np.testing.assert_array_equal(left.bm25.scores["data"], right.bm25.scores["data"])
+
+
+def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed_request(
+    cluster, sharded, real_encoder
+) -> None:
+    settings, one, _ = sharded
+    server = Server(settings, args=["--ray", cluster.address, "--shards", "3", "--replica-cpus", "0.25"])
+    try:
+        server.wait_ready(timeout=240)
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            first = client.post("/ask", json={"question": QUESTIONS[0]}).json()["index_fingerprint"]
+            for question in QUESTIONS:
+                body = client.post("/ask", json={"question": question}).json()
+                expected = one.ask(question, use_cache=False)
+                assert body["answered"] == expected.answered, question
+                if expected.answered:
+                    assert body["citations"][0]["passage_id"] == expected.ranking[0].passage_id, question
+
+        seen: list[tuple[int, str, list[str]]] = []
+        stop = threading.Event()
+
+        def client_loop(offset: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                n = offset
+                while not stop.is_set():
+                    response = client.post("/ask", json={"question": QUESTIONS[n % len(QUESTIONS)], "top_k": 3})
+                    body = response.json()
+                    seen.append((response.status_code, body.get("index_fingerprint", ""),
+                                 [c["passage_id"] for c in body.get("citations", [])]))
+                    n += 4
+
+        clients = [threading.Thread(target=client_loop, args=(i,)) for i in range(4)]
+        for thread in clients:
+            thread.start()
+        time.sleep(2)
+        (settings.corpus_dir / "festival.md").write_text(
+            "---\ntitle: Festival\n---\n\nThe bee festival opens in June in Kazan.\n", encoding="utf-8"
+        )
+        report = build_index(settings, real_encoder)  # the router follows the index folder and rolls it out
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(f == report.fingerprint for _, f, _ in seen):
+            time.sleep(0.5)
+        time.sleep(2)
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=60)
+        assert seen and all(status == 200 for status, _, _ in seen), {s for s, _, _ in seen}
+        assert {f for _, f, _ in seen} == {first, report.fingerprint}  # the old build, then the new one
+        new = load_index(settings.index_dir)
+        for _, fingerprint, cited in seen:  # every answer's citations are of the build it names
+            if fingerprint == report.fingerprint:
+                assert set(cited) <= set(new.positions)
+    finally:
+        assert server.stop(timeout=60) == 0
+        (settings.corpus_dir / "festival.md").unlink(missing_ok=True)
+        build_index(settings, real_encoder)
