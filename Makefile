@@ -28,8 +28,8 @@ $(RUNTIME): pyproject.toml
 	touch $(RUNTIME)
 
 $(STAMP): $(RUNTIME)
-	@echo "installing the test and benchmark tools into $(VENV) ..."
-	$(BIN)/pip install -e '.[dev]' --progress-bar on
+	@echo "installing the test and benchmark tools (and Ray, for the cluster tests) into $(VENV) ..."
+	$(BIN)/pip install -e '.[dev,ray]' --progress-bar on
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with its test tools

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,7 +276,7 @@ def _build_locked(
 
     embed_started = time.perf_counter()
     embed = _Embedder(stages, encoder.dim, reuse, report, progress, cancel)
-    words = sorted({w for c in contexts for w in content_words(c)})
+    words = vocabulary(contexts, settings.max_word_vectors)
     passage_vectors, sentence_vectors, word_vectors = embed({"p": contexts, "s": sentence_texts, "w": words})
     report.embed_seconds = time.perf_counter() - embed_started
     write_started = time.perf_counter()
@@ -354,6 +355,16 @@ class _Embedder:
                 out[k][i] = first
         self.report.texts_embedded += len(missing)
         return out
+
+
+def vocabulary(contexts: list[str], most: int) -> list[str]:
+    """The words that get a vector (for soft word coverage): every content word of the passages, or
+    the ``most`` used in the most passages when there are more (a word left out still matches by
+    its stem; a question's word is embedded when asked). Sorted, as the lexicon stores them."""
+    counts = Counter(w for c in contexts for w in set(content_words(c)))
+    if len(counts) <= most:
+        return sorted(counts)
+    return sorted(w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:most])
 
 
 def _split(

@@ -23,7 +23,9 @@ app = typer.Typer(
     help="Cited, extractive answers from a folder of documents.",
 )
 bench_app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Benchmarks: speed, large, squad, formats, shards."
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Benchmarks: speed, large, squad, formats, shards, build, ray-serve.",
 )
 app.add_typer(bench_app, name="bench")
 
@@ -532,6 +534,40 @@ def bench_shards(
     from qa.bench.shards import run_shards
 
     _print_report(lambda: run_shards(file, shards=shards, limit=limit, work_dir=work_dir), as_json)
+
+
+@bench_app.command("build")
+def bench_build(
+    scifact: Annotated[Path, typer.Argument(help="BEIR SciFact folder (corpus.jsonl.gz).")],
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="ADDRESS", help="Also build on this Ray cluster ('local': start one)."),
+    ] = None,
+    actors: Annotated[
+        list[int] | None, typer.Option(help="Embedding actors on Ray (repeat: 1 and 2).")
+    ] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Build throughput by stage and bytes per passage, in this process and on Ray."""
+    from qa.bench.build import run_build
+
+    _print_report(lambda: run_build(scifact, ray, actors or [1, 2], work=work_dir), as_json)
+
+
+@bench_app.command("ray-serve")
+def bench_ray_serve(
+    scifact: Annotated[Path, typer.Argument(help="BEIR SciFact folder (corpus.jsonl.gz, queries.jsonl).")],
+    shards: Annotated[int, typer.Option(min=1, max=256, help="Shard deployments.")] = 2,
+    replicas: Annotated[list[int] | None, typer.Option(help="Replicas of each deployment (repeat).")] = None,
+    seconds: Annotated[float, typer.Option(help="Seconds of load per measurement.")] = 15,
+    work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Query p50 and throughput through Ray Serve against qa serve on this machine."""
+    from qa.bench.ray_serve import run_ray_serve
+
+    _print_report(lambda: run_ray_serve(scifact, shards, replicas or [1, 2], seconds, work=work_dir), as_json)
 
 
 @bench_app.command("formats")

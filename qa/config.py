@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     sentence_weight: float = 0.2
     rerank_depth: int = 10
     rerank_weight: float = 0.8
+    # Words with a vector for soft word coverage: the most used ones past this many (a vector costs
+    # 768 bytes; the vocabulary grows with the corpus). See README "Cheaper per passage".
+    max_word_vectors: int = Field(default=100_000, ge=0)
     # Shards of a build (``qa index --shards K``): each a complete index of part of the corpus, searched
     # together (qa/shards.py; on Ray Serve, one deployment each). None keeps the current build's count.
     shards: int | None = Field(default=None, ge=1, le=256)

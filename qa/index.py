@@ -160,6 +160,7 @@ def keyword_settings(settings: Settings) -> dict[str, object]:
         "stopwords": "nltk-english",
         "bm25_k1": settings.bm25_k1,
         "bm25_b": settings.bm25_b,
+        "max_word_vectors": settings.max_word_vectors,
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,8 @@ from qa.bench.server import ServerProcess
 from qa.build import build_index
 from qa.config import Settings
 from qa.encoder import HashingEncoder, encoder_from
+from qa.engine import Engine
+from qa.index import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "tests" / "eval" / "questions.jsonl"
@@ -110,3 +114,45 @@ def article_server(article_settings: Settings) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+# A corpus of several documents about what the evaluation questions ask, as one index and as shards.
+
+QUESTIONS = [
+    json.loads(line)["question"]
+    for file in sorted((ROOT / "tests" / "eval").glob("*.jsonl"))
+    for line in file.read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
+
+
+def sectioned_corpus(folder: Path) -> Path:
+    """The article cut at its sections into one document each, beside the small corpus: several
+    documents, so that shards hold different parts of what the evaluation questions ask about."""
+    article = next((ROOT / "corpus").glob("*.md")).read_text(encoding="utf-8")
+    body = article.split("---", 2)[2] if article.startswith("---") else article
+    files = dict(SMALL_CORPUS)
+    for number, section in enumerate(re.split(r"\n(?=## )", body)):
+        if section.strip():
+            files[f"section-{number}.md"] = section.strip() + "\n"
+    return write_corpus(folder, files)
+
+
+def top(result) -> tuple[bool, list[str], tuple[int, int] | None]:
+    answer = (result.answer.start, result.answer.end) if result.answer else None
+    return result.answered, [c.passage_id for c in result.ranking[:3]], answer
+
+
+@pytest.fixture(scope="session")
+def sharded(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> tuple[Settings, Engine, Engine]:
+    """One index of the sectioned corpus, then the same corpus as 3 shards (vectors reused)."""
+    work = tmp_path_factory.mktemp("sharded")
+    settings = Settings(
+        corpus_dir=sectioned_corpus(work / "corpus"), index_dir=work / "index", onnx_dir=MODELS
+    )
+    build_index(settings, real_encoder)
+    one = Engine(settings, real_encoder, load_index(settings.index_dir, real_encoder))
+    report = build_index(settings.model_copy(update={"shards": 3}), real_encoder)
+    assert report.texts_embedded == 0  # every vector reused from the one-index build
+    three = Engine(settings, real_encoder, load_index(settings.index_dir, real_encoder))
+    return settings, one, three

@@ -1,11 +1,9 @@
-"""Shards and the Ray cluster: sharded search answers as one index does; a build on Ray Data equals
-a local build; search on Ray Serve (a real local cluster: a head and a second node) answers as one
-index does and rolls out a reindex without failing a request."""
+"""The service on a real Ray cluster on this machine (a head and a second node, on free ports,
+stopped by pid): a build on Ray Data equals a local build; search on Ray Serve answers as one index
+does and rolls out a reindex without failing a request."""
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,78 +14,8 @@ import numpy as np
 import pytest
 
 from qa.build import build_index
-from qa.config import Settings
-from qa.engine import Engine
 from qa.index import load_index
-from tests.conftest import MODELS, ROOT, SMALL_CORPUS, Server, write_corpus
-
-QUESTIONS = [
-    json.loads(line)["question"]
-    for file in sorted((ROOT / "tests" / "eval").glob("*.jsonl"))
-    for line in file.read_text(encoding="utf-8").splitlines()
-    if line.strip()
-]
-
-
-def sectioned_corpus(folder: Path) -> Path:
-    """The article cut at its sections into one document each, beside the small corpus: several
-    documents, so that shards hold different parts of what the evaluation questions ask about."""
-    article = next((ROOT / "corpus").glob("*.md")).read_text(encoding="utf-8")
-    body = article.split("---", 2)[2] if article.startswith("---") else article
-    files = dict(SMALL_CORPUS)
-    for number, section in enumerate(re.split(r"\n(?=## )", body)):
-        if section.strip():
-            files[f"section-{number}.md"] = section.strip() + "\n"
-    return write_corpus(folder, files)
-
-
-def top(result) -> tuple[bool, list[str], tuple[int, int] | None]:
-    answer = (result.answer.start, result.answer.end) if result.answer else None
-    return result.answered, [c.passage_id for c in result.ranking[:3]], answer
-
-
-@pytest.fixture(scope="module")
-def sharded(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> tuple[Settings, Engine, Engine]:
-    """One index of the sectioned corpus, then the same corpus as 3 shards (vectors reused)."""
-    work = tmp_path_factory.mktemp("sharded")
-    settings = Settings(corpus_dir=sectioned_corpus(work / "corpus"), index_dir=work / "index", onnx_dir=MODELS)
-    build_index(settings, real_encoder)
-    one = Engine(settings, real_encoder, load_index(settings.index_dir, real_encoder))
-    report = build_index(settings.model_copy(update={"shards": 3}), real_encoder)
-    assert report.texts_embedded == 0  # every vector reused from the one-index build
-    three = Engine(settings, real_encoder, load_index(settings.index_dir, real_encoder))
-    return settings, one, three
-
-
-def test_sharded_search_answers_every_evaluation_question_as_one_index(sharded) -> None:
-    _, one, three = sharded
-    assert three.index.shard_count == 3 and len(three.index.shards) == 3
-    assert all(shard.passages for shard in three.index.shards)  # each shard holds part of the corpus
-    assert {p.passage_id for p in three.index.passages} == {p.passage_id for p in one.index.passages}
-    spread = 0
-    for question in QUESTIONS:
-        single, sharded_result = one.ask(question, use_cache=False), three.ask(question, use_cache=False)
-        assert top(sharded_result) == top(single), question
-        owners = {three.index.shards.index(s) for c in sharded_result.ranking[:3] for s in three.index.shards
-                  if c.passage_id in s.positions}
-        spread += len(owners) > 1
-    assert spread > len(QUESTIONS) // 4  # the citations of many questions come from several shards
-
-
-def test_a_sharded_build_is_incremental_per_shard(sharded, real_encoder) -> None:
-    settings, _, three = sharded
-    (settings.corpus_dir / "bees.txt").write_text("Bees make honey from nectar.\n", encoding="utf-8")
-    try:
-        report = build_index(settings, real_encoder)  # the shard count is kept
-        index = load_index(settings.index_dir)
-        assert index.shard_count == 3 and report.documents_changed == ["bees"]
-        assert 0 < report.texts_embedded <= 8  # the new passage, its sentence and new words only
-        old = {p.passage_id for s in three.index.shards for p in s.passages if p.doc_id != "bees"}
-        assert old <= {p.passage_id for p in index.passages}
-    finally:
-        write_corpus(settings.corpus_dir)
-        build_index(settings, real_encoder)
-
+from tests.conftest import QUESTIONS, Server
 
 # A real Ray cluster on this machine: a head and a second node, on free ports, stopped by pid.
 
@@ -149,10 +77,17 @@ def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed
             with httpx.Client(base_url=server.url, timeout=60) as client:
                 n = offset
                 while not stop.is_set():
-                    response = client.post("/ask", json={"question": QUESTIONS[n % len(QUESTIONS)], "top_k": 3})
+                    response = client.post(
+                        "/ask", json={"question": QUESTIONS[n % len(QUESTIONS)], "top_k": 3}
+                    )
                     body = response.json()
-                    seen.append((response.status_code, body.get("index_fingerprint", ""),
-                                 [c["passage_id"] for c in body.get("citations", [])]))
+                    seen.append(
+                        (
+                            response.status_code,
+                            body.get("index_fingerprint", ""),
+                            [c["passage_id"] for c in body.get("citations", [])],
+                        )
+                    )
                     n += 4
 
         clients = [threading.Thread(target=client_loop, args=(i,)) for i in range(4)]
