@@ -25,7 +25,7 @@ app = typer.Typer(
 bench_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="Benchmarks: speed, large, squad, formats, shards, build, ray-serve.",
+    help="Benchmarks: speed, large, squad, formats, shards, compact, build, ray-serve.",
 )
 app.add_typer(bench_app, name="bench")
 
@@ -568,6 +568,20 @@ def bench_ray_serve(
     from qa.bench.ray_serve import run_ray_serve
 
     _print_report(lambda: run_ray_serve(scifact, shards, replicas or [1, 2], seconds, work=work_dir), as_json)
+
+
+@bench_app.command("compact")
+def bench_compact(
+    file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
+    cap: Annotated[list[int] | None, typer.Option(help="Word-vector caps to measure (repeat).")] = None,
+    limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
+    work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """What compact sentence vectors and capped word vectors cost in answers, and save in bytes."""
+    from qa.bench.compact import run_compact
+
+    _print_report(lambda: run_compact(file, cap or [5000], limit=limit, work_dir=work_dir), as_json)
 
 
 @bench_app.command("formats")

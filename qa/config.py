@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # Words with a vector for soft word coverage: the most used ones past this many (a vector costs
     # 768 bytes; the vocabulary grows with the corpus). See README "Cheaper per passage".
     max_word_vectors: int = Field(default=100_000, ge=0)
+    # How sentence vectors are stored (they are most of an index's bytes): float16, int8 (a scale per
+    # row) or float32. A change makes the index stale; README "Cheaper per passage" gives the costs.
+    sentence_vectors: str = Field(default="float16", pattern="^(float16|int8|float32)$")
     # Shards of a build (``qa index --shards K``): each a complete index of part of the corpus, searched
     # together (qa/shards.py; on Ray Serve, one deployment each). None keeps the current build's count.
     shards: int | None = Field(default=None, ge=1, le=256)

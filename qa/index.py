@@ -68,7 +68,7 @@ class LoadedIndex:
     passages: list[Passage]
     dense: faiss.Index
     passage_vectors: np.ndarray
-    sentence_vectors: np.ndarray
+    sentence_vectors: np.ndarray  # stored as QA_SENTENCE_VECTORS says: float16, int8 or float32
     sentence_offsets: np.ndarray  # passage i owns sentence rows [offsets[i], offsets[i + 1])
     bm25: bm25s.BM25 | None  # None in the catalog of a sharded build (its shards hold the rows)
     lexicon: Lexicon
@@ -77,14 +77,16 @@ class LoadedIndex:
     positions: dict[str, int] = field(default_factory=dict)
     # Per passage, for each sentence: its stems (with the section heading's, its context) and word ids.
     # Filled on first use, so a large index loads fast and pays only for passages that get asked about.
-    _sentence_terms: dict[int, list[tuple[set[str], np.ndarray]]] = field(default_factory=dict)
-    _passage_terms: dict[int, tuple[set[str], np.ndarray]] = field(default_factory=dict)
+    # By passage id: the index of a sharded question's merged candidates shares its catalog's.
+    _sentence_terms: dict[str, list[tuple[set[str], np.ndarray]]] = field(default_factory=dict)
+    _passage_terms: dict[str, tuple[set[str], np.ndarray]] = field(default_factory=dict)
 
     by_document: dict[str, list[str]] = field(default_factory=dict)  # passage ids of each document
     # A sharded build loads as its catalog (documents, passages and lexicon of the whole corpus, no
     # vectors) with its shards, each a LoadedIndex of part of the corpus; () when not sharded, or
     # when the shards are served elsewhere (Ray Serve deployments).
     shards: tuple[LoadedIndex, ...] = ()
+    sentence_scales: np.ndarray | None = None  # int8 sentence vectors: each row's scale
 
     def __post_init__(self) -> None:
         self.positions = {p.passage_id: i for i, p in enumerate(self.passages)}
@@ -93,18 +95,18 @@ class LoadedIndex:
 
     def passage_terms(self, position: int) -> tuple[set[str], np.ndarray]:
         """Stems and lexicon word ids of what retrieval saw of a passage (title + headings + text)."""
-        terms = self._passage_terms.get(position)
+        passage = self.passages[position]
+        terms = self._passage_terms.get(passage.passage_id)
         if terms is None:
-            passage = self.passages[position]
             text = retrieval_text(passage, self.documents[passage.doc_id].title, self.with_context)
             terms = (set(analyze([text])[0]), self.lexicon.ids(text))
-            self._passage_terms[position] = terms
+            self._passage_terms[passage.passage_id] = terms
         return terms
 
     def sentence_terms(self, position: int) -> list[tuple[set[str], np.ndarray]]:
-        terms = self._sentence_terms.get(position)
+        passage = self.passages[position]
+        terms = self._sentence_terms.get(passage.passage_id)
         if terms is None:
-            passage = self.passages[position]
             text = self.documents[passage.doc_id].text
             sentences = [text[s.start : s.end] for s in passage.sentences]
             heading = set(analyze([passage.heading])[0]) if passage.heading else set()
@@ -112,7 +114,9 @@ class LoadedIndex:
                 (set(stems) | heading, self.lexicon.ids(sentence))
                 for stems, sentence in zip(analyze(sentences), sentences)
             ]
-            self._sentence_terms[position] = terms  # a dict assignment is atomic: safe across threads
+            self._sentence_terms[passage.passage_id] = (
+                terms  # a dict assignment is atomic: safe across threads
+            )
         return terms
 
     @property
@@ -137,8 +141,11 @@ class LoadedIndex:
     def sentence_rows(self, positions: list[int] | np.ndarray) -> np.ndarray:
         """The sentence vectors of these passages, one after the other, as float32."""
         offsets = self.sentence_offsets
-        rows = [self.sentence_vectors[offsets[p] : offsets[p + 1]] for p in positions]
-        return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, self.dense.d), np.float32)
+        if not len(positions):
+            return np.zeros((0, self.dense.d), np.float32)
+        rows = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in positions])
+        vectors = self.sentence_vectors[rows].astype(np.float32)
+        return vectors if self.sentence_scales is None else vectors * self.sentence_scales[rows, None]
 
     def sentence_counts(self, positions: list[int] | np.ndarray) -> np.ndarray:
         return np.diff(self.sentence_offsets)[positions]
@@ -161,6 +168,7 @@ def keyword_settings(settings: Settings) -> dict[str, object]:
         "bm25_k1": settings.bm25_k1,
         "bm25_b": settings.bm25_b,
         "max_word_vectors": settings.max_word_vectors,
+        "sentence_vectors": settings.sentence_vectors,
     }
 
 
@@ -439,6 +447,15 @@ def _shard_content(build: BuildContent, shard: int, shards: int) -> BuildContent
     )
 
 
+def store_vectors(vectors: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Unit vectors as stored: float32, float16 (half the bytes, cosines within about 1e-3), or
+    int8 with a scale per row (a quarter; the row's largest component maps to 127)."""
+    if dtype != "int8":
+        return vectors.astype(dtype), None
+    scales = np.abs(vectors).max(axis=1, initial=1e-12).astype(np.float32) / 127
+    return np.round(vectors / scales[:, None]).astype(np.int8), scales
+
+
 def _bm25_rows(bm25: bm25s.BM25, rows: np.ndarray) -> bm25s.BM25:
     """A BM25 index of some of ``bm25``'s passages with their scores unchanged: the document
     frequencies and average length they were computed with are the whole corpus'."""
@@ -475,7 +492,11 @@ def _write_files(folder: Path, build: BuildContent) -> None:
             out.write(row.model_dump_json() + "\n")
     dense = _make_faiss(build.passage_vectors, build.manifest["faiss"]["type"])
     faiss.write_index(dense, str(folder / "dense.faiss"))
-    np.save(folder / "sentences.npy", build.sentence_vectors.astype(np.float16))
+    stored = build.manifest["keywords"].get("sentence_vectors", "float16")
+    vectors, scales = store_vectors(build.sentence_vectors, stored)
+    np.save(folder / "sentences.npy", vectors)
+    if scales is not None:
+        np.save(folder / "sentence_scales.npy", scales)
     build.bm25.save(str(folder / "bm25"))
     (folder / "lexicon.json").write_text(json.dumps(build.lexicon, ensure_ascii=False), encoding="utf-8")
     np.save(folder / "words.npy", build.word_vectors.astype(np.float16))
@@ -626,6 +647,7 @@ def _load_folder(
             f"{manifest['passages']} and {manifest['sentences']}",
         )
     dense, sentence_vectors, bm25 = faiss.IndexFlatIP(dim), np.zeros((0, dim), np.float16), None
+    scales = None
     if vectors:
         dense = read("dense.faiss", lambda f: faiss.read_index(str(f)))
         if dense.ntotal != len(passages) or dense.d != dim:
@@ -635,6 +657,10 @@ def _load_folder(
         sentence_vectors = read("sentences.npy", lambda f: np.load(f, allow_pickle=False))
         if sentence_vectors.shape != (n_sentences, dim):
             raise corrupt("sentences.npy", f"shape {sentence_vectors.shape}, expected {(n_sentences, dim)}")
+        if manifest["keywords"].get("sentence_vectors") == "int8":
+            scales = read("sentence_scales.npy", lambda f: np.load(f, allow_pickle=False))
+            if scales.shape != (n_sentences,):
+                raise corrupt("sentence_scales.npy", f"shape {scales.shape}, expected {(n_sentences,)}")
         bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
         if bm25.scores.get("num_docs") != len(passages):
             raise corrupt("bm25", f"{bm25.scores.get('num_docs')} rows for {len(passages)} passages")
@@ -659,7 +685,8 @@ def _load_folder(
         passages=passages,
         dense=dense,
         passage_vectors=_stored_vectors(dense),
-        sentence_vectors=sentence_vectors,  # float16 in memory too: a passage's rows are cast per query
+        sentence_vectors=sentence_vectors,  # as stored, in memory too: a passage's rows are cast per query
+        sentence_scales=scales,
         sentence_offsets=offsets,
         bm25=bm25,
         lexicon=lexicon,

@@ -35,7 +35,7 @@ class ShardPool:
     in_dense: np.ndarray  # bool: in the shard's dense list
     in_bm25: np.ndarray  # bool: in the shard's keyword list
     passage_vectors: np.ndarray  # float32, one row per candidate
-    sentence_vectors: np.ndarray  # the candidates' sentence rows, one after the other (float16)
+    sentence_vectors: np.ndarray  # the candidates' sentence rows, one after the other (float32)
 
     @classmethod
     def empty(cls, dim: int) -> ShardPool:
@@ -47,7 +47,7 @@ class ShardPool:
             none.astype(bool),
             none.astype(bool),
             np.zeros((0, dim), np.float32),
-            np.zeros((0, dim), np.float16),
+            np.zeros((0, dim), np.float32),
         )
 
 
@@ -71,13 +71,7 @@ def search_shard(
         in_dense=pool.ranks.get("dense", np.zeros(len(rows), np.int64)) > 0,
         in_bm25=pool.ranks.get("bm25", np.zeros(len(rows), np.int64)) > 0,
         passage_vectors=np.asarray(shard.passage_vectors[rows], np.float32),
-        sentence_vectors=np.asarray(
-            shard.sentence_vectors[
-                np.concatenate(
-                    [np.arange(shard.sentence_offsets[p], shard.sentence_offsets[p + 1]) for p in rows]
-                )
-            ]
-        ),
+        sentence_vectors=shard.sentence_rows(rows),
     )
 
 
@@ -178,4 +172,6 @@ def _view(
         lexicon=catalog.lexicon,
         with_context=catalog.with_context,
         stamp=catalog.stamp,
+        _sentence_terms=catalog._sentence_terms,  # terms of a passage are computed once per build
+        _passage_terms=catalog._passage_terms,
     )

@@ -202,3 +202,19 @@ def test_write_build_and_load_index_round_trip(built_settings: Settings, tmp_pat
     assert np.array_equal(second.bm25.get_scores(terms), first.bm25.get_scores(terms))
     # every checksum holds and the whole build loads (the corpus is the one it was built from)
     assert check(built_settings.model_copy(update={"index_dir": copy})) is None
+
+
+def test_sentence_vectors_stored_compactly(small_settings: Settings) -> None:
+    exact = small_settings.model_copy(update={"sentence_vectors": "float32"})
+    build_index(exact, HashingEncoder())
+    full = load_index(exact.index_dir)
+    positions = list(range(len(full.passages)))
+    reference = full.sentence_rows(positions)
+    for dtype, bound in (("float16", 1e-3), ("int8", 1 / 127)):
+        stale = check(small_settings.model_copy(update={"sentence_vectors": dtype}))
+        assert stale is not None and "keyword-index settings changed" in stale
+        report = build_index(small_settings.model_copy(update={"sentence_vectors": dtype}), HashingEncoder())
+        assert report.texts_embedded == 0  # the vectors are reused, stored anew
+        index = load_index(small_settings.index_dir)
+        assert index.sentence_vectors.dtype == np.dtype(dtype)
+        assert np.abs(index.sentence_rows(positions) - reference).max() <= bound

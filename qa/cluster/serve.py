@@ -125,6 +125,17 @@ def application(settings: Settings, shards: int, replicas: int, replica_cpus: fl
     return router.bind(settings.model_dump_json(), *shard_apps)
 
 
+def app_builder(args: dict[str, str]) -> Any:
+    """For Serve's config files (``import_path: qa.cluster.serve:app_builder``, a KubeRay
+    RayService: deploy/): settings from the environment (``QA_INDEX_DIR`` on a volume every node
+    mounts), ``args`` ``shards`` (default: the index's count), ``replicas``, ``replica_cpus``."""
+    from qa.index import read_manifest
+
+    settings = Settings()
+    shards = int(args.get("shards") or read_manifest(settings.index_dir).get("shards", 1))
+    return application(settings, shards, int(args.get("replicas", 1)), float(args.get("replica_cpus", 1)))
+
+
 def run(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> None:
     """Deploy on the connected cluster, HTTP on ``settings.host:port`` from the head node; a
     deployment that fails to start is a QAError with Serve's reason (and nothing left running)."""
