@@ -13,7 +13,7 @@ SQUAD_V2 ?= ../shared/benchmarks/squad-v2.0-dev/dev-v2.0.json.gz
 SCIFACT  ?= ../shared/benchmarks/beir-scifact
 
 .DEFAULT_GOAL := help
-.PHONY: help install index serve test test-fast eval calibrate answer-model bench bench-quality bench-formats bench-large soak fuzz lint clean
+.PHONY: help install index serve test test-fast eval calibrate answer-model bench bench-quality bench-formats bench-large bench-scale soak fuzz lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -75,6 +75,13 @@ bench-formats: $(STAMP) ## Format parity: SQuAD v1.1 articles as Markdown, HTML,
 bench-large: $(STAMP) ## Build, size, memory and latency on a 100k-passage corpus made from SciFact
 	@$(WRK)
 	$(BIN)/qa bench large $(SCIFACT)
+
+bench-scale: $(STAMP) ## Shards and Ray: sharded search vs one index, compact vectors, build throughput, Ray Serve latency
+	$(BIN)/qa bench shards $(SQUAD_V1) --shards 4
+	$(BIN)/qa bench compact $(SQUAD_V1) --cap 10000 --cap 2000
+	$(BIN)/qa bench build $(SCIFACT) --ray local --actors 1 --actors 2
+	@$(WRK)
+	$(BIN)/qa bench ray-serve $(SCIFACT) --shards 2 --replicas 1 --replicas 2
 
 soak: $(STAMP) ## 60 s of 32 concurrent clients; errors and memory growth
 	@$(WRK)

@@ -61,10 +61,11 @@ class RayStages:
 
         import ray.data
 
+        # The build prints its own report; Ray Data's progress and notices would bury it.
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the build prints its own report
+        context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     def split(
         self, documents: list[Document], settings: Settings, progress: bool, cancel: threading.Event
@@ -99,7 +100,7 @@ class RayStages:
             fn_constructor_kwargs={"settings_json": self.settings.model_dump_json(), "threads": self.threads},
             batch_size=batch,
             batch_format="numpy",
-            concurrency=self.actors,
+            compute=ray.data.ActorPoolStrategy(size=self.actors),
             num_cpus=1,
         )
         for out in dataset.iter_batches(batch_size=batch, batch_format="numpy"):

@@ -11,6 +11,7 @@ from one build of every shard.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from ray import serve
 
 from qa.config import Settings
-from qa.errors import IndexCorrupt, QAError
+from qa.errors import IndexCorrupt, IndexMismatch, QAError
 from qa.index import LoadedIndex, load_shard
 from qa.retrieve import Query, Scope
 from qa.shards import ShardPool, search_shard
@@ -34,20 +35,24 @@ class Shard:
         self.shard = shard
         self.index_dir = Path(index_dir)
         self.versions: OrderedDict[str, LoadedIndex] = OrderedDict()
+        self._lock = threading.Lock()  # requests may run in threads
 
     def _version(self, build: str, fingerprint: str) -> LoadedIndex:
-        index = self.versions.get(fingerprint)
-        if index is None:
-            index = load_shard(self.index_dir, Path(build), self.shard)
-            if index.fingerprint != fingerprint:
-                raise IndexCorrupt(f"{build}", f"shard {self.shard} is of build {index.fingerprint[:12]}")
+        """The shard of that build: loaded on first use (outside the lock, so requests for the
+        build being served never wait for a new one to load), the two latest kept."""
+        with self._lock:
+            index = self.versions.get(fingerprint)
+            if index is not None:
+                self.versions.move_to_end(fingerprint)
+                return index
+        index = load_shard(self.index_dir, Path(build), self.shard)
+        if index.fingerprint != fingerprint:
+            raise IndexCorrupt(Path(build).name, f"shard {self.shard} is of build {index.fingerprint[:12]}")
+        with self._lock:
             self.versions[fingerprint] = index
             while len(self.versions) > VERSIONS_KEPT:
                 self.versions.popitem(last=False)
-            log.info(
-                "shard %d: loaded build %s (%d passages)", self.shard, fingerprint[:12], len(index.passages)
-            )
-        self.versions.move_to_end(fingerprint)
+        log.info("shard %d: loaded build %s (%d passages)", self.shard, fingerprint[:12], len(index.passages))
         return index
 
     def prepare(self, build: str, fingerprint: str) -> int:
@@ -75,8 +80,9 @@ class RayShards:
 
     def prepare(self, index: LoadedIndex) -> None:
         if len(self.handles) != index.shard_count:
-            raise IndexCorrupt(
-                str(index.path), f"has {index.shard_count} shards, the service runs {len(self.handles)}"
+            raise IndexMismatch(
+                f"the index has {index.shard_count} shard(s) and this service runs {len(self.handles)}: "
+                f"rebuild with `qa index --shards {len(self.handles)}` or restart `qa serve --ray`"
             )
         for handle in self.handles:  # shard by shard: each keeps serving the previous build meanwhile
             handle.prepare.remote(str(index.path), index.fingerprint).result()
