@@ -342,8 +342,12 @@ class ReindexReport(BaseModel):
                     "passages_kept": 18,
                     "removed_passage_ids": ["notes:3623428596e2"],
                     "texts_embedded": 6,
+                    "read_seconds": 0.02,
+                    "split_seconds": 0.01,
                     "embed_seconds": 0.06,
+                    "write_seconds": 0.05,
                     "total_seconds": 1.0,
+                    "shards": 1,
                     "up_to_date": False,
                     "skipped": ["menu.txt: not valid UTF-8 (byte 3)"],
                 }
@@ -364,5 +368,9 @@ class ReindexReport(BaseModel):
     passages_kept: int
     removed_passage_ids: list[str]
     texts_embedded: int
-    embed_seconds: float
+    read_seconds: float = Field(description="Seconds reading the corpus.")
+    split_seconds: float = Field(description="Seconds splitting documents into passages.")
+    embed_seconds: float = Field(description="Seconds embedding new texts.")
+    write_seconds: float = Field(description="Seconds writing BM25, the lexicon and every file.")
     total_seconds: float
+    shards: int = Field(description="Shards of the build (1: one index).")

@@ -227,9 +227,9 @@ def test_check_finds_a_damaged_build(built_settings: Settings, how: str) -> None
 
 @pytest.mark.slow
 def test_sigterm_during_a_reindex_cancels_it(built_settings: Settings) -> None:
-    # Enough documents that splitting alone takes several seconds on this machine.
+    # Enough documents that the build takes several seconds on this machine (the fake encoder is fast).
     paragraph = "Honey bees gather nectar from many flowers in the valley. " * 20
-    for n in range(1500):
+    for n in range(8000):
         (built_settings.corpus_dir / f"extra-{n:04}.txt").write_text(
             f"Note {n}.\n\n" + paragraph, encoding="utf-8"
         )
