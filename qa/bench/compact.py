@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from qa.bench.build import bytes_per_passage
-from qa.bench.squad import load_squad, score, write_corpus
+from qa.bench.squad import load_squad, score, squad_corpus
 from qa.build import build_index
-from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.engine import Engine
 
@@ -25,16 +24,7 @@ from qa.engine import Engine
 def run_compact(path: Path, caps: list[int], limit: int = 0, work_dir: Path | None = None) -> dict[str, Any]:
     articles = load_squad(path)
     with tempfile.TemporaryDirectory(prefix="qa-compact-") as tmp:
-        root = work_dir or Path(tmp)
-        corpus = root / "corpus"
-        corpus.mkdir(parents=True, exist_ok=True)
-        questions = write_corpus(articles, corpus)
-        if limit:
-            questions = questions[:: max(1, len(questions) // limit)][:limit]
-        base = Settings()
-        settings = base.model_copy(
-            update={"corpus_dir": corpus, "index_dir": root / "index", "onnx_dir": base.onnx_export_dir}
-        )
+        questions, settings = squad_corpus(articles, work_dir or Path(tmp), limit)
         encoder = encoder_from(settings)
         variants: list[tuple[str, dict[str, Any]]] = [
             ("sentence vectors float32", {"sentence_vectors": "float32"}),

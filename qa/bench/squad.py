@@ -62,6 +62,22 @@ def write_corpus(articles: list[dict[str, Any]], folder: Path) -> list[dict[str,
     return questions
 
 
+def squad_corpus(
+    articles: list[dict[str, Any]], root: Path, limit: int = 0, settings: Settings | None = None
+) -> tuple[list[dict[str, Any]], Settings]:
+    """The articles as a corpus in ``root``/corpus, the questions to ask (``limit``: a spread
+    sample, not the first articles only) and settings to build it into ``root``/index."""
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    questions = write_corpus(articles, corpus)
+    if limit:
+        questions = questions[:: max(1, len(questions) // limit)][:limit]
+    base = settings or Settings()
+    # The model's ONNX export is reused, not redone.
+    update = {"corpus_dir": corpus, "index_dir": root / "index", "onnx_dir": base.onnx_export_dir}
+    return questions, base.model_copy(update=update)
+
+
 def score(
     engine: Engine,
     questions: list[dict[str, Any]],
@@ -118,21 +134,7 @@ def run_squad(
     """Build the SQuAD corpus, ask every question, and compare with the baselines."""
     articles = load_squad(path)
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as tmp:
-        root = work_dir or Path(tmp)
-        corpus = root / "corpus"
-        corpus.mkdir(parents=True, exist_ok=True)
-        questions = write_corpus(articles, corpus)
-        if limit:
-            step = max(1, len(questions) // limit)  # a spread sample, not the first articles only
-            questions = questions[::step][:limit]
-        base = settings or Settings()
-        bench_settings = base.model_copy(
-            update={
-                "corpus_dir": corpus,
-                "index_dir": root / "index",
-                "onnx_dir": base.onnx_export_dir,  # the export is reused, not redone
-            }
-        )
+        questions, bench_settings = squad_corpus(articles, work_dir or Path(tmp), limit, settings)
         encoder = encoder_from(bench_settings)
         report = build_index(bench_settings, encoder, progress=True)
         engine = Engine(bench_settings, encoder)
