@@ -12,6 +12,7 @@ same corpus (BEIR SciFact's abstracts, its queries), answer cache off:
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -83,8 +84,9 @@ def run_ray_serve(
         )
         with LocalCluster(nodes=1, cpus=cores) as cluster:
             for count in replicas or [1, 2]:
-                cpus = cores / (count * (shards + 1))  # the router and the shards share the cores
-                args = ["--ray", cluster.address, "--replicas", str(count), "--replica-cpus", f"{cpus:.3f}"]
+                # The router and the shards share the cores (rounded down: 3 x 0.667 would not fit in 2).
+                cpus = math.floor(1000 * cores / (count * (shards + 1))) / 1000
+                args = ["--ray", cluster.address, "--replicas", str(count), "--replica-cpus", str(cpus)]
                 server = ServerProcess(settings, NO_CACHE, args)
                 rows.append(
                     _measure(f"Ray Serve, {shards} shards, {count} replica(s) each", server, queries, seconds)
