@@ -145,6 +145,15 @@ def app_builder(args: dict[str, str]) -> Any:
 def run(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> None:
     """Deploy on the connected cluster, HTTP on ``settings.host:port`` from the head node; a
     deployment that fails to start is a QAError with Serve's reason (and nothing left running)."""
+    import ray
+
+    needed = replica_cpus * replicas * (shards + 1)
+    available = float(ray.cluster_resources().get("CPU", 0))
+    if needed > available + 1e-9:  # Serve would wait for them for ever
+        raise QAError(
+            f"{replicas} replica(s) of {shards} shard(s) and the router at {replica_cpus} CPU each need "
+            f"{needed:g} CPUs; the cluster has {available:g}: lower --replica-cpus or --replicas"
+        )
     serve.start(http_options={"host": settings.host, "port": settings.port, "location": "HeadOnly"})
     try:
         serve.run(
