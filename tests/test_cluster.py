@@ -4,6 +4,9 @@ does and rolls out a reindex without failing a request."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from qa.bench.server import free_port
 from qa.build import build_index
 from qa.index import load_index
 from tests.conftest import QUESTIONS, Server
@@ -115,3 +119,31 @@ def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed
         assert server.stop(timeout=60) == 0
         (settings.corpus_dir / "festival.md").unlink(missing_ok=True)
         build_index(settings, real_encoder)
+
+
+def test_replicas_that_do_not_fit_the_cluster_are_refused_with_the_figures(cluster, sharded) -> None:
+    settings, _, _ = sharded
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qa.cli",
+            "serve",
+            "--corpus",
+            str(settings.corpus_dir),
+            "--index",
+            str(settings.index_dir),
+            "--port",
+            str(free_port()),
+            "--ray",
+            cluster.address,
+            "--replica-cpus",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QA_ONNX_DIR": str(settings.onnx_export_dir)},
+    )
+    assert result.returncode == 1
+    assert "need 16 CPUs; the cluster has 4: lower --replica-cpus or --replicas" in result.stderr
