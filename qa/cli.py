@@ -264,6 +264,10 @@ def serve(
 
     settings = settings_from(corpus, index_dir, host=host, port=port, workers=workers, access_log=access_log)
     if ray is not None:
+        if watch or settings.workers > 1:
+            raise fail(
+                "--ray serves with Ray Serve replicas (--replicas): --watch and --workers do not apply", 2
+            )
         _serve_on_ray(settings, ray, shards, replicas, replica_cpus)
         return
     if settings.workers > 1 and watch:

@@ -133,3 +133,12 @@ def test_a_cluster_that_is_not_there_is_a_clear_error(small_settings) -> None:
     )
     assert result.exit_code == 1 and "no Ray cluster at 127.0.0.1:" in result.output
     assert not (small_settings.index_dir / "current").exists()
+
+
+def test_serving_on_ray_refuses_the_options_of_one_machine(small_settings) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--index", str(small_settings.index_dir), "--ray", "auto", "--watch"],
+        env={"QA_MODEL": "hashing"},
+    )
+    assert result.exit_code == 2 and "--watch and --workers do not apply" in result.output
