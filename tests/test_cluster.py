@@ -67,7 +67,6 @@ def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed
         server.wait_ready(timeout=240)
         with httpx.Client(base_url=server.url, timeout=60) as client:
             assert client.get("/readyz").json()["shards"] == 3
-        assert "Ray Serve: 3 shard(s), 1 replica(s) each" in server.log.read_text()  # served by Ray Serve
             first = client.post("/ask", json={"question": QUESTIONS[0]}).json()["index_fingerprint"]
             for question in QUESTIONS:
                 body = client.post("/ask", json={"question": question}).json()
@@ -75,6 +74,7 @@ def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed
                 assert body["answered"] == expected.answered, question
                 if expected.answered:
                     assert body["citations"][0]["passage_id"] == expected.ranking[0].passage_id, question
+        assert "Ray Serve: 3 shard(s), 1 replica(s) each" in server.log.read_text()  # served by Ray Serve
 
         seen: list[tuple[int, str, list[str]]] = []
         stop = threading.Event()
