@@ -200,7 +200,7 @@ class Engine:
         the index of the merged candidates and their ranking."""
         candidates = self.settings.candidates
         pools = self.fanout(catalog, query, candidates, weights.retrievers, scope)
-        merged = merge(catalog, pools, candidates, weights.retrievers)
+        merged = merge(catalog, query, pools, candidates, weights.retrievers)
         if merged is None:
             return catalog, []
         view, pool = merged

@@ -30,7 +30,6 @@ class ShardPool:
     """What one shard found for a question: its candidates, with what ranking needs of them."""
 
     passage_ids: list[str]
-    dense: np.ndarray  # cosine of each with the question
     bm25: np.ndarray  # raw BM25, with corpus-wide statistics
     in_dense: np.ndarray  # bool: in the shard's dense list
     in_bm25: np.ndarray  # bool: in the shard's keyword list
@@ -42,7 +41,6 @@ class ShardPool:
         none = np.zeros(0, np.float32)
         return cls(
             [],
-            none,
             none,
             none.astype(bool),
             none.astype(bool),
@@ -66,7 +64,6 @@ def search_shard(
     rows = pool.positions
     return ShardPool(
         passage_ids=[shard.passages[int(p)].passage_id for p in rows],
-        dense=shard.passage_vectors[rows] @ query.vector,
         bm25=pool.bm25,
         in_dense=pool.ranks.get("dense", np.zeros(len(rows), np.int64)) > 0,
         in_bm25=pool.ranks.get("bm25", np.zeros(len(rows), np.int64)) > 0,
@@ -76,7 +73,7 @@ def search_shard(
 
 
 def merge(
-    catalog: LoadedIndex, pools: Sequence[ShardPool], candidates: int, retrievers: set[str]
+    catalog: LoadedIndex, query: Query, pools: Sequence[ShardPool], candidates: int, retrievers: set[str]
 ) -> tuple[LoadedIndex, Pool] | None:
     """The shards' pools as one: each retriever's list cut to its first ``candidates`` over all
     shards, and an index of just those passages (from the catalog, with the shards' vectors) to
@@ -84,7 +81,8 @@ def merge(
     ids = [pid for pool in pools for pid in pool.passage_ids]
     if not ids:
         return None
-    dense = np.concatenate([p.dense for p in pools])
+    passage_vectors = np.concatenate([p.passage_vectors for p in pools])
+    dense = passage_vectors @ query.vector  # the dense retriever's score: cosine with the question
     bm25 = np.concatenate([p.bm25 for p in pools])
     ranks: dict[str, np.ndarray] = {}
     kept = np.zeros(len(ids), dtype=bool)
@@ -106,7 +104,7 @@ def merge(
     view = _view(
         catalog,
         passages,
-        np.concatenate([p.passage_vectors for p in pools])[chosen],
+        passage_vectors[chosen],
         np.concatenate([sentences[j] for j in chosen]),
     )
     order = np.array(chosen, dtype=np.int64)

@@ -32,9 +32,12 @@ def cluster() -> Iterator[object]:
         yield running
 
 
-def test_a_build_on_ray_data_equals_a_local_build(cluster, sharded, tmp_path: Path, real_encoder) -> None:
+def test_a_build_on_ray_data_equals_a_local_build(
+    cluster, sharded, tmp_path: Path, real_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ray
 
+    import qa.build
     from qa.cluster import connect
     from qa.cluster.data import RayStages
 
@@ -43,6 +46,14 @@ def test_a_build_on_ray_data_equals_a_local_build(cluster, sharded, tmp_path: Pa
     build_index(local, real_encoder)
     on_ray = local.model_copy(update={"index_dir": tmp_path / "ray"})
     connect(cluster.address)
+
+    def not_here(*args: object) -> None:
+        raise AssertionError("a stage of the Ray build ran in this process")
+
+    # Splitting and embedding must happen in Ray's workers: here, they would fail.
+    monkeypatch.setattr(qa.build, "_split", not_here)
+    monkeypatch.setattr(qa.build.LocalStages, "embed", not_here)
+    monkeypatch.setattr(real_encoder, "encode", not_here)
     try:
         report = build_index(on_ray, real_encoder, stages=RayStages(on_ray, real_encoder.dim, actors=2))
     finally:

@@ -29,8 +29,10 @@ def _probe(address: str) -> None:
     minutes. "auto" is resolved as Ray resolves it (RAY_ADDRESS, then the last `ray start`)."""
     if "://" in address:
         return  # ray:// (Ray Client) and other schemes: left to Ray
-    from ray._private.services import canonicalize_bootstrap_address
-
+    try:  # Ray's own resolution (a private function: without it, leave the address to Ray)
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return
     try:
         resolved = canonicalize_bootstrap_address(address)
     except (ConnectionError, ValueError) as error:
