@@ -399,10 +399,20 @@ def write_build(folder: Path, build: BuildContent) -> None:
     as shards when the manifest asks for more than one."""
     shards = int(build.manifest.get("shards", 1))
     if shards > 1:
+        owner = {d.doc_id: shard_of(d.doc_id, shards) for d in build.documents}
+        passage_owner = np.array([owner[p.doc_id] for p in build.passages], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum([len(p.sentences) for p in build.passages])]).astype(np.int64)
+        scores = build.bm25.scores  # rows are passages: sliced by row, as CSR, for every shard
+        matrix = scipy.sparse.csc_matrix(
+            (scores["data"], scores["indices"], scores["indptr"]),
+            shape=(scores["num_docs"], len(scores["indptr"]) - 1),
+        ).tocsr()
         for shard in range(shards):
             sub = shard_folder(folder, shard)
             sub.mkdir(parents=True)
-            _write_files(sub, _shard_content(build, shard, shards))
+            rows = np.flatnonzero(passage_owner == shard)
+            mine = {doc_id for doc_id, s in owner.items() if s == shard}
+            _write_files(sub, _shard_content(build, shard, shards, mine, rows, starts, matrix))
     else:
         _write_files(folder, build)
     manifest = {**build.manifest, "files": file_records(folder)}
@@ -415,14 +425,17 @@ def write_build(folder: Path, build: BuildContent) -> None:
                 os.fsync(handle.fileno())
 
 
-def _shard_content(build: BuildContent, shard: int, shards: int) -> BuildContent:
-    """The part of a build one shard holds: its documents' passages, their vectors and BM25 rows
-    (scored with the whole corpus' statistics), and the whole lexicon."""
-    documents = [d for d in build.documents if shard_of(d.doc_id, shards) == shard]
-    mine = {d.doc_id for d in documents}
-    rows = np.array([i for i, p in enumerate(build.passages) if p.doc_id in mine], dtype=np.int64)
-    counts = np.array([len(p.sentences) for p in build.passages], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)])
+def _shard_content(
+    build: BuildContent,
+    shard: int,
+    shards: int,
+    mine: set[str],
+    rows: np.ndarray,
+    starts: np.ndarray,
+    bm25_matrix: scipy.sparse.csr_matrix,
+) -> BuildContent:
+    """The part of a build one shard holds: the documents ``mine``, their passages (``rows``),
+    vectors and BM25 rows (scored with the whole corpus' statistics), and the whole lexicon."""
     sentence_rows = np.concatenate(
         [np.arange(starts[r], starts[r + 1]) for r in rows] or [np.zeros(0, np.int64)]
     )
@@ -431,18 +444,18 @@ def _shard_content(build: BuildContent, shard: int, shards: int) -> BuildContent
         **build.manifest,
         "documents": {k: v for k, v in build.manifest["documents"].items() if k in mine},
         "passages": len(passages),
-        "sentences": int(counts[rows].sum()),
+        "sentences": len(sentence_rows),
         "shard": {"index": shard, "of": shards},
     }
     del manifest["shards"]
     return BuildContent(
         manifest,
-        documents,
+        [d for d in build.documents if d.doc_id in mine],
         passages,
         build.passage_vectors[rows],
         build.sentence_vectors[sentence_rows],
         build.word_vectors,
-        _bm25_rows(build.bm25, rows),
+        _bm25_rows(build.bm25, bm25_matrix[rows].tocsc()),
         build.lexicon,
     )
 
@@ -456,20 +469,17 @@ def store_vectors(vectors: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarr
     return np.round(vectors / scales[:, None]).astype(np.int8), scales
 
 
-def _bm25_rows(bm25: bm25s.BM25, rows: np.ndarray) -> bm25s.BM25:
-    """A BM25 index of some of ``bm25``'s passages with their scores unchanged: the document
-    frequencies and average length they were computed with are the whole corpus'."""
+def _bm25_rows(bm25: bm25s.BM25, matrix: scipy.sparse.csc_matrix) -> bm25s.BM25:
+    """A BM25 index of some of ``bm25``'s passages (``matrix``: their rows of its score matrix),
+    their scores unchanged: the document frequencies and average length they were computed with
+    are the whole corpus'."""
     scores = bm25.scores
-    matrix = scipy.sparse.csc_matrix(
-        (scores["data"], scores["indices"], scores["indptr"]),
-        shape=(scores["num_docs"], len(scores["indptr"]) - 1),
-    )[rows]
     part = copy.copy(bm25)
     part.scores = {
         "data": matrix.data.astype(scores["data"].dtype),
         "indices": matrix.indices.astype(scores["indices"].dtype),
         "indptr": matrix.indptr.astype(scores["indptr"].dtype),
-        "num_docs": len(rows),
+        "num_docs": matrix.shape[0],
     }
     return part
 
