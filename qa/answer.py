@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from qa.index import LoadedIndex
 from qa.ranking import SIGNALS, Candidate, SentenceScore, score_sentences
 from qa.retrieve import Query, Scope
 from qa.terms import Lexicon
+
+if TYPE_CHECKING:
+    from qa.reader import Reader
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
 SPAN_GAIN = 0.25
@@ -39,6 +42,50 @@ class Thresholds:
     def admit(self, similarity: float, coverage: float, typed: bool) -> bool:
         """The answer rule, shared by the service and by `qa calibrate`'s search for thresholds."""
         return similarity >= self.similarity_needed(coverage) and coverage >= self.coverage and typed
+
+
+def reader_logit(probability: float | np.ndarray) -> float | np.ndarray:
+    """The reader's probability on the scale a linear model combines best (clipped: 0 and 1 are
+    certainties the int8 model never earns)."""
+    p = np.clip(probability, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class ReaderRule:
+    """Answerability from all the evidence, when the reader is there: a logistic model of the
+    reader's probability (as a logit), the similarity and the coverage gives a confidence in 0-1;
+    the service answers when it reaches ``threshold`` and, for "how many" or "when" questions, a
+    sentence holds such a value. Fitted by `qa calibrate` (qa/evaluation/calibrate.py)."""
+
+    reader: float  # weight of the reader's logit
+    similarity: float
+    coverage: float
+    bias: float
+    threshold: float
+    source: str = "default"
+
+    def confidences(self, reader: np.ndarray, similarity: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+        """The confidence of many observations at once (`qa calibrate`); ``reader`` holds probabilities."""
+        z = (
+            self.reader * reader_logit(reader)
+            + self.similarity * similarity
+            + self.coverage * coverage
+            + self.bias
+        )
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def confidence(self, reader: float, similarity: float, coverage: float) -> float:
+        return float(self.confidences(np.array([reader]), np.array([similarity]), np.array([coverage]))[0])
+
+    def admit(self, reader: float, similarity: float, coverage: float, typed: bool) -> bool:
+        return typed and self.confidence(reader, similarity, coverage) >= self.threshold
+
+    def to_json(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if k != "source"}
+
+
+Rule = Thresholds | ReaderRule
 
 
 @dataclass
@@ -95,11 +142,14 @@ def answer(
     ranked: list[Candidate],
     *,
     top_k: int,
-    thresholds: Thresholds,
+    thresholds: Rule,
     explain: bool = False,
     scope: Scope | None = None,
+    reader: Reader | None = None,
+    read: int = 3,
 ) -> Result:
-    """Pick the answer span inside the best passage, or refuse when the evidence is too weak."""
+    """Pick the answer span inside the best passage, or refuse when the evidence is too weak.
+    ``reader`` reads the question with the ``read`` best sentences of that passage."""
     top = ranked[0] if ranked else None
     coverage = passage_coverage(index, query, top.position) if top else 0.0
     similarity = top.similarity if top else 0.0
@@ -107,7 +157,9 @@ def answer(
     if top is not None:
         sentence_scores = score_sentences(index, [top.position], query)[0]
     typed = holds_value(sentence_scores)
-    failed, reason = _decide(index, query, top, similarity, coverage, typed, thresholds)
+    readings = _read(index, query, top, sentence_scores, reader, read)
+    evidence = Evidence(similarity, coverage, typed, max(readings.values(), default=None))
+    failed, reason = _decide(index, query, top, evidence, thresholds)
     answered = failed is None
     span: Span | None = None
     if top is not None:
@@ -139,6 +191,7 @@ def answer(
             "answer_coverage": max((s.coverage for s in sentence_scores), default=0.0),
             "answer_score": max((s.score for s in sentence_scores), default=0.0),
             "typed": 1.0 if typed else 0.0,
+            **({} if evidence.reader is None else {"reader": evidence.reader}),
         },
         ranking=ranking,
     )
@@ -149,8 +202,8 @@ def answer(
             ranked[: max(top_k, 5)],
             sentence_scores,
             thresholds,
-            similarity,
-            coverage,
+            evidence,
+            readings,
             reason,
             answered,
         )
@@ -168,20 +221,46 @@ def holds_value(scores: list[SentenceScore]) -> bool:
     return any(s.typed and s.score >= TYPED_SHARE * best for s in scores)
 
 
-def _decide(
+@dataclass(frozen=True)
+class Evidence:
+    """What the answer rule decides on, for the best passage."""
+
+    similarity: float  # max(passage cosine, best sentence cosine)
+    coverage: float  # rarity-weighted share of the question's content words found in the passage
+    typed: bool  # a sentence about the question holds the kind of value asked for (or none is asked)
+    reader: float | None  # the reader's best probability over the sentences it read (None: no reader)
+
+
+def _read(
     index: LoadedIndex,
     query: Query,
     top: Candidate | None,
-    similarity: float,
-    coverage: float,
-    typed: bool,
-    thresholds: Thresholds,
+    scores: list[SentenceScore],
+    reader: Reader | None,
+    read: int,
+) -> dict[tuple[int, int], float]:
+    """The reader's probability for the ``read`` best sentences of the best passage (by the
+    sentence score that also chooses the answer span), in one model call."""
+    if reader is None or top is None or not query.words or not scores:
+        return {}
+    best = sorted(scores, key=lambda s: -s.score)[: max(1, read)]
+    text = index.documents[index.passages[top.position].doc_id].text
+    probabilities = reader.read(query.text, [text[s.start : s.end] for s in best])
+    return {(s.start, s.end): float(p) for s, p in zip(best, probabilities)}
+
+
+def _decide(
+    index: LoadedIndex, query: Query, top: Candidate | None, evidence: Evidence, rule: Rule
 ) -> tuple[str | None, str]:
     """Which condition of the answer rule failed (None: answer), and the decision in numbers."""
     if not query.words:  # "the", "what is it", "?": nothing to look for, so nothing can match it
         return "no words", "the question has no content word to look for (only stop words or signs)"
     if top is None:
         return "nothing", "no passage in the corpus shares anything with the question"
+    if isinstance(rule, ReaderRule):
+        return _decide_read(query, evidence, rule)
+    thresholds = rule
+    similarity, coverage, typed = evidence.similarity, evidence.coverage, evidence.typed
     needed = thresholds.similarity_needed(coverage)
     if thresholds.admit(similarity, coverage, typed):
         lowered = ", lowered because the passage holds the question's key words"
@@ -203,10 +282,29 @@ def _decide(
             f"no passage in the corpus answers this: the closest passage covers {coverage:.0%} of the "
             f"question's key words, below the threshold {thresholds.coverage:.0%}{missing}"
         )
-    return "value", (
+    return "value", _no_value(query)
+
+
+def _no_value(query: Query) -> str:
+    return (
         f"no passage in the corpus answers this: the question asks for a {expected_type(query.text)} "
         f"and the closest passage gives none"
     )
+
+
+def _decide_read(query: Query, evidence: Evidence, rule: ReaderRule) -> tuple[str | None, str]:
+    read = evidence.reader or 0.0  # a passage with no sentence to read states nothing
+    confidence = rule.confidence(read, evidence.similarity, evidence.coverage)
+    numbers = (
+        f"confidence {confidence:.2f} (threshold {rule.threshold:.2f}) from the reader's "
+        f"probability {read:.2f}, similarity {evidence.similarity:.2f} and coverage "
+        f"{evidence.coverage:.0%}"
+    )
+    if confidence < rule.threshold:
+        return "reader", f"no passage in the corpus answers this: {numbers}"
+    if not evidence.typed:
+        return "value", _no_value(query)
+    return None, f"answered: {numbers}"
 
 
 def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, failed: str) -> str:
@@ -221,6 +319,10 @@ def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, failed
     where = passage.heading.split(" › ")[-1] if passage.heading else index.documents[passage.doc_id].title
     if failed == "similarity":
         return "The documents don't seem to cover this: nothing in them comes close to the question."
+    if failed == "reader":
+        clause = what_is_asked(query.asked)
+        said = f"say {clause}" if clause else "answer this question"
+        return f"The documents don't {said}. The closest passage, in “{where}”, does not state it."
     if failed == "value":
         wanted = {"number": "a number", "time": "a date or time"}.get(
             expected_type(query.text) or "", "the value"
@@ -232,6 +334,36 @@ def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, failed
         return f"The documents don't say. The closest passage, in “{where}”, is about something else."
     listed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " or " + missing[-1]
     return f"The documents don't say. The closest passage, in “{where}”, doesn't mention {listed}."
+
+
+_WH = frozenset("who whom whose what which when where why how".split())
+_AUXILIARY = frozenset(
+    "is are was were do does did has have had can could will would should may might".split()
+)
+_BE = frozenset("is are was were".split())
+
+
+def what_is_asked(question: str) -> str | None:
+    """The question as the object of "The documents don't say ...", when that is plain to do:
+    "Which network broadcast it?" -> "which network broadcast it"; "What is the goal of X?" -> "what
+    the goal of X is". None when it would take rewriting the verb ("How many eggs does it lay?")."""
+    words = " ".join(question.split()).rstrip(" ?.!").split()
+    if len(words) < 2 or words[0].lower() not in _WH:
+        return None
+    head = [words[0].lower()]
+    rest = words[1:]
+    if head[0] in ("which", "what", "whose", "how") and rest and rest[0].lower() not in _AUXILIARY:
+        head.append(rest.pop(0))  # "which network", "how many" (one word of the asked-for phrase)
+        if head[0] == "how" and rest and rest[0].lower() not in _AUXILIARY:
+            head.append(rest.pop(0))  # "how many eggs"
+    if not rest:
+        return None
+    subject = len(head) > (2 if head[0] == "how" else 1)  # "which network was", "how many people were"
+    if rest[0].lower() not in _AUXILIARY or (subject and rest[0].lower() in _BE):
+        return " ".join(head + rest)  # the asked-for phrase is the subject: no inversion to undo
+    if rest[0].lower() in _BE and len(rest) > 1:
+        return " ".join(head + rest[1:] + [rest[0].lower()])  # "what is the goal" -> "what the goal is"
+    return None
 
 
 def choose_span(
@@ -281,13 +413,27 @@ def _explanation(
     query: Query,
     ranked: list[Candidate],
     sentences: list[SentenceScore],
-    thresholds: Thresholds,
-    similarity: float,
-    coverage: float,
+    rule: Rule,
+    evidence: Evidence,
+    readings: dict[tuple[int, int], float],
     reason: str,
     answered: bool,
 ) -> dict[str, Any]:
     signal_names = [s.name for s in SIGNALS]
+    if isinstance(rule, ReaderRule):
+        read = evidence.reader or 0.0
+        decision = {
+            **rule.to_json(),
+            "rule": "reader",
+            "source": rule.source,
+            "confidence": round(rule.confidence(read, evidence.similarity, evidence.coverage), 4),
+        }
+    else:
+        decision = {
+            **asdict(rule),
+            "rule": "thresholds",
+            "similarity_needed": rule.similarity_needed(evidence.coverage),
+        }
     return {
         "question_terms": query.terms,
         "unknown_terms": index.lexicon.unknown(query.terms),
@@ -305,10 +451,19 @@ def _explanation(
             for c in ranked
         ],
         "sentences": [
-            {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(s).items()} for s in sentences
+            {
+                **{k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(s).items()},
+                "reader": None if (p := readings.get((s.start, s.end))) is None else round(p, 4),
+            }
+            for s in sentences
         ],
-        "signals": {"similarity": round(similarity, 4), "coverage": round(coverage, 4)},
-        "thresholds": {**asdict(thresholds), "similarity_needed": thresholds.similarity_needed(coverage)},
+        "signals": {
+            "similarity": round(evidence.similarity, 4),
+            "coverage": round(evidence.coverage, 4),
+            "typed": evidence.typed,
+            "reader": None if evidence.reader is None else round(evidence.reader, 4),
+        },
+        "thresholds": decision,
         "decision": reason,
         "answered": answered,
     }

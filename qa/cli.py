@@ -476,9 +476,29 @@ def calibrate(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report only; do not store the thresholds.")
     ] = False,
+    squad_v1: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQuAD v1.1 dev: the reader rule is fitted on its training-side articles too, asked "
+            "whole and with the answer sentences removed (qa bench removed --articles train)."
+        ),
+    ] = None,
+    squad_v2: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQuAD v2.0 dev (default: squad-v2.0-dev/dev-v2.0.json.gz beside the v1.1 folder)."
+        ),
+    ] = None,
+    default_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the reader rule here (qa/models/reader/rule.json ships it as the default)."
+        ),
+    ] = None,
 ) -> None:
-    """Fit the abstention thresholds, cross-validated across the files (each reported with
-    thresholds fitted on the others), and store the fit on all of them in the index manifest."""
+    """Fit the answer rule, cross-validated across the files (each reported with the rule fitted on
+    the others), and store the fit on all of them in the index manifest. With the reader loaded, the
+    reader rule is fitted as well (on SQuAD's training side too with --squad-v1)."""
     from qa.evaluation.calibrate import FIT_SETS, VALIDATION_SETS, fit, format_report
     from qa.evaluation.evaluate import load_eval_set
     from qa.index import save_calibration
@@ -489,12 +509,28 @@ def calibrate(
         validate = [p for p in (settings.eval_dir / name for name in VALIDATION_SETS) if p.exists()]
     try:
         engine = load_engine(settings)
+        observed = {}
+        if squad_v1 is not None:
+            from qa.bench.removed import run_removed, squad_v2_beside
+            from qa.evaluation.calibrate import removed_observations
+
+            typer.echo("asking SQuAD's training-side articles, whole and with the answers removed ...")
+            report = run_removed(
+                squad_v1, squad_v2 or squad_v2_beside(squad_v1), articles="train", settings=settings
+            )
+            observed["squad-train"] = removed_observations(report["rows"])
         calibration = fit(
             engine,
             {path.name: load_eval_set(path) for path in sources},
             {path.name: load_eval_set(path) for path in validate},
+            observed,
         )
         typer.echo(format_report(calibration))
+        if default_out is not None and "reader_rule" in calibration:
+            default_out.write_text(
+                json.dumps(calibration["reader_rule"]["rule"], indent=2) + "\n", encoding="utf-8"
+            )
+            typer.echo(f"reader rule written to {default_out}")
         if not dry_run:
             save_calibration(settings.index_dir, calibration)
             typer.echo(f"stored in {settings.index_dir / 'current' / 'manifest.json'}")
@@ -524,6 +560,38 @@ def bench_squad(
     from qa.bench.squad import run_squad
 
     _print_report(lambda: run_squad(file, work_dir=work_dir, limit=limit), as_json)
+
+
+@bench_app.command("removed")
+def bench_removed(
+    file: Annotated[Path, typer.Argument(help="SQuAD v1.1 dev JSON, optionally .gz.")],
+    squad_v2: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQuAD v2.0 dev JSON: its articles are the reader's training side "
+            "(default: squad-v2.0-dev/dev-v2.0.json.gz beside the v1.1 folder)."
+        ),
+    ] = None,
+    articles: Annotated[str, typer.Option(help="held-out, train or all.")] = "held-out",
+    every: Annotated[int, typer.Option(min=1, help="Ask every Nth question of an article.")] = 10,
+    group: Annotated[int, typer.Option(min=1, help="Questions whose answers are removed together.")] = 8,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where to build the benchmark index (default: a temp dir).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """SQuAD articles as one-document corpora, asked whole and with the answer sentences removed."""
+    from qa.bench.removed import run_removed, squad_v2_beside, table
+
+    v2 = squad_v2 or squad_v2_beside(file)
+
+    def run() -> dict:
+        report = run_removed(file, v2, articles=articles, every=every, group=group, work_dir=work_dir)
+        report.pop("rows")
+        report["table"] = table(report)
+        return report
+
+    _print_report(run, as_json)
 
 
 @bench_app.command("shards")

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     abstain_similarity: float = 0.21
     abstain_coverage: float = 0.60
     faiss_type: str = Field(default="auto", pattern="^(auto|flat|hnsw)$")
+    # The reader (qa/reader.py): "bundled" (the weights shipped in qa/models/reader), a folder holding
+    # model.onnx and tokenizer.json, or "off" (the similarity/coverage thresholds alone decide).
+    reader: str = "bundled"
+    # How many of the best passage's sentences it reads (docs/reader.md gives quality against cost).
+    reader_sentences: int = Field(default=3, ge=1, le=20)
 
     # Service.
     host: str = "127.0.0.1"

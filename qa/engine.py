@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -18,13 +19,14 @@ import numpy as np
 from cachetools import LRUCache
 from threadpoolctl import threadpool_limits
 
-from qa.answer import Result, Thresholds, answer
+from qa.answer import ReaderRule, Result, Rule, Thresholds, answer
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexMissing, QAError, ScopeEmpty
 from qa.index import LoadedIndex, calibration_for, load_index
 from qa.question import prepare, rarity
 from qa.ranking import Candidate, Weights, rank, rank_pool
+from qa.reader import Reader, default_rule, load_reader
 from qa.retrieve import Query, Scope
 from qa.shards import Fanout, LocalShards, merge
 from qa.terms import QueryWord, analyze_one, content_words, stems
@@ -40,9 +42,16 @@ def normalize_question(question: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", question).casefold().split())
 
 
-def thresholds_for(index: LoadedIndex, settings: Settings) -> Thresholds:
-    """Calibrated thresholds when the manifest holds some for this model, else the settings' defaults."""
+def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None = None) -> Rule:
+    """The answer rule: with the reader, the calibrated reader rule when the manifest holds one for
+    this model and reader, else the one shipped with the reader; without it, the calibrated
+    thresholds when the manifest holds some for this model, else the settings' defaults."""
     calibration = calibration_for(index.manifest, index.model)
+    if reader is not None:
+        stored = (calibration or {}).get("reader_rule")
+        if stored and stored.get("reader") == reader.name:
+            return ReaderRule(**stored["rule"], source="calibrated")
+        return default_rule(reader)
     if calibration:
         values = calibration["thresholds"]
         return Thresholds(values["similarity"], values["coverage"], source="calibrated")
@@ -69,7 +78,9 @@ class Engine:
         encoder: Encoder,
         index: LoadedIndex | None = None,
         fanout: Fanout | None = None,
+        reader: Reader | None | bool = True,
     ) -> None:
+        """``reader``: True loads the one the settings name; a Reader, or None for none."""
         _one_blas_thread()
         # How a sharded index's shards are searched: in this process, unless given (Ray Serve).
         self.fanout = fanout or LocalShards()
@@ -77,6 +88,9 @@ class Engine:
         self.encoder = encoder
         rarity("the")  # loads wordfreq's English table now, not on the first question (half a second)
         self.weights = Weights.from_settings(settings)
+        # The reader shares the cores with the encoder and, under --workers, with the other workers.
+        threads = max(1, len(os.sched_getaffinity(0)) // settings.workers)
+        self.reader = load_reader(settings.reader, threads) if reader is True else (reader or None)
         self._index = index
         self._cache: LRUCache[tuple[str, int, str, Scope | None], Result] = LRUCache(
             maxsize=max(settings.cache_size, 1)
@@ -188,9 +202,11 @@ class Engine:
             query,
             ranked,
             top_k=top_k,
-            thresholds=thresholds_for(index, self.settings),
+            thresholds=thresholds_for(index, self.settings, self.reader),
             explain=explain,
             scope=scope,
+            reader=self.reader,
+            read=self.settings.reader_sentences,
         )
 
     def _rank_shards(

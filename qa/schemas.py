@@ -296,6 +296,8 @@ class Ready(BaseModel):
                     "stale_fix": "run `qa index --corpus corpus --index index`; this server loads the new build by itself",
                     "skipped": [],
                     "calibration": "default",
+                    "reader": "reader-23096745",
+                    "answer_rule": "reader",
                     "last_reload_error": None,
                 }
             ]
@@ -316,7 +318,19 @@ class Ready(BaseModel):
     skipped: list[str] = Field(
         default=[], description="Corpus files the index left out, each with its reason."
     )
-    calibration: str
+    calibration: str = Field(
+        description="Where the answer rule's values come from: calibrated (`qa calibrate`), default or unfitted."
+    )
+    reader: str | None = Field(
+        default=None,
+        description="The reader model that checks that the best passage states the answer; null when "
+        "none is loaded (QA_READER=off, or its files missing): the similarity/coverage thresholds "
+        "alone decide then.",
+    )
+    answer_rule: str = Field(
+        default="thresholds",
+        description="reader (the reader's probability with the other evidence) or thresholds.",
+    )
     last_reload_error: str | None = Field(default=None, description="Why the last reload failed, if it did.")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, Thresholds
+from qa.answer import FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, ReaderRule, Rule, Thresholds, reader_logit
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluation.evaluate import EvalItem, evidence_in
@@ -40,6 +40,7 @@ class Observation:
     typed: bool
     correct: bool  # the top passage holds the evidence (answerable questions)
     source: str = ""
+    reader: float | None = None  # the reader's best probability (None: no reader)
 
 
 def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
@@ -57,16 +58,28 @@ def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Obs
                 s["typed"] > 0,
                 correct,
                 source,
+                s.get("reader"),
             )
         )
     return observations
 
 
 def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
-    return {
+    arrays = {
         name: np.array([getattr(o, name) for o in obs])
         for name in ("answerable", "similarity", "coverage", "typed", "correct")
     }
+    arrays["reader"] = np.array([o.reader or 0.0 for o in obs])
+    return arrays
+
+
+def admitted(obs: list[Observation], rule: Rule) -> np.ndarray:
+    """The answer rule (``Thresholds.admit`` or ``ReaderRule.admit``) for each observation."""
+    if isinstance(rule, ReaderRule):
+        a = _arrays(obs)
+        confident = rule.confidences(a["reader"], a["similarity"], a["coverage"]) >= rule.threshold
+        return confident & a["typed"].astype(bool)
+    return np.array([rule.admit(o.similarity, o.coverage, o.typed) for o in obs], dtype=bool)
 
 
 def _admitted(a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray) -> np.ndarray:
@@ -87,10 +100,10 @@ def _rates_of(a: dict[str, np.ndarray], answered: np.ndarray) -> dict[str, np.nd
     }
 
 
-def rates(obs: list[Observation], thresholds: Thresholds) -> dict[str, float]:
-    """Answered, answered-and-right, refused (and refused per kind) under one set of thresholds."""
+def rates(obs: list[Observation], thresholds: Rule) -> dict[str, float]:
+    """Answered, answered-and-right, refused (and refused per kind) under one answer rule."""
     a = _arrays(obs)
-    answered = np.array([thresholds.admit(o.similarity, o.coverage, o.typed) for o in obs], dtype=bool)
+    answered = admitted(obs, thresholds)
     result = {k: float(v) for k, v in _rates_of(a, answered).items()}
     result["balanced_accuracy"] = (result["answered_answerable"] + result["refused_unanswerable"]) / 2
     # Coverage: share of all questions answered; risk: share of answers that are wrong (an
@@ -118,12 +131,67 @@ def search(obs: list[Observation]) -> tuple[Thresholds, float]:
     return Thresholds(float(GRID[i]), float(GRID[j]), "calibrated"), best
 
 
-def cross_validate(by_source: dict[str, list[Observation]]) -> list[dict[str, Any]]:
+def _source_weights(obs: list[Observation]) -> np.ndarray:
+    """Each source weighs the same, and within it answerable and unanswerable questions weigh the
+    same: a thousand SQuAD questions do not drown our hundred."""
+    weights = np.zeros(len(obs))
+    sources = sorted({o.source for o in obs})
+    for source in sources:
+        for answerable in (True, False):
+            rows = [i for i, o in enumerate(obs) if o.source == source and o.answerable == answerable]
+            if rows:
+                weights[rows] = 1.0 / len(rows)
+    return weights * len(obs) / weights.sum()
+
+
+READER_INPUTS = ("reader", "similarity", "coverage")
+
+
+def search_reader_rule(obs: list[Observation], drop: tuple[str, ...] = ()) -> tuple[ReaderRule, float]:
+    """The reader rule fitted on ``obs``: a logistic regression of answerable on the reader's logit,
+    the similarity and the coverage (sources and classes weighted equally), then the confidence
+    threshold with the best weighted balanced accuracy (centre of the ties). ``drop`` leaves inputs
+    out (their weight 0), for the ablation."""
+    from sklearn.linear_model import LogisticRegression
+
+    if not any(o.answerable for o in obs) or all(o.answerable for o in obs):
+        raise QAError("calibration needs both answerable and unanswerable questions")
+    a = _arrays(obs)
+    columns = {"reader": reader_logit(a["reader"]), "similarity": a["similarity"], "coverage": a["coverage"]}
+    kept = [name for name in READER_INPUTS if name not in drop]
+    features = np.column_stack([columns[name] for name in kept])
+    labels = a["answerable"].astype(bool)
+    weights = _source_weights(obs)
+    model = LogisticRegression(C=1.0).fit(features, labels, sample_weight=weights)
+    fitted = dict.fromkeys(READER_INPUTS, 0.0) | dict(zip(kept, model.coef_[0]))
+    w_reader, w_similarity, w_coverage = (fitted[name] for name in READER_INPUTS)
+    bias = model.intercept_[0]
+    confidence = model.predict_proba(features)[:, 1]
+    grid = np.round(np.arange(0.02, 0.99, 0.01), 2)
+    answered = (confidence[None, :] >= grid[:, None]) & a["typed"].astype(bool)
+    answered_rate = (answered & labels).astype(float) @ weights / max((weights * labels).sum(), 1e-9)
+    refused_rate = (~answered & ~labels).astype(float) @ weights / max((weights * ~labels).sum(), 1e-9)
+    scores = (answered_rate + refused_rate) / 2
+    best = float(scores.max())
+    ties = np.flatnonzero(scores >= best - 1e-9)
+    threshold = float(grid[ties[len(ties) // 2]])
+    rule = ReaderRule(
+        round(float(w_reader), 4),
+        round(float(w_similarity), 4),
+        round(float(w_coverage), 4),
+        round(float(bias), 4),
+        threshold,
+        "calibrated",
+    )
+    return rule, best
+
+
+def cross_validate(by_source: dict[str, list[Observation]], reader: bool = False) -> list[dict[str, Any]]:
     """Leave one source out: fit on the others, report on it."""
     rows = []
     for held_out, observations in by_source.items():
         training = [o for name, obs in by_source.items() if name != held_out for o in obs]
-        thresholds, _ = search(training)
+        thresholds: Rule = search_reader_rule(training)[0] if reader else search(training)[0]
         rows.append(
             {
                 "source": held_out,
@@ -136,21 +204,20 @@ def cross_validate(by_source: dict[str, list[Observation]]) -> list[dict[str, An
 
 
 def fit(
-    engine: Engine, sources: dict[str, list[EvalItem]], validation: dict[str, list[EvalItem]] | None = None
+    engine: Engine,
+    sources: dict[str, list[EvalItem]],
+    validation: dict[str, list[EvalItem]] | None = None,
+    observed: dict[str, list[Observation]] | None = None,
 ) -> dict[str, Any]:
     """Thresholds for the engine's model fitted on every source, with the held-out figures of each
-    source (cross-validation) and of each validation file, as stored in the manifest."""
+    source (cross-validation) and of each validation file, as stored in the manifest. With a reader,
+    the reader rule too, fitted on the sources and ``observed`` (questions observed elsewhere: the
+    SQuAD training side of ``qa bench removed``)."""
     by_source = {name: observe(engine, items, name) for name, items in sources.items()}
+    validation_obs = {name: observe(engine, items, name) for name, items in (validation or {}).items()}
     everything = [o for obs in by_source.values() for o in obs]
     thresholds, best = search(everything)
     held_out = cross_validate(by_source) if len(by_source) > 1 else []
-    validated = [
-        {
-            "source": name,
-            **{k: round(v, 4) for k, v in rates(observe(engine, items, name), thresholds).items()},
-        }
-        for name, items in (validation or {}).items()
-    ]
     trade_off = []
     for scale in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5):  # both thresholds scaled around the fit
         scaled = Thresholds(round(thresholds.similarity * scale, 3), round(thresholds.coverage * scale, 3))
@@ -162,27 +229,51 @@ def fit(
                 **{k: round(v, 4) for k, v in rates(everything, scaled).items()},
             }
         )
-    return {
+    calibration: dict[str, Any] = {
         "model": engine.index.model,
         "thresholds": _values(thresholds),
         "balanced_accuracy": round(best, 4),
         "fitted": {k: round(v, 4) for k, v in rates(everything, thresholds).items()},
         "cross_validation": held_out,
-        "validation": validated,
+        "validation": _validated(validation_obs, thresholds),
         "trade_off": trade_off,
         "questions": len(everything),
         "sources": list(by_source),
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if engine.reader is not None:
+        read_sources = {**by_source, **(observed or {})}
+        pooled = [o for obs in read_sources.values() for o in obs]
+        rule, rule_best = search_reader_rule(pooled)
+        calibration["reader_rule"] = {
+            "reader": engine.reader.name,
+            "rule": rule.to_json(),
+            "balanced_accuracy": round(rule_best, 4),
+            "sources": list(read_sources),
+            "questions": len(pooled),
+            "fitted": {k: round(v, 4) for k, v in rates(pooled, rule).items()},
+            "cross_validation": cross_validate(read_sources, reader=True) if len(read_sources) > 1 else [],
+            "validation": _validated(validation_obs, rule),
+        }
+    return calibration
 
 
-def _values(thresholds: Thresholds) -> dict[str, float]:
-    return {"similarity": thresholds.similarity, "coverage": thresholds.coverage}
+def _validated(validation: dict[str, list[Observation]], rule: Rule) -> list[dict[str, Any]]:
+    return [
+        {"source": name, **{k: round(v, 4) for k, v in rates(obs, rule).items()}}
+        for name, obs in validation.items()
+    ]
+
+
+def _values(rule: Rule) -> dict[str, float]:
+    if isinstance(rule, ReaderRule):
+        return rule.to_json()
+    return {"similarity": rule.similarity, "coverage": rule.coverage}
 
 
 def format_report(calibration: dict[str, Any]) -> str:
     def row(label: str, r: dict[str, Any]) -> str:
-        near = r.get("refused_near_topic")
+        near = r.get("refused_near_topic", r.get("refused_removed"))
         off = r.get("refused_off_topic")
         return (
             f"  {label:<30}{r['right']:>7.3f}{r['answered_answerable']:>10.3f}"
@@ -191,8 +282,9 @@ def format_report(calibration: dict[str, Any]) -> str:
         )
 
     t = calibration["thresholds"]
-    header = f"  {'':<30}{'hit@1':>7}{'answered':>10}{'refused near':>13}{'refused off':>12}{'balanced':>10}"
+    header = f"  {'':<30}{'hit@1':>7}{'answered':>10}{'refused near*':>13}{'refused off':>12}{'balanced':>10}"
     lines = [
+        "(* near-topic questions; for SQuAD, questions asked with their answer sentences removed)",
         f"fitted on {calibration['questions']} questions ({', '.join(calibration['sources'])}) "
         f"for model {calibration['model']}",
         f"thresholds: similarity >= {t['similarity']:.2f}, coverage >= {t['coverage']:.2f} "
@@ -223,4 +315,43 @@ def format_report(calibration: dict[str, Any]) -> str:
             f"  {r['scale']:>5.2f}  {r['similarity_threshold']:>10.3f}  {r['coverage_threshold']:>8.3f}  "
             f"{r['answered_answerable']:>13.1%}  {r['refused_unanswerable']:>14.1%}  {r['coverage']:>8.1%}  {r['risk']:>5.1%}"
         )
+    read = calibration.get("reader_rule")
+    if read:
+        r = read["rule"]
+        lines += [
+            "",
+            f"reader rule ({read['reader']}), the service's answer rule while the reader is loaded: fitted on "
+            f"{read['questions']} questions ({', '.join(read['sources'])})",
+            f"confidence = sigmoid({r['reader']:.3f} x reader logit + {r['similarity']:.3f} x similarity + "
+            f"{r['coverage']:.3f} x coverage + {r['bias']:.3f}) >= {r['threshold']:.2f} "
+            f"(weighted balanced accuracy {read['balanced_accuracy']:.3f})",
+            "",
+        ]
+        if read["cross_validation"]:
+            lines += ["held out (fitted on the other sources, figures on this one):", header]
+            lines += [row(x["source"], x) for x in read["cross_validation"]]
+            lines.append("")
+        if read["validation"]:
+            lines += ["validation only (never fitted on), at the rule above:", header]
+            lines += [row(x["source"], x) for x in read["validation"]]
+            lines.append("")
+        lines += ["on the fitting questions themselves:", header, row("all sources", read["fitted"])]
     return "\n".join(lines)
+
+
+def removed_observations(rows: list[Any], source: str = "squad-train") -> list[Observation]:
+    """Observations from ``qa bench removed``'s questions (qa/bench/removed.py ``Asked`` rows): asked
+    whole, answerable; asked with the answer removed, unanswerable."""
+    return [
+        Observation(
+            answerable=not r.removed,
+            kind="removed" if r.removed else "answerable",
+            similarity=r.signals["similarity"],
+            coverage=r.signals["coverage"],
+            typed=r.signals["typed"] > 0,
+            correct=r.ranked,
+            source=source,
+            reader=r.signals.get("reader"),
+        )
+        for r in rows
+    ]

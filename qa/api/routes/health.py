@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from qa.answer import ReaderRule
 from qa.api.deps import EngineDep, MetricsDep, SettingsDep
 from qa.config import Settings
 from qa.engine import Engine, thresholds_for
@@ -44,6 +45,7 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
     """What /readyz says (also the answer of /admin/reload)."""
     index = engine.index
     reason = _cached_staleness(request, settings, index)
+    rule = thresholds_for(index, settings, engine.reader)
     return Ready(
         status="ready",
         passages=len(index.passages),
@@ -57,7 +59,9 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
         stale_reason=reason,
         stale_fix=None if reason is None else _fix(settings),
         skipped=index.manifest.get("skipped", []),
-        calibration=thresholds_for(index, settings).source,
+        calibration=rule.source,
+        reader=engine.reader.name if engine.reader else None,
+        answer_rule="reader" if isinstance(rule, ReaderRule) else "thresholds",
         last_reload_error=request.app.state.reloader.last_error,
     )
 

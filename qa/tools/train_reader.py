@@ -1,0 +1,347 @@
+"""Train the reader: a cross-encoder that reads a question with one sentence and gives the
+probability that the sentence states the answer.
+
+Data: SQuAD v1.1 dev (public, CC BY-SA 4.0). The articles that are also in SQuAD v2.0 dev (35) are
+the training side; the other 13 are never trained on (``qa bench removed`` reports on them). Per
+training question:
+
+- positive: the sentence holding the gold answer;
+- the near-topic negatives: the sentences of the article closest to the question by the bi-encoder's
+  cosine once every sentence holding a gold answer is removed — what the service finds when the
+  documents do not say (the best one always, the second one half of the time);
+- a random other sentence of the article, half of the time;
+- and each SQuAD v2.0 unanswerable question of a training article with the sentence of its
+  paragraph closest to it (written to look answerable from that paragraph).
+
+SQuAD's questions share many words with their answer sentence, which teaches a model to count shared
+words. Half of the questions are rewritten as people type: a shared lower-case word replaced by a
+near neighbour from the bi-encoder's vectors of the commonest corpus words, or dropped; lower case
+without a question mark; "according to the article" openings; a slipped letter. Names (capitalised
+words) are kept: replacing them changes what is asked.
+
+    python -m qa.tools.train_reader SQUAD_V1_DEV SQUAD_V2_DEV --out DIR
+
+Seeded: the same data, order and initialisation give the same weights. The result is exported to
+ONNX with int8 weights (about 22 MiB); the service ships it in qa/models/reader (docs/reader.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.bench.removed import article_sentences, gold_answers, load_split
+from qa.config import bundled_model_path
+
+PREFIXES = (
+    "according to the article, ",
+    "according to the text, ",
+    "does the article say ",
+    "in the piece, ",
+    "the article says ",
+)
+_WORD = re.compile(r"[A-Za-z][a-z]{2,}")
+
+
+@dataclass(frozen=True)
+class Pair:
+    question: str
+    sentence: str
+    label: float
+    kind: str  # positive | near | random | unanswerable
+
+
+class Rewriter:
+    """Questions as people type them, in other words than the sentence that answers them."""
+
+    def __init__(self, words: list[str], vectors: np.ndarray, rng: random.Random) -> None:
+        self.rng = rng
+        self.words = words
+        self.ids = {w: i for i, w in enumerate(words)}
+        self.vectors = vectors
+        self._neighbours: dict[str, list[str]] = {}
+
+    def neighbours(self, word: str) -> list[str]:
+        """Near words by the bi-encoder's cosine, not the same word in another form."""
+        if word not in self._neighbours:
+            found: list[str] = []
+            if word in self.ids:
+                sims = self.vectors @ self.vectors[self.ids[word]]
+                for i in np.argsort(-sims)[1:12]:
+                    other = self.words[i]
+                    if sims[i] > 0.55 and other[:4] != word[:4]:
+                        found.append(other)
+            self._neighbours[word] = found[:5]
+        return self._neighbours[word]
+
+    def __call__(self, question: str, sentence: str) -> str:
+        rng = self.rng
+        shared = {w.lower() for w in _WORD.findall(sentence)}
+        out = []
+        for token in question.split():
+            word = token.strip("?,.;:\"'()")
+            if word.islower() and word in shared and len(word) > 3 and rng.random() < 0.6:
+                near = self.neighbours(word)
+                if near:
+                    out.append(token.replace(word, rng.choice(near)))
+                    continue
+                if rng.random() < 0.3:
+                    continue  # dropped
+            out.append(token)
+        text = " ".join(out) or question
+        if rng.random() < 0.3:
+            text = text.lower().rstrip("?").strip()
+        if rng.random() < 0.1:
+            text = rng.choice(PREFIXES) + text[:1].lower() + text[1:]
+        if rng.random() < 0.1:
+            words = text.split()
+            long = [i for i, w in enumerate(words) if len(w) > 5 and w.isalpha()]
+            if long:
+                i = rng.choice(long)
+                j = rng.randrange(1, len(words[i]) - 1)
+                w = words[i]
+                words[i] = w[: j - 1] + w[j] + w[j - 1] + w[j + 1 :]
+                text = " ".join(words)
+        return text
+
+
+def training_pairs(
+    train_v1: list[dict[str, Any]], train_v2: list[dict[str, Any]], encoder: Any, seed: int
+) -> list[Pair]:
+    rng = random.Random(seed)
+    articles = [(a, article_sentences(a)) for a in train_v1]
+    texts = [s.text for _, sentences in articles for s in sentences]
+    counts = Counter(w.lower() for t in texts for w in _WORD.findall(t))
+    common = [w for w, _ in counts.most_common(15_000)]
+    print(f"embedding {len(texts)} sentences and {len(common)} words ...", flush=True)
+    sentence_vectors = encoder.encode(texts)
+    rewriter = Rewriter(common, encoder.encode(common), rng)
+    pairs: list[Pair] = []
+    row = 0
+    for article, sentences in articles:
+        vectors = sentence_vectors[row : row + len(sentences)]
+        row += len(sentences)
+        items = [(qa, number) for number, p in enumerate(article["paragraphs"]) for qa in p["qas"]]
+        question_vectors = encoder.encode([qa["question"] for qa, _ in items])
+        for (qa, number), qvec in zip(items, question_vectors):
+            answers = gold_answers(qa)
+            start = qa["answers"][0]["answer_start"]
+            positive = [s for s in sentences if s.paragraph == number and s.start <= start < s.end]
+            if not positive or not answers:
+                continue
+            kept = [i for i, s in enumerate(sentences) if s is not positive[0] and not s.holds(answers)]
+            question = qa["question"].strip()
+            if rng.random() < 0.5:
+                question = rewriter(question, positive[0].text)
+            pairs.append(Pair(question, positive[0].text, 1.0, "positive"))
+            if not kept:
+                continue
+            order = sorted(kept, key=lambda i: -float(vectors[i] @ qvec))
+            pairs.append(Pair(question, sentences[order[0]].text, 0.0, "near"))
+            if len(order) > 1 and rng.random() < 0.5:
+                pairs.append(Pair(question, sentences[order[1]].text, 0.0, "near"))
+            if rng.random() < 0.5:
+                pairs.append(Pair(question, sentences[rng.choice(kept)].text, 0.0, "random"))
+    for article in train_v2:
+        sentences = article_sentences(article)
+        impossible = [
+            (qa, number)
+            for number, p in enumerate(article["paragraphs"])
+            for qa in p["qas"]
+            if qa.get("is_impossible")
+        ]
+        if not impossible:
+            continue
+        vectors = encoder.encode([s.text for s in sentences])
+        question_vectors = encoder.encode([qa["question"] for qa, _ in impossible])
+        for (qa, number), qvec in zip(impossible, question_vectors):
+            own = [i for i, s in enumerate(sentences) if s.paragraph == number]
+            if not own:
+                continue
+            best = max(own, key=lambda i: float(vectors[i] @ qvec))
+            question = qa["question"].strip()
+            if rng.random() < 0.5:
+                question = rewriter(question, sentences[best].text)
+            pairs.append(Pair(question, sentences[best].text, 0.0, "unanswerable"))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
+    """Shuffled batches of pairs of similar length (less padding: faster on the CPU)."""
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    chunk = size * 50
+    result = []
+    for offset in range(0, len(order), chunk):
+        part = sorted(
+            order[offset : offset + chunk], key=lambda i: len(pairs[i].question) + len(pairs[i].sentence)
+        )
+        result.extend([pairs[i] for i in part[k : k + size]] for k in range(0, len(part), size))
+    rng.shuffle(result)
+    return result
+
+
+def train(
+    pairs: list[Pair],
+    base: str,
+    out: Path,
+    *,
+    epochs: float,
+    batch: int,
+    lr: float,
+    max_length: int,
+    seed: int,
+) -> Path:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    torch.manual_seed(seed)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    model.train()
+    rng = random.Random(seed)
+    per_epoch = math.ceil(len(pairs) / batch)
+    steps = int(epochs * per_epoch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    step, started, running = 0, time.perf_counter(), 0.0
+    while step < steps:
+        for chunk in batches(pairs, batch, rng):
+            if step >= steps:
+                break
+            inputs = tokenizer(
+                [p.question for p in chunk],
+                [p.sentence for p in chunk],
+                padding=True,
+                truncation="only_second",
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            logits = model(**inputs).logits.squeeze(-1)
+            loss = loss_fn(logits, torch.tensor([p.label for p in chunk]))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            running += float(loss)
+            if step % 50 == 0:
+                elapsed = time.perf_counter() - started
+                print(
+                    f"step {step}/{steps} (epoch {step / per_epoch:.2f}) loss {running / 50:.4f} "
+                    f"({elapsed:.0f}s, {elapsed / step:.2f}s/step)",
+                    flush=True,
+                )
+                running = 0.0
+    model.eval()
+    work = out / "torch"
+    model.save_pretrained(work)
+    tokenizer.save_pretrained(work)
+    return work
+
+
+def export(work: Path, out: Path) -> Path:
+    """ONNX export of the trained model, quantised to int8 weights (dynamic quantisation)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModelForSequenceClassification
+
+    from qa.encoder import export_bert
+
+    model = AutoModelForSequenceClassification.from_pretrained(work).eval()
+    fp32 = out / "model-fp32.onnx"
+    export_bert(model, "logits", fp32, {0: "batch"})
+    quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
+    fp32.unlink()
+    shutil.copy(work / "tokenizer.json", out / "tokenizer.json")
+    return out / "model.onnx"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from qa.config import Settings
+    from qa.encoder import encoder_from
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("squad_v1", type=Path, help="SQuAD v1.1 dev JSON (optionally .gz)")
+    parser.add_argument(
+        "squad_v2", type=Path, help="SQuAD v2.0 dev JSON: which articles are the training side"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for model.onnx, tokenizer.json, meta.json"
+    )
+    parser.add_argument("--base", default=bundled_model_path(), help="model to start from")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=4e-5)
+    parser.add_argument("--max-length", type=int, default=96)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--limit", type=int, default=0, help="train on at most this many pairs (0 = all)")
+    args = parser.parse_args(argv)
+
+    split = load_split(args.squad_v1, args.squad_v2)
+    encoder = encoder_from(Settings())
+    pairs = training_pairs(split.train, split.train_v2, encoder, args.seed)
+    if args.limit:
+        pairs = pairs[: args.limit]
+    kinds = Counter(p.kind for p in pairs)
+    print(
+        f"{len(split.train)} training articles ({len(split.held_out)} held out); {len(pairs)} pairs: "
+        + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+        flush=True,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    work = train(
+        pairs,
+        args.base,
+        args.out,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        max_length=args.max_length,
+        seed=args.seed,
+    )
+    trained = time.perf_counter() - started
+    onnx_file = export(work, args.out)
+    shutil.rmtree(work)
+    meta = {
+        "base": Path(args.base).parent.name if Path(args.base).name == "model" else args.base,
+        "data": "SQuAD v1.1 dev articles that are also in SQuAD v2.0 dev (CC BY-SA 4.0)",
+        "trained_articles": [a["title"] for a in split.train],
+        "held_out_articles": [a["title"] for a in split.held_out],
+        "pairs": len(pairs),
+        "pairs_by_kind": dict(sorted(kinds.items())),
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "lr": args.lr,
+        "max_length": args.max_length,
+        "seed": args.seed,
+        "train_seconds": round(trained),
+        "quantisation": "onnxruntime dynamic int8",
+    }
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"trained in {trained:.0f}s; wrote {onnx_file} ({onnx_file.stat().st_size / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The reader stage: how its probability decides, what it reads, the rule `qa calibrate` fits, and
+the answer-removed benchmark's documents. The real reader is checked in test_integration.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.answer import ReaderRule, Thresholds, what_is_asked
+from qa.bench.removed import ArticleSentence, _document, article_sentences, gold_answers
+from qa.config import Settings
+from qa.encoder import HashingEncoder
+from qa.engine import Engine, thresholds_for
+from qa.evaluation.calibrate import Observation, rates, search_reader_rule
+from qa.reader import load_reader
+
+RULE = {"reader": 1.0, "similarity": 0.0, "coverage": 0.0, "bias": 0.0, "threshold": 0.5}
+
+
+class FakeReader:
+    """Says every sentence states the answer with one probability; records what it was given."""
+
+    def __init__(self, folder: Path, probability: float) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "rule.json").write_text(json.dumps(RULE), encoding="utf-8")
+        self.folder = folder
+        self.name = "fake-reader"
+        self.probability = probability
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def read(self, question: str, sentences: list[str]) -> np.ndarray:
+        self.calls.append((question, sentences))
+        return np.full(len(sentences), self.probability, dtype=np.float32)
+
+
+def engine_with(settings: Settings, reader: FakeReader | None) -> Engine:
+    engine = Engine(settings, HashingEncoder(), reader=reader)
+    engine.load()
+    return engine
+
+
+def test_the_reader_refuses_what_the_thresholds_would_answer(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    question = "How many eggs does the queen lay each day?"
+    assert engine_with(built_settings, None).ask(question).answered  # the thresholds alone answer it
+    doubting = FakeReader(tmp_path / "no", 0.05)
+    result = engine_with(built_settings, doubting).ask(question, explain=True)
+    assert not result.answered and result.citations == []
+    assert result.reason == (
+        "The documents don't answer this question. The closest passage, in “bees”, does not state it."
+    )
+    assert result.explain["thresholds"]["rule"] == "reader"
+    assert result.explain["signals"]["reader"] == pytest.approx(0.05)
+    assert engine_with(built_settings, FakeReader(tmp_path / "yes", 0.95)).ask(question).answered
+
+
+def test_the_reader_reads_the_best_sentences_of_the_best_passage_in_one_call(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    reader = FakeReader(tmp_path / "r", 0.9)
+    settings = built_settings.model_copy(update={"reader_sentences": 1})
+    result = engine_with(settings, reader).ask("How many eggs does the queen lay each day?", explain=True)
+    assert len(reader.calls) == 1
+    question, sentences = reader.calls[0]
+    assert sentences == ["The queen lays about 2,000 eggs a day in summer."]
+    read = [s for s in result.explain["sentences"] if s["reader"] is not None]
+    assert [s["start"] for s in read] == [result.answer.start]
+    reader.calls.clear()
+    engine_with(built_settings, reader).ask("the")  # nothing to look for: refused before reading
+    assert reader.calls == []
+
+
+def test_the_answer_rule_follows_the_reader(built_settings: Settings, tmp_path: Path) -> None:
+    engine = engine_with(built_settings, None)
+    assert isinstance(thresholds_for(engine.index, built_settings), Thresholds)
+    reader = FakeReader(tmp_path / "r", 0.9)
+    rule = thresholds_for(engine.index, built_settings, reader)
+    assert rule == ReaderRule(**RULE, source="default")
+
+
+def test_a_missing_or_disabled_reader_is_none_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert load_reader("off") is None
+    with caplog.at_level(logging.WARNING):
+        assert load_reader(str(tmp_path / "nothing")) is None
+    assert "answering without the reader" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("question", "clause"),
+    [
+        ("Which network broadcast Super Bowl 50?", "which network broadcast Super Bowl 50"),
+        ("Who developed GigaChat?", "who developed GigaChat"),
+        ("What is the main goal of the task force?", "what the main goal of the task force is"),
+        ("How many people were at the meeting?", "how many people were at the meeting"),
+        ("How many eggs does the queen lay?", None),
+        ("Did Putin sign it?", None),
+        ("GigaChat developer", None),
+        ("  ?  ", None),
+    ],
+)
+def test_what_is_asked_is_said_in_the_question_s_words(question: str, clause: str | None) -> None:
+    assert what_is_asked(question) == clause
+
+
+def observation(answerable: bool, reader: float, source: str, typed: bool = True) -> Observation:
+    return Observation(
+        answerable, "answerable" if answerable else "near_topic", 0.5, 0.5, typed, True, source, reader
+    )
+
+
+def test_the_fitted_reader_rule_separates_by_the_reader_and_keeps_the_value_gate() -> None:
+    obs = [observation(True, p, "a") for p in (0.7, 0.8, 0.9, 0.95)]
+    obs += [observation(False, p, "a") for p in (0.02, 0.05, 0.1, 0.2)]
+    obs += [observation(True, 0.9, "b"), observation(False, 0.1, "b")]
+    rule, balanced = search_reader_rule(obs)
+    assert balanced == 1.0 and rule.reader > 0
+    assert rule.admit(0.9, 0.5, 0.5, True) and not rule.admit(0.05, 0.5, 0.5, True)
+    assert not rule.admit(0.9, 0.5, 0.5, typed=False)
+    figures = rates(obs, rule)
+    assert figures["answered_answerable"] == 1.0 and figures["refused_near_topic"] == 1.0
+    without, _ = search_reader_rule(obs, drop=("reader",))
+    assert without.reader == 0.0
+
+
+ARTICLE = {
+    "title": "Bees",
+    "paragraphs": [
+        {
+            "context": "Honey bees live in colonies. The queen lays 2,000 eggs a day. Workers gather nectar.",
+            "qas": [{"question": "How many eggs?", "answers": [{"text": "2,000", "answer_start": 45}]}],
+        },
+        {"context": "Bees dance to show where flowers are.", "qas": []},
+    ],
+}
+
+
+def test_the_removed_document_lacks_exactly_the_answer_sentences() -> None:
+    sentences = article_sentences(ARTICLE)
+    assert [s.text for s in sentences][:2] == [
+        "Honey bees live in colonies.",
+        "The queen lays 2,000 eggs a day.",
+    ]
+    answers = gold_answers(ARTICLE["paragraphs"][0]["qas"][0])
+    deleted = {i for i, s in enumerate(sentences) if s.holds(answers)}
+    assert deleted == {1}
+    text = _document(ARTICLE, sentences, deleted)
+    assert "2,000" not in text
+    assert "Honey bees live in colonies. Workers gather nectar.\n\nBees dance" in text
+    assert ArticleSentence(0, 0, 5, "a  2,000\nx").holds(["2,000 x"])  # spaces squashed as SQuAD's answers
