@@ -38,8 +38,13 @@ T = TypeVar("T")
 
 
 def normalize_question(question: str) -> str:
-    """Cache key: Unicode-normalised, case-folded, whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", question).casefold().split())
+    """The question the engine answers: Unicode-normalised (NFKC: full-width and compatibility
+    characters as their plain forms), whitespace collapsed. The cache key is this text case-folded;
+    every stage reads the question case-blind (the uncased models' tokenizers, lower-cased keywords,
+    case-insensitive patterns), so questions with one key get one answer. The key must never fold
+    more than the engine does: a full-width question, answered as typed, was refused and its refusal
+    then served for the plain one."""
+    return " ".join(unicodedata.normalize("NFKC", question).split())
 
 
 def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None = None) -> Rule:
@@ -233,15 +238,18 @@ class Engine:
         scope: Scope | None = None,
     ) -> Result:
         index = self.index  # one index version for the whole question
-        key = (normalize_question(question), top_k, index.fingerprint, scope)
+        asked = normalize_question(question)
+        key = (asked.casefold(), top_k, index.fingerprint, scope)
         cacheable = use_cache and self.settings.cache_size > 0 and not explain and weights is None
         if cacheable:
             with self._cache_lock:
                 cached = self._cache.get(key)
             if cached is not None:
                 return dataclasses.replace(cached, question=question, cached=True)
-        (query,) = self.queries([question], index)
-        result = self.respond(index, query, top_k, explain=explain, weights=weights, scope=scope)
+        (query,) = self.queries([asked], index)
+        result = dataclasses.replace(
+            self.respond(index, query, top_k, explain=explain, weights=weights, scope=scope), question=question
+        )
         if cacheable:
             with self._cache_lock:
                 if self._index is index:  # never cache an answer from an index swapped out meanwhile

@@ -119,6 +119,19 @@ def test_cache_returns_same_answer_and_clears_on_swap(built_settings: Settings) 
     assert not engine.ask("Where does the Shinkansen run?").cached  # a new index version: asked anew
 
 
+def test_a_full_width_question_is_answered_as_its_plain_form_and_cannot_poison_the_cache(
+    built_settings: Settings,
+) -> None:
+    plain = "How many eggs does the queen lay each day?"
+    full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in plain)
+    engine = engine_for(built_settings)
+    wide = engine.ask(full_width)
+    assert wide.question == full_width and wide.answered
+    after = engine.ask(plain)
+    fresh = engine_for(built_settings).ask(plain)
+    assert after.answered == fresh.answered and after.answer == fresh.answer
+
+
 def test_segment_max_takes_each_run_and_gives_zero_to_an_empty_one() -> None:
     values = np.array([1.0, 5.0, 2.0, 7.0, 3.0], dtype=np.float32)
     assert segment_max(values, np.array([2, 0, 3])).tolist() == [5.0, 0.0, 7.0]
