@@ -554,12 +554,25 @@ def bench_squad(
         Path | None, typer.Option(help="Where to build the benchmark index (default: a temp dir).")
     ] = None,
     limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
+    held_out: Annotated[
+        bool,
+        typer.Option(
+            "--held-out",
+            help="Ask only the questions of the v1.1 articles not in v2.0 dev (the reader never trained "
+            "on them); the corpus is still every article.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """SQuAD dev as one corpus: this service against BM25-only and dense-only baselines."""
+    from qa.bench.removed import held_out_titles
     from qa.bench.squad import run_squad
 
-    _print_report(lambda: run_squad(file, work_dir=work_dir, limit=limit), as_json)
+    def run() -> dict:
+        only = held_out_titles(file) if held_out else None
+        return run_squad(file, work_dir=work_dir, limit=limit, articles=only)
+
+    _print_report(run, as_json)
 
 
 @bench_app.command("removed")

@@ -54,6 +54,12 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
+def held_out_titles(squad_v1: Path) -> set[str]:
+    """The v1.1 dev articles the reader never trained on (not in v2.0 dev)."""
+    split = load_split(squad_v1, squad_v2_beside(squad_v1))
+    return {a["title"] for a in split.held_out}
+
+
 @dataclass(frozen=True)
 class ArticleSentence:
     paragraph: int

@@ -63,13 +63,20 @@ def write_corpus(articles: list[dict[str, Any]], folder: Path) -> list[dict[str,
 
 
 def squad_corpus(
-    articles: list[dict[str, Any]], root: Path, limit: int = 0, settings: Settings | None = None
+    articles: list[dict[str, Any]],
+    root: Path,
+    limit: int = 0,
+    settings: Settings | None = None,
+    asked: set[str] | None = None,
 ) -> tuple[list[dict[str, Any]], Settings]:
     """The articles as a corpus in ``root``/corpus, the questions to ask (``limit``: a spread
-    sample, not the first articles only) and settings to build it into ``root``/index."""
+    sample, not the first articles only; ``asked``: only these articles' questions, by title) and
+    settings to build it into ``root``/index."""
     corpus = root / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     questions = write_corpus(articles, corpus)
+    if asked is not None:
+        questions = [q for q in questions if q["article"] in asked]
     if limit:
         questions = questions[:: max(1, len(questions) // limit)][:limit]
     base = settings or Settings()
@@ -130,11 +137,15 @@ def run_squad(
     work_dir: Path | None = None,
     limit: int = 0,
     settings: Settings | None = None,
+    articles: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Build the SQuAD corpus, ask every question, and compare with the baselines."""
-    articles = load_squad(path)
+    """Build the SQuAD corpus, ask every question (only those of ``articles`` when given, by title),
+    and compare with the baselines."""
+    every_article = load_squad(path)
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as tmp:
-        questions, bench_settings = squad_corpus(articles, work_dir or Path(tmp), limit, settings)
+        questions, bench_settings = squad_corpus(
+            every_article, work_dir or Path(tmp), limit, settings, asked=articles
+        )
         encoder = encoder_from(bench_settings)
         report = build_index(bench_settings, encoder, progress=True)
         engine = Engine(bench_settings, encoder)
@@ -147,7 +158,7 @@ def run_squad(
     n_impossible = sum(q["impossible"] for q in questions)
     summary = {
         "file": str(path),
-        "documents": len(articles),
+        "documents": len(every_article),
         "passages": len(engine.index.passages),
         "questions": len(questions),
         "articles_asked": len({q["article"] for q in questions}),
