@@ -24,7 +24,7 @@ from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexMissing, QAError, ScopeEmpty
 from qa.index import LoadedIndex, calibration_for, load_index
-from qa.question import prepare, rarity
+from qa.question import MAX_WORDS, prepare, rarity
 from qa.ranking import Candidate, Weights, rank, rank_pool
 from qa.reader import Reader, default_rule, load_reader
 from qa.retrieve import Query, Scope
@@ -144,7 +144,7 @@ class Engine:
         words the corpus does not use."""
         lexicon = index.lexicon
         prepared = [prepare(q, lexicon.words, lexicon.word_ids) for q in questions]
-        words = [content_words(p.text) for p in prepared]
+        words = [content_words(p.text)[:MAX_WORDS] for p in prepared]
         unknown = {w for ws in words for w in ws if w not in lexicon.word_ids}
         with self._cache_lock:  # cachetools caches are not thread-safe
             fresh = {w: v for w in unknown if (v := self._word_vectors.get(w)) is not None}
@@ -248,7 +248,8 @@ class Engine:
                 return dataclasses.replace(cached, question=question, cached=True)
         (query,) = self.queries([asked], index)
         result = dataclasses.replace(
-            self.respond(index, query, top_k, explain=explain, weights=weights, scope=scope), question=question
+            self.respond(index, query, top_k, explain=explain, weights=weights, scope=scope),
+            question=question,
         )
         if cacheable:
             with self._cache_lock:

@@ -39,3 +39,40 @@ def test_prepare_keeps_the_question_as_asked() -> None:
 def test_rarity_follows_general_english() -> None:
     # Ordinary words weigh little, names and misspellings much, whatever one corpus holds.
     assert rarity("the") < rarity("point") < rarity("budget") < rarity("nvidia") < rarity("sberbank")
+
+
+def test_a_question_of_many_nonsense_words_costs_a_bounded_amount_of_work(
+    built_settings, monkeypatch
+) -> None:
+    import random
+
+    from qa import question as question_module
+    from qa.encoder import HashingEncoder
+    from qa.engine import Engine
+    from qa.question import MAX_WORDS
+
+    rng = random.Random(7)
+    words = {"".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(6)) for _ in range(142)}
+    hostile = " ".join(sorted(words))[:1000]
+    searched: list[str] = []
+    extract = question_module.process.extractOne
+    monkeypatch.setattr(
+        question_module.process,
+        "extractOne",
+        lambda word, *a, **k: searched.append(word) or extract(word, *a, **k),
+    )
+
+    class Counting(HashingEncoder):
+        texts = 0
+
+        def encode(self, texts):
+            Counting.texts += len(texts)
+            return super().encode(texts)
+
+    engine = Engine(built_settings, Counting())
+    engine.load()
+    result = engine.ask(hostile, explain=True)
+    assert not result.answered
+    assert len(searched) <= MAX_WORDS  # fuzzy matching against the vocabulary
+    assert Counting.texts <= MAX_WORDS + 1  # the question and its unknown words' vectors
+    assert len(result.explain["question_terms"]) > MAX_WORDS  # BM25 still reads the whole question
