@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from filelock import Timeout
 from qa.config import Settings
 from qa.corpus import Document, read_corpus
 from qa.encoder import Encoder
-from qa.errors import BuildCancelled, IndexBusy, QAError
+from qa.errors import BuildCancelled, IndexBusy, IndexMissing, QAError
 from qa.index import (
     FORMAT_VERSION,
     BuildContent,
@@ -35,10 +36,13 @@ from qa.index import (
     retrieval_text,
     rewrite_manifest,
     splitter_settings,
+    verify_checksums,
     write_build,
 )
 from qa.passages import Passage, split_document
 from qa.terms import Lexicon, analyze, content_words
+
+log = logging.getLogger(__name__)
 
 KEEP_BUILDS = 2  # the current build and the one before it
 
@@ -179,10 +183,16 @@ def build_index(
 
 
 def _previous(settings: Settings, encoder: Encoder) -> LoadedIndex | None:
+    """The current build, to reuse its vectors and to tell whether it is up to date; None when it
+    is missing, of another model, or damaged in any way `qa index --check` finds (a same-size
+    overwrite loads, so every file's checksum is verified too): then everything is built anew."""
     try:
         previous = load_index(settings.index_dir, encoder)
-    except QAError:
-        return None  # missing, other model or broken: nothing to reuse, build from scratch
+        verify_checksums(settings.index_dir, previous.manifest)
+    except QAError as error:
+        if not isinstance(error, IndexMissing):
+            log.warning("the current build is not reused: %s", error)
+        return None
     return previous
 
 

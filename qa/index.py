@@ -358,8 +358,11 @@ def _verify_sizes(index_dir: Path, build: Path, manifest: dict) -> None:
 def verify_checksums(index_dir: Path, manifest: dict) -> None:
     """Every file as the build wrote it: same size and SHA-256 (reads the whole index)."""
     build = current_path(index_dir).resolve()
-    _verify_sizes(index_dir, build, manifest)
     found = file_records(build)
+    for name in manifest["files"]:
+        if name not in found and (build / name).exists():
+            raise IndexCorrupt(_shown(index_dir, build / name), "listed in the manifest, but not a file")
+    _verify_sizes(index_dir, build, manifest)
     for name, record in manifest["files"].items():
         if found[name]["sha256"] != record["sha256"]:
             raise IndexCorrupt(

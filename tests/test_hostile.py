@@ -222,6 +222,30 @@ def test_check_finds_a_damaged_build(built_settings: Settings, how: str) -> None
     assert result.returncode == 1 and name in result.stderr
 
 
+def test_index_rebuilds_a_same_size_corruption_that_check_finds(built_settings: Settings) -> None:
+    from qa.build import build_index
+    from qa.encoder import HashingEncoder
+
+    build = current(built_settings)
+    damaged = build / "bm25" / "indices.csc.index.npy"
+    data = bytearray(damaged.read_bytes())
+    data[-8:] = b"\xff" * 8  # the values overwritten, the header and the size kept
+    damaged.write_bytes(bytes(data))
+    assert "indices.csc.index.npy" in (check(built_settings) or "")
+    report = build_index(built_settings, HashingEncoder())
+    assert not report.up_to_date  # not "index is up to date" over a damaged build
+    assert check(built_settings) is None
+
+
+def test_check_names_a_manifest_entry_that_is_not_a_file_of_the_build(built_settings: Settings) -> None:
+    build = current(built_settings)
+    manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["bm25"] = {"bytes": 4096, "sha256": "0" * 64}  # a folder, not a file
+    (build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    reason = check(built_settings)
+    assert reason is not None and "bm25" in reason
+
+
 # 5. Shutdown during a reindex: cancelled within a bound, answered in JSON, nothing swapped.
 
 
