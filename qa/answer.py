@@ -192,6 +192,7 @@ def answer(
             "answer_score": max((s.score for s in sentence_scores), default=0.0),
             "typed": 1.0 if typed else 0.0,
             **({} if evidence.reader is None else {"reader": evidence.reader}),
+            **_read_at_depths(readings),
         },
         ranking=ranking,
     )
@@ -247,6 +248,13 @@ def _read(
     text = index.documents[index.passages[top.position].doc_id].text
     probabilities = reader.read(query.text, [text[s.start : s.end] for s in best])
     return {(s.start, s.end): float(p) for s, p in zip(best, probabilities)}
+
+
+def _read_at_depths(readings: dict[tuple[int, int], float]) -> dict[str, float]:
+    """The reader's best probability over the first 1, 3 and 5 sentences it read (in the order it
+    read them), for measuring quality against cost from one run."""
+    values = list(readings.values())
+    return {f"reader@{k}": max(values[:k]) for k in (1, 3, 5)} if values else {}
 
 
 def _decide(

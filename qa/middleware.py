@@ -162,6 +162,9 @@ class Observe:
                 response_headers["X-Request-ID"] = request_id
                 for name, value in SECURITY_HEADERS.items():
                     response_headers.setdefault(name, value)
+                if not scope["path"].startswith("/static/"):
+                    # Answers, readiness and documents change with every reindex.
+                    response_headers.setdefault("Cache-Control", "no-store")
                 if scope["path"] in DOCS_PAGES:
                     response_headers["Content-Security-Policy"] = DOCS_CSP
             await send(message)

@@ -124,6 +124,28 @@ def test_health_ready_and_headers(client: TestClient, built_settings: Settings) 
     assert client.get("/readyz").json()["stale"] is True
 
 
+def test_answers_and_state_are_not_cached_by_browsers_or_proxies(client: TestClient) -> None:
+    for response in (
+        client.post("/ask", json={"question": "How many eggs does the queen lay?"}),
+        client.get("/ask", params={"q": "bees?"}),
+        client.get("/readyz"),
+        client.get("/documents"),
+    ):
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_a_trailing_slash_is_not_redirected_to_the_host_header(client: TestClient) -> None:
+    response = client.get("/documents/", headers={"host": "evil.example"}, follow_redirects=False)
+    assert response.status_code == 404 and "evil.example" not in response.headers.get("location", "")
+
+
+def test_get_ask_takes_the_limits_of_post(client: TestClient) -> None:
+    many = client.get("/ask", params=[("q", "bees?")] + [("doc_id", f"d{n}") for n in range(101)])
+    assert many.status_code == 422
+    long_id = client.get("/ask", params={"q": "bees?", "doc_id": "x" * 60_000})
+    assert long_id.status_code in (414, 422) and "x" * 200 not in long_id.text
+
+
 def test_openapi_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert "/ask" in client.get("/openapi.json").json()["paths"]

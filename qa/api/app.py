@@ -79,6 +79,9 @@ def create_app(
         version="1",
         summary="Extractive answers with verbatim, checkable citations, or an honest refusal.",
         lifespan=lifespan,
+        # No redirect from "/documents/" to "/documents": Starlette builds its address from the
+        # Host header, which a client chooses.
+        redirect_slashes=False,
         responses={503: {"model": Problem, "description": "No index loaded"}},
     )
     app.state.settings = settings

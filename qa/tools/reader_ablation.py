@@ -1,10 +1,11 @@
-"""What each input of the answer decision adds: the reader rule refitted with one input left out,
-beside the thresholds rule without the reader, reported on what it was not fitted on.
+"""What each input of the answer decision adds, and what reading more sentences buys: the reader
+rule refitted with one input left out, or on the reader's best over the first 1, 3 or 5 sentences,
+beside the thresholds rule without the reader; each reported on what it was not fitted on.
 
 Fitted on SQuAD's training side (``qa bench removed --articles train``) and our two question files;
 reported on SQuAD's held-out articles (answer present: answered and right; answer removed: refused),
 on each of our files by cross-validation (fitted on the other sources), and on the validation file
-(never fitted on). Questions are asked once, with the reader; each variant only refits the rule.
+(never fitted on). Questions are asked once, reading 5 sentences; each variant only refits the rule.
 
     python -m qa.tools.reader_ablation SQUAD_V1 [--every N] [--cache FILE]
 """
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from qa.bench.removed import run_removed, squad_v2_beside
 from qa.cli import load_engine
@@ -23,36 +24,65 @@ from qa.evaluation.calibrate import (
     FIT_SETS,
     VALIDATION_SETS,
     Observation,
-    observe,
     rates,
-    removed_observations,
     search,
     search_reader_rule,
 )
-from qa.evaluation.evaluate import load_eval_set
+from qa.evaluation.evaluate import evidence_in, load_eval_set
 
-VARIANTS = {
-    "reader + similarity + coverage": (),
-    "- reader (similarity + coverage, logistic)": ("reader",),
-    "- similarity": ("similarity",),
-    "- coverage": ("coverage",),
-    "reader alone": ("similarity", "coverage"),
+# name -> (inputs left out, sentences read)
+VARIANTS: dict[str, tuple[tuple[str, ...], int]] = {
+    "reader (3 sentences) + similarity + coverage": ((), 3),
+    "- reader (similarity + coverage, logistic)": (("reader",), 3),
+    "- similarity": (("similarity",), 3),
+    "- coverage": (("coverage",), 3),
+    "reader alone": (("similarity", "coverage"), 3),
+    "reading 1 sentence": ((), 1),
+    "reading 5 sentences": ((), 5),
 }
+REPORTED = ["squad-held-out", *FIT_SETS, *VALIDATION_SETS]
 
 
-def collect(squad_v1: Path, every: int, settings: Settings) -> dict[str, list[Observation]]:
+def collect(squad_v1: Path, every: int, settings: Settings) -> list[dict[str, Any]]:
+    """Every question asked once: its source, whether it is answerable, whether the first passage
+    holds the answer, and the signals the decision reads."""
+    settings = settings.model_copy(update={"reader_sentences": 5})
     engine = load_engine(settings)
     if engine.reader is None:
         raise SystemExit("the reader is not loaded (QA_READER): nothing to ablate")
-    sources: dict[str, list[Observation]] = {}
+    rows: list[dict[str, Any]] = []
     for side in ("train", "held-out"):
         report = run_removed(
             squad_v1, squad_v2_beside(squad_v1), articles=side, every=every, settings=settings
         )
-        sources[f"squad-{side}"] = removed_observations(report["rows"], f"squad-{side}")
+        for r in report["rows"]:
+            kind = "removed" if r.removed else "answerable"
+            rows.append({"source": f"squad-{side}", "kind": kind, "correct": r.ranked, "signals": r.signals})
     for name in (*FIT_SETS, *VALIDATION_SETS):
-        sources[name] = observe(engine, load_eval_set(settings.eval_dir / name), name)
-    return sources
+        for item in load_eval_set(settings.eval_dir / name):
+            result = engine.ask(item.question, 1, use_cache=False)
+            correct = bool(result.ranking) and evidence_in(result.ranking[0].text, item.evidence)
+            rows.append({"source": name, "kind": item.kind, "correct": correct, "signals": result.signals})
+    return rows
+
+
+def observations(rows: list[dict[str, Any]], depth: int) -> dict[str, list[Observation]]:
+    by_source: dict[str, list[Observation]] = {}
+    for row in rows:
+        s = row["signals"]
+        by_source.setdefault(row["source"], []).append(
+            Observation(
+                answerable=row["kind"] == "answerable",
+                kind=row["kind"],
+                similarity=s["similarity"],
+                coverage=s["coverage"],
+                typed=s["typed"] > 0,
+                correct=row["correct"],
+                source=row["source"],
+                reader=s.get(f"reader@{depth}", 0.0),
+            )
+        )
+    return by_source
 
 
 def _row(name: str, label: str, r: dict[str, float]) -> str:
@@ -67,32 +97,31 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("squad_v1", type=Path)
     parser.add_argument("--every", type=int, default=10)
-    parser.add_argument("--cache", type=Path, help="observations are kept here and reused")
+    parser.add_argument("--cache", type=Path, help="the questions' signals are kept here and reused")
     args = parser.parse_args(argv)
-    settings = Settings()
     if args.cache and args.cache.is_file():
-        raw = json.loads(args.cache.read_text())
-        sources = {k: [Observation(**o) for o in v] for k, v in raw.items()}
+        rows = json.loads(args.cache.read_text(encoding="utf-8"))
     else:
-        sources = collect(args.squad_v1, args.every, settings)
+        rows = collect(args.squad_v1, args.every, Settings())
         if args.cache:
-            args.cache.write_text(json.dumps({k: [asdict(o) for o in v] for k, v in sources.items()}))
+            args.cache.write_text(json.dumps(rows), encoding="utf-8")
     fitting = ["squad-train", *FIT_SETS]
     print(
         "| variant | reported on | hit@1 | answered | refused removed / near-topic | refused off-topic | balanced |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, left_out in VARIANTS.items():
-        for held in ["squad-held-out", *FIT_SETS, *VALIDATION_SETS]:
+    for name, (left_out, depth) in VARIANTS.items():
+        sources = observations(rows, depth)
+        for held in REPORTED:
             training = [o for s in fitting if s != held for o in sources[s]]
             rule, _ = search_reader_rule(training, drop=left_out)
             label = held + (" (cross-validated)" if held in FIT_SETS else "")
             print(_row(name, label, rates(sources[held], rule)))
-    for held in ["squad-held-out", *FIT_SETS, *VALIDATION_SETS]:
-        training = [o for s in FIT_SETS if s != held for o in sources[s]]
-        thresholds, _ = search(training)
+    sources = observations(rows, 3)
+    for held in REPORTED:
+        thresholds, _ = search([o for s in FIT_SETS if s != held for o in sources[s]])
         label = held + (" (cross-validated)" if held in FIT_SETS else "")
-        print(_row("thresholds rule, no reader (today's service)", label, rates(sources[held], thresholds)))
+        print(_row("thresholds, no reader (fitted on our files)", label, rates(sources[held], thresholds)))
 
 
 if __name__ == "__main__":

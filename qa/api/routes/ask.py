@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
+from pydantic import StringConstraints
 
 from qa.api.deps import EngineDep, MetricsDep, rate_limited
 from qa.engine import Engine
@@ -43,7 +44,10 @@ def ask_get(
         str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, pattern=r"\S", description="The question.")
     ],
     top_k: Annotated[int, Query(ge=1, le=MAX_TOP_K)] = 3,
-    doc_id: Annotated[list[str] | None, Query(description="Ask within these documents (repeat).")] = None,
+    doc_id: Annotated[
+        list[Annotated[str, StringConstraints(max_length=128)]] | None,
+        Query(max_length=100, description="Ask within these documents (repeat; at most 100)."),
+    ] = None,
 ) -> Response:
     """The same answer as POST /ask, for a link: ``/ask?q=Who+launched+the+task+force%3F``."""
     return _answer(engine, metrics, q, top_k, False, Scope.of(doc_id))
