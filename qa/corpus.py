@@ -82,9 +82,16 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[str]]:
         relative = path.relative_to(corpus_dir)
         if any(part.startswith((".", "_")) for part in relative.parts) or path.suffix.lower() not in SUFFIXES:
             continue
-        if path.is_dir():
+        try:
+            if path.is_dir():
+                continue
+            resolved = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # a link to itself or in a loop, or a file deleted meanwhile
+            if path.is_symlink():
+                skipped.append(
+                    f"{relative.as_posix()}: a link that leads nowhere (to itself, in a loop or to nothing)"
+                )
             continue
-        resolved = path.resolve()
         if not resolved.is_relative_to(root):
             skipped.append(f"{relative.as_posix()}: a link to a file outside the corpus folder")
         elif not resolved.is_file():
@@ -164,13 +171,34 @@ def read_corpus(corpus_dir: Path, max_bytes: int | None = None, skip_invalid: bo
 
 
 def _parse(path: Path, corpus_dir: Path, raw: bytes, seen: dict[str, str]) -> Document:
-    """One file's document, with an id no other file has."""
-    document = read_document(path, corpus_dir, raw)
+    """One file's document, with an id no other file has. Whatever a reader's libraries raise on a
+    hostile file (a date that does not exist, a 4,400-digit number, nesting past the recursion
+    limit) is that file's one-line error, never a traceback."""
+    try:
+        document = read_document(path, corpus_dir, raw)
+    except CorpusError:
+        raise
+    except (Exception, RecursionError) as error:
+        detail = str(error).splitlines()[0][:200] if str(error) else ""
+        raise CorpusError(
+            path, f"cannot be read: {type(error).__name__}{': ' + detail if detail else ''}"
+        ) from None
+    _encodable(path, document)
     if document.doc_id in seen:
         raise CorpusError(
             path, f"duplicate document id {document.doc_id!r} (also used by {seen[document.doc_id]})"
         )
     return document
+
+
+def _encodable(path: Path, document: Document) -> None:
+    """Text and metadata that UTF-8 can store (a lone surrogate escaped in front matter failed only
+    when the build was written, after every document had been embedded)."""
+    for value in (document.text, document.title, document.source or "", document.published or ""):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise CorpusError(path, f"holds a character UTF-8 cannot store ({error.reason})") from None
 
 
 def _digest(path: Path) -> bytes:

@@ -420,3 +420,54 @@ def test_each_thread_has_its_own_stemmer() -> None:
     for thread in threads:
         thread.join()
     assert seen[0] is not seen[1] and _stemmer() is _stemmer()
+
+
+# 10. Round three: corpus files that crashed a build with a traceback. Each is one line naming the
+# file, skippable, and nothing is embedded before every document is known good.
+
+
+def hostile_corpus(folder: Path) -> dict[str, str]:
+    """A corpus folder of files that once crashed `qa index`; returns file -> what must be named."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "good.md").write_text("# Bees\n\nHoney bees live in colonies.\n", encoding="utf-8")
+    files = {
+        "feb30.md": "---\npublished: 2024-02-30\n---\nText.\n",
+        "month13.md": "---\npublished: 2024-13-01\n---\nText.\n",
+        "offset.md": "---\npublished: 2024-01-01 10:00:00 +99:00\n---\nText.\n",
+        "digits.md": "---\nn: " + "9" * 4400 + "\n---\nText.\n",
+        "nested.md": "---\nn: " + "[" * 5000 + "]" * 5000 + "\n---\nText.\n",
+        "deep.jsonl": '{"question": "q", "answer": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+        "wide.csv": "question,answer\n" + "x" * 140_000 + ",ok\n",
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "surrogate.md").write_bytes(b'---\ntitle: "\\ud800"\n---\nText.\n')
+    (folder / "loop.md").symlink_to("loop.md")
+    return {name: name for name in [*files, "surrogate.md", "loop.md"]}
+
+
+def test_a_hostile_corpus_is_indexed_with_each_bad_file_named_once(tmp_path: Path) -> None:
+    named = hostile_corpus(tmp_path / "corpus")
+    env = {
+        **os.environ,
+        "QA_MODEL": "hashing",
+        "QA_READER": "off",
+        "QA_CORPUS_DIR": str(tmp_path / "corpus"),
+        "QA_INDEX_DIR": str(tmp_path / "index"),
+    }
+    strict = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "index"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert strict.returncode == 1 and "Traceback" not in strict.stderr and "--skip-invalid" in strict.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "index", "--skip-invalid"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    for name in named:
+        assert (result.stdout + result.stderr).count(f"skipped {name}:") == 1, name
+    assert "1 added" in result.stdout
