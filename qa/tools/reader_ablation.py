@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("squad_v1", type=Path)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--cache", type=Path, help="the questions' signals are kept here and reused")
+    parser.add_argument(
+        "--write-rule",
+        type=Path,
+        help="write the rule fitted on every fitting source here (as `qa calibrate --squad-v1` fits it)",
+    )
     args = parser.parse_args(argv)
     if args.cache and args.cache.is_file():
         rows = json.loads(args.cache.read_text(encoding="utf-8"))
@@ -106,6 +111,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.cache:
             args.cache.write_text(json.dumps(rows), encoding="utf-8")
     fitting = ["squad-train", *FIT_SETS]
+    if args.write_rule:
+        sources = observations(rows, 3)
+        rule, balanced = search_reader_rule([o for s in fitting for o in sources[s]])
+        args.write_rule.write_text(json.dumps(rule.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(
+            f"rule fitted on {', '.join(fitting)} (weighted balanced accuracy {balanced:.3f}): {rule.to_json()}"
+        )
     print(
         "| variant | reported on | hit@1 | answered | refused removed / near-topic | refused off-topic | balanced |"
     )
