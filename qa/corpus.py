@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import frontmatter
 import yaml
 
-from qa.errors import CorpusError
+from qa.errors import BuildCancelled, CorpusError
 
 # Front matter is a few key: value lines: a large one (or one with YAML aliases) is an attack, not
 # metadata. (The limit on a whole file is the setting QA_MAX_DOCUMENT_BYTES.)
@@ -114,7 +115,10 @@ def corpus_fingerprint(corpus_dir: Path, memo: dict[Path, tuple[int, int, bytes]
     """
     digests = []
     for path in corpus_files(corpus_dir):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError:  # deleted since the folder was listed: no longer part of the corpus
+            continue
         known = memo.get(path) if memo is not None else None
         if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
             file_digest = known[2]
@@ -135,19 +139,31 @@ def _combine(digests: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-def read_corpus(corpus_dir: Path, max_bytes: int | None = None, skip_invalid: bool = False) -> Corpus:
+def read_corpus(
+    corpus_dir: Path,
+    max_bytes: int | None = None,
+    skip_invalid: bool = False,
+    cancel: threading.Event | None = None,
+) -> Corpus:
     """Every document, and the corpus fingerprint of exactly the bytes they were parsed from (each
     file is read once). A file over ``max_bytes`` is refused before it is parsed. A file that cannot be used stops the read (CorpusError naming it), or with
     ``skip_invalid`` is skipped with its reason (the fingerprint still covers its bytes, so the
-    index is current until the file changes)."""
+    index is current until the file changes). ``cancel`` stops the read between files."""
     documents: list[Document] = []
     digests: list[tuple[str, bytes]] = []
     seen: dict[str, str] = {}
     files, skipped = scan_corpus(corpus_dir)
     for path in files:
         relative = path.relative_to(corpus_dir).as_posix()
+        if cancel is not None and cancel.is_set():
+            raise BuildCancelled(
+                "the build was cancelled: the service is shutting down; nothing was published"
+            )
         try:
-            size = path.stat().st_size
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:  # deleted since the folder was listed: not part of the corpus
+                continue
             if max_bytes is not None and size > max_bytes:  # refused before it is read whole
                 digests.append((relative, _digest(path)))
                 raise CorpusError(

@@ -22,7 +22,7 @@ from qa.build import build_index
 from qa.config import Settings
 from qa.corpus import MAX_FRONT_MATTER_BYTES, read_corpus
 from qa.encoder import HashingEncoder, _remove_orphans
-from qa.errors import CorpusError, IndexCorrupt
+from qa.errors import BuildCancelled, CorpusError, IndexCorrupt
 from qa.index import check, file_records, load_index
 from qa.passages import WINDOW_CHARS, sentence_spans
 from qa.terms import _stemmer
@@ -471,3 +471,23 @@ def test_a_hostile_corpus_is_indexed_with_each_bad_file_named_once(tmp_path: Pat
     for name in named:
         assert (result.stdout + result.stderr).count(f"skipped {name}:") == 1, name
     assert "1 added" in result.stdout
+
+
+def test_files_deleted_while_the_corpus_is_read_are_left_out(built_settings: Settings, monkeypatch) -> None:
+    import qa.corpus
+
+    gone = built_settings.corpus_dir / "gone.md"
+    listed = qa.corpus.scan_corpus(built_settings.corpus_dir)
+    monkeypatch.setattr(qa.corpus, "scan_corpus", lambda folder: ([*listed[0], gone], listed[1]))
+    assert qa.corpus.corpus_fingerprint(built_settings.corpus_dir)  # no FileNotFoundError
+    assert [d.path for d in read_corpus(built_settings.corpus_dir).documents] == [p.name for p in listed[0]]
+    client = TestClient(create_app(built_settings, encoder=HashingEncoder()))
+    with client:
+        assert client.get("/readyz").status_code == 200
+
+
+def test_reading_the_corpus_stops_when_the_build_is_cancelled(built_settings: Settings) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(BuildCancelled):
+        read_corpus(built_settings.corpus_dir, cancel=cancel)
