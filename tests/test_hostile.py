@@ -35,6 +35,13 @@ def current(settings: Settings) -> Path:
     return (settings.index_dir / "current").resolve()
 
 
+def run_qa(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`qa ARGS` in a child process (as a user runs it), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "qa.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 # 1. The corpus folder is a boundary.
 
 
@@ -212,13 +219,7 @@ def test_check_finds_a_damaged_build(built_settings: Settings, how: str) -> None
         "QA_INDEX_DIR": str(built_settings.index_dir),
         "QA_CORPUS_DIR": str(built_settings.corpus_dir),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "qa.cli", "index", "--check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_qa(env, "index", "--check")
     assert result.returncode == 1 and name in result.stderr
 
 
@@ -455,17 +456,9 @@ def test_a_hostile_corpus_is_indexed_with_each_bad_file_named_once(tmp_path: Pat
         "QA_CORPUS_DIR": str(tmp_path / "corpus"),
         "QA_INDEX_DIR": str(tmp_path / "index"),
     }
-    strict = subprocess.run(
-        [sys.executable, "-m", "qa.cli", "index"], env=env, capture_output=True, text=True, timeout=120
-    )
+    strict = run_qa(env, "index")
     assert strict.returncode == 1 and "Traceback" not in strict.stderr and "--skip-invalid" in strict.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "qa.cli", "index", "--skip-invalid"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_qa(env, "index", "--skip-invalid")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     for name in named:
