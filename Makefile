@@ -51,9 +51,9 @@ eval: $(STAMP) ## Run the evaluation set and print the metrics
 	$(BIN)/qa index
 	$(BIN)/qa eval
 
-calibrate: $(STAMP) ## Fit the abstention thresholds (cross-validated across our question files) into the index
+calibrate: $(STAMP) ## Fit the answer rule (cross-validated across our question files and SQuAD's training side) into the index
 	$(BIN)/qa index
-	$(BIN)/qa calibrate
+	$(BIN)/qa calibrate $(if $(wildcard $(SQUAD_V1)),--squad-v1 $(SQUAD_V1))
 
 answer-model: $(STAMP) ## Train the reader on SQuAD's training side into build/reader (seeded, about 45 min on 2 cores)
 	$(BIN)/python -m qa.tools.train_reader $(SQUAD_V1) $(SQUAD_V2) --out build/reader
