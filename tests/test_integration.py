@@ -125,6 +125,37 @@ def test_evaluation_floors(article_settings: Settings, real_encoder, name: str) 
     assert not below, f"metrics below their floors: {below}"
 
 
+GIGACHAT = (
+    "Despite these challenges, Russia has made strides with indigenous technologies, such as the "
+    "Gigachat model developed by Sberbank and Yandex GPT, both of which were highlighted and upgraded "
+    "during the conference demonstrations."
+)
+
+
+def test_the_bundled_reader_tells_a_stated_answer_from_a_sentence_on_the_subject() -> None:
+    from qa.reader import load_reader
+
+    reader = load_reader("bundled")
+    assert reader is not None, "the reader's weights ship in qa/models/reader"
+    stated, unstated, elsewhere = reader.read(
+        "Who developed Gigachat?",
+        [
+            GIGACHAT,
+            "Russia’s new national AI task force, launched by President Vladimir Putin, aims to "
+            "coordinate generative AI development to ensure technological independence.",
+            "Honey bees live in colonies of up to 60,000 workers.",
+        ],
+    )
+    assert stated > 0.5 > unstated and unstated > elsewhere
+    (how_much,) = reader.read("How much did Sberbank spend developing Gigachat?", [GIGACHAT])
+    assert how_much < stated  # the same sentence does not state the sum
+
+
+def test_readiness_names_the_reader_and_its_rule(article_server: Server) -> None:
+    ready = httpx.get(article_server.url + "/readyz").json()
+    assert ready["reader"] and ready["answer_rule"] == "reader" and ready["calibration"] == "default"
+
+
 def test_onnx_runtime_gives_the_sentence_transformers_vectors(real_encoder) -> None:
     from qa.encoder import OnnxEncoder, load_encoder
 
