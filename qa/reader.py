@@ -51,9 +51,13 @@ class Reader:
 
     def read(self, question: str, sentences: list[str]) -> np.ndarray:
         """Probabilities in [0, 1], one per sentence."""
-        if not sentences:
+        return self.read_pairs([(question, s) for s in sentences])
+
+    def read_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """Probabilities in [0, 1], one per (question, sentence) pair, in one model call."""
+        if not pairs:
             return np.zeros(0, dtype=np.float32)
-        encodings = self._tokenizer.encode_batch([(question, s) for s in sentences])
+        encodings = self._tokenizer.encode_batch(pairs)
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
