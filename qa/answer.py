@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qa.answer_type import expected_type
+from qa.answer_type import asks_for_a_fact, expected_type
 from qa.index import LoadedIndex
 from qa.ranking import SIGNALS, Candidate, SentenceScore, score_sentences
 from qa.retrieve import Query, Scope
@@ -44,45 +44,27 @@ class Thresholds:
         return similarity >= self.similarity_needed(coverage) and coverage >= self.coverage and typed
 
 
-def reader_logit(probability: float | np.ndarray) -> float | np.ndarray:
-    """The reader's probability on the scale a linear model combines best (clipped: 0 and 1 are
-    certainties the int8 model never earns)."""
-    p = np.clip(probability, 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
-
-
 @dataclass(frozen=True)
 class ReaderRule:
-    """Answerability from all the evidence, when the reader is there: a logistic model of the
-    reader's probability (as a logit), the similarity and the coverage gives a confidence in 0-1;
-    the service answers when it reaches ``threshold`` and, for "how many" or "when" questions, a
-    sentence holds such a value. Fitted by `qa calibrate` (qa/evaluation/calibrate.py)."""
+    """The answer rule when the reader is there: the thresholds' rule, and, for a question asking
+    for a fact (``answer_type.asks_for_a_fact``), the reader's probability that the passage states
+    it at least ``reader``. Why, how and yes/no questions are left to the thresholds: the reader was
+    not trained on them and doubts their answers (docs/reader.md). Fitted by `qa calibrate`."""
 
-    reader: float  # weight of the reader's logit
     similarity: float
     coverage: float
-    bias: float
-    threshold: float
+    reader: float  # the least probability the reader must give a fact question's best sentence
     source: str = "default"
 
-    def confidences(self, reader: np.ndarray, similarity: np.ndarray, coverage: np.ndarray) -> np.ndarray:
-        """The confidence of many observations at once (`qa calibrate`); ``reader`` holds probabilities."""
-        z = (
-            self.reader * reader_logit(reader)
-            + self.similarity * similarity
-            + self.coverage * coverage
-            + self.bias
-        )
-        return 1.0 / (1.0 + np.exp(-z))
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.similarity, self.coverage, self.source)
 
-    def confidence(self, reader: float, similarity: float, coverage: float) -> float:
-        return float(self.confidences(np.array([reader]), np.array([similarity]), np.array([coverage]))[0])
-
-    def admit(self, reader: float, similarity: float, coverage: float, typed: bool) -> bool:
-        return typed and self.confidence(reader, similarity, coverage) >= self.threshold
+    def admit(self, similarity: float, coverage: float, typed: bool, factoid: bool, read: float) -> bool:
+        return self.thresholds.admit(similarity, coverage, typed) and (not factoid or read >= self.reader)
 
     def to_json(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if k != "source"}
+        return {"similarity": self.similarity, "coverage": self.coverage, "reader": self.reader}
 
 
 Rule = Thresholds | ReaderRule
@@ -158,7 +140,9 @@ def answer(
         sentence_scores = score_sentences(index, [top.position], query)[0]
     typed = holds_value(sentence_scores)
     readings = _read(index, query, top, sentence_scores, reader, read)
-    evidence = Evidence(similarity, coverage, typed, max(readings.values(), default=None))
+    evidence = Evidence(
+        similarity, coverage, typed, max(readings.values(), default=None), asks_for_a_fact(query.text)
+    )
     failed, reason = _decide(index, query, top, evidence, thresholds)
     answered = failed is None
     span: Span | None = None
@@ -191,6 +175,7 @@ def answer(
             "answer_coverage": max((s.coverage for s in sentence_scores), default=0.0),
             "answer_score": max((s.score for s in sentence_scores), default=0.0),
             "typed": 1.0 if typed else 0.0,
+            "factoid": 1.0 if evidence.factoid else 0.0,
             **({} if evidence.reader is None else {"reader": evidence.reader}),
             **_read_at_depths(readings),
         },
@@ -230,6 +215,7 @@ class Evidence:
     coverage: float  # rarity-weighted share of the question's content words found in the passage
     typed: bool  # a sentence about the question holds the kind of value asked for (or none is asked)
     reader: float | None  # the reader's best probability over the sentences it read (None: no reader)
+    factoid: bool = False  # the question asks for a fact (who, what, when, how many ...)
 
 
 def _read(
@@ -265,18 +251,25 @@ def _decide(
         return "no words", "the question has no content word to look for (only stop words or signs)"
     if top is None:
         return "nothing", "no passage in the corpus shares anything with the question"
-    if isinstance(rule, ReaderRule):
-        return _decide_read(query, evidence, rule)
-    thresholds = rule
+    thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
     similarity, coverage, typed = evidence.similarity, evidence.coverage, evidence.typed
     needed = thresholds.similarity_needed(coverage)
     if thresholds.admit(similarity, coverage, typed):
         lowered = ", lowered because the passage holds the question's key words"
-        return None, (
-            f"answered: the best passage has similarity {similarity:.2f} (threshold "
+        numbers = (
+            f"the best passage has similarity {similarity:.2f} (threshold "
             f"{needed:.2f}{lowered if needed < thresholds.similarity else ''}) and covers "
             f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
         )
+        if isinstance(rule, ReaderRule) and evidence.factoid:
+            read = evidence.reader or 0.0  # a passage with no sentence to read states nothing
+            verdict = (
+                f"the reader gives {read:.2f} that it states the fact asked for (threshold {rule.reader:.2f})"
+            )
+            if read < rule.reader:
+                return "reader", f"no passage in the corpus answers this: {numbers}, but {verdict}"
+            return None, f"answered: {numbers}, and {verdict}"
+        return None, f"answered: {numbers}"
     # Refused: say which condition of the rule failed first.
     if similarity < needed:
         return "similarity", (
@@ -298,21 +291,6 @@ def _no_value(query: Query) -> str:
         f"no passage in the corpus answers this: the question asks for a {expected_type(query.text)} "
         f"and the closest passage gives none"
     )
-
-
-def _decide_read(query: Query, evidence: Evidence, rule: ReaderRule) -> tuple[str | None, str]:
-    read = evidence.reader or 0.0  # a passage with no sentence to read states nothing
-    confidence = rule.confidence(read, evidence.similarity, evidence.coverage)
-    numbers = (
-        f"confidence {confidence:.2f} (threshold {rule.threshold:.2f}) from the reader's "
-        f"probability {read:.2f}, similarity {evidence.similarity:.2f} and coverage "
-        f"{evidence.coverage:.0%}"
-    )
-    if confidence < rule.threshold:
-        return "reader", f"no passage in the corpus answers this: {numbers}"
-    if not evidence.typed:
-        return "value", _no_value(query)
-    return None, f"answered: {numbers}"
 
 
 def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, failed: str) -> str:
@@ -428,20 +406,13 @@ def _explanation(
     answered: bool,
 ) -> dict[str, Any]:
     signal_names = [s.name for s in SIGNALS]
-    if isinstance(rule, ReaderRule):
-        read = evidence.reader or 0.0
-        decision = {
-            **rule.to_json(),
-            "rule": "reader",
-            "source": rule.source,
-            "confidence": round(rule.confidence(read, evidence.similarity, evidence.coverage), 4),
-        }
-    else:
-        decision = {
-            **asdict(rule),
-            "rule": "thresholds",
-            "similarity_needed": rule.similarity_needed(evidence.coverage),
-        }
+    thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
+    decision = {
+        **asdict(thresholds),
+        "rule": "reader" if isinstance(rule, ReaderRule) else "thresholds",
+        "similarity_needed": thresholds.similarity_needed(evidence.coverage),
+        "reader": rule.reader if isinstance(rule, ReaderRule) else None,
+    }
     return {
         "question_terms": query.terms,
         "unknown_terms": index.lexicon.unknown(query.terms),
@@ -469,6 +440,7 @@ def _explanation(
             "similarity": round(evidence.similarity, 4),
             "coverage": round(evidence.coverage, 4),
             "typed": evidence.typed,
+            "asks_for_a_fact": evidence.factoid,
             "reader": None if evidence.reader is None else round(evidence.reader, 4),
         },
         "thresholds": decision,

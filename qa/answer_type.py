@@ -51,3 +51,19 @@ def satisfies(answer_type: str | None, sentence: str, question: str) -> bool:
         found |= {m.group(0) for m in re.finditer(r"\d[\d,.]*", sentence)}
         asked |= {m.group(0) for m in re.finditer(r"\d[\d,.]*", question)}
     return bool(found - asked)
+
+
+# Questions that ask for a fact: a name, a thing, a place, a time, a quantity. The reader was trained
+# on such questions (SQuAD's are 78-88% of this form) and checks that the passage states the fact;
+# why, how and yes/no questions, whose answer is an explanation, it was not trained to judge.
+_FACT_QUESTION = re.compile(
+    r"^\W*(?:who|whom|whose|which|what|when|where|how (?:many|much|long|old|big|large|far|often)"
+    r"|(?:in|on|at|by|from|for|to) (?:what|which|whom)|name)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_a_fact(question: str) -> bool:
+    """The question asks for a fact the passage would state (who, what, which, when, where, how
+    many ...), not for an explanation (why, how) or a yes or no."""
+    return bool(_FACT_QUESTION.match(question))

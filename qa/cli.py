@@ -528,7 +528,8 @@ def calibrate(
         typer.echo(format_report(calibration))
         if default_out is not None and "reader_rule" in calibration:
             default_out.write_text(
-                json.dumps(calibration["reader_rule"]["rule"], indent=2) + "\n", encoding="utf-8"
+                json.dumps({"reader": calibration["reader_rule"]["threshold"]}, indent=2) + "\n",
+                encoding="utf-8",
             )
             typer.echo(f"reader rule written to {default_out}")
         if not dry_run:

@@ -26,7 +26,7 @@ from qa.errors import BuildCancelled, IndexMissing, QAError, ScopeEmpty
 from qa.index import LoadedIndex, calibration_for, load_index
 from qa.question import MAX_WORDS, prepare, rarity
 from qa.ranking import Candidate, Weights, rank, rank_pool
-from qa.reader import Reader, default_rule, load_reader
+from qa.reader import Reader, default_threshold, load_reader
 from qa.retrieve import Query, Scope
 from qa.shards import Fanout, LocalShards, merge
 from qa.terms import QueryWord, analyze_one, content_words, stems
@@ -48,19 +48,23 @@ def normalize_question(question: str) -> str:
 
 
 def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None = None) -> Rule:
-    """The answer rule: with the reader, the calibrated reader rule when the manifest holds one for
-    this model and reader, else the one shipped with the reader; without it, the calibrated
-    thresholds when the manifest holds some for this model, else the settings' defaults."""
+    """The answer rule: the calibrated thresholds when the manifest holds some for this model, else
+    the settings' defaults; with the reader, and its threshold (calibrated for this reader, else
+    the one shipped with it), the reader rule."""
     calibration = calibration_for(index.manifest, index.model)
-    if reader is not None:
-        stored = (calibration or {}).get("reader_rule")
-        if stored and stored.get("reader") == reader.name:
-            return ReaderRule(**stored["rule"], source="calibrated")
-        return default_rule(reader)
     if calibration:
         values = calibration["thresholds"]
-        return Thresholds(values["similarity"], values["coverage"], source="calibrated")
-    return Thresholds(settings.abstain_similarity, settings.abstain_coverage)
+        thresholds = Thresholds(values["similarity"], values["coverage"], source="calibrated")
+    else:
+        thresholds = Thresholds(settings.abstain_similarity, settings.abstain_coverage)
+    if reader is None:
+        return thresholds
+    stored = (calibration or {}).get("reader_rule")
+    if stored and stored.get("reader") == reader.name:
+        return ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated")
+    return ReaderRule(
+        thresholds.similarity, thresholds.coverage, default_threshold(reader), thresholds.source
+    )
 
 
 log = logging.getLogger(__name__)

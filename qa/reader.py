@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import ReaderRule
 from qa.errors import QAError
 
 log = logging.getLogger(__name__)
@@ -85,10 +84,11 @@ def load_reader(setting: str, threads: int = 0) -> Reader | None:
         return None
 
 
-def default_rule(reader: Reader) -> ReaderRule:
-    """The answer rule fitted for this reader when it was made (``rule.json`` beside its weights,
-    written by ``qa calibrate --store-default``); until one is fitted, an even weighting."""
+def default_threshold(reader: Reader) -> float:
+    """The reader threshold fitted for this reader when it was made (``rule.json`` beside its
+    weights, written by ``qa calibrate --squad-v1 ... --default-out``); 0 (the reader never refuses)
+    for a reader without one."""
     rule_file = reader.folder / "rule.json"
     if rule_file.is_file():
-        return ReaderRule(**json.loads(rule_file.read_text(encoding="utf-8")), source="default")
-    return ReaderRule(reader=1.0, similarity=0.0, coverage=0.0, bias=0.0, threshold=0.5, source="unfitted")
+        return float(json.loads(rule_file.read_text(encoding="utf-8"))["reader"])
+    return 0.0

@@ -18,7 +18,7 @@ from qa.engine import Engine, thresholds_for
 from qa.evaluation.calibrate import Observation, rates, search_reader_rule
 from qa.reader import load_reader
 
-RULE = {"reader": 1.0, "similarity": 0.0, "coverage": 0.0, "bias": 0.0, "threshold": 0.5}
+RULE = {"reader": 0.5}
 
 
 class FakeReader:
@@ -80,7 +80,7 @@ def test_the_answer_rule_follows_the_reader(built_settings: Settings, tmp_path: 
     assert isinstance(thresholds_for(engine.index, built_settings), Thresholds)
     reader = FakeReader(tmp_path / "r", 0.9)
     rule = thresholds_for(engine.index, built_settings, reader)
-    assert rule == ReaderRule(**RULE, source="default")
+    assert rule == ReaderRule(0.2, 0.5, 0.5, source="default")  # the settings' thresholds, rule.json's reader
 
 
 def test_a_missing_or_disabled_reader_is_none_and_said(
@@ -109,24 +109,30 @@ def test_what_is_asked_is_said_in_the_question_s_words(question: str, clause: st
     assert what_is_asked(question) == clause
 
 
-def observation(answerable: bool, reader: float, source: str, typed: bool = True) -> Observation:
-    return Observation(
-        answerable, "answerable" if answerable else "near_topic", 0.5, 0.5, typed, True, source, reader
-    )
+def observation(answerable: bool, reader: float, source: str, factoid: bool = True) -> Observation:
+    kind = "answerable" if answerable else "near_topic"
+    return Observation(answerable, kind, 0.5, 0.7, True, True, source, reader, factoid)
 
 
-def test_the_fitted_reader_rule_separates_by_the_reader_and_keeps_the_value_gate() -> None:
+def test_the_fitted_reader_threshold_separates_fact_questions_by_the_reader() -> None:
     obs = [observation(True, p, "a") for p in (0.7, 0.8, 0.9, 0.95)]
     obs += [observation(False, p, "a") for p in (0.02, 0.05, 0.1, 0.2)]
-    obs += [observation(True, 0.9, "b"), observation(False, 0.1, "b")]
-    rule, balanced = search_reader_rule(obs)
-    assert balanced == 1.0 and rule.reader > 0
-    assert rule.admit(0.9, 0.5, 0.5, True) and not rule.admit(0.05, 0.5, 0.5, True)
-    assert not rule.admit(0.9, 0.5, 0.5, typed=False)
+    obs += [
+        observation(True, 0.9, "b"),
+        observation(False, 0.1, "b"),
+        observation(True, 0.01, "b", factoid=False),
+    ]
+    thresholds = Thresholds(0.3, 0.5)
+    rule, balanced = search_reader_rule(obs, thresholds)
+    assert balanced == 1.0 and 0.2 <= rule.reader < 0.7
+    assert (rule.similarity, rule.coverage) == (0.3, 0.5)
+    assert rule.admit(0.5, 0.7, True, True, 0.9) and not rule.admit(0.5, 0.7, True, True, 0.05)
+    assert rule.admit(0.5, 0.7, True, False, 0.05)  # not a fact question: the thresholds decide
+    assert not rule.admit(0.1, 0.7, True, True, 0.9)  # the thresholds still apply
     figures = rates(obs, rule)
     assert figures["answered_answerable"] == 1.0 and figures["refused_near_topic"] == 1.0
-    without, _ = search_reader_rule(obs, drop=("reader",))
-    assert without.reader == 0.0
+    _, judging_everything = search_reader_rule(obs, thresholds, everything=True)
+    assert judging_everything < balanced  # the why-question, judged too, is refused or costs refusals
 
 
 ARTICLE = {

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, ReaderRule, Rule, Thresholds, reader_logit
+from qa.answer import FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, ReaderRule, Rule, Thresholds
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluation.evaluate import EvalItem, evidence_in
@@ -41,6 +41,7 @@ class Observation:
     correct: bool  # the top passage holds the evidence (answerable questions)
     source: str = ""
     reader: float | None = None  # the reader's best probability (None: no reader)
+    factoid: bool = False  # the question asks for a fact (who, what, when, how many ...)
 
 
 def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
@@ -59,6 +60,7 @@ def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Obs
                 correct,
                 source,
                 s.get("reader"),
+                s.get("factoid", 0.0) > 0,
             )
         )
     return observations
@@ -70,16 +72,18 @@ def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
         for name in ("answerable", "similarity", "coverage", "typed", "correct")
     }
     arrays["reader"] = np.array([o.reader or 0.0 for o in obs])
+    arrays["factoid"] = np.array([o.factoid for o in obs], dtype=bool)
     return arrays
 
 
 def admitted(obs: list[Observation], rule: Rule) -> np.ndarray:
     """The answer rule (``Thresholds.admit`` or ``ReaderRule.admit``) for each observation."""
+    thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
+    admitted = np.array([thresholds.admit(o.similarity, o.coverage, o.typed) for o in obs], dtype=bool)
     if isinstance(rule, ReaderRule):
         a = _arrays(obs)
-        confident = rule.confidences(a["reader"], a["similarity"], a["coverage"]) >= rule.threshold
-        return confident & a["typed"].astype(bool)
-    return np.array([rule.admit(o.similarity, o.coverage, o.typed) for o in obs], dtype=bool)
+        admitted &= ~a["factoid"] | (a["reader"] >= rule.reader)
+    return admitted
 
 
 def _admitted(a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray) -> np.ndarray:
@@ -144,54 +148,45 @@ def _source_weights(obs: list[Observation]) -> np.ndarray:
     return weights * len(obs) / weights.sum()
 
 
-READER_INPUTS = ("reader", "similarity", "coverage")
+READER_GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
 
 
-def search_reader_rule(obs: list[Observation], drop: tuple[str, ...] = ()) -> tuple[ReaderRule, float]:
-    """The reader rule fitted on ``obs``: a logistic regression of answerable on the reader's logit,
-    the similarity and the coverage (sources and classes weighted equally), then the confidence
-    threshold with the best weighted balanced accuracy (centre of the ties). ``drop`` leaves inputs
-    out (their weight 0), for the ablation."""
-    from sklearn.linear_model import LogisticRegression
-
+def search_reader_rule(
+    obs: list[Observation], thresholds: Thresholds, everything: bool = False
+) -> tuple[ReaderRule, float]:
+    """The reader threshold, on top of ``thresholds``, with the best balanced accuracy on ``obs``
+    (each source weighing the same, and within it answerable and unanswerable questions; centre of
+    the ties). ``everything``: the reader judges every question, not only fact questions (the
+    ablation)."""
     if not any(o.answerable for o in obs) or all(o.answerable for o in obs):
         raise QAError("calibration needs both answerable and unanswerable questions")
     a = _arrays(obs)
-    columns = {"reader": reader_logit(a["reader"]), "similarity": a["similarity"], "coverage": a["coverage"]}
-    kept = [name for name in READER_INPUTS if name not in drop]
-    features = np.column_stack([columns[name] for name in kept])
     labels = a["answerable"].astype(bool)
     weights = _source_weights(obs)
-    model = LogisticRegression(C=1.0).fit(features, labels, sample_weight=weights)
-    fitted = dict.fromkeys(READER_INPUTS, 0.0) | dict(zip(kept, model.coef_[0]))
-    w_reader, w_similarity, w_coverage = (fitted[name] for name in READER_INPUTS)
-    bias = model.intercept_[0]
-    confidence = model.predict_proba(features)[:, 1]
-    grid = np.round(np.arange(0.02, 0.99, 0.01), 2)
-    answered = (confidence[None, :] >= grid[:, None]) & a["typed"].astype(bool)
+    base = admitted(obs, thresholds)
+    judged = np.ones(len(obs), dtype=bool) if everything else a["factoid"]
+    answered = base[None, :] & (~judged[None, :] | (a["reader"][None, :] >= READER_GRID[:, None]))
     answered_rate = (answered & labels).astype(float) @ weights / max((weights * labels).sum(), 1e-9)
     refused_rate = (~answered & ~labels).astype(float) @ weights / max((weights * ~labels).sum(), 1e-9)
     scores = (answered_rate + refused_rate) / 2
     best = float(scores.max())
     ties = np.flatnonzero(scores >= best - 1e-9)
-    threshold = float(grid[ties[len(ties) // 2]])
-    rule = ReaderRule(
-        round(float(w_reader), 4),
-        round(float(w_similarity), 4),
-        round(float(w_coverage), 4),
-        round(float(bias), 4),
-        threshold,
-        "calibrated",
-    )
-    return rule, best
+    reader = float(READER_GRID[ties[len(ties) // 2]])
+    return ReaderRule(thresholds.similarity, thresholds.coverage, reader, "calibrated"), best
 
 
-def cross_validate(by_source: dict[str, list[Observation]], reader: bool = False) -> list[dict[str, Any]]:
-    """Leave one source out: fit on the others, report on it."""
+def cross_validate(
+    by_source: dict[str, list[Observation]], reader_over: dict[str, list[Observation]] | None = None
+) -> list[dict[str, Any]]:
+    """Leave one source out: fit on the others, report on it. With ``reader_over`` (more sources
+    the reader threshold is fitted on, never reported here), the reader rule."""
     rows = []
     for held_out, observations in by_source.items():
         training = [o for name, obs in by_source.items() if name != held_out for o in obs]
-        thresholds: Rule = search_reader_rule(training)[0] if reader else search(training)[0]
+        thresholds: Rule = search(training)[0]
+        if reader_over is not None:
+            extra = [o for obs in reader_over.values() for o in obs]
+            thresholds = search_reader_rule(training + extra, thresholds)[0]
         rows.append(
             {
                 "source": held_out,
@@ -242,17 +237,16 @@ def fit(
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if engine.reader is not None:
-        read_sources = {**by_source, **(observed or {})}
-        pooled = [o for obs in read_sources.values() for o in obs]
-        rule, rule_best = search_reader_rule(pooled)
+        pooled = everything + [o for obs in (observed or {}).values() for o in obs]
+        rule, rule_best = search_reader_rule(pooled, thresholds)
         calibration["reader_rule"] = {
             "reader": engine.reader.name,
-            "rule": rule.to_json(),
+            "threshold": rule.reader,
             "balanced_accuracy": round(rule_best, 4),
-            "sources": list(read_sources),
+            "sources": [*by_source, *(observed or {})],
             "questions": len(pooled),
             "fitted": {k: round(v, 4) for k, v in rates(pooled, rule).items()},
-            "cross_validation": cross_validate(read_sources, reader=True) if len(read_sources) > 1 else [],
+            "cross_validation": cross_validate(by_source, observed or {}) if len(by_source) > 1 else [],
             "validation": _validated(validation_obs, rule),
         }
     return calibration
@@ -317,18 +311,19 @@ def format_report(calibration: dict[str, Any]) -> str:
         )
     read = calibration.get("reader_rule")
     if read:
-        r = read["rule"]
         lines += [
             "",
-            f"reader rule ({read['reader']}), the service's answer rule while the reader is loaded: fitted on "
-            f"{read['questions']} questions ({', '.join(read['sources'])})",
-            f"confidence = sigmoid({r['reader']:.3f} x reader logit + {r['similarity']:.3f} x similarity + "
-            f"{r['coverage']:.3f} x coverage + {r['bias']:.3f}) >= {r['threshold']:.2f} "
-            f"(weighted balanced accuracy {read['balanced_accuracy']:.3f})",
+            f"reader rule ({read['reader']}), the answer rule while the reader is loaded: the thresholds above "
+            f"and, for a question asking for a fact, the reader's probability >= {read['threshold']:.2f}",
+            f"(fitted on {read['questions']} questions: {', '.join(read['sources'])}; weighted balanced "
+            f"accuracy {read['balanced_accuracy']:.3f})",
             "",
         ]
         if read["cross_validation"]:
-            lines += ["held out (fitted on the other sources, figures on this one):", header]
+            lines += [
+                "held out (thresholds and reader fitted on the other sources, figures on this one):",
+                header,
+            ]
             lines += [row(x["source"], x) for x in read["cross_validation"]]
             lines.append("")
         if read["validation"]:
@@ -352,6 +347,7 @@ def removed_observations(rows: list[Any], source: str = "squad-train") -> list[O
             correct=r.ranked,
             source=source,
             reader=r.signals.get("reader"),
+            factoid=r.signals.get("factoid", 0.0) > 0,
         )
         for r in rows
     ]

@@ -1,6 +1,6 @@
-"""What each input of the answer decision adds, and what reading more sentences buys: the reader
-rule refitted with one input left out, or on the reader's best over the first 1, 3 or 5 sentences,
-beside the thresholds rule without the reader; each reported on what it was not fitted on.
+"""What the reader adds to the answer rule, and what reading more sentences buys: the thresholds
+alone; with the reader judging fact questions (the service) or every question; on the reader's
+best over the first 1, 3 or 5 sentences; each reported on what it was not fitted on.
 
 Fitted on SQuAD's training side (``qa bench removed --articles train``) and our two question files;
 reported on SQuAD's held-out articles (answer present: answered and right; answer removed: refused),
@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qa.answer_type import asks_for_a_fact
 from qa.bench.removed import run_removed, squad_v2_beside
 from qa.cli import load_engine
 from qa.config import Settings
@@ -29,16 +30,14 @@ from qa.evaluation.calibrate import (
     search_reader_rule,
 )
 from qa.evaluation.evaluate import evidence_in, load_eval_set
+from qa.question import strip_document_phrases
 
-# name -> (inputs left out, sentences read)
-VARIANTS: dict[str, tuple[tuple[str, ...], int]] = {
-    "reader (3 sentences) + similarity + coverage": ((), 3),
-    "- reader (similarity + coverage, logistic)": (("reader",), 3),
-    "- similarity": (("similarity",), 3),
-    "- coverage": (("coverage",), 3),
-    "reader alone": (("similarity", "coverage"), 3),
-    "reading 1 sentence": ((), 1),
-    "reading 5 sentences": ((), 5),
+# name -> (sentences read, the reader judges every question rather than fact questions only)
+VARIANTS: dict[str, tuple[int, bool]] = {
+    "thresholds + reader on fact questions, 3 sentences (the service)": (3, False),
+    "thresholds + reader on every question": (3, True),
+    "reading 1 sentence": (1, False),
+    "reading 5 sentences": (5, False),
 }
 REPORTED = ["squad-held-out", *FIT_SETS, *VALIDATION_SETS]
 
@@ -57,12 +56,28 @@ def collect(squad_v1: Path, every: int, settings: Settings) -> list[dict[str, An
         )
         for r in report["rows"]:
             kind = "removed" if r.removed else "answerable"
-            rows.append({"source": f"squad-{side}", "kind": kind, "correct": r.ranked, "signals": r.signals})
+            rows.append(
+                {
+                    "source": f"squad-{side}",
+                    "question": r.question,
+                    "kind": kind,
+                    "correct": r.ranked,
+                    "signals": r.signals,
+                }
+            )
     for name in (*FIT_SETS, *VALIDATION_SETS):
         for item in load_eval_set(settings.eval_dir / name):
             result = engine.ask(item.question, 1, use_cache=False)
             correct = bool(result.ranking) and evidence_in(result.ranking[0].text, item.evidence)
-            rows.append({"source": name, "kind": item.kind, "correct": correct, "signals": result.signals})
+            rows.append(
+                {
+                    "source": name,
+                    "question": item.question,
+                    "kind": item.kind,
+                    "correct": correct,
+                    "signals": result.signals,
+                }
+            )
     return rows
 
 
@@ -80,6 +95,7 @@ def observations(rows: list[dict[str, Any]], depth: int) -> dict[str, list[Obser
                 correct=row["correct"],
                 source=row["source"],
                 reader=s.get(f"reader@{depth}", 0.0),
+                factoid=asks_for_a_fact(strip_document_phrases(row["question"])),
             )
         )
     return by_source
@@ -111,29 +127,27 @@ def main(argv: list[str] | None = None) -> None:
         if args.cache:
             args.cache.write_text(json.dumps(rows), encoding="utf-8")
     fitting = ["squad-train", *FIT_SETS]
+    sources = observations(rows, 3)
     if args.write_rule:
-        sources = observations(rows, 3)
-        rule, balanced = search_reader_rule([o for s in fitting for o in sources[s]])
-        args.write_rule.write_text(json.dumps(rule.to_json(), indent=2) + "\n", encoding="utf-8")
+        thresholds, _ = search([o for s in FIT_SETS for o in sources[s]])
+        rule, balanced = search_reader_rule([o for s in fitting for o in sources[s]], thresholds)
+        args.write_rule.write_text(json.dumps({"reader": rule.reader}, indent=2) + "\n", encoding="utf-8")
         print(
-            f"rule fitted on {', '.join(fitting)} (weighted balanced accuracy {balanced:.3f}): {rule.to_json()}"
+            f"reader threshold fitted on {', '.join(fitting)}: {rule.reader} (balanced accuracy {balanced:.3f})"
         )
     print(
         "| variant | reported on | hit@1 | answered | refused removed / near-topic | refused off-topic | balanced |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, (left_out, depth) in VARIANTS.items():
-        sources = observations(rows, depth)
-        for held in REPORTED:
-            training = [o for s in fitting if s != held for o in sources[s]]
-            rule, _ = search_reader_rule(training, drop=left_out)
-            label = held + (" (cross-validated)" if held in FIT_SETS else "")
-            print(_row(name, label, rates(sources[held], rule)))
-    sources = observations(rows, 3)
     for held in REPORTED:
-        thresholds, _ = search([o for s in FIT_SETS if s != held for o in sources[s]])
         label = held + (" (cross-validated)" if held in FIT_SETS else "")
-        print(_row("thresholds, no reader (fitted on our files)", label, rates(sources[held], thresholds)))
+        thresholds, _ = search([o for s in FIT_SETS if s != held for o in sources[s]])
+        print(_row("thresholds alone (no reader)", label, rates(sources[held], thresholds)))
+        for name, (depth, everything) in VARIANTS.items():
+            read = observations(rows, depth)
+            training = [o for s in fitting if s != held for o in read[s]]
+            rule, _ = search_reader_rule(training, thresholds, everything=everything)
+            print(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(read[held], rule)))
 
 
 if __name__ == "__main__":
