@@ -18,19 +18,19 @@ pytestmark = pytest.mark.slow
 # and the ones written by someone else in their own words (validation only: nothing is fitted on them).
 FLOORS = {
     "questions.jsonl": {
-        "hit@1": 0.86,
-        "hit@3": 0.95,
-        "mrr": 0.91,
-        "answer_sentence_hit": 0.84,
-        "answered_rate": 0.97,
-        "abstention_rate": 0.73,
+        "hit@1": 0.80,
+        "hit@3": 0.87,
+        "mrr": 0.90,
+        "answer_sentence_hit": 0.79,
+        "answered_rate": 0.88,
+        "abstention_rate": 0.92,
     },
     "paraphrase_questions.jsonl": {
-        "hit@1": 0.59,
-        "hit@3": 0.71,
-        "answer_sentence_hit": 0.54,
-        "answered_rate": 0.76,
-        "abstention_rate": 0.75,
+        "hit@1": 0.52,
+        "hit@3": 0.61,
+        "answer_sentence_hit": 0.47,
+        "answered_rate": 0.64,
+        "abstention_rate": 0.85,
     },
 }
 
