@@ -271,12 +271,12 @@ def format_report(calibration: dict[str, Any]) -> str:
         off = r.get("refused_off_topic")
         return (
             f"  {label:<30}{r['right']:>7.3f}{r['answered_answerable']:>10.3f}"
-            f"{'–' if near is None else f'{near:.3f}':>13}{'–' if off is None else f'{off:.3f}':>12}"
+            f"{'–' if near is None else f'{near:.3f}':>14}{'–' if off is None else f'{off:.3f}':>12}"
             f"{r['balanced_accuracy']:>10.3f}"
         )
 
     t = calibration["thresholds"]
-    header = f"  {'':<30}{'hit@1':>7}{'answered':>10}{'refused near*':>13}{'refused off':>12}{'balanced':>10}"
+    header = f"  {'':<30}{'hit@1':>7}{'answered':>10}{'refused near*':>14}{'refused off':>12}{'balanced':>10}"
     lines = [
         "(* near-topic questions; for SQuAD, questions asked with their answer sentences removed)",
         f"fitted on {calibration['questions']} questions ({', '.join(calibration['sources'])}) "
