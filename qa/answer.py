@@ -129,9 +129,12 @@ def answer(
     scope: Scope | None = None,
     reader: Reader | None = None,
     read: int = 3,
+    read_all: bool = False,
 ) -> Result:
     """Pick the answer span inside the best passage, or refuse when the evidence is too weak.
-    ``reader`` reads the question with the ``read`` best sentences of that passage."""
+    ``reader`` reads the question with the ``read`` best sentences of that passage when its verdict
+    decides: a fact question the thresholds admit (``read_all`` or ``explain``: every question, to
+    measure or show it)."""
     top = ranked[0] if ranked else None
     coverage = passage_coverage(index, query, top.position) if top else 0.0
     similarity = top.similarity if top else 0.0
@@ -139,10 +142,17 @@ def answer(
     if top is not None:
         sentence_scores = score_sentences(index, [top.position], query)[0]
     typed = holds_value(sentence_scores)
-    readings = _read(index, query, top, sentence_scores, reader, read)
-    evidence = Evidence(
-        similarity, coverage, typed, max(readings.values(), default=None), asks_for_a_fact(query.text)
+    factoid = asks_for_a_fact(query.text)
+    # The reader costs more than the rest of a question: it reads only when its verdict can decide.
+    decides = (
+        isinstance(thresholds, ReaderRule)
+        and factoid
+        and thresholds.thresholds.admit(similarity, coverage, typed)
     )
+    readings = (
+        _read(index, query, top, sentence_scores, reader, read) if decides or read_all or explain else {}
+    )
+    evidence = Evidence(similarity, coverage, typed, max(readings.values(), default=None), factoid)
     failed, reason = _decide(index, query, top, evidence, thresholds)
     answered = failed is None
     span: Span | None = None

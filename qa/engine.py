@@ -186,9 +186,11 @@ class Engine:
         explain: bool = False,
         weights: Weights | None = None,
         scope: Scope | None = None,
+        read_all: bool = False,
     ) -> Result:
         """Rank and answer (or refuse) one encoded question within ``scope`` (the whole corpus when
-        None); ``weights`` other than the settings' are for ablations and baselines."""
+        None); ``weights`` other than the settings' are for ablations and baselines; ``read_all``:
+        the reader reads every question, not only those its verdict decides (to calibrate it)."""
         weights = weights or self.weights
         allowed = None
         if scope is not None:
@@ -216,6 +218,7 @@ class Engine:
             scope=scope,
             reader=self.reader,
             read=self.settings.reader_sentences,
+            read_all=read_all,
         )
 
     def _rank_shards(
@@ -240,11 +243,14 @@ class Engine:
         weights: Weights | None = None,
         use_cache: bool = True,
         scope: Scope | None = None,
+        read_all: bool = False,
     ) -> Result:
         index = self.index  # one index version for the whole question
         asked = normalize_question(question)
         key = (asked.casefold(), top_k, index.fingerprint, scope)
-        cacheable = use_cache and self.settings.cache_size > 0 and not explain and weights is None
+        cacheable = (
+            use_cache and self.settings.cache_size > 0 and not explain and weights is None and not read_all
+        )
         if cacheable:
             with self._cache_lock:
                 cached = self._cache.get(key)

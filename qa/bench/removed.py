@@ -151,7 +151,7 @@ def ask_article(
 
 def _asked(engine: Engine, article: dict[str, Any], qa: dict[str, Any], removed: bool) -> Asked:
     answers = gold_answers(qa)
-    result = engine.ask(qa["question"], 3, use_cache=False)
+    result = engine.ask(qa["question"], 3, use_cache=False, read_all=True)  # the reader's signals recorded
     first = result.ranking[0].text if result.ranking else ""
     asked = Asked(article["title"], qa["question"], answers, removed, answered=result.answered)
     asked.ranked = any(a in _squash(first) for a in answers)

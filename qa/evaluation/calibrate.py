@@ -47,7 +47,7 @@ class Observation:
 def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
     observations = []
     for item in items:
-        result = engine.ask(item.question, 1, use_cache=False)
+        result = engine.ask(item.question, 1, use_cache=False, read_all=True)
         s = result.signals
         correct = bool(result.ranking) and evidence_in(result.ranking[0].text, item.evidence)
         observations.append(

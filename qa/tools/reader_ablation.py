@@ -67,7 +67,7 @@ def collect(squad_v1: Path, every: int, settings: Settings) -> list[dict[str, An
             )
     for name in (*FIT_SETS, *VALIDATION_SETS):
         for item in load_eval_set(settings.eval_dir / name):
-            result = engine.ask(item.question, 1, use_cache=False)
+            result = engine.ask(item.question, 1, use_cache=False, read_all=True)
             correct = bool(result.ranking) and evidence_in(result.ranking[0].text, item.evidence)
             rows.append(
                 {
