@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     # The reader (qa/reader.py): "bundled" (the weights shipped in qa/models/reader), a folder holding
     # model.onnx and tokenizer.json, or "off" (the similarity/coverage thresholds alone decide).
     reader: str = "bundled"
-    # How many of the best passage's sentences it reads (docs/reader.md gives quality against cost).
-    reader_sentences: int = Field(default=3, ge=1, le=20)
+    # How many of the best passage's sentences it reads: its best one, by default. Reading 3 or 5
+    # gave the same balanced accuracy at three times the cost (docs/reader.md, README "Evaluation").
+    reader_sentences: int = Field(default=1, ge=1, le=20)
 
     # Service.
     host: str = "127.0.0.1"

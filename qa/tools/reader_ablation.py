@@ -34,9 +34,9 @@ from qa.question import strip_document_phrases
 
 # name -> (sentences read, the reader judges every question rather than fact questions only)
 VARIANTS: dict[str, tuple[int, bool]] = {
-    "thresholds + reader on fact questions, 3 sentences (the service)": (3, False),
-    "thresholds + reader on every question": (3, True),
-    "reading 1 sentence": (1, False),
+    "thresholds + reader on fact questions, 1 sentence (the service)": (1, False),
+    "thresholds + reader on every question": (1, True),
+    "reading 3 sentences": (3, False),
     "reading 5 sentences": (5, False),
 }
 REPORTED = ["squad-held-out", *FIT_SETS, *VALIDATION_SETS]
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.cache:
             args.cache.write_text(json.dumps(rows), encoding="utf-8")
     fitting = ["squad-train", *FIT_SETS]
-    sources = observations(rows, 3)
+    sources = observations(rows, Settings().reader_sentences)
     if args.write_rule:
         thresholds, _ = search([o for s in FIT_SETS for o in sources[s]])
         rule, balanced = search_reader_rule([o for s in fitting for o in sources[s]], thresholds)
