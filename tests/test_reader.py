@@ -160,3 +160,45 @@ def test_the_removed_document_lacks_exactly_the_answer_sentences() -> None:
     assert "2,000" not in text
     assert "Honey bees live in colonies. Workers gather nectar.\n\nBees dance" in text
     assert ArticleSentence(0, 0, 5, "a  2,000\nx").holds(["2,000 x"])  # spaces squashed as SQuAD's answers
+
+
+def test_the_removed_benchmark_asks_whole_then_without_the_answers(tmp_path: Path) -> None:
+    from qa.bench.removed import run_removed, table
+
+    held_out = {
+        "title": "Bees",
+        "paragraphs": [
+            {
+                "context": "Honey bees live in colonies. The queen lays 2,000 eggs a day. Workers gather nectar.",
+                "qas": [
+                    {
+                        "question": "How many eggs does the queen lay?",
+                        "answers": [{"text": "2,000", "answer_start": 44}],
+                    },
+                    {
+                        "question": "What do workers gather?",
+                        "answers": [{"text": "nectar", "answer_start": 77}],
+                    },
+                    {
+                        "question": "Where do bees live?",
+                        "answers": [{"text": "colonies", "answer_start": 19}],
+                    },
+                ],
+            },
+            {"context": "Bees dance to show where flowers are. Big colonies split in spring.", "qas": []},
+        ],
+    }
+    trained = {"title": "Trains", "paragraphs": [{"context": "Trains run on rails.", "qas": []}]}
+    v1, v2 = tmp_path / "v1.json", tmp_path / "v2.json"
+    v1.write_text(json.dumps({"data": [trained, held_out]}), encoding="utf-8")
+    v2.write_text(json.dumps({"data": [trained]}), encoding="utf-8")
+    settings = Settings(model="hashing", reader="off", onnx_dir=tmp_path / "models")
+    report = run_removed(v1, v2, every=1, group=2, settings=settings)
+    figures = report["all"]
+    assert list(report["per_article"]) == ["Bees"]  # the training side is not reported
+    assert figures["present"] == 3
+    assert figures["removed"] == 3  # every sentence holding an answer goes, "Big colonies split" too
+    removed = [r for r in report["rows"] if r.removed]
+    assert all(not any(a in r.answer_text for a in r.answers) for r in removed)
+    assert 0.0 <= figures["refused_removed"] <= 1.0 and figures["answered"] > 0
+    assert "| Bees | 3 |" in table({k: v for k, v in report.items() if k != "rows"})
