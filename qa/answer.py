@@ -128,7 +128,7 @@ def answer(
     explain: bool = False,
     scope: Scope | None = None,
     reader: Reader | None = None,
-    read: int = 3,
+    read: int = 1,
     read_all: bool = False,
 ) -> Result:
     """Pick the answer span inside the best passage, or refuse when the evidence is too weak.

@@ -26,7 +26,7 @@ from qa.errors import BuildCancelled, IndexMissing, QAError, ScopeEmpty
 from qa.index import LoadedIndex, calibration_for, load_index
 from qa.question import MAX_WORDS, prepare, rarity
 from qa.ranking import Candidate, Weights, rank, rank_pool
-from qa.reader import Reader, default_threshold, load_reader
+from qa.reader import Reader, load_reader
 from qa.retrieve import Query, Scope
 from qa.shards import Fanout, LocalShards, merge
 from qa.terms import QueryWord, analyze_one, content_words, stems
@@ -62,9 +62,7 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
     stored = (calibration or {}).get("reader_rule")
     if stored and stored.get("reader") == reader.name:
         return ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated")
-    return ReaderRule(
-        thresholds.similarity, thresholds.coverage, default_threshold(reader), thresholds.source
-    )
+    return ReaderRule(thresholds.similarity, thresholds.coverage, reader.default_threshold, thresholds.source)
 
 
 log = logging.getLogger(__name__)

@@ -47,6 +47,12 @@ class Reader:
         self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self.folder = folder
         self.name = f"{folder.name}-{model.stat().st_size}"
+        # The reader threshold fitted for this reader when it was made (``rule.json``, written by
+        # ``qa calibrate --squad-v1 ... --default-out``); 0 (it never refuses) for one without.
+        rule_file = folder / "rule.json"
+        self.default_threshold = (
+            float(json.loads(rule_file.read_text(encoding="utf-8"))["reader"]) if rule_file.is_file() else 0.0
+        )
 
     def read(self, question: str, sentences: list[str]) -> np.ndarray:
         """Probabilities in [0, 1], one per sentence."""
@@ -82,13 +88,3 @@ def load_reader(setting: str, threads: int = 0) -> Reader | None:
     except QAError as error:
         log.warning("%s; answering without the reader", error)
         return None
-
-
-def default_threshold(reader: Reader) -> float:
-    """The reader threshold fitted for this reader when it was made (``rule.json`` beside its
-    weights, written by ``qa calibrate --squad-v1 ... --default-out``); 0 (the reader never refuses)
-    for a reader without one."""
-    rule_file = reader.folder / "rule.json"
-    if rule_file.is_file():
-        return float(json.loads(rule_file.read_text(encoding="utf-8"))["reader"])
-    return 0.0

@@ -137,6 +137,7 @@ def test_the_bundled_reader_tells_a_stated_answer_from_a_sentence_on_the_subject
 
     reader = load_reader("bundled")
     assert reader is not None, "the reader's weights ship in qa/models/reader"
+    assert reader.default_threshold > 0  # and the threshold fitted for it, rule.json
     stated, unstated, elsewhere = reader.read(
         "Who developed Gigachat?",
         [

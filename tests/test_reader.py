@@ -25,9 +25,8 @@ class FakeReader:
     """Says every sentence states the answer with one probability; records what it was given."""
 
     def __init__(self, folder: Path, probability: float) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "rule.json").write_text(json.dumps(RULE), encoding="utf-8")
         self.folder = folder
+        self.default_threshold = RULE["reader"]
         self.name = "fake-reader"
         self.probability = probability
         self.calls: list[tuple[str, list[str]]] = []
