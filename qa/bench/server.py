@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``qa serve`` on 127.0.0.1 for ``settings``' corpus, index and model; its output goes to
+    """``qa serve`` on 127.0.0.1 for ``settings``' corpus, index, model and reader; its output goes to
     ``log`` (default: a file in the temporary folder, never the working tree). ``env`` adds to the
     environment, ``args`` to the command line."""
 
@@ -47,6 +47,7 @@ class ServerProcess:
             "QA_CORPUS_DIR": str(settings.corpus_dir),
             "QA_INDEX_DIR": str(settings.index_dir),
             "QA_MODEL": settings.model,
+            "QA_READER": settings.reader,
             "QA_ONNX_DIR": str(settings.onnx_export_dir),
             "HF_HUB_OFFLINE": "1",
             **(env or {}),
