@@ -121,7 +121,9 @@ def test_health_ready_and_headers(client: TestClient, built_settings: Settings) 
     import time
 
     time.sleep(2.1)  # readiness caches the corpus check for two seconds
-    assert client.get("/readyz").json()["stale"] is True
+    stale = client.get("/readyz").json()
+    assert stale["stale"] is True and "qa index" in stale["stale_fix"]
+    assert str(built_settings.corpus_dir) not in stale["stale_fix"]  # no server path to any client
 
 
 def test_answers_and_state_are_not_cached_by_browsers_or_proxies(client: TestClient) -> None:
@@ -155,6 +157,7 @@ def test_no_index_is_503_naming_the_command(small_settings: Settings) -> None:
     with TestClient(create_app(small_settings, encoder=HashingEncoder())) as client:
         response = client.post("/ask", json={"question": "bees?"})
         assert response.status_code == 503 and "qa index" in response.json()["detail"]
+        assert str(small_settings.index_dir) not in response.text  # no server path to any client
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
 

@@ -130,6 +130,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QAError)
     async def domain_error(request: Request, error: QAError) -> JSONResponse:
         status = next((code for kind, code in statuses.items() if isinstance(error, kind)), 500)
+        if isinstance(error, IndexMissing):  # its message names the folder: not for any client
+            return JSONResponse(
+                {"detail": "no index is loaded yet; build it with `qa index`"}, status_code=503
+            )
         return JSONResponse({"detail": str(error)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -68,11 +68,12 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
 
 def _fix(settings: Settings) -> str:
     """What brings the index up to date: this server follows the index folder, so a build beside it
-    is picked up within a second."""
+    is picked up within a second. The folders are named by their settings, not their paths: the
+    server's file system is not an anonymous client's business."""
     admin = " or POST /admin/reindex" if settings.admin_token else ""
     return (
-        f"run `qa index --corpus {settings.corpus_dir} --index {settings.index_dir}`{admin}; "
-        "this server loads the new build by itself"
+        "run `qa index` on this server's corpus and index folders (QA_CORPUS_DIR, QA_INDEX_DIR)"
+        f"{admin}; this server loads the new build by itself"
     )
 
 
