@@ -6,6 +6,9 @@ Fitted on SQuAD's training side (``qa bench removed --articles train``) and our 
 reported on SQuAD's held-out articles (answer present: answered and right; answer removed: refused),
 on each of our files by cross-validation (fitted on the other sources), and on the validation file
 (never fitted on). Questions are asked once, reading 5 sentences; each variant only refits the rule.
+The reader's int8 model scales its activations by the whole batch it is given, so a sentence read
+among five gets a slightly different probability than read alone, as the service reads it: the
+thresholds fitted here compare variants; `qa calibrate --squad-v1` fits the service's.
 
     python -m qa.tools.reader_ablation SQUAD_V1 [--every N] [--cache FILE]
 """
@@ -114,11 +117,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("squad_v1", type=Path)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--cache", type=Path, help="the questions' signals are kept here and reused")
-    parser.add_argument(
-        "--write-rule",
-        type=Path,
-        help="write the rule fitted on every fitting source here (as `qa calibrate --squad-v1` fits it)",
-    )
     args = parser.parse_args(argv)
     if args.cache and args.cache.is_file():
         rows = json.loads(args.cache.read_text(encoding="utf-8"))
@@ -128,13 +126,6 @@ def main(argv: list[str] | None = None) -> None:
             args.cache.write_text(json.dumps(rows), encoding="utf-8")
     fitting = ["squad-train", *FIT_SETS]
     sources = observations(rows, Settings().reader_sentences)
-    if args.write_rule:
-        thresholds, _ = search([o for s in FIT_SETS for o in sources[s]])
-        rule, balanced = search_reader_rule([o for s in fitting for o in sources[s]], thresholds)
-        args.write_rule.write_text(json.dumps({"reader": rule.reader}, indent=2) + "\n", encoding="utf-8")
-        print(
-            f"reader threshold fitted on {', '.join(fitting)}: {rule.reader} (balanced accuracy {balanced:.3f})"
-        )
     print(
         "| variant | reported on | hit@1 | answered | refused removed / near-topic | refused off-topic | balanced |"
     )
