@@ -194,7 +194,7 @@ def _parse(path: Path, corpus_dir: Path, raw: bytes, seen: dict[str, str]) -> Do
         document = read_document(path, corpus_dir, raw)
     except CorpusError:
         raise
-    except (Exception, RecursionError) as error:
+    except Exception as error:  # RecursionError (deep nesting) included
         detail = str(error).splitlines()[0][:200] if str(error) else ""
         raise CorpusError(
             path, f"cannot be read: {type(error).__name__}{': ' + detail if detail else ''}"

@@ -110,7 +110,6 @@ class Asked:
     ranked: bool = False  # the first passage of the ranking holds a gold answer, answered or not
     sentence: bool = False  # the answer span holds a gold answer
     answer_text: str = ""
-    reason: str = ""
     signals: dict[str, float] | None = None
 
 
@@ -119,9 +118,7 @@ def questions_of(article: dict[str, Any], every: int) -> list[dict[str, Any]]:
     return items[::every]
 
 
-def ask_article(
-    engine: Engine, root: Path, article: dict[str, Any], every: int, group: int, seed: int
-) -> list[Asked]:
+def ask_article(engine: Engine, article: dict[str, Any], every: int, group: int, seed: int) -> list[Asked]:
     """Ask one article's questions (every ``every``-th) whole and, in groups, with answers removed."""
     settings = engine.settings
     sentences = article_sentences(article)
@@ -159,7 +156,6 @@ def _asked(engine: Engine, article: dict[str, Any], qa: dict[str, Any], removed:
     if result.answer is not None:
         asked.answer_text = result.answer.text
         asked.sentence = any(a in _squash(result.answer.text) for a in answers)
-    asked.reason = result.reason or ""
     asked.signals = dict(result.signals)
     return asked
 
@@ -214,7 +210,7 @@ def run_removed(
         rows: list[Asked] = []
         per_article = {}
         for article in chosen:
-            asked = ask_article(engine, root, article, every, group, seed)
+            asked = ask_article(engine, article, every, group, seed)
             rows.extend(asked)
             per_article[article["title"]] = summarise(asked)
     examples = [
