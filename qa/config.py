@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     access_log: bool = True  # one JSON line per request on stderr
     max_body_bytes: int = 16 * 1024
+    # A request body must arrive within this: a client sending a byte now and then is cut off (408).
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
     cache_size: int = 1024  # answers kept per index version; 0 turns the cache off
     batch_requests: bool = True  # merge concurrent questions into one encoder call
     admin_token: str | None = None

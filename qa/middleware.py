@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -121,18 +123,36 @@ class RateLimiter:
             return (1.0 - tokens) / rate
 
 
+class BodyTimeout(HTTPException):
+    """The request body did not arrive in time (FastAPI passes an HTTPException raised while it reads
+    the body on to the app's handler: a JSON 408)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body did not arrive within {seconds:g} s")
+
+
 class Observe:
     """Pure ASGI middleware: request id, security headers, metrics, one JSON log line, a JSON 413 for
-    an announced oversized body, and a 500 without internals for any unexpected error. (The rate
-    limit is a dependency of the question routes: qa/api/deps.py.)"""
+    an announced oversized body, a JSON 408 for a body slower than ``body_seconds``, and a 500
+    without internals for any unexpected error. (The rate limit is a dependency of the question
+    routes: qa/api/deps.py.)
+
+    The body deadline frees what a slow client holds: under Ray Serve a request being received
+    occupies one of its replica's request slots."""
 
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, routes: Callable[[], list[BaseRoute]]
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_body_bytes: int,
+        routes: Callable[[], list[BaseRoute]],
+        body_seconds: float = 10.0,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.routes = routes  # the app's routes, to label a request the router did not tag
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,6 +189,22 @@ class Observe:
                     response_headers["Content-Security-Policy"] = DOCS_CSP
             await send(message)
 
+        deadline = time.monotonic() + self.body_seconds
+        body_done = False
+
+        async def receive_in_time() -> Message:
+            """The next body part before the deadline; after the last one (waiting for a
+            disconnect), as it comes."""
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
+            except TimeoutError:
+                raise BodyTimeout(self.body_seconds) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
         announced = headers.get(b"content-length", b"")
         try:
             if announced.isdigit() and int(announced) > self.max_body_bytes:
@@ -179,7 +215,11 @@ class Observe:
                 )
                 await response(scope, receive, send_with_headers)
             else:
-                await self.app(scope, receive, send_with_headers)
+                await self.app(scope, receive_in_time, send_with_headers)
+        except BodyTimeout as error:  # raised where no handler turns it into a response
+            if not started_response:
+                response = JSONResponse({"detail": error.detail}, status_code=error.status_code)
+                await response(scope, receive, send_with_headers)
         except Exception:  # logged with its traceback; the client gets only the request id
             log.exception("unexpected error", extra={"fields": {"request_id": request_id}})
             if not started_response:

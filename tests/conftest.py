@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,3 +158,16 @@ def sharded(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> tuple[Set
     assert report.texts_embedded == 0  # every vector reused from the one-index build
     three = Engine(settings, real_encoder, load_index(settings.index_dir, real_encoder))
     return settings, one, three
+
+
+def slow_bodies(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that announce a 16,000-byte question and send its first byte."""
+    connections = []
+    for _ in range(count):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=30)
+        connection.sendall(
+            b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 16000\r\n\r\n{"
+        )
+        connections.append(connection)
+    return connections

@@ -19,7 +19,7 @@ import pytest
 from qa.bench.server import free_port
 from qa.build import build_index
 from qa.index import load_index
-from tests.conftest import QUESTIONS, Server
+from tests.conftest import QUESTIONS, Server, slow_bodies
 
 # A real Ray cluster on this machine: a head and a second node, on free ports, stopped by pid.
 
@@ -86,6 +86,15 @@ def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed
                 if expected.answered:
                     assert body["citations"][0]["passage_id"] == expected.ranking[0].passage_id, question
         assert "Ray Serve: 3 shard(s), 1 replica(s) each" in server.log.read_text()  # served by Ray Serve
+
+        slow = slow_bodies(server.port, 8)  # more than Serve's default of requests per replica
+        try:
+            time.sleep(1)
+            assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+            assert httpx.post(server.url + "/ask", json={"question": QUESTIONS[0]}, timeout=10).is_success
+        finally:
+            for connection in slow:
+                connection.close()
 
         seen: list[tuple[int, str, list[str]]] = []
         stop = threading.Event()

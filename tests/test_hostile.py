@@ -26,7 +26,7 @@ from qa.errors import BuildCancelled, CorpusError, IndexCorrupt
 from qa.index import check, file_records, load_index
 from qa.passages import WINDOW_CHARS, sentence_spans
 from qa.terms import _stemmer
-from tests.conftest import Server, write_corpus
+from tests.conftest import Server, slow_bodies, write_corpus
 
 ADMIN = {"Authorization": "Bearer t"}
 
@@ -484,3 +484,33 @@ def test_reading_the_corpus_stops_when_the_build_is_cancelled(built_settings: Se
     cancel.set()
     with pytest.raises(BuildCancelled):
         read_corpus(built_settings.corpus_dir, cancel=cancel)
+
+
+# 11. Slow clients: a body that trickles in is cut at its deadline with a JSON 408, so it holds no
+# request slot (under Ray Serve five such clients once held every slot of the router: test_cluster).
+
+
+@pytest.mark.slow
+def test_a_body_that_trickles_in_is_cut_with_a_json_408(built_settings: Settings) -> None:
+    server = Server(built_settings, env={"QA_BODY_TIMEOUT_SECONDS": "1"})
+    try:
+        server.wait_ready()
+        (connection,) = slow_bodies(server.port, 1)
+        started = time.monotonic()
+        reply = b""
+        while b"\r\n\r\n{" not in reply or not reply.endswith(b"}"):
+            connection.sendall(b" ")  # one byte now and then: never idle, never done
+            time.sleep(0.2)
+            connection.setblocking(False)
+            try:
+                reply += connection.recv(4096)
+            except BlockingIOError:
+                pass
+            connection.setblocking(True)
+            assert time.monotonic() - started < 15, reply
+        head, body = reply.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 408") and b"x-request-id" in head.lower()
+        assert json.loads(body) == {"detail": "the request body did not arrive within 1 s"}
+        assert httpx.post(server.url + "/ask", json={"question": "bees?"}, timeout=30).status_code == 200
+    finally:
+        server.stop()

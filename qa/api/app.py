@@ -100,7 +100,11 @@ def create_app(
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     # Added last, so outermost: every response, a 413 or a 429 included, gets its id and headers.
     app.add_middleware(
-        Observe, metrics=metrics, max_body_bytes=settings.max_body_bytes, routes=lambda: app.router.routes
+        Observe,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        routes=lambda: app.router.routes,
+        body_seconds=settings.body_timeout_seconds,
     )
     _add_error_handlers(app)
     for router in ROUTERS:

@@ -26,6 +26,10 @@ from qa.shards import ShardPool, search_shard
 
 log = logging.getLogger("qa")
 VERSIONS_KEPT = 2  # the build being served and the one rolling in (or out)
+# Requests a router replica takes at once. Serve's default (5) counts a request whose body is still
+# arriving, so five slow clients would hold every slot; the router only waits on the network and on
+# the shards, and the app cuts a slow body at its deadline (Settings.body_timeout_seconds).
+ROUTER_ONGOING_REQUESTS = 1000
 
 
 class Shard:
@@ -127,7 +131,9 @@ def application(settings: Settings, shards: int, replicas: int, replica_cpus: fl
         serve.deployment(Shard, name=f"shard-{i:02d}", **options).bind(i, str(settings.index_dir))
         for i in range(shards)
     ]
-    router = serve.deployment(serve.ingress()(Router), name="router", **options)
+    router = serve.deployment(
+        serve.ingress()(Router), name="router", max_ongoing_requests=ROUTER_ONGOING_REQUESTS, **options
+    )
     return router.bind(settings.model_dump_json(), *shard_apps)
 
 
