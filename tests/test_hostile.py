@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,7 @@ from qa.corpus import MAX_FRONT_MATTER_BYTES, read_corpus
 from qa.encoder import HashingEncoder, _remove_orphans
 from qa.errors import BuildCancelled, CorpusError, IndexCorrupt
 from qa.index import check, file_records, load_index
+from qa.isolation import ParseLimits
 from qa.passages import WINDOW_CHARS, sentence_spans
 from qa.terms import _stemmer
 from tests.conftest import Server, slow_bodies, write_corpus
@@ -444,7 +447,45 @@ def hostile_corpus(folder: Path) -> dict[str, str]:
         (folder / name).write_text(text, encoding="utf-8")
     (folder / "surrogate.md").write_bytes(b'---\ntitle: "\\ud800"\n---\nText.\n')
     (folder / "loop.md").symlink_to("loop.md")
-    return {name: name for name in [*files, "surrogate.md", "loop.md"]}
+    for name, xml in WORD_FILES.items():
+        word_file(folder, name, xml)
+    return {name: name for name in [*files, "surrogate.md", "loop.md", *WORD_FILES]}
+
+
+def word_file(folder: Path, name: str, document_xml: bytes) -> None:
+    """A .docx whose main part is ``document_xml`` (the rest of the package as Word writes it)."""
+    import zipfile
+
+    content_types = (
+        b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        b'<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-'
+        b'officedocument.wordprocessingml.document.main+xml"/></Types>'
+    )
+    rels = (
+        b'<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+        b'relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/'
+        b'2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>'
+    )
+    with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as package:
+        package.writestr("[Content_Types].xml", content_types)
+        package.writestr("_rels/.rels", rels)
+        package.writestr("word/document.xml", document_xml)
+
+
+WORD = b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+WORD_FILES = {
+    "malformed.docx": WORD + b"<w:p><w:r><w:t>unclosed",
+    "deep.docx": WORD + b"<w:p>" * 100_000 + b"</w:p>" * 100_000 + b"</w:body></w:document>",
+    "entities.docx": b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+    + b"".join(
+        b'<!ENTITY %c "&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;">' % ((98 + i,) + (97 + i,) * 10)
+        for i in range(8)
+    )
+    + b"]>"
+    + WORD
+    + b"<w:p><w:r><w:t>&i;</w:t></w:r></w:p></w:body></w:document>",
+}
 
 
 def test_a_hostile_corpus_is_indexed_with_each_bad_file_named_once(tmp_path: Path) -> None:
@@ -514,3 +555,50 @@ def test_a_body_that_trickles_in_is_cut_with_a_json_408(built_settings: Settings
         assert httpx.post(server.url + "/ask", json={"question": "bees?"}, timeout=30).status_code == 200
     finally:
         server.stop()
+
+
+# 12. Container files whose content costs far more than their size: read in a child process with a
+# time and a memory limit, refused in one line naming the limit, the reading process untouched.
+
+
+def pdf_bomb(operators: int) -> bytes:
+    """A small PDF whose one deflated content stream holds ``operators`` text-showing operators."""
+    content = zlib.compress(b"BT /F1 1 Tf 10 10 Td " + b"0 -1 Td (ab) Tj " * operators + b"ET", 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_pdf_over_the_memory_limit_is_refused_and_the_reader_stays_small(tmp_path: Path) -> None:
+    (tmp_path / "bomb.pdf").write_bytes(pdf_bomb(400_000))  # 13 KB: once 45 s and 2 GB, indexed
+    (tmp_path / "good.md").write_text("# Bees\n\nHoney bees live in colonies.\n", encoding="utf-8")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    corpus = read_corpus(tmp_path, skip_invalid=True, limits=ParseLimits(memory_mb=256))
+    assert [d.path for d in corpus.documents] == ["good.md"]
+    assert corpus.skipped == [
+        "bomb.pdf: needs over 256 MiB of memory to read (QA_MAX_PARSE_MEMORY_MB); the file was left out"
+    ]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100 * 2**10  # KiB: under 100 MiB
+
+
+def test_a_pdf_over_the_time_limit_is_refused_naming_the_settings(tmp_path: Path) -> None:
+    (tmp_path / "slow.pdf").write_bytes(pdf_bomb(40_000))  # 1.9 KB, about 4 s to read
+    started = time.monotonic()
+    with pytest.raises(CorpusError, match=r"took over 1 s to read \(QA_MAX_PARSE_SECONDS=1 and "):
+        read_corpus(tmp_path, limits=ParseLimits(min_seconds=1, seconds_per_mb=0))
+    assert time.monotonic() - started < 10
