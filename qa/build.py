@@ -262,7 +262,18 @@ def _build_locked(
     titles = {d.doc_id: d.title for d in documents}
     contexts = [retrieval_text(p, titles[p.doc_id], settings.passage_context) for p in passages]
     texts = {d.doc_id: d.text for d in documents}
-    sentence_texts = [texts[p.doc_id][s.start : s.end] for p in passages for s in p.sentences]
+    # A sentence repeated anywhere is embedded and stored once (a file of "Hi. " repeated once
+    # made a 1.5 GB sentences.npy): each sentence of the passages maps to its distinct text's row.
+    distinct: dict[str, int] = {}
+    sentence_map = np.array(
+        [
+            distinct.setdefault(texts[p.doc_id][s.start : s.end], len(distinct))
+            for p in passages
+            for s in p.sentences
+        ],
+        dtype=np.int32,
+    )
+    sentence_texts = list(distinct)
 
     reuse: dict[str, np.ndarray] = {}
     if previous is not None and old_hashes:
@@ -310,7 +321,7 @@ def _build_locked(
         "fingerprint": fingerprint,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passages": len(passages),
-        "sentences": len(sentence_texts),
+        "sentences": len(sentence_map),
         # Thresholds fitted by `qa calibrate` stay valid while the model is the same.
         "calibration": calibration_for(previous.manifest, encoder.name) if previous else None,
         **({"shards": shards} if shards > 1 else {}),
@@ -320,7 +331,15 @@ def _build_locked(
     # bm25s rejects an empty vocabulary; a passage of only stop words still needs a row.
     bm25.index([t or [""] for t in tokens], show_progress=False)
     build = BuildContent(
-        manifest, documents, passages, passage_vectors, sentence_vectors, word_vectors, bm25, lexicon
+        manifest,
+        documents,
+        passages,
+        passage_vectors,
+        sentence_vectors,
+        sentence_map,
+        word_vectors,
+        bm25,
+        lexicon,
     )
     _publish(settings.index_dir, build, cancel)
     report.write_seconds = time.perf_counter() - write_started

@@ -29,6 +29,12 @@ from qa.isolation import ParseLimits, read_contained
 # Front matter is a few key: value lines: a large one (or one with YAML aliases) is an attack, not
 # metadata. (The limit on a whole file is the setting QA_MAX_DOCUMENT_BYTES.)
 MAX_FRONT_MATTER_BYTES = 16 * 2**10
+# Every sentence costs a vector (768 bytes) and its share of scoring: a document of more than
+# DENSE_SENTENCES sentences must average at least MIN_SENTENCE_CHARS characters a sentence (prose
+# averages over 100, a FAQ's short answers about 50; 8 MB of "Hi. " made 2 million and a 1.5 GB file).
+DENSE_SENTENCES = 10_000
+MIN_SENTENCE_CHARS = 32
+_SENTENCE_END = re.compile(r"[.!?](?=\s|\Z)")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MD_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
@@ -186,6 +192,8 @@ def read_corpus(
         seen[document.doc_id] = document.path
         documents.append(document)
     if not documents:
+        if skipped:
+            raise CorpusError(corpus_dir, "no usable documents; left out: " + "; ".join(skipped))
         raise CorpusError(corpus_dir, f"no documents ({', '.join(SUFFIXES)}) found")
     return Corpus(documents, _combine(digests), skipped)
 
@@ -209,6 +217,7 @@ def _parse(
     except Exception as error:  # RecursionError (deep nesting) included
         raise CorpusError(path, problem_of(error)) from None
     _encodable(path, document)
+    _not_too_dense(path, document)
     if document.doc_id in seen:
         raise CorpusError(
             path, f"duplicate document id {document.doc_id!r} (also used by {seen[document.doc_id]})"
@@ -224,6 +233,18 @@ def _encodable(path: Path, document: Document) -> None:
             value.encode("utf-8")
         except UnicodeEncodeError as error:
             raise CorpusError(path, f"holds a character UTF-8 cannot store ({error.reason})") from None
+
+
+def _not_too_dense(path: Path, document: Document) -> None:
+    """A document that is mostly tiny sentences is refused before it is split and embedded."""
+    sentences = sum(1 for _ in _SENTENCE_END.finditer(document.text))
+    if sentences > DENSE_SENTENCES and len(document.text) < sentences * MIN_SENTENCE_CHARS:
+        raise CorpusError(
+            path,
+            f"about {sentences:,} sentences in {len(document.text):,} characters, one every "
+            f"{len(document.text) / sentences:.0f}; a document of over {DENSE_SENTENCES:,} sentences must "
+            f"average {MIN_SENTENCE_CHARS} characters a sentence (each costs a vector)",
+        )
 
 
 def _digest(path: Path) -> bytes:

@@ -7,7 +7,9 @@ Layout of the index folder::
                      documents.jsonl the documents' texts as indexed (offsets point into these)
                      passages.jsonl  passages with their sentence offsets
                      dense.faiss     passage vectors (normalised; inner product = cosine)
-                     sentences.npy   sentence vectors (float16) for answer-sentence scoring
+                     sentences.npy   sentence vectors (float16) for answer-sentence scoring,
+                                     one per distinct sentence text
+                     sentence_map.npy each sentence's row of sentences.npy (int32)
                      bm25/           bm25s keyword index over title + headings + passage
                      lexicon.json    passage frequency of each stem, and the corpus' words
                      words.npy       a vector per word (float16), for soft word coverage
@@ -45,7 +47,7 @@ from qa.errors import IndexCorrupt, IndexMismatch, IndexMissing, QAError
 from qa.passages import Passage, Sentence
 from qa.terms import STEMMER_LANGUAGE, Lexicon, analyze
 
-FORMAT_VERSION = 2  # 2: the manifest records each file's size and checksum
+FORMAT_VERSION = 3  # 2: the manifest records each file's size and checksum; 3: sentence_map.npy
 
 
 def shard_of(doc_id: str, shards: int) -> int:
@@ -87,6 +89,9 @@ class LoadedIndex:
     # when the shards are served elsewhere (Ray Serve deployments).
     shards: tuple[LoadedIndex, ...] = ()
     sentence_scales: np.ndarray | None = None  # int8 sentence vectors: each row's scale
+    # Sentence i's vector is row sentence_map[i] (a sentence repeated anywhere is stored once);
+    # None: row i.
+    sentence_map: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.positions = {p.passage_id: i for i, p in enumerate(self.passages)}
@@ -144,6 +149,8 @@ class LoadedIndex:
         if not len(positions):
             return np.zeros((0, self.dense.d), np.float32)
         rows = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in positions])
+        if self.sentence_map is not None:
+            rows = self.sentence_map[rows]
         vectors = self.sentence_vectors[rows].astype(np.float32)
         return vectors if self.sentence_scales is None else vectors * self.sentence_scales[rows, None]
 
@@ -390,7 +397,8 @@ class BuildContent:
     documents: list[Document]
     passages: list[Passage]
     passage_vectors: np.ndarray
-    sentence_vectors: np.ndarray
+    sentence_vectors: np.ndarray  # one row per distinct sentence text
+    sentence_map: np.ndarray  # per sentence of the passages, in order: its row of sentence_vectors
     word_vectors: np.ndarray
     bm25: bm25s.BM25
     lexicon: dict  # doc_freq, n_docs, words
@@ -443,6 +451,7 @@ def _shard_content(
         [np.arange(starts[r], starts[r + 1]) for r in rows] or [np.zeros(0, np.int64)]
     )
     passages = [build.passages[r] for r in rows]
+    used, sentence_map = np.unique(build.sentence_map[sentence_rows], return_inverse=True)
     manifest = {
         **build.manifest,
         "documents": {k: v for k, v in build.manifest["documents"].items() if k in mine},
@@ -456,7 +465,8 @@ def _shard_content(
         [d for d in build.documents if d.doc_id in mine],
         passages,
         build.passage_vectors[rows],
-        build.sentence_vectors[sentence_rows],
+        build.sentence_vectors[used],
+        sentence_map.astype(np.int32),
         build.word_vectors,
         _bm25_rows(build.bm25, bm25_matrix[rows].tocsc()),
         build.lexicon,
@@ -508,6 +518,7 @@ def _write_files(folder: Path, build: BuildContent) -> None:
     stored = build.manifest["keywords"].get("sentence_vectors", "float16")
     vectors, scales = store_vectors(build.sentence_vectors, stored)
     np.save(folder / "sentences.npy", vectors)
+    np.save(folder / "sentence_map.npy", build.sentence_map.astype(np.int32))
     if scales is not None:
         np.save(folder / "sentence_scales.npy", scales)
     build.bm25.save(str(folder / "bm25"))
@@ -660,7 +671,7 @@ def _load_folder(
             f"{manifest['passages']} and {manifest['sentences']}",
         )
     dense, sentence_vectors, bm25 = faiss.IndexFlatIP(dim), np.zeros((0, dim), np.float16), None
-    scales = None
+    scales = sentence_map = None
     if vectors:
         dense = read("dense.faiss", lambda f: faiss.read_index(str(f)))
         if dense.ntotal != len(passages) or dense.d != dim:
@@ -668,12 +679,20 @@ def _load_folder(
                 "dense.faiss", f"{dense.ntotal} vectors of dimension {dense.d} for {len(passages)} passages"
             )
         sentence_vectors = read("sentences.npy", lambda f: np.load(f, allow_pickle=False))
-        if sentence_vectors.shape != (n_sentences, dim):
-            raise corrupt("sentences.npy", f"shape {sentence_vectors.shape}, expected {(n_sentences, dim)}")
+        n_vectors = len(sentence_vectors)
+        if sentence_vectors.ndim != 2 or sentence_vectors.shape[1] != dim or n_vectors > n_sentences:
+            raise corrupt(
+                "sentences.npy", f"shape {sentence_vectors.shape}, expected at most {(n_sentences, dim)}"
+            )
+        sentence_map = read("sentence_map.npy", lambda f: np.load(f, allow_pickle=False))
+        if sentence_map.shape != (n_sentences,) or not np.issubdtype(sentence_map.dtype, np.integer):
+            raise corrupt("sentence_map.npy", f"shape {sentence_map.shape}, expected {(n_sentences,)}")
+        if n_sentences and not (0 <= sentence_map.min() and sentence_map.max() < n_vectors):
+            raise corrupt("sentence_map.npy", f"a row outside the {n_vectors} sentence vectors")
         if manifest["keywords"].get("sentence_vectors") == "int8":
             scales = read("sentence_scales.npy", lambda f: np.load(f, allow_pickle=False))
-            if scales.shape != (n_sentences,):
-                raise corrupt("sentence_scales.npy", f"shape {scales.shape}, expected {(n_sentences,)}")
+            if scales.shape != (n_vectors,):
+                raise corrupt("sentence_scales.npy", f"shape {scales.shape}, expected {(n_vectors,)}")
         bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
         if bm25.scores.get("num_docs") != len(passages):
             raise corrupt("bm25", f"{bm25.scores.get('num_docs')} rows for {len(passages)} passages")
@@ -700,6 +719,7 @@ def _load_folder(
         passage_vectors=_stored_vectors(dense),
         sentence_vectors=sentence_vectors,  # as stored, in memory too: a passage's rows are cast per query
         sentence_scales=scales,
+        sentence_map=sentence_map,
         sentence_offsets=offsets,
         bm25=bm25,
         lexicon=lexicon,

@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,7 +26,7 @@ from qa.config import Settings
 from qa.corpus import MAX_FRONT_MATTER_BYTES, read_corpus
 from qa.encoder import HashingEncoder, _remove_orphans
 from qa.errors import BuildCancelled, CorpusError, IndexCorrupt
-from qa.index import check, file_records, load_index
+from qa.index import FORMAT_VERSION, check, file_records, load_index
 from qa.isolation import ParseLimits
 from qa.passages import WINDOW_CHARS, sentence_spans
 from qa.terms import _stemmer
@@ -102,7 +103,7 @@ def _damage(settings: Settings, how: str) -> str:
     """Damage the current build the way an operator or a failing disk might; the file to name."""
     build = current(settings)
     if how == "manifest lacks fields":
-        (build / "manifest.json").write_text('{"format_version": 2}')
+        (build / "manifest.json").write_text(json.dumps({"format_version": FORMAT_VERSION}))
         return "manifest.json"
     rows = [json.loads(line) for line in (build / "passages.jsonl").read_text().splitlines()]
     if how == "passage of an unknown document":
@@ -602,3 +603,32 @@ def test_a_pdf_over_the_time_limit_is_refused_naming_the_settings(tmp_path: Path
     with pytest.raises(CorpusError, match=r"took over 1 s to read \(QA_MAX_PARSE_SECONDS=1 and "):
         read_corpus(tmp_path, limits=ParseLimits(min_seconds=1, seconds_per_mb=0))
     assert time.monotonic() - started < 10
+
+
+# 13. Tiny and repeated sentences: each sentence costs a vector. A document of mostly tiny ones is
+# refused before it is split; a sentence repeated anywhere is stored once.
+
+
+def test_a_document_of_tiny_sentences_is_refused_before_it_is_split(tmp_path: Path) -> None:
+    (tmp_path / "hi.txt").write_text("Hi. " * 20_000, encoding="utf-8")
+    (tmp_path / "good.md").write_text("# Bees\n\nHoney bees live in colonies.\n", encoding="utf-8")
+    corpus = read_corpus(tmp_path, skip_invalid=True)
+    assert [d.path for d in corpus.documents] == ["good.md"]
+    assert corpus.skipped == [
+        "hi.txt: about 20,000 sentences in 79,999 characters, one every 4; a document of over 10,000 "
+        "sentences must average 32 characters a sentence (each costs a vector)"
+    ]
+    (tmp_path / "good.md").unlink()
+    with pytest.raises(CorpusError, match="no usable documents; left out: hi.txt: about 20,000 sentences"):
+        read_corpus(tmp_path, skip_invalid=True)
+
+
+def test_a_repeated_sentence_is_embedded_and_stored_once(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, {"notes.txt": "Bees make honey in the summer months. " * 3000 + "Wasps do not."})
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", model="hashing", reader="off")
+    report = build_index(settings, HashingEncoder())
+    index = load_index(settings.index_dir)
+    assert index.manifest["sentences"] == 3001
+    assert len(index.sentence_vectors) == 2 and report.texts_embedded < 20
+    assert np.array_equal(index.sentence_rows([0])[0], index.sentence_rows([len(index.passages) - 1])[0])

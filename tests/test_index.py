@@ -179,6 +179,7 @@ def test_write_build_and_load_index_round_trip(built_settings: Settings, tmp_pat
         passages=first.passages,
         passage_vectors=first.passage_vectors,
         sentence_vectors=first.sentence_vectors,
+        sentence_map=first.sentence_map,
         word_vectors=lexicon.vectors,
         bm25=first.bm25,
         lexicon={"doc_freq": lexicon.doc_freq, "n_docs": lexicon.n_docs, "words": lexicon.words},
