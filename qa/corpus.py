@@ -104,9 +104,21 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[str]]:
             skipped.append(f"{relative.as_posix()}: a link to a file outside the corpus folder")
         elif not resolved.is_file():
             skipped.append(f"{relative.as_posix()}: not a regular file")
+        elif (links := _hard_links(resolved)) > 1:  # another name may be outside the folder
+            skipped.append(
+                f"{relative.as_posix()}: a file with {links} names (hard links), one of which may be outside "
+                "the corpus folder: copy it in instead"
+            )
         else:
             files.append(path)
     return files, skipped
+
+
+def _hard_links(path: Path) -> int:
+    try:
+        return path.stat().st_nlink
+    except OSError:  # deleted meanwhile: read_corpus leaves it out
+        return 1
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:

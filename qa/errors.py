@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+ECHO_CHARS = 64  # the most of a client's input an error message repeats
+
+
+def quoted(value: str) -> str:
+    """A client's input as an error message shows it: quoted, cut at ``ECHO_CHARS``, printable."""
+    shown = value if len(value) <= ECHO_CHARS else value[:ECHO_CHARS] + "…"
+    return repr(shown.encode("utf-8", "backslashreplace").decode("utf-8"))
+
 
 class QAError(Exception):
     """Base class: every error the service reports to a user on purpose."""

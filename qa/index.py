@@ -377,6 +377,21 @@ def verify_checksums(index_dir: Path, manifest: dict) -> None:
             )
 
 
+def _bm25_problem(scores: dict) -> str | None:
+    """What is wrong with a BM25 score matrix (CSC: a column per word, a row per passage), checked
+    in one pass over its arrays: a same-size overwrite of them once loaded, then failed every question."""
+    data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
+    if len(data) != len(indices) or len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != len(indices):
+        return "its score matrix's arrays do not fit together"
+    if np.any(np.diff(indptr) < 0):
+        return "its column pointers go backwards"
+    if len(indices) and (indices.min() < 0 or indices.max() >= scores["num_docs"]):
+        return "a score of a passage that does not exist"
+    if not np.all(np.isfinite(data)):
+        return "a score that is not a number"
+    return None
+
+
 def _stored_vectors(dense: faiss.Index) -> np.ndarray:
     """A read-only view of the vectors FAISS stores (flat, or HNSW's flat storage): no second copy."""
     if dense.ntotal == 0:
@@ -696,6 +711,9 @@ def _load_folder(
         bm25 = read("bm25", lambda f: bm25s.BM25.load(str(f)))
         if bm25.scores.get("num_docs") != len(passages):
             raise corrupt("bm25", f"{bm25.scores.get('num_docs')} rows for {len(passages)} passages")
+        problem = _bm25_problem(bm25.scores)
+        if problem:
+            raise corrupt("bm25", problem)
     lexicon_data = read(
         "lexicon.json", lambda f: _Lexicon.model_validate(json.loads(f.read_text(encoding="utf-8")))
     )

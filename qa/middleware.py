@@ -172,8 +172,24 @@ class Observe:
         if head:  # routed as the GET it asks about; the body is dropped below
             scope = {**scope, "method": "GET"}
 
+        plain_error: Message | None = None  # a plain-text error's start, held until its body is in
+        plain_body: list[bytes] = []
+
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, started_response
+            nonlocal status, started_response, plain_error
+            if plain_error is not None and message["type"] == "http.response.body":
+                # A middleware's plain-text error (a Host or CORS origin refused) in JSON like every
+                # other error.
+                plain_body.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                text = b"".join(plain_body).decode("utf-8", "replace").strip()
+                body = json.dumps({"detail": text}).encode()
+                response_headers = MutableHeaders(scope=plain_error)
+                response_headers["Content-Type"] = "application/json"
+                response_headers["Content-Length"] = str(len(body))
+                await send(plain_error)
+                message = {"type": "http.response.body", "body": body}
             if head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             if message["type"] == "http.response.start":
@@ -187,6 +203,9 @@ class Observe:
                     response_headers.setdefault("Cache-Control", "no-store")
                 if scope["path"] in DOCS_PAGES:
                     response_headers["Content-Security-Policy"] = DOCS_CSP
+                if status >= 400 and response_headers.get("content-type", "").startswith("text/plain"):
+                    plain_error = message
+                    return
             await send(message)
 
         deadline = time.monotonic() + self.body_seconds

@@ -58,14 +58,17 @@ def test_links_out_of_the_corpus_and_special_files_are_skipped(
     (corpus / "passwd.txt").symlink_to(secret)
     os.mkfifo(corpus / "pipe.txt")
     (corpus / "alias.txt").symlink_to(corpus / "bees.txt")  # a link that stays inside is a document
+    os.link(secret, corpus / "shadow.txt")  # a hard link looks like a file of the folder
     report = build_index(small_settings, HashingEncoder())
     assert report.skipped == [
         "passwd.txt: a link to a file outside the corpus folder",
         "pipe.txt: not a regular file",
+        "shadow.txt: a file with 2 names (hard links), one of which may be outside the corpus folder: "
+        "copy it in instead",
     ]
     assert any(line.startswith("skipped passwd.txt") for line in report.lines())
     documents = load_index(small_settings.index_dir).documents
-    assert "alias" in documents and "passwd" not in documents
+    assert "alias" in documents and "passwd" not in documents and "shadow" not in documents
     assert not any("root:x" in d.text for d in documents.values())
 
 
@@ -236,7 +239,9 @@ def test_index_rebuilds_a_same_size_corruption_that_check_finds(built_settings: 
     data = bytearray(damaged.read_bytes())
     data[-8:] = b"\xff" * 8  # the values overwritten, the header and the size kept
     damaged.write_bytes(bytes(data))
-    assert "indices.csc.index.npy" in (check(built_settings) or "")
+    with pytest.raises(IndexCorrupt, match="bm25 is unusable: a score of a passage that does not exist"):
+        load_index(built_settings.index_dir)  # a server refuses it (and keeps serving the previous one)
+    assert "bm25" in (check(built_settings) or "")
     report = build_index(built_settings, HashingEncoder())
     assert not report.up_to_date  # not "index is up to date" over a damaged build
     assert check(built_settings) is None
@@ -632,3 +637,40 @@ def test_a_repeated_sentence_is_embedded_and_stored_once(tmp_path: Path) -> None
     assert index.manifest["sentences"] == 3001
     assert len(index.sentence_vectors) == 2 and report.texts_embedded < 20
     assert np.array_equal(index.sentence_rows([0])[0], index.sentence_rows([len(index.passages) - 1])[0])
+
+
+# 14. Lesser items: every error a JSON body with the service's headers, no input echoed at length.
+
+
+def test_a_refused_host_or_origin_is_json_with_the_request_id(built_settings: Settings) -> None:
+    settings = built_settings.model_copy(
+        update={"allowed_hosts": ["good.example"], "cors_origins": ["http://ok.example"]}
+    )
+    with TestClient(create_app(settings, encoder=HashingEncoder()), base_url="http://good.example") as client:
+        host = client.get("/healthz", headers={"host": "evil.example"})
+        origin = client.options(
+            "/ask", headers={"origin": "http://evil.example", "access-control-request-method": "POST"}
+        )
+    assert (host.status_code, host.json()) == (400, {"detail": "Invalid host header"})
+    assert (origin.status_code, origin.json()) == (400, {"detail": "Disallowed CORS origin"})
+    for response in (host, origin):
+        assert response.headers["x-request-id"] and response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_options_on_a_static_file_names_the_methods_it_answers(client_of_built: TestClient) -> None:
+    response = client_of_built.options("/static/app.js")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD"
+
+
+def test_ids_and_field_names_are_echoed_at_most_64_characters(client_of_built: TestClient) -> None:
+    missing = client_of_built.get("/documents/" + "x" * 3000)
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "no document with id '" + "x" * 64 + "…'"}
+    extra = client_of_built.post("/ask", json={"question": "bees?", "z" * 3000: 1})
+    assert extra.status_code == 422 and extra.json()["detail"][0]["loc"] == ["body", "z" * 64 + "…"]
+
+
+@pytest.fixture
+def client_of_built(built_settings: Settings):
+    with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
+        yield client

@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Mount
 
 from qa.api import background
 from qa.api.routes import admin, ask, documents, health, web
@@ -23,6 +24,7 @@ from qa.config import Settings
 from qa.encoder import Encoder, serving_encoder
 from qa.engine import Engine, Reloader
 from qa.errors import (
+    ECHO_CHARS,
     BuildCancelled,
     CorpusError,
     IndexBusy,
@@ -145,7 +147,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         # Where and what, never the input: it may hold what JSON cannot carry back (NaN, Infinity,
         # a lone surrogate), and echoing it made the error handler itself fail with a 500.
         detail = [
-            {"loc": [_printable(part) for part in e["loc"]], "msg": _printable(e["msg"]), "type": e["type"]}
+            {"loc": [_location(part) for part in e["loc"]], "msg": _printable(e["msg"]), "type": e["type"]}
             for e in error.errors()
         ]
         return JSONResponse({"detail": detail}, status_code=422)
@@ -170,7 +172,10 @@ def _methods(request: Request) -> list[str]:
     for route in _flat(request.app.router.routes):
         regex = getattr(route, "path_regex", None)
         if regex is not None and regex.match(request.url.path):
-            found |= set(getattr(route, "methods", None) or ())
+            # A mount (the static files) answers GET and HEAD.
+            found |= set(
+                getattr(route, "methods", None) or (("GET", "HEAD") if isinstance(route, Mount) else ())
+            )
     return sorted(found)
 
 
@@ -179,6 +184,13 @@ def _printable(value: object) -> object:
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value
+
+
+def _location(part: object) -> object:
+    """A location part of a 422, cut at ``ECHO_CHARS`` (an unknown field's name is the client's)."""
+    if isinstance(part, str) and len(part) > ECHO_CHARS:
+        part = part[:ECHO_CHARS] + "…"
+    return _printable(part)
 
 
 def _flat(routes: list) -> Iterator:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from qa.api.deps import IndexDep
-from qa.errors import NotFound
+from qa.errors import NotFound, quoted
 from qa.schemas import DocumentList, DocumentOut, DocumentSummary, PassageOut, Problem, Suggestions
 
 router = APIRouter(tags=["documents"])
@@ -42,7 +42,7 @@ def list_documents(
 def get_document(doc_id: str, index: IndexDep) -> DocumentOut:
     document = index.documents.get(doc_id)
     if document is None:
-        raise NotFound(f"no document with id {doc_id!r}")
+        raise NotFound(f"no document with id {quoted(doc_id)}")
     return DocumentOut(**document.to_json(), passages=index.by_document.get(doc_id, []))
 
 
@@ -50,7 +50,7 @@ def get_document(doc_id: str, index: IndexDep) -> DocumentOut:
 def get_passage(passage_id: str, index: IndexDep) -> PassageOut:
     position = index.positions.get(passage_id)
     if position is None:
-        raise NotFound(f"no passage with id {passage_id!r}")
+        raise NotFound(f"no passage with id {quoted(passage_id)}")
     passage = index.passages[position]
     document = index.documents[passage.doc_id]
     return PassageOut(
