@@ -436,6 +436,29 @@ def test_each_thread_has_its_own_stemmer() -> None:
 # file, skippable, and nothing is embedded before every document is known good.
 
 
+def pdf_bomb(operators: int) -> bytes:
+    """A small PDF whose one deflated content stream holds ``operators`` text-showing operators."""
+    content = zlib.compress(b"BT /F1 1 Tf 10 10 Td " + b"0 -1 Td (ab) Tj " * operators + b"ET", 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def hostile_corpus(folder: Path) -> dict[str, str]:
     """A corpus folder of files that once crashed `qa index`; returns file -> what must be named."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -455,7 +478,15 @@ def hostile_corpus(folder: Path) -> dict[str, str]:
     (folder / "loop.md").symlink_to("loop.md")
     for name, xml in WORD_FILES.items():
         word_file(folder, name, xml)
-    return {name: name for name in [*files, "surrogate.md", "loop.md", *WORD_FILES]}
+    (folder / "bomb.pdf").write_bytes(pdf_bomb(400_000))
+    (folder / "hi.txt").write_text("Hi. " * 20_000, encoding="utf-8")
+    outside = folder.parent / "outside.txt"
+    outside.write_text("Not part of the corpus.\n", encoding="utf-8")
+    os.link(outside, folder / "hardlink.txt")
+    return {
+        name: name
+        for name in [*files, "surrogate.md", "loop.md", *WORD_FILES, "bomb.pdf", "hi.txt", "hardlink.txt"]
+    }
 
 
 def word_file(folder: Path, name: str, document_xml: bytes) -> None:
@@ -502,6 +533,7 @@ def test_a_hostile_corpus_is_indexed_with_each_bad_file_named_once(tmp_path: Pat
         "QA_READER": "off",
         "QA_CORPUS_DIR": str(tmp_path / "corpus"),
         "QA_INDEX_DIR": str(tmp_path / "index"),
+        "QA_MAX_PARSE_MEMORY_MB": "256",  # the PDF bomb refused sooner
     }
     strict = run_qa(env, "index")
     assert strict.returncode == 1 and "Traceback" not in strict.stderr and "--skip-invalid" in strict.stderr
@@ -565,29 +597,6 @@ def test_a_body_that_trickles_in_is_cut_with_a_json_408(built_settings: Settings
 
 # 12. Container files whose content costs far more than their size: read in a child process with a
 # time and a memory limit, refused in one line naming the limit, the reading process untouched.
-
-
-def pdf_bomb(operators: int) -> bytes:
-    """A small PDF whose one deflated content stream holds ``operators`` text-showing operators."""
-    content = zlib.compress(b"BT /F1 1 Tf 10 10 Td " + b"0 -1 Td (ab) Tj " * operators + b"ET", 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 def test_a_pdf_over_the_memory_limit_is_refused_and_the_reader_stays_small(tmp_path: Path) -> None:
