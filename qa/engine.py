@@ -22,8 +22,8 @@ from threadpoolctl import threadpool_limits
 from qa.answer import ReaderRule, Result, Rule, Thresholds, answer
 from qa.config import Settings
 from qa.encoder import Encoder
-from qa.errors import BuildCancelled, IndexMissing, QAError, ScopeEmpty
-from qa.index import LoadedIndex, calibration_for, load_index
+from qa.errors import BuildCancelled, IndexCorrupt, IndexMissing, QAError, ScopeEmpty, ServingDamaged
+from qa.index import LoadedIndex, calibration_for, earlier_builds, load_index, verify_checksums
 from qa.question import MAX_WORDS, prepare, rarity
 from qa.ranking import Candidate, Weights, rank, rank_pool
 from qa.reader import Reader, load_reader
@@ -106,6 +106,7 @@ class Engine:
         # Vectors of question words the corpus does not use, kept across questions and index versions.
         self._word_vectors: LRUCache[str, np.ndarray] = LRUCache(maxsize=20_000)
         self._cache_lock = threading.Lock()
+        self._intact: set[str] = set()  # builds found intact after an error answering from them
 
     @property
     def index(self) -> LoadedIndex:
@@ -135,6 +136,40 @@ class Engine:
         if index.shard_count > 1:
             self.fanout.prepare(index)
         return index
+
+    def fall_back_if_damaged(self, index: LoadedIndex) -> bool:
+        """After an unexpected error answering from ``index``: if its files are no longer as its
+        build wrote them, stop serving it and serve the newest earlier build that is intact (True);
+        None intact: ServingDamaged. False when the build is intact (the error is not its fault)."""
+        if index.fingerprint in self._intact:
+            return False
+        try:
+            verify_checksums(self.settings.index_dir, index.manifest, index.path)
+            self._intact.add(index.fingerprint)  # verified once: a recurring error costs no rereading
+            return False
+        except IndexCorrupt as damage:
+            log.error("%s: serving an earlier build instead", damage)
+        with self._cache_lock:
+            if self._index is not index:  # another question fell back already
+                return True
+        for build in earlier_builds(self.settings.index_dir):
+            try:
+                earlier = load_index(
+                    self.settings.index_dir, self.encoder, shards=self.fanout.loads_shards, build=build
+                )
+                verify_checksums(self.settings.index_dir, earlier.manifest, build)
+            except QAError as error:
+                log.warning("earlier build %s cannot be served either: %s", build.name, error)
+                continue
+            if earlier.shard_count > 1:
+                self.fanout.prepare(earlier)
+            self.swap(earlier)
+            return True
+        with self._cache_lock:
+            self._index = None
+        raise ServingDamaged(
+            "the index is damaged and no earlier build is intact; rebuild it with `qa index`"
+        )
 
     def swap(self, index: LoadedIndex) -> None:
         with self._cache_lock:
@@ -254,11 +289,28 @@ class Engine:
                 cached = self._cache.get(key)
             if cached is not None:
                 return dataclasses.replace(cached, question=question, cached=True)
-        (query,) = self.queries([asked], index)
-        result = dataclasses.replace(
-            self.respond(index, query, top_k, explain=explain, weights=weights, scope=scope),
-            question=question,
-        )
+        try:
+            (query,) = self.queries([asked], index)
+            result = dataclasses.replace(
+                self.respond(
+                    index, query, top_k, explain=explain, weights=weights, scope=scope, read_all=read_all
+                ),
+                question=question,
+            )
+        except QAError:
+            raise
+        except Exception:
+            if not self.fall_back_if_damaged(index):
+                raise  # not the build's fault: a 500 with its traceback in the log
+            return self.ask(
+                question,
+                top_k,
+                explain=explain,
+                weights=weights,
+                use_cache=use_cache,
+                scope=scope,
+                read_all=read_all,
+            )
         if cacheable:
             with self._cache_lock:
                 if self._index is index:  # never cache an answer from an index swapped out meanwhile

@@ -45,6 +45,10 @@ class IndexCorrupt(QAError):
         self.path = str(path)
 
 
+class ServingDamaged(QAError):
+    """The build being served turned out damaged while answering, and no earlier build is intact."""
+
+
 class BuildCancelled(QAError):
     """A build stopped before publishing anything because the service is shutting down."""
 

@@ -187,6 +187,14 @@ def current_path(index_dir: Path) -> Path:
     return index_dir / "current"
 
 
+def earlier_builds(index_dir: Path) -> list[Path]:
+    """The builds kept besides the current one, newest first (their names begin with the time)."""
+    current = current_path(index_dir).resolve()
+    folder = index_dir / "builds"
+    found = [b.resolve() for b in folder.iterdir() if b.is_dir()] if folder.is_dir() else []
+    return sorted((b for b in found if b != current), key=lambda b: b.name, reverse=True)
+
+
 def build_stamp(index_dir: Path) -> tuple[Path, int] | None:
     """Which build ``current`` points to and when its manifest last changed (a new build, or new
     thresholds from `qa calibrate`); None without one."""
@@ -362,9 +370,10 @@ def _verify_sizes(index_dir: Path, build: Path, manifest: dict) -> None:
             raise IndexCorrupt(_shown(index_dir, file), f"{size} bytes, the build wrote {record['bytes']}")
 
 
-def verify_checksums(index_dir: Path, manifest: dict) -> None:
-    """Every file as the build wrote it: same size and SHA-256 (reads the whole index)."""
-    build = current_path(index_dir).resolve()
+def verify_checksums(index_dir: Path, manifest: dict, build: Path | None = None) -> None:
+    """Every file of ``build`` (default: the current one) as it was written: same size and SHA-256
+    (reads the whole build)."""
+    build = (build or current_path(index_dir)).resolve()
     found = file_records(build)
     for name in manifest["files"]:
         if name not in found and (build / name).exists():
@@ -586,17 +595,20 @@ def calibration_for(manifest: dict, model: str) -> dict | None:
     return calibration if calibration and calibration.get("model") == model else None
 
 
-def load_index(index_dir: Path, encoder: Encoder | None = None, *, shards: bool = True) -> LoadedIndex:
-    """Load the current build and check it whole: a build made with another model or format is
-    refused (IndexMismatch), a missing, truncated or inconsistent file too (IndexCorrupt naming it).
+def load_index(
+    index_dir: Path, encoder: Encoder | None = None, *, shards: bool = True, build: Path | None = None
+) -> LoadedIndex:
+    """Load the current build (or ``build``, an earlier one) and check it whole: a build made with
+    another model or format is refused (IndexMismatch), a missing, truncated or inconsistent file too
+    (IndexCorrupt naming it).
 
     A sharded build loads as its catalog with every shard (``shards=False``: the catalog alone,
     for a router whose shards are loaded by other processes)."""
     stamp = build_stamp(index_dir)  # before reading: a manifest rewritten meanwhile reads as newer
-    manifest = read_manifest(index_dir)
+    path = (build or current_path(index_dir)).resolve()
+    manifest = read_manifest(index_dir, path if build else None)
     if encoder is not None:
         check_compatible(manifest, encoder)
-    path = current_path(index_dir).resolve()
     if int(manifest.get("shards", 1)) == 1:
         return _load_folder(index_dir, path, manifest, stamp=stamp)
     parts = [load_shard(index_dir, path, i, vectors=shards) for i in range(int(manifest["shards"]))]

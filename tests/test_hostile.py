@@ -683,3 +683,41 @@ def test_ids_and_field_names_are_echoed_at_most_64_characters(client_of_built: T
 def client_of_built(built_settings: Settings):
     with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
         yield client
+
+
+# 15. A build that turns out damaged while answering is no longer served: the newest intact
+# earlier build is, and the question is answered from it.
+
+
+def _two_builds(settings: Settings) -> tuple[str, str]:
+    first = load_index(settings.index_dir).fingerprint
+    (settings.corpus_dir / "wasps.md").write_text("# Wasps\n\nWasps build paper nests.\n", encoding="utf-8")
+    build_index(settings, HashingEncoder())
+    return first, load_index(settings.index_dir).fingerprint
+
+
+def _damage_served(client: TestClient) -> None:
+    """What a disk can do under a loaded build: its keyword rows changed in memory and on disk."""
+    index = client.app.state.engine.serving
+    index.bm25.scores["indices"][:] = 10**6
+    np.save(index.path / "bm25" / "indices.csc.index.npy", index.bm25.scores["indices"])
+
+
+def test_a_build_damaged_while_serving_falls_back_to_the_earlier_one(built_settings: Settings) -> None:
+    first, second = _two_builds(built_settings)
+    with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
+        assert client.post("/ask", json={"question": "bees?"}).json()["index_fingerprint"] == second
+        _damage_served(client)
+        response = client.post("/ask", json={"question": "Where do bees live?"})
+        assert response.status_code == 200 and response.json()["index_fingerprint"] == first
+        assert client.get("/readyz").json()["fingerprint"] == first
+
+
+def test_with_no_intact_build_a_damaged_one_is_a_503(built_settings: Settings) -> None:
+    with TestClient(create_app(built_settings, encoder=HashingEncoder())) as client:
+        _damage_served(client)
+        response = client.post("/ask", json={"question": "Where do bees live?"})
+        assert response.status_code == 503
+        assert response.json() == {
+            "detail": "the index is damaged and no earlier build is intact; rebuild it with `qa index`"
+        }

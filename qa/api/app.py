@@ -33,6 +33,7 @@ from qa.errors import (
     IndexMissing,
     NotFound,
     QAError,
+    ServingDamaged,
 )
 from qa.middleware import Metrics, Observe, RateLimiter, configure_logging
 from qa.schemas import Problem
@@ -125,6 +126,7 @@ def worker_app() -> FastAPI:
 def _add_error_handlers(app: FastAPI) -> None:
     statuses = {
         IndexMissing: 503,
+        ServingDamaged: 503,
         BuildCancelled: 503,
         NotFound: 404,
         IndexBusy: 409,
