@@ -58,13 +58,13 @@ class Settings(BaseSettings):
     # Splitter: passages are whole sentences, at most this many characters unless one sentence is longer.
     passage_max_chars: int = 1500
     # Sentence splitter (qa/passages.py SPLITTERS): sentencex, or pysbd at a seven-hundredth of its
-    # speed with the same answers (see the README for what each gives).
+    # speed with the same answers (docs/scaling.md, "Sentence splitting").
     sentence_splitter: str = Field(default="sentencex", pattern="^(pysbd|sentencex)$")
     # Embed and keyword-index each passage with its document title and section headings.
     passage_context: bool = True
 
     # Keyword index: BM25 term saturation and length normalisation. 0.9 / 0.4 are Anserini's and
-    # Pyserini's defaults for passages (bm25s defaults to 1.5 / 0.75); see the README for what each gives.
+    # Pyserini's defaults for passages (bm25s defaults to 1.5 / 0.75); docs/evaluation.md gives what each gives.
     bm25_k1: float = Field(default=0.9, gt=0)
     bm25_b: float = Field(default=0.4, ge=0, le=1)
 
@@ -77,10 +77,10 @@ class Settings(BaseSettings):
     rerank_depth: int = 10
     rerank_weight: float = 0.8
     # Words with a vector for soft word coverage: the most used ones past this many (a vector costs
-    # 768 bytes; the vocabulary grows with the corpus). See README "Cheaper per passage".
+    # 768 bytes; the vocabulary grows with the corpus). See docs/scaling.md "Cheaper per passage".
     max_word_vectors: int = Field(default=100_000, ge=0)
     # How sentence vectors are stored (they are most of an index's bytes): float16, int8 (a scale per
-    # row) or float32. A change makes the index stale; README "Cheaper per passage" gives the costs.
+    # row) or float32. A change makes the index stale; docs/scaling.md "Cheaper per passage" gives the costs.
     sentence_vectors: str = Field(default="float16", pattern="^(float16|int8|float32)$")
     # Shards of a build (``qa index --shards K``): each a complete index of part of the corpus, searched
     # together (qa/shards.py; on Ray Serve, one deployment each). None keeps the current build's count.
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     faiss_exact_max: int = Field(default=50_000, description="above this many passages use HNSW")
     # Abstention defaults, used until `qa calibrate` stores fitted values in the index manifest.
     # These are what `qa calibrate` fits for the bundled all-MiniLM-L6-v2 on our two question files
-    # (tests/eval/questions.jsonl and reworded.jsonl); the README gives the cross-validated figures.
+    # (tests/eval/questions.jsonl and reworded.jsonl); docs/evaluation.md gives the cross-validated figures.
     abstain_similarity: float = 0.21
     abstain_coverage: float = 0.60
     faiss_type: str = Field(default="auto", pattern="^(auto|flat|hnsw)$")
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # model.onnx and tokenizer.json, or "off" (the similarity/coverage thresholds alone decide).
     reader: str = "bundled"
     # How many of the best passage's sentences it reads: its best one, by default. Reading 3 or 5
-    # gave the same balanced accuracy at three times the cost (docs/reader.md, README "Evaluation").
+    # gave the same balanced accuracy at three times the cost (docs/reader.md, docs/evaluation.md).
     reader_sentences: int = Field(default=1, ge=1, le=20)
 
     # Service.
