@@ -92,9 +92,10 @@ fuzz: $(STAMP) ## Full schemathesis run against a live server
 	$(BIN)/qa index
 	QA_FUZZ_EXAMPLES=150 $(BIN)/pytest -q tests/test_fuzz.py
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check and format check, mypy
 	$(BIN)/ruff check qa tests
 	$(BIN)/ruff format --check qa tests
+	$(BIN)/mypy
 
 clean: ## Remove the virtualenv and the built index
 	rm -rf $(VENV) index/current index/builds index/models index/.tmp-* index/.lock

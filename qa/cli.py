@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -169,13 +169,14 @@ def ask(
     """Answer one question from the index (or from part of it: --doc, --where)."""
     from pydantic import ValidationError
 
-    from qa.retrieve import Scope
     from qa.schemas import AskFilter, AskRequest
 
     settings = settings_from(corpus, index_dir)
     pairs = [w.partition("=") for w in where or []]
     try:  # the same checks as POST /ask
-        scope = AskFilter(doc_ids=doc, metadata={k.strip(): v for k, _, v in pairs} if pairs else None)
+        scope = AskFilter.model_validate(
+            {"doc_ids": doc, "metadata": {k.strip(): v for k, _, v in pairs} if pairs else None}
+        )
         AskRequest(question=question, top_k=top_k, explain=explain, filter=scope)
     except ValidationError as error:
         problem = error.errors()[0]
@@ -183,9 +184,7 @@ def ask(
             f"not valid: {problem['msg'].removeprefix('Value error, ')} ({problem['loc']})", 2
         ) from None
     try:
-        result = load_engine(settings).ask(
-            question, top_k, explain=explain, scope=Scope.of(scope.doc_ids, dict(scope.metadata or {}))
-        )
+        result = load_engine(settings).ask(question, top_k, explain=explain, scope=scope.scope())
     except QAError as error:
         raise fail(str(error)) from None
     if as_json:
@@ -384,7 +383,7 @@ def _announce(settings: Settings) -> None:
     typer.echo(f"serving on http://{host}:{settings.port} (API docs at /docs; Ctrl+C stops)", err=True)
 
 
-def _proxy_options(settings: Settings) -> dict[str, object]:
+def _proxy_options(settings: Settings) -> dict[str, Any]:
     """uvicorn believes X-Forwarded-* from 127.0.0.1 unless told otherwise: only configured proxies."""
     if not settings.forwarded_allow_ips:
         return {"proxy_headers": False}

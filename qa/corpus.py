@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import frontmatter
 import yaml
@@ -62,7 +63,7 @@ class Document:
         payload = json.dumps([self.doc_id, self.title, self.source, self.published, self.text])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -284,7 +285,7 @@ def read_document(path: Path, corpus_dir: Path, raw: bytes, limits: ParseLimits 
         text, meta = read_contained(path.suffix.lower(), path, raw, limits or ParseLimits())
     else:
         text, meta = reader(path, raw)
-    pages = tuple(meta.pop("pages", ()))  # type: ignore[arg-type]
+    pages: tuple[int, ...] = tuple(meta.pop("pages", ()))  # type: ignore[arg-type]  # a list of ints
     if not text.strip():
         raise CorpusError(path, "document is empty")
     if not any(character.isalnum() for character in text):

@@ -11,7 +11,7 @@ import threading
 import warnings
 from collections import deque
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -170,7 +170,7 @@ def onnx_supported(model: str) -> bool:
     )
 
 
-def export_bert(model: object, output: str, onnx_file: Path, output_axes: dict[int, str]) -> None:
+def export_bert(model: Any, output: str, onnx_file: Path, output_axes: dict[int, str]) -> None:
     """Export a BERT-style Hugging Face model to ONNX with dynamic batch and length: inputs
     input_ids, attention_mask and token_type_ids, one output (the model's attribute ``output``)."""
     import torch

@@ -557,6 +557,7 @@ def _write_files(folder: Path, build: BuildContent) -> None:
 
 def _make_faiss(vectors: np.ndarray, faiss_type: str) -> faiss.Index:
     dim = vectors.shape[1]
+    index: faiss.Index
     if faiss_type == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80

@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
+from typing import cast
 
 from qa.errors import CorpusError
 
@@ -111,8 +112,8 @@ def read_contained(suffix: str, path: Path, raw: bytes, limits: ParseLimits) -> 
     ``limits``: its text and metadata, or a CorpusError with its problem or the limit it went over."""
     outcome, value = _worker.read(suffix, path, raw, limits)
     if outcome == "error":
-        raise CorpusError(path, value)
-    return value
+        raise CorpusError(path, str(value))
+    return cast(tuple[str, dict[str, object]], value)
 
 
 def _over_time(seconds: float, limits: ParseLimits) -> str:

@@ -108,7 +108,7 @@ def retrieve(
     total = len(index.passages)
     bm25_scores = np.zeros(total, dtype=np.float32)
     bm25_rank: dict[int, int] = {}
-    if "bm25" in retrievers and query.terms:
+    if "bm25" in retrievers and query.terms and index.bm25 is not None:
         bm25_scores = np.asarray(index.bm25.get_scores(query.terms), dtype=np.float32)
         if allowed is not None:
             outside = np.ones(total, dtype=bool)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qa.retrieve import ScopeField
+from qa.retrieve import Scope, ScopeField
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
@@ -29,6 +29,10 @@ class AskFilter(BaseModel):
     metadata: dict[ScopeField, Annotated[str, Field(max_length=500)]] | None = Field(
         default=None, description='Fields every document in scope has, e.g. {"format": "pdf"}.'
     )
+
+    def scope(self) -> Scope | None:
+        """The filter as retrieval applies it (None: nothing restricts the question)."""
+        return Scope.of(self.doc_ids, {str(field): value for field, value in (self.metadata or {}).items()})
 
 
 class AskRequest(BaseModel):

@@ -32,7 +32,7 @@ def run_compact(path: Path, caps: list[int], limit: int = 0, work_dir: Path | No
             *((f"float16, word vectors capped at {cap:,}", {"max_word_vectors": cap}) for cap in caps),
             ("sentence vectors int8", {"sentence_vectors": "int8"}),
         ]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for label, update in variants:
             variant = settings.model_copy(update=update)
             report = build_index(variant, encoder, progress=True)
@@ -57,7 +57,7 @@ def run_compact(path: Path, caps: list[int], limit: int = 0, work_dir: Path | No
     ]
     for row in rows:
         size = row["bytes_per_passage"]
-        sentences = size.get("sentences.npy", 0) + size.get("sentence_scales.npy", 0)
+        sentences = sum(size.get(f, 0) for f in ("sentences.npy", "sentence_scales.npy", "sentence_map.npy"))
         lines.append(
             f"| {row['variant']} | {row['words_with_vectors']:,} | {row['hit@1']:.4f} | {row['ranked@1']:.4f} "
             f"| {row['answer_sentence_hit']:.4f} | {row['answered_rate']:.4f} "

@@ -15,6 +15,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -82,7 +83,7 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
 def run(scifact: Path, copies: int = 14, work: Path | None = None) -> str:
     """The article's corpus and SciFact repeated ``copies`` times: the table, and the throughput."""
     queries = [json.loads(line)["text"] for line in (scifact / "queries.jsonl").open(encoding="utf-8")][:400]
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="qa-large-") as tmp:
         folder = work or Path(tmp)
         models = Settings().onnx_export_dir  # the ONNX export is shared, not redone per index
@@ -97,7 +98,7 @@ def run(scifact: Path, copies: int = 14, work: Path | None = None) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
     large_row = rows[1]
-    rate = large_row["texts_embedded"] / max(large_row["embed_seconds"], 1e-9)  # type: ignore[operator]
+    rate = large_row["texts_embedded"] / max(large_row["embed_seconds"], 1e-9)
     lines.append(f"\nembedding throughput on the large build: {rate:.0f} texts/s")
     (Path(tempfile.gettempdir()) / "qa-bench-large.json").write_text(json.dumps(rows, indent=2))
     return "\n".join(lines)

@@ -40,7 +40,7 @@ def run_shards(path: Path, shards: int = 4, limit: int = 0, work_dir: Path | Non
         for q, a, b in zip(questions, one, many)
         if a != b
     ]
-    summary = {
+    summary: dict[str, Any] = {
         "file": str(path),
         "documents": len(articles),
         "passages": passages,

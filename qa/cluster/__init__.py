@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 from qa.errors import QAError
@@ -19,7 +20,7 @@ def connect(address: str) -> None:
         return
     _probe(address)
     try:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False, configure_logging=False)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise QAError(f"no Ray cluster at {address}: {error}; start one with `ray start --head`") from error
 

@@ -5,6 +5,7 @@ build on Ray is the same build."""
 
 from __future__ import annotations
 
+import functools
 import pickle
 import threading
 from dataclasses import dataclass
@@ -77,8 +78,9 @@ class RayStages:
         rows = (
             ray.data.from_items(items)
             .map_batches(
-                _split_batch,
-                fn_kwargs={"max_chars": settings.passage_max_chars, "splitter": settings.sentence_splitter},
+                functools.partial(
+                    _split_batch, max_chars=settings.passage_max_chars, splitter=settings.sentence_splitter
+                ),
                 batch_size=DOCUMENTS_PER_TASK,
                 batch_format="numpy",
                 num_cpus=1,

@@ -104,7 +104,7 @@ class RayShards:
 class Router:
     """The ingress: the service's app, its engine searching the shard deployments."""
 
-    async def __init__(self, settings_json: str, *shards: Any) -> None:
+    async def __init__(self, settings_json: str, *shards: Any) -> None:  # type: ignore[misc]  # Serve awaits it
         import asyncio
 
         from qa.encoder import serving_encoder
@@ -126,13 +126,13 @@ class Router:
 
 def application(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> Any:
     """The Serve application: ``shards`` shard deployments and the router, each ``replicas`` times."""
-    options = {"num_replicas": replicas, "ray_actor_options": {"num_cpus": replica_cpus}}
+    options: dict[str, Any] = {"num_replicas": replicas, "ray_actor_options": {"num_cpus": replica_cpus}}
     shard_apps = [
-        serve.deployment(Shard, name=f"shard-{i:02d}", **options).bind(i, str(settings.index_dir))
+        serve.deployment(name=f"shard-{i:02d}", **options)(Shard).bind(i, str(settings.index_dir))
         for i in range(shards)
     ]
-    router = serve.deployment(
-        serve.ingress()(Router), name="router", max_ongoing_requests=ROUTER_ONGOING_REQUESTS, **options
+    router = serve.deployment(name="router", max_ongoing_requests=ROUTER_ONGOING_REQUESTS, **options)(
+        serve.ingress()(Router)
     )
     return router.bind(settings.model_dump_json(), *shard_apps)
 

@@ -183,16 +183,17 @@ def cross_validate(
     rows = []
     for held_out, observations in by_source.items():
         training = [o for name, obs in by_source.items() if name != held_out for o in obs]
-        thresholds: Rule = search(training)[0]
+        thresholds, _ = search(training)
+        rule: Rule = thresholds
         if reader_over is not None:
             extra = [o for obs in reader_over.values() for o in obs]
-            thresholds = search_reader_rule(training + extra, thresholds)[0]
+            rule = search_reader_rule(training + extra, thresholds)[0]
         rows.append(
             {
                 "source": held_out,
                 "fitted_on": [name for name in by_source if name != held_out],
-                "thresholds": _values(thresholds),
-                **{k: round(v, 4) for k, v in rates(observations, thresholds).items()},
+                "thresholds": _values(rule),
+                **{k: round(v, 4) for k, v in rates(observations, rule).items()},
             }
         )
     return rows

@@ -189,7 +189,7 @@ def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]
     order = list(range(len(pairs)))
     rng.shuffle(order)
     chunk = size * 50
-    result = []
+    result: list = []
     for offset in range(0, len(order), chunk):
         part = sorted(
             order[offset : offset + chunk], key=lambda i: len(pairs[i].question) + len(pairs[i].sentence)

@@ -32,7 +32,7 @@ def ask(body: AskRequest, engine: EngineDep, metrics: MetricsDep) -> Response:
     ``filter`` restricts the question to some documents (by id or metadata) inside retrieval."""
     scope = None
     if body.filter is not None:
-        scope = Scope.of(body.filter.doc_ids, dict(body.filter.metadata or {}))
+        scope = body.filter.scope()
     return _answer(engine, metrics, body.question, body.top_k, body.explain, scope)
 
 
