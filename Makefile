@@ -44,7 +44,7 @@ serve: $(RUNTIME) ## Build the index if missing or stale, then serve on 127.0.0.
 test: $(STAMP) ## Run every test (unit, real-model integration, HTTP, reload, fuzz, browser)
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP) ## Unit tests only (fake encoder, no server)
+test-fast: $(STAMP) ## Unit tests only (fake encoder: no real model, no server, no Ray, no browser)
 	$(BIN)/pytest -q -m "not slow and not browser"
 
 eval: $(STAMP) ## Run the evaluation set and print the metrics

@@ -171,3 +171,20 @@ def slow_bodies(port: int, count: int) -> list[socket.socket]:
         )
         connections.append(connection)
     return connections
+
+
+# Resource markers follow from the fixtures a test uses, so `make test-fast` (-m "not slow") leaves
+# out every test that loads the real model or starts Ray, whether or not its module says so.
+MODEL_FIXTURES = {"real_encoder", "article_settings", "article_server", "sharded"}
+RAY_FIXTURES = {"cluster"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
+        if used & RAY_FIXTURES:
+            item.add_marker(pytest.mark.ray)
+        if used & (MODEL_FIXTURES | RAY_FIXTURES):
+            item.add_marker(pytest.mark.slow)
