@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import cast
 
 from qa.errors import CorpusError
+from qa.readers.base import Metadata
 
 # A failure with this close to the memory limit held is put down to the limit: an allocation the
 # limit refused surfaces as MemoryError, or as another error from inside a library.
@@ -107,13 +108,13 @@ _worker = _Worker()
 atexit.register(_worker.stop)
 
 
-def read_contained(suffix: str, path: Path, raw: bytes, limits: ParseLimits) -> tuple[str, dict[str, object]]:
+def read_contained(suffix: str, path: Path, raw: bytes, limits: ParseLimits) -> tuple[str, Metadata]:
     """The reader of ``suffix`` (qa/corpus.py's ``READERS``) on ``raw`` in a child process under
     ``limits``: its text and metadata, or a CorpusError with its problem or the limit it went over."""
     outcome, value = _worker.read(suffix, path, raw, limits)
     if outcome == "error":
         raise CorpusError(path, str(value))
-    return cast(tuple[str, dict[str, object]], value)
+    return cast(tuple[str, Metadata], value)
 
 
 def _over_time(seconds: float, limits: ParseLimits) -> str:
@@ -177,7 +178,8 @@ def _read_in_child(suffix: str, path: Path, raw: bytes, limits: ParseLimits) -> 
 
 
 def _read_limited(suffix: str, path: Path, raw: bytes, memory_mb: int) -> tuple[str, object]:
-    from qa.corpus import READERS, problem_of
+    from qa.corpus import problem_of
+    from qa.readers import READERS
 
     limit = memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -209,5 +211,6 @@ if __name__ == "__main__":
     import pdfplumber  # noqa: F401 - imported once here, inherited by every child
 
     import qa.corpus  # noqa: F401
+    import qa.readers  # noqa: F401
 
     _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import pysbd
 
-from qa.corpus import HEADED_FORMATS, Document
+from qa.corpus import Document
+from qa.readers import HEADED_FORMATS
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _LIST_MARKER = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+")

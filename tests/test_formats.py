@@ -273,7 +273,7 @@ def test_no_answer_or_citation_is_a_heading_title_page_number_or_running_header(
 
 
 def test_a_hyphen_at_a_line_end_is_kept_when_it_belongs_to_the_word() -> None:
-    from qa.corpus import _hyphenated
+    from qa.readers.pdf import _hyphenated
 
     assert _hyphenated("how heavy the infesta-", "tion is")  # "infestation"
     assert _hyphenated("the develop-", "ment of")

@@ -23,12 +23,13 @@ from fastapi.testclient import TestClient
 from qa.api import create_app
 from qa.build import build_index
 from qa.config import Settings
-from qa.corpus import MAX_FRONT_MATTER_BYTES, read_corpus
+from qa.corpus import read_corpus
 from qa.encoder import HashingEncoder, _remove_orphans
 from qa.errors import BuildCancelled, CorpusError, IndexCorrupt
 from qa.index import FORMAT_VERSION, check, file_records, load_index
 from qa.isolation import ParseLimits
 from qa.passages import WINDOW_CHARS, sentence_spans
+from qa.readers.markdown import MAX_FRONT_MATTER_BYTES
 from qa.terms import _stemmer
 from tests.conftest import Server, slow_bodies, write_corpus
 
