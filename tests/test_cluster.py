@@ -26,7 +26,7 @@ from tests.conftest import QUESTIONS, Server, slow_bodies
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[object]:
-    from qa.cluster.local import LocalCluster
+    from qa.bench.cluster import LocalCluster
 
     with LocalCluster(nodes=2, cpus=2) as running:
         yield running

@@ -4,7 +4,7 @@ bytes on disk per passage by file.
 
     qa bench build ../shared/benchmarks/beir-scifact [--ray local|ADDRESS] [--actors 1 --actors 2]
 
-``--ray local`` starts a one-node Ray cluster on this machine for the run (qa/cluster/local.py).
+``--ray local`` starts a one-node Ray cluster on this machine for the run (qa/bench/cluster.py).
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ def _on_ray(
 ) -> list[dict[str, Any]]:
     import ray
 
+    from qa.bench.cluster import LocalCluster
     from qa.cluster import connect
     from qa.cluster.data import RayStages
-    from qa.cluster.local import LocalCluster
 
     cluster = LocalCluster(nodes=1, cpus=len(os.sched_getaffinity(0))) if address == "local" else None
     rows = []

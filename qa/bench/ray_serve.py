@@ -56,7 +56,7 @@ def run_ray_serve(
     seconds: float = 15,
     work: Path | None = None,
 ) -> dict[str, Any]:
-    from qa.cluster.local import LocalCluster
+    from qa.bench.cluster import LocalCluster
 
     queries = [json.loads(line)["text"] for line in (scifact / "queries.jsonl").open(encoding="utf-8")][:300]
     cores = len(os.sched_getaffinity(0))
