@@ -66,9 +66,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):
     from qa.encoder import encoder_from, serving_encoder
-    from qa.engine import Engine
+    from qa.engine import Engine, one_blas_thread
     from qa.errors import IndexMissing
 
+    one_blas_thread()  # this process answers questions
     encoder = serving_encoder(settings) if serving else encoder_from(settings)
     engine = Engine(settings, encoder)
     try:

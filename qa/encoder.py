@@ -36,16 +36,15 @@ class SentenceTransformerEncoder:
     """A sentence-transformers model loaded from a local directory (or the local cache), offline."""
 
     def __init__(self, model: str, batch_size: int = 32) -> None:
-        # Weights are never fetched at run time: the model ships as a package directory.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
 
         try:
-            self._model = SentenceTransformer(model, device="cpu")
+            # Weights are never fetched at run time (the model ships as a package directory): local
+            # files only, asked of the loader, not set for the whole process.
+            self._model = SentenceTransformer(model, device="cpu", local_files_only=True)
         except (OSError, ValueError) as error:
             raise QAError(f"cannot load embedding model {model!r}: {error}") from error
         self.name = _model_id(model)
@@ -213,7 +212,7 @@ def export_onnx(model: str, onnx_file: Path) -> Path:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    transformer = AutoModel.from_pretrained(model).eval()
+    transformer = AutoModel.from_pretrained(model, local_files_only=True).eval()
     onnx_file.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(onnx_file)
     tmp = onnx_file.with_suffix(f".tmp-{os.getpid()}")

@@ -7,7 +7,6 @@ version, whichever is current when the question arrives.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 import threading
@@ -68,11 +67,11 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
 log = logging.getLogger(__name__)
 
 
-@functools.cache
-def _one_blas_thread() -> None:
-    """A question's matrix products are small: BLAS worker threads would only spin, taking the
-    cores from the encoder and the other requests (a third more CPU per question, measured). Set
-    once for the process, by its first engine."""
+def one_blas_thread() -> None:
+    """For a process that answers questions, called where it starts (``qa`` commands, each server
+    worker, each Ray Serve replica), never by the library: a question's matrix products are small,
+    and BLAS worker threads would only spin, taking the cores from the encoder and the other
+    requests (a third more CPU per question, measured)."""
     threadpool_limits(limits=1, user_api="blas")
 
 
@@ -88,7 +87,6 @@ class Engine:
         reader: Reader | None | bool = True,
     ) -> None:
         """``reader``: True loads the one the settings name; a Reader, or None for none."""
-        _one_blas_thread()
         # How a sharded index's shards are searched: in this process, unless given (Ray Serve).
         self.fanout = fanout or LocalShards()
         self.settings = settings

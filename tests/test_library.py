@@ -1,5 +1,6 @@
 """The library API, scoped questions and settings from a .env file."""
 
+import json
 import os
 import re
 import shutil
@@ -128,3 +129,25 @@ def test_favicon_and_examples_in_the_api_schema(built_settings: Settings) -> Non
         model = getattr(qa.schemas, name)
         for example in schemas[name]["examples"]:
             model.model_validate(example)  # every example is a valid body of its model
+
+
+def test_the_library_changes_nothing_process_wide(built_settings) -> None:
+    """Engine() and the encoders leave BLAS threads and the environment as they were: the program
+    (a `qa` command, a server worker, a Ray replica) sets them where it starts."""
+    code = f"""
+import json, os, threadpoolctl
+from qa.config import Settings
+from qa.encoder import HashingEncoder
+from qa.engine import Engine
+blas = lambda: [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+settings = Settings(corpus_dir={str(built_settings.corpus_dir)!r}, index_dir={str(built_settings.index_dir)!r},
+                    model="hashing", reader="off")
+before, environment = blas(), dict(os.environ)
+Engine(settings, HashingEncoder()).load()
+assert blas() == before and dict(os.environ) == environment, (before, blas())
+print(json.dumps(before))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    if len(os.sched_getaffinity(0)) > 1:  # else one thread is BLAS's own choice: nothing to tell apart
+        assert any(n > 1 for n in json.loads(done.stdout)), "BLAS starts with a thread per core"

@@ -22,7 +22,7 @@ from qa.api import background
 from qa.api.routes import admin, ask, documents, health, web
 from qa.config import Settings
 from qa.encoder import Encoder, serving_encoder
-from qa.engine import Engine, Reloader
+from qa.engine import Engine, Reloader, one_blas_thread
 from qa.errors import (
     ECHO_CHARS,
     BuildCancelled,
@@ -120,6 +120,7 @@ def worker_app() -> FastAPI:
     """The app of each ``qa serve --workers N`` process: settings from the environment, index followed."""
     settings = Settings()
     configure_logging("INFO" if settings.access_log else "WARNING")
+    one_blas_thread()  # this process answers questions
     return create_app(settings, follow=True)
 
 

@@ -108,8 +108,10 @@ class Router:
         import asyncio
 
         from qa.encoder import serving_encoder
-        from qa.engine import Engine
+        from qa.engine import Engine, one_blas_thread
         from qa.errors import IndexMissing
+
+        one_blas_thread()  # this replica answers questions
 
         self.settings = Settings.model_validate_json(settings_json)
         self.engine = Engine(self.settings, serving_encoder(self.settings), fanout=RayShards(list(shards)))
