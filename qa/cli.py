@@ -170,7 +170,7 @@ def ask(
     """Answer one question from the index (or from part of it: --doc, --where)."""
     from pydantic import ValidationError
 
-    from qa.schemas import AskFilter, AskRequest
+    from qa.api.schemas import AskFilter, AskRequest
 
     settings = settings_from(corpus, index_dir)
     pairs = [w.partition("=") for w in where or []]

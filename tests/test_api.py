@@ -232,7 +232,7 @@ def test_cors_closed_by_default(client: TestClient) -> None:
 def test_reindex_report_carries_every_field_of_the_build_report() -> None:
     from dataclasses import fields
 
+    from qa.api.schemas import ReindexReport
     from qa.build import BuildReport
-    from qa.schemas import ReindexReport
 
     assert {f.name for f in fields(BuildReport)} <= set(ReindexReport.model_fields)

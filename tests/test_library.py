@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-import qa.schemas
+import qa.api.schemas
 from qa.api import create_app
 from qa.config import Settings
 from qa.encoder import HashingEncoder
@@ -126,7 +126,7 @@ def test_favicon_and_examples_in_the_api_schema(built_settings: Settings) -> Non
         "ReindexReport",
     ):
         assert schemas[name]["examples"], name
-        model = getattr(qa.schemas, name)
+        model = getattr(qa.api.schemas, name)
         for example in schemas[name]["examples"]:
             model.model_validate(example)  # every example is a valid body of its model
 

@@ -20,6 +20,7 @@ from starlette.routing import Mount
 
 from qa.api import background
 from qa.api.routes import admin, ask, documents, health, web
+from qa.api.schemas import Problem
 from qa.config import Settings
 from qa.encoder import Encoder, serving_encoder
 from qa.engine import Engine, Reloader, one_blas_thread
@@ -36,7 +37,6 @@ from qa.errors import (
     ServingDamaged,
 )
 from qa.middleware import Metrics, Observe, RateLimiter, configure_logging
-from qa.schemas import Problem
 
 log = logging.getLogger("qa")
 ROUTERS = (ask.router, documents.router, health.router, admin.router, web.router)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from qa.api.background import counted
 from qa.api.deps import EngineDep, SettingsDep, require_admin
 from qa.api.routes.health import ready_report
-from qa.schemas import Problem, Ready, ReindexReport
+from qa.api.schemas import Problem, Ready, ReindexReport
 
 router = APIRouter(
     prefix="/admin",

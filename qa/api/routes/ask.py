@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import StringConstraints
 
 from qa.api.deps import EngineDep, MetricsDep, rate_limited
+from qa.api.schemas import MAX_QUESTION_CHARS, MAX_TOP_K, AskRequest, AskResponse, Problem
 from qa.engine import Engine
 from qa.middleware import Metrics
 from qa.retrieve import Scope
-from qa.schemas import MAX_QUESTION_CHARS, MAX_TOP_K, AskRequest, AskResponse, Problem
 
 router = APIRouter(
     tags=["questions"],

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from qa.api.deps import IndexDep
+from qa.api.schemas import DocumentList, DocumentOut, DocumentSummary, PassageOut, Problem, Suggestions
 from qa.errors import NotFound, quoted
-from qa.schemas import DocumentList, DocumentOut, DocumentSummary, PassageOut, Problem, Suggestions
 
 router = APIRouter(tags=["documents"])
 

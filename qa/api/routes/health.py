@@ -10,10 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from qa.answer import ReaderRule
 from qa.api.deps import EngineDep, MetricsDep, SettingsDep
+from qa.api.schemas import Health, Problem, Ready
 from qa.config import Settings
 from qa.engine import Engine, thresholds_for
 from qa.index import LoadedIndex, staleness
-from qa.schemas import Health, Problem, Ready
 
 router = APIRouter(tags=["health"])
 
