@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -257,149 +255,20 @@ def serve(
     ] = 0.5,
 ) -> None:
     """Serve the HTTP API and the web page."""
-    import uvicorn
-
-    from qa.api import create_app
-    from qa.middleware import configure_logging
+    from qa.api import serve as serving
 
     settings = settings_from(corpus, index_dir, host=host, port=port, workers=workers, access_log=access_log)
-    if ray is not None:
-        if watch or settings.workers > 1:
-            raise fail(
-                "--ray serves with Ray Serve replicas (--replicas): --watch and --workers do not apply", 2
-            )
-        _serve_on_ray(settings, ray, shards, replicas, replica_cpus)
-        return
+    if ray is not None and (watch or settings.workers > 1):
+        raise fail("--ray serves with Ray Serve replicas (--replicas): --watch and --workers do not apply", 2)
     if settings.workers > 1 and watch:
         raise fail("--watch needs a single worker: run `qa serve --watch --workers 1`", 2)
-    log_level = "INFO" if settings.access_log else "WARNING"
-    _check_port(settings.host, settings.port)
-    if settings.workers > 1:
-        _check_index(settings)
-        # Each worker process builds its app from the environment (qa.api.worker_app).
-        os.environ.update(
-            {
-                "QA_CORPUS_DIR": str(settings.corpus_dir.resolve()),
-                "QA_INDEX_DIR": str(settings.index_dir.resolve()),
-                "QA_ACCESS_LOG": str(settings.access_log).lower(),
-                "QA_WORKERS": str(settings.workers),  # each worker's encoder takes its share of the cores
-            }
-        )
-        configure_logging(log_level)
-        _announce(settings)
-        uvicorn.run(
-            "qa.api:worker_app",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            timeout_graceful_shutdown=10,
-            **_proxy_options(settings),
-        )  # uvicorn's supervisor drains and exits 0 on SIGTERM, and stops if a worker cannot start
-        return
-    try:  # load before binding: a broken index stops here with a clear message, not a traceback
-        engine = load_engine(settings, allow_missing=True, serving=True)
-    except QAError as error:
-        raise fail(str(error)) from None
-    # Follows the index folder: a `qa index` beside the server is served within a second.
-    application = create_app(settings, engine=engine, watch=watch, follow=True)
-    configure_logging(log_level)  # last: loading the model resets logging
-    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    _announce(settings)
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # keep the JSON logging configured above
-        timeout_graceful_shutdown=10,
-        **_proxy_options(settings),
-    )
-
-
-def _serve_on_ray(settings: Settings, address: str, shards: int | None, replicas: int, cpus: float) -> None:
-    """Ray Serve: the index built with ``shards`` shards if it has another count, then one deployment
-    per shard and the router, until SIGTERM or Ctrl+C."""
-    import threading
-
-    from qa.index import read_manifest
-
-    settings = settings.model_copy(
-        update={"corpus_dir": settings.corpus_dir.resolve(), "index_dir": settings.index_dir.resolve()}
-    )
-    _check_port(settings.host, settings.port)
     try:
-        from qa.cluster import connect
-
-        connect(address)
-        try:
-            count = int(read_manifest(settings.index_dir).get("shards", 1))
-        except QAError:
-            count = 0
-        if count != (shards or count) or count == 0:
-            from qa.build import build_index
-            from qa.encoder import encoder_from
-
-            wanted = shards or 1
-            typer.echo(f"building the index with {wanted} shard(s)", err=True)
-            build_index(settings.model_copy(update={"shards": wanted}), encoder_from(settings))
-            count = wanted
-        from qa.cluster import serve as ray_serve
-
-        ray_serve.run(settings, count, replicas, cpus)
-    except QAError as error:
-        raise fail(str(error)) from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    typer.echo(f"Ray Serve: {count} shard(s), {replicas} replica(s) each", err=True)
-    _announce(settings)
-    stop.wait()
-    ray_serve.shutdown()
-
-
-def _check_port(host: str, port: int) -> None:
-    """A port another program listens on stops `qa serve` here, with the ways to choose another."""
-    import errno
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if error.errno != errno.EADDRINUSE:
-                raise fail(f"cannot listen on {host}:{port}: {error.strerror}") from None
-            other = port + 1
-            raise fail(
-                f"port {port} on {host} is already in use (another qa serve?); choose another with "
-                f"`qa serve --port {other}`, `QA_PORT={other}` or `make serve PORT={other}`"
-            ) from None
-
-
-def _announce(settings: Settings) -> None:
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    typer.echo(f"serving on http://{host}:{settings.port} (API docs at /docs; Ctrl+C stops)", err=True)
-
-
-def _proxy_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn believes X-Forwarded-* from 127.0.0.1 unless told otherwise: only configured proxies."""
-    if not settings.forwarded_allow_ips:
-        return {"proxy_headers": False}
-    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
-
-
-def _check_index(settings: Settings) -> None:
-    """Before starting workers: the index loads (no model needed), or a one-line error and exit 1."""
-    from qa.errors import IndexMissing
-    from qa.index import load_index
-
-    try:
-        load_index(settings.index_dir)
-    except IndexMissing as error:
-        typer.echo(f"warning: {error}; answering 503 until it exists", err=True)
+        if ray is not None:
+            serving.serve_on_ray(settings, ray, shards, replicas, replica_cpus)
+        elif settings.workers > 1:
+            serving.serve_workers(settings)
+        else:
+            serving.serve_one(settings, watch)
     except QAError as error:
         raise fail(str(error)) from None
 

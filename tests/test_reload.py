@@ -120,6 +120,9 @@ def test_watch_reloads_after_an_edit(built_settings: Settings) -> None:
         server.stop()
 
 
+DOCUMENTS = 6000
+
+
 def _many_documents(folder: Path, n: int) -> None:
     for i in range(n):
         (folder / f"doc{i:04d}.txt").write_text(
@@ -129,10 +132,12 @@ def _many_documents(folder: Path, n: int) -> None:
         )
 
 
-@pytest.mark.parametrize("moment", ["while embedding", "while writing files"])
+@pytest.mark.parametrize("moment", ["while reading and embedding", "while writing files"])
 def test_kill_9_during_a_build_keeps_the_previous_index(built_settings: Settings, moment: str) -> None:
     before = load_index(built_settings.index_dir).fingerprint
-    _many_documents(built_settings.corpus_dir, 1500)
+    # Enough documents that the build is still reading or embedding a second after it starts (the
+    # fake encoder embeds 60,000 texts a second: 1,500 documents were built within the second).
+    _many_documents(built_settings.corpus_dir, DOCUMENTS)
     env = {
         **os.environ,
         "QA_MODEL": "hashing",
@@ -159,11 +164,11 @@ def test_kill_9_during_a_build_keeps_the_previous_index(built_settings: Settings
     assert load_index(built_settings.index_dir, HashingEncoder()).fingerprint == before
     assert check(built_settings) == "the corpus changed since the index was built"
     report = build_index(built_settings, HashingEncoder())
-    assert len(report.documents_added) == 1500
+    assert len(report.documents_added) == DOCUMENTS
     assert check(built_settings) is None
     assert not list(built_settings.index_dir.glob(".tmp-*"))
     index = load_index(built_settings.index_dir, HashingEncoder())
-    assert len(index.documents) == 1503
+    assert len(index.documents) == DOCUMENTS + 3  # and the small corpus
     for passage in index.passages:
         assert index.documents[passage.doc_id].text[passage.start : passage.end] == passage.text
 
