@@ -139,8 +139,8 @@ def answer(
     coverage = passage_coverage(index, query, top.position) if top else 0.0
     similarity = top.similarity if top else 0.0
     sentence_scores: list[SentenceScore] = []
-    if top is not None:
-        sentence_scores = score_sentences(index, [top.position], query)[0]
+    if top is not None:  # scored when reranked; else (no rerank stage) now
+        sentence_scores = top.sentences or score_sentences(index, [top.position], query)[0]
     typed = holds_value(sentence_scores)
     factoid = asks_for_a_fact(query.text)
     # The reader costs more than the rest of a question: it reads only when its verdict can decide.

@@ -82,7 +82,9 @@ def _keyword(index: LoadedIndex, query: Query, pool: Pool) -> np.ndarray:
 
 
 def _answer_sentence(index: LoadedIndex, query: Query, pool: Pool) -> np.ndarray:
-    scores = score_sentences(index, [int(p) for p in pool.positions], query)
+    scores = pool.sentences
+    if scores is None:
+        scores = score_sentences(index, [int(p) for p in pool.positions], query)
     return np.array([max((s.score for s in ss), default=0.0) for ss in scores], dtype=np.float32)
 
 
@@ -162,6 +164,8 @@ class Candidate:
     fused: float = 0.0  # weighted sum of the fusion signals
     score: float = 0.0  # final score: fused, plus the weighted rerank signals
     rank: int = 0  # 1-based rank after fusion and reranking
+    # Its sentences scored, once reranking has: the answer is picked from them (qa/answer.py).
+    sentences: list[SentenceScore] | None = None
 
     @property
     def similarity(self) -> float:
@@ -216,7 +220,11 @@ def rerank(
     if not stage or depth <= 0:
         return ranked
     head, tail = ranked[:depth], ranked[depth:]
-    pool = Pool(np.array([c.position for c in head], dtype=np.int64), np.array([c.bm25 for c in head]), {})
+    positions = [c.position for c in head]
+    sentences = score_sentences(index, positions, query)  # once: the answer is picked from them too
+    for candidate, scored in zip(head, sentences):
+        candidate.sentences = scored
+    pool = Pool(np.array(positions, dtype=np.int64), np.array([c.bm25 for c in head]), {}, sentences)
     for signal, weight in stage:
         for candidate, value in zip(head, signal.compute(index, query, pool)):
             candidate.signals[signal.name] = float(value)

@@ -5,7 +5,7 @@ What they find is a pool of candidate passages; qa/ranking.py scores and orders 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -83,6 +83,9 @@ class Pool:
     positions: np.ndarray
     bm25: np.ndarray
     ranks: dict[str, np.ndarray]
+    # Each passage's sentences scored (qa/ranking.py's SentenceScore), when the reranking has scored
+    # them already: the answer-sentence signal reads them instead of scoring them again.
+    sentences: list[list[Any]] | None = None
 
 
 def retrieve(
