@@ -40,8 +40,16 @@ class Thresholds:
         return self.similarity * (FULL_COVERAGE_SIMILARITY if coverage >= FULL_COVERAGE else 1.0)
 
     def admit(self, similarity: float, coverage: float, typed: bool) -> bool:
-        """The answer rule, shared by the service and by `qa calibrate`'s search for thresholds."""
-        return similarity >= self.similarity_needed(coverage) and coverage >= self.coverage and typed
+        """The answer rule for one question (the service's)."""
+        return bool(admits(similarity, coverage, typed, self.similarity, self.coverage))
+
+
+def admits(similarity: Any, coverage: Any, typed: Any, min_similarity: Any, min_coverage: Any) -> Any:
+    """The thresholds' rule, written once: for one question, or (numpy arrays, broadcast) for many
+    questions under many thresholds at once, as `qa calibrate` searches them. A passage that holds
+    nearly all of the question's key words needs less similarity."""
+    factor = np.where(np.asarray(coverage) >= FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, 1.0)
+    return (similarity >= min_similarity * factor) & (coverage >= min_coverage) & typed
 
 
 @dataclass(frozen=True)

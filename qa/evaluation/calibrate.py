@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, ReaderRule, Rule, Thresholds
+from qa.answer import ReaderRule, Rule, Thresholds, admits
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluation.evaluate import EvalItem, evidence_in
@@ -79,19 +79,17 @@ def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
 def admitted(obs: list[Observation], rule: Rule) -> np.ndarray:
     """The answer rule (``Thresholds.admit`` or ``ReaderRule.admit``) for each observation."""
     thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
-    admitted = np.array([thresholds.admit(o.similarity, o.coverage, o.typed) for o in obs], dtype=bool)
+    a = _arrays(obs)
+    admitted = admits(a["similarity"], a["coverage"], a["typed"], thresholds.similarity, thresholds.coverage)
     if isinstance(rule, ReaderRule):
-        a = _arrays(obs)
         admitted &= ~a["factoid"] | (a["reader"] >= rule.reader)
     return admitted
 
 
 def _admitted(a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray) -> np.ndarray:
-    """``Thresholds.admit`` for every observation under every setting of the thresholds at once: the
+    """The answer rule (``admits``) for every observation under every setting of the thresholds at once: the
     result has the shape of the broadcast thresholds plus one axis for the observations."""
-    factor = np.where(a["coverage"] >= FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, 1.0)
-    close = (a["similarity"] >= t_sim[..., None] * factor) & (a["coverage"] >= t_cov[..., None])
-    return close & a["typed"]
+    return admits(a["similarity"], a["coverage"], a["typed"], t_sim[..., None], t_cov[..., None])
 
 
 def _rates_of(a: dict[str, np.ndarray], answered: np.ndarray) -> dict[str, np.ndarray]:
