@@ -291,12 +291,23 @@ def evaluate(
     ablation: Annotated[
         bool, typer.Option("--ablation", help="Also rebuild variants and show what each part adds.")
     ] = False,
+    starter: Annotated[
+        Path | None,
+        typer.Option(
+            "--starter",
+            metavar="FILE",
+            help="Write a question file to complete for the indexed documents, and ask nothing.",
+        ),
+    ] = None,
 ) -> None:
     """Ask every question of each file through the same path as /ask; print one row per file and
     per kind of question (answerable, near-topic, off-topic)."""
     from qa.evaluation.evaluate import evaluate_files, format_report, load_eval_set
 
     settings = settings_from(corpus, index_dir)
+    if starter is not None:
+        _write_starter(settings, starter)
+        return
     paths = eval_sets or sorted(settings.eval_dir.glob("*.jsonl"))
     try:
         engine = load_engine(settings)
@@ -328,6 +339,26 @@ def evaluate(
             f"{used['corpus']}: {used['documents']} documents, {used['passages']} passages\n"
         )
         typer.echo(format_report(report, failures=failures))
+
+
+def _write_starter(settings: Settings, path: Path) -> None:
+    from qa.evaluation.evaluate import starter_questions
+    from qa.index import load_index
+
+    if path.exists():
+        raise fail(f"{path} exists already: name a new file", 2)
+    try:
+        rows = starter_questions(load_index(settings.index_dir))
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    except OSError as error:
+        raise fail(f"cannot write {path}: {error.strerror}") from None
+    except QAError as error:
+        raise fail(str(error)) from None
+    placeholders = sum(r["question"].startswith("<") for r in rows)
+    typer.echo(
+        f"wrote {len(rows)} questions to {path}: replace the {placeholders} placeholders with questions in "
+        f"your own words (and check each evidence), then `qa calibrate --set {path}`"
+    )
 
 
 @app.command()
@@ -368,7 +399,14 @@ def calibrate(
     """Fit the answer rule, cross-validated across the files (each reported with the rule fitted on
     the others), and store the fit on all of them in the index manifest. With the reader loaded, the
     reader rule is fitted as well (on SQuAD's training side too with --squad-v1)."""
-    from qa.evaluation.calibrate import FIT_SETS, VALIDATION_SETS, fit, format_report
+    from qa.evaluation.calibrate import (
+        FIT_SETS,
+        MIN_BALANCED_ACCURACY,
+        VALIDATION_SETS,
+        fit,
+        format_report,
+        trustworthy,
+    )
     from qa.evaluation.evaluate import load_eval_set
     from qa.index import save_calibration
 
@@ -395,6 +433,14 @@ def calibrate(
             observed,
         )
         typer.echo(format_report(calibration))
+        good, figure, measured = trustworthy(calibration)
+        if not good and not dry_run:
+            raise fail(
+                f"not stored: balanced accuracy {figure:.3f} {measured} is below {MIN_BALANCED_ACCURACY}; "
+                "these questions cannot tell what the documents answer from what they do not, and the "
+                "thresholds already in the index stay. Add questions of both kinds (docs/evaluation.md, "
+                '"A question file for your documents")'
+            )
         if default_out is not None and "reader_rule" in calibration:
             default_out.write_text(
                 json.dumps({"reader": calibration["reader_rule"]["threshold"]}, indent=2) + "\n",

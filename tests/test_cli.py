@@ -180,3 +180,65 @@ def test_a_busy_port_is_explained_with_the_fix(built_settings: Settings) -> None
         and "QA_PORT=" in result.output
         and "make serve PORT=" in result.output
     )
+
+
+def _questions(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_calibrate_fits_only_on_questions_about_these_documents(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    """Questions about other documents (the bundled article's, say) are left out; with none left,
+    calibration refuses, saying what to write, and stores nothing."""
+    other = _questions(
+        tmp_path / "article.jsonl",
+        [
+            {"id": "1", "question": "Who developed GigaChat?", "answerable": True, "evidence": ["Sberbank"]},
+            {"id": "2", "question": "Does Russia make chips?", "answerable": False, "kind": "near_topic"},
+        ],
+    )
+    before = json.loads((built_settings.index_dir / "current" / "manifest.json").read_text())["calibration"]
+    result = run(built_settings, "calibrate", "--set", str(other))
+    assert result.exit_code == 1
+    assert "no question file is about these documents" in result.output and "--set FILE" in result.output
+    after = json.loads((built_settings.index_dir / "current" / "manifest.json").read_text())["calibration"]
+    assert after == before
+
+
+def test_calibrate_does_not_store_a_fit_that_cannot_tell_answerable_from_not(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    same = [
+        ("How many eggs does the queen lay?", "2,000 eggs a day"),
+        ("When did the Shinkansen open?", "opened in Japan in 1964"),
+    ]
+    rows = []
+    for n, (question, evidence) in enumerate(same):  # each question asked as answerable and as not
+        rows.append({"id": f"a{n}", "question": question, "answerable": True, "evidence": [evidence]})
+        rows.append({"id": f"u{n}", "question": question, "answerable": False, "kind": "near_topic"})
+    before = json.loads((built_settings.index_dir / "current" / "manifest.json").read_text())["calibration"]
+    result = run(built_settings, "calibrate", "--set", str(_questions(tmp_path / "muddled.jsonl", rows)))
+    assert result.exit_code == 1
+    assert "not stored: balanced accuracy 0.500 on the fitting questions" in result.output
+    assert "the thresholds already in the index stay" in result.output
+    after = json.loads((built_settings.index_dir / "current" / "manifest.json").read_text())["calibration"]
+    assert after == before
+
+
+def test_a_starter_question_file_is_written_from_the_corpus_and_refused_until_completed(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "mine.jsonl"
+    written = run(built_settings, "eval", "--starter", str(path))
+    assert written.exit_code == 0 and "placeholders" in written.output
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    corpus = " ".join(p.read_text(encoding="utf-8") for p in built_settings.corpus_dir.iterdir())
+    answerable = [r for r in rows if r["answerable"]]
+    assert answerable and all(e in corpus for r in answerable for e in r["evidence"])
+    assert sum(r["kind"] == "near_topic" for r in rows) == 6  # two per document
+    refused = run(built_settings, "eval", "--set", str(path))
+    assert refused.exit_code == 1 and "placeholder: write the question" in refused.output
+    again = run(built_settings, "eval", "--starter", str(path))
+    assert again.exit_code == 2 and "exists already" in again.output

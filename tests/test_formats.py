@@ -199,6 +199,12 @@ def test_faq_files_without_questions_and_answers_are_refused(tmp_path: Path) -> 
     (tmp_path / "faq.csv").write_text("question,answer\nWhy?,\n", encoding="utf-8")
     with pytest.raises(CorpusError, match="line 2: needs both a question and an answer"):
         read_corpus(tmp_path)
+    # An answer with an unquoted comma was cut at the comma, silently.
+    (tmp_path / "faq.csv").write_text(
+        "question,answer\nHow to pay?,By card, cash or transfer.\n", encoding="utf-8"
+    )
+    with pytest.raises(CorpusError, match="line 2 has more fields than the header: put a field that holds"):
+        read_corpus(tmp_path)
     (tmp_path / "faq.csv").unlink()
     (tmp_path / "faq.jsonl").write_text('{"question": "Why?", "answer": "Because."}\n[1]\n', encoding="utf-8")
     with pytest.raises(CorpusError, match="line 2: expected an object"):

@@ -22,7 +22,7 @@ import numpy as np
 from qa.answer import ReaderRule, Rule, Thresholds, admits
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.evaluation.evaluate import EvalItem, evidence_in
+from qa.evaluation.evaluate import EvalItem, evidence_in, missing_evidence
 
 GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
 # What `qa calibrate` fits on by default, in Settings.eval_dir (our own questions: one file reusing
@@ -206,7 +206,23 @@ def fit(
     """Thresholds for the engine's model fitted on every source, with the held-out figures of each
     source (cross-validation) and of each validation file, as stored in the manifest. With a reader,
     the reader rule too, fitted on the sources and ``observed`` (questions observed elsewhere: the
-    SQuAD training side of ``qa bench removed``)."""
+    SQuAD training side of ``qa bench removed``).
+
+    A question file whose evidence is not in these documents is about other documents: it is left
+    out (listed under ``left_out``); with no source left, a QAError says what to write."""
+    left_out = {
+        name: f"{len(missing)} answerable question(s) whose evidence is not in these documents"
+        for name, items in {**sources, **(validation or {})}.items()
+        if (missing := missing_evidence(engine.index, items))
+    }
+    sources = {name: items for name, items in sources.items() if name not in left_out}
+    validation = {name: items for name, items in (validation or {}).items() if name not in left_out}
+    if not sources:
+        raise QAError(
+            "no question file is about these documents (the evidence of their answerable questions is "
+            f"not in the corpus: {', '.join(left_out) or 'no files given'}); write one for your documents "
+            '(docs/evaluation.md, "A question file for your documents") and pass it with --set FILE'
+        )
     by_source = {name: observe(engine, items, name) for name, items in sources.items()}
     validation_obs = {name: observe(engine, items, name) for name, items in (validation or {}).items()}
     everything = [o for obs in by_source.values() for o in obs]
@@ -233,6 +249,7 @@ def fit(
         "trade_off": trade_off,
         "questions": len(everything),
         "sources": list(by_source),
+        "left_out": left_out,
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if engine.reader is not None:
@@ -249,6 +266,23 @@ def fit(
             "validation": _validated(validation_obs, rule),
         }
     return calibration
+
+
+# A fit that tells answerable from unanswerable questions no better than this, judged on questions
+# it was not fitted on when there are any, is not stored: the thresholds already there stay.
+MIN_BALANCED_ACCURACY = 0.6
+
+
+def trustworthy(calibration: dict[str, Any]) -> tuple[bool, float, str]:
+    """Whether a fit may be stored: its balanced accuracy (held out across the sources when there
+    are several, else on the fitting questions themselves) at least ``MIN_BALANCED_ACCURACY``; that
+    figure and what it was measured on."""
+    held_out = [row["balanced_accuracy"] for row in calibration["cross_validation"]]
+    if held_out:
+        figure, on = sum(held_out) / len(held_out), "held out across the question files"
+    else:
+        figure, on = calibration["balanced_accuracy"], "on the fitting questions (one file: nothing held out)"
+    return figure >= MIN_BALANCED_ACCURACY, figure, on
 
 
 def _validated(validation: dict[str, list[Observation]], rule: Rule) -> list[dict[str, Any]]:
@@ -277,6 +311,7 @@ def format_report(calibration: dict[str, Any]) -> str:
     t = calibration["thresholds"]
     header = f"  {'':<30}{'hit@1':>7}{'answered':>10}{'refused near*':>14}{'refused off':>12}{'balanced':>10}"
     lines = [
+        *(f"left out {name}: {why}" for name, why in calibration.get("left_out", {}).items()),
         "(* near-topic questions; for SQuAD, questions asked with their answer sentences removed)",
         f"fitted on {calibration['questions']} questions ({', '.join(calibration['sources'])}) "
         f"for model {calibration['model']}",

@@ -51,6 +51,8 @@ def load_eval_set(path: Path) -> list[EvalItem]:
             raise QAError(f"{path}:{number}: duplicate id {item.id!r}")
         if item.answerable and not item.evidence:
             raise QAError(f"{path}:{number}: an answerable question needs evidence")
+        if item.question.startswith(PLACEHOLDER[:12]):
+            raise QAError(f"{path}:{number}: still the starter's placeholder: write the question")
         seen.add(item.id)
         items.append(item)
     if not items:
@@ -132,15 +134,48 @@ class Outcome:
         return None
 
 
+PLACEHOLDER = "<write here a question {}>"
+
+
+def starter_questions(index: LoadedIndex) -> list[dict[str, Any]]:
+    """A question file to complete, from the corpus: for each section of each document an answerable
+    question whose evidence is the section's first sentence (the question is the heading when it is
+    one, as in an FAQ, else a placeholder), and per document two near-topic placeholders: questions
+    on its subject that it does not answer. ``qa eval`` refuses the file until every placeholder is
+    written."""
+    rows: list[dict[str, Any]] = []
+    for doc_id in sorted(index.by_document):
+        document = index.documents[doc_id]
+        seen: set[str] = set()
+        for passage_id in index.by_document[doc_id]:
+            passage = index.passages[index.positions[passage_id]]
+            heading = passage.heading.split(" › ")[-1] if passage.heading else document.title
+            if heading in seen or not passage.sentences:
+                continue
+            seen.add(heading)
+            first = passage.sentences[0]
+            question = heading if heading.endswith("?") else PLACEHOLDER.format(f"that “{heading}” answers")
+            evidence = document.text[first.start : first.end]
+            rows.append(
+                {"question": question, "answerable": True, "kind": "answerable", "evidence": [evidence]}
+            )
+        for _ in range(2):
+            about = PLACEHOLDER.format(f"about “{document.title}” that it does not answer")
+            rows.append({"question": about, "answerable": False, "kind": "near_topic"})
+    return [{"id": f"q{n:03d}", **row} for n, row in enumerate(rows, start=1)]
+
+
+def missing_evidence(index: LoadedIndex, items: list[EvalItem]) -> list[str]:
+    """Ids of the answerable questions whose evidence no document of ``index`` holds verbatim: a
+    question file about other documents than these has some."""
+    texts = [d.text for d in index.documents.values()]
+    return [i.id for i in items if i.answerable and not any(evidence_in(t, i.evidence) for t in texts)]
+
+
 def ask_all(engine: Engine, items: list[EvalItem], depth: int = 10) -> list[Outcome]:
     """Ask every question uncached, through the same path as /ask, after checking that each
     answerable question's evidence is in the corpus verbatim."""
-    index = engine.index
-    missing = [
-        i.id
-        for i in items
-        if i.answerable and not any(evidence_in(d.text, i.evidence) for d in index.documents.values())
-    ]
+    missing = missing_evidence(engine.index, items)
     if missing:
         raise QAError(f"evidence not found verbatim in the corpus for: {', '.join(missing)}")
     outcomes = []

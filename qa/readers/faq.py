@@ -25,7 +25,12 @@ def read_faq(path: Path, raw: bytes) -> tuple[str, Metadata]:
         names = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
         if not all(field in names for field in _FAQ_FIELDS):
             raise CorpusError(path, "an FAQ file needs a header row with question and answer columns")
-        rows = [(n, {f: row.get(names[f]) for f in _FAQ_FIELDS}) for n, row in enumerate(reader, start=2)]
+        for n, row in enumerate(reader, start=2):
+            if None in row:  # csv puts the fields past the header's under None: an unquoted comma
+                raise CorpusError(
+                    path, f"line {n} has more fields than the header: put a field that holds commas in quotes"
+                )
+            rows.append((n, {f: row.get(names[f]) for f in _FAQ_FIELDS}))
     else:
         for n, line in enumerate(content.splitlines(), start=1):
             if not line.strip():
