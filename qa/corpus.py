@@ -16,6 +16,7 @@ from typing import Any
 from qa.errors import BuildCancelled, CorpusError
 from qa.isolation import ParseLimits, read_contained
 from qa.readers import CONTAINED, READERS, SUFFIXES
+from qa.readers.text import encoding_of
 
 # Every sentence costs a vector (768 bytes) and its share of scoring: a document of more than
 # DENSE_SENTENCES sentences must average at least MIN_SENTENCE_CHARS characters a sentence (prose
@@ -39,6 +40,7 @@ class Document:
     path: str  # relative to the corpus folder
     format: str  # a format name of READERS: "markdown", "text", "html", "pdf", "docx" or "faq"
     pages: tuple[int, ...] = ()  # a PDF's: the offset in ``text`` where each page begins
+    encoding: str | None = None  # the encoding a text file was read in, when not UTF-8 (a guess)
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding ``offset``, for a paged document (None otherwise)."""
@@ -76,10 +78,13 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[str]]:
     files, skipped = [], []
     for path in sorted(corpus_dir.rglob("*")):
         relative = path.relative_to(corpus_dir)
-        if any(part.startswith((".", "_")) for part in relative.parts) or path.suffix.lower() not in SUFFIXES:
+        if any(part.startswith((".", "_")) for part in relative.parts):
             continue
         try:
             if path.is_dir():
+                continue
+            if path.suffix.lower() not in SUFFIXES:
+                skipped.append(f"{relative.as_posix()}: not a format qa reads ({', '.join(SUFFIXES)})")
                 continue
             resolved = path.resolve(strict=True)
         except (OSError, RuntimeError):  # a link to itself or in a loop, or a file deleted meanwhile
@@ -289,6 +294,7 @@ def read_document(path: Path, corpus_dir: Path, raw: bytes, limits: ParseLimits 
         path=relative,
         format=fmt,
         pages=meta.pages,
+        encoding=None if fmt in CONTAINED else encoding_of(raw),
     )
 
 

@@ -41,7 +41,7 @@ def test_ids_are_stable_and_derived_from_paths(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "problem"),
     [
-        ("bad.txt", b"caf\xe9 au lait", "not valid UTF-8"),
+        ("bad.txt", bytes(range(256)) * 4, "not text in any encoding"),
         ("broken.md", b"---\ntitle: [unclosed\n---\nBody text.", "broken front matter"),
         ("empty.md", b"---\ntitle: Nothing\n---\n\n   \n", "empty"),
         ("badid.md", b"---\nid: 'has spaces'\n---\nBody.", "invalid id"),

@@ -301,3 +301,20 @@ def test_html_text_is_the_page_text_not_markdown_escapes(tmp_path: Path) -> None
         not p.heading.endswith("is not a heading here, and 1. is not a list.")
         for p in split_document(doc, 1500)
     )
+
+
+def test_every_file_is_accounted_for_and_other_encodings_are_read(tmp_path: Path) -> None:
+    """A file of a format qa does not read is listed once with the formats it reads; a text in
+    Windows-1252 is read (the guess recorded), not refused; bytes no encoding fits are refused."""
+    (tmp_path / "data.json").write_text('{"a": 1}', encoding="utf-8")
+    (tmp_path / "notes.rtf").write_text("{\\rtf1 Hello}", encoding="utf-8")
+    text = "Café crème and naïve résumés: the café opens at nine, closes at five, all year round."
+    (tmp_path / "menu.txt").write_bytes(text.encode("cp1252"))
+    corpus = read_corpus(tmp_path, skip_invalid=True)
+    (menu,) = corpus.documents
+    assert menu.text == text and menu.encoding == "cp1252"
+    assert [s.split(":")[0] for s in corpus.skipped] == ["data.json", "notes.rtf"]
+    assert all("not a format qa reads (.md, " in s for s in corpus.skipped)
+    (tmp_path / "menu.txt").write_bytes(bytes(range(256)) * 4)  # every byte value: no encoding reads it as text
+    with pytest.raises(CorpusError, match="not text in any encoding"):
+        read_corpus(tmp_path)

@@ -167,6 +167,9 @@ class DocumentMeta(BaseModel):
     path: str
     format: str
     pages: list[int] = Field(default=[], description="Where each page begins in the text (PDF documents).")
+    encoding: str | None = Field(
+        default=None, description="The encoding a text file was read in, when it was not UTF-8 (a guess)."
+    )
 
 
 class DocumentSummary(DocumentMeta):
@@ -369,7 +372,7 @@ class ReindexReport(BaseModel):
                     "total_seconds": 1.0,
                     "shards": 1,
                     "up_to_date": False,
-                    "skipped": ["menu.txt: not valid UTF-8 (byte 3)"],
+                    "skipped": ["menu.txt: not text in any encoding: neither UTF-8 nor another that fits its bytes"],
                 }
             ]
         }

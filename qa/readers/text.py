@@ -10,10 +10,32 @@ from qa.readers.base import Metadata
 
 
 def decoded(path: Path, raw: bytes) -> str:
-    try:
+    """The file's text: UTF-8, else the encoding ``encoding_of`` finds; a CorpusError when none fits."""
+    encoding = encoding_of(raw)
+    if encoding is None:
         return raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        raise CorpusError(path, f"not valid UTF-8 (byte {error.start})") from error
+    if encoding == "":
+        raise CorpusError(path, "not text in any encoding: neither UTF-8 nor another that fits its bytes")
+    return raw.decode(encoding)
+
+
+def encoding_of(raw: bytes) -> str | None:
+    """None for UTF-8; else the encoding charset-normalizer finds the least garbled reading in
+    (among equally good ones Windows-1252, the commonest for Western text, as cp1250 and the others
+    tie with it on short texts), or "" when none fits."""
+    try:
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(raw))
+    if not matches:
+        return ""
+    least = min(m.chaos for m in matches)
+    best = [m for m in matches if m.chaos <= least + 1e-9]
+    return next((m.encoding for m in best if m.encoding == "cp1252"), best[0].encoding)
 
 
 _TEXT_TITLE = re.compile(r"\A[ \t]*(?P<title>[^\n]{1,120}?)[ \t]*\n[ \t]*\n(?P<rest>.*\S.*)\Z", re.DOTALL)
