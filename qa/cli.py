@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
@@ -159,19 +159,35 @@ def ask(
     explain: Annotated[
         bool, typer.Option("--explain", help="Show scores, thresholds and the decision.")
     ] = False,
-    doc: Annotated[list[str] | None, typer.Option("--doc", help="Ask within this document (repeat).")] = None,
+    doc: Annotated[
+        list[str] | None,
+        typer.Option("--doc", metavar="DOC_ID", help="Ask within this document (repeat)."),
+    ] = None,
     where: Annotated[
         list[str] | None,
-        typer.Option("--where", help="Ask within documents whose FIELD equals VALUE: FIELD=VALUE (repeat)."),
+        typer.Option(
+            "--where",
+            metavar="FIELD=VALUE",
+            help="Ask within documents whose FIELD (title, source, published, format, path) equals VALUE (repeat).",
+        ),
     ] = None,
 ) -> None:
     """Answer one question from the index (or from part of it: --doc, --where)."""
     from pydantic import ValidationError
 
     from qa.api.schemas import AskFilter, AskRequest
+    from qa.retrieve import ScopeField
 
     settings = settings_from(corpus, index_dir)
     pairs = [w.partition("=") for w in where or []]
+    fields = ", ".join(get_args(ScopeField))
+    for field, equals, _ in pairs:
+        if not equals:
+            raise fail(
+                f"--where takes FIELD=VALUE, as in --where format=pdf (fields: {fields}): got {field!r}", 2
+            )
+        if field.strip() not in get_args(ScopeField):
+            raise fail(f"--where: documents cannot be filtered by {field.strip()!r}: use {fields}", 2)
     try:  # the same checks as POST /ask
         scope = AskFilter.model_validate(
             {"doc_ids": doc, "metadata": {k.strip(): v for k, _, v in pairs} if pairs else None}
@@ -179,9 +195,9 @@ def ask(
         AskRequest(question=question, top_k=top_k, explain=explain, filter=scope)
     except ValidationError as error:
         problem = error.errors()[0]
-        raise fail(
-            f"not valid: {problem['msg'].removeprefix('Value error, ')} ({problem['loc']})", 2
-        ) from None
+        where_ = {"question": "the question", "top_k": "--top-k", "filter": "--doc or --where"}
+        option = where_.get(str(problem["loc"][0]), "--doc") if problem["loc"] else "the question"
+        raise fail(f"{option}: {problem['msg'].removeprefix('Value error, ')}", 2) from None
     try:
         result = load_engine(settings).ask(question, top_k, explain=explain, scope=scope.scope())
     except QAError as error:
@@ -334,9 +350,10 @@ def evaluate(
         body = next(iter(report.values())) if len(report) == 1 else {"sets": report}
         typer.echo(json.dumps({**body, "used": used}, indent=2, ensure_ascii=False))
     else:
+        documents = f"{used['documents']} document{'s' if used['documents'] != 1 else ''}"
         typer.echo(
-            f"index {used['index']} ({index.fingerprint[:12]}, built {used['built_at']}) of corpus "
-            f"{used['corpus']}: {used['documents']} documents, {used['passages']} passages\n"
+            f"the index in {used['index']}/ ({index.fingerprint[:12]}, built {used['built_at']}) of the "
+            f"corpus in {used['corpus']}/: {documents}, {used['passages']} passages\n"
         )
         typer.echo(format_report(report, failures=failures))
 

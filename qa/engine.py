@@ -227,7 +227,7 @@ class Engine:
         if scope is not None:
             allowed = scope.positions(index)
             if len(allowed) == 0:
-                raise ScopeEmpty(f"no document matches the filter {scope.to_json()}")
+                raise ScopeEmpty(f"no document matches the filter: {scope.describe()}")
         if index.shard_count > 1:
             index, ranked = self._rank_shards(index, query, weights, scope)
         else:

@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from qa.errors import quoted
 from qa.index import LoadedIndex
 from qa.terms import QueryWord
 
@@ -73,6 +74,12 @@ class Scope:
 
     def to_json(self) -> dict[str, object]:
         return {"doc_ids": list(self.doc_ids), "metadata": dict(self.metadata)}
+
+    def describe(self) -> str:
+        """In words, for messages (the client's values cut short): "documents 'a', 'b' and format = 'pdf'"."""
+        ids = ", ".join(quoted(i) for i in self.doc_ids[:5]) + (", …" if len(self.doc_ids) > 5 else "")
+        parts = [("documents " if len(self.doc_ids) > 1 else "document ") + ids] if self.doc_ids else []
+        return " and ".join([*parts, *(f"{field} = {quoted(value)}" for field, value in self.metadata)])
 
 
 @dataclass(frozen=True)

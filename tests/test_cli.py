@@ -92,7 +92,7 @@ def test_eval_prints_metrics(built_settings: Settings, tmp_path: Path) -> None:
     )
     text = run(built_settings, "eval", "--set", str(eval_set), "--set", str(other), "--failures").output
     assert "set.jsonl" in text and "other.jsonl" in text and "  near_topic" in text and "  off_topic" in text
-    assert f"of corpus {built_settings.corpus_dir}: 3 documents" in text  # which index and corpus
+    assert f"of the corpus in {built_settings.corpus_dir}/: 3 documents" in text  # which index and corpus
     assert "hit@1     answered, and the first cited passage" in text  # the metric names explained
     assert "failures in other.jsonl (2):" in text and "answered an unanswerable question" in text
     assert "refused" in text.split("failures in other.jsonl")[1]
@@ -242,3 +242,22 @@ def test_a_starter_question_file_is_written_from_the_corpus_and_refused_until_co
     assert refused.exit_code == 1 and "placeholder: write the question" in refused.output
     again = run(built_settings, "eval", "--starter", str(path))
     assert again.exit_code == 2 and "exists already" in again.output
+
+
+def test_filter_mistakes_are_explained_in_the_options_terms(built_settings: Settings) -> None:
+    no_value = run(built_settings, "ask", "bees?", "--where", "pdf")
+    assert (
+        no_value.exit_code == 2 and "--where takes FIELD=VALUE, as in --where format=pdf" in no_value.output
+    )
+    unknown = run(built_settings, "ask", "bees?", "--where", "colour=red")
+    assert (
+        unknown.exit_code == 2
+        and "documents cannot be filtered by 'colour': use title, source" in unknown.output
+    )
+    nothing = run(built_settings, "ask", "bees?", "--where", "format=nope")
+    assert nothing.exit_code == 1 and "no document matches the filter: format = 'nope'" in nothing.output
+    assert "{" not in nothing.output  # no Python dict
+    empty = run(built_settings, "ask", "")
+    assert empty.exit_code == 2 and "the question: String should have at least 1 character" in empty.output
+    help_text = runner.invoke(app, ["ask", "--help"]).output
+    assert "--doc DOC_ID" in help_text and "--where FIELD=VALUE" in help_text and "list[str]" not in help_text

@@ -315,6 +315,8 @@ def test_every_file_is_accounted_for_and_other_encodings_are_read(tmp_path: Path
     assert menu.text == text and menu.encoding == "cp1252"
     assert [s.split(":")[0] for s in corpus.skipped] == ["data.json", "notes.rtf"]
     assert all("not a format qa reads (.md, " in s for s in corpus.skipped)
-    (tmp_path / "menu.txt").write_bytes(bytes(range(256)) * 4)  # every byte value: no encoding reads it as text
+    (tmp_path / "menu.txt").write_bytes(
+        bytes(range(256)) * 4
+    )  # every byte value: no encoding reads it as text
     with pytest.raises(CorpusError, match="not text in any encoding"):
         read_corpus(tmp_path)

@@ -372,7 +372,9 @@ class ReindexReport(BaseModel):
                     "total_seconds": 1.0,
                     "shards": 1,
                     "up_to_date": False,
-                    "skipped": ["menu.txt: not text in any encoding: neither UTF-8 nor another that fits its bytes"],
+                    "skipped": [
+                        "menu.txt: not text in any encoding: neither UTF-8 nor another that fits its bytes"
+                    ],
                 }
             ]
         }
