@@ -236,3 +236,21 @@ def test_reindex_report_carries_every_field_of_the_build_report() -> None:
     from qa.build import BuildReport
 
     assert {f.name for f in fields(BuildReport)} <= set(ReindexReport.model_fields)
+
+
+def test_get_ask_refuses_unknown_parameters_like_post(client) -> None:
+    misspelt = client.get("/ask", params={"q": "bees?", "top-k": "2"})
+    assert misspelt.status_code == 422
+    assert misspelt.json()["detail"] == [
+        {"loc": ["query", "top-k"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+    ]
+    assert client.get("/ask", params={"q": "bees?", "top_k": "2", "doc_id": "bees"}).status_code == 200
+
+
+def test_openapi_names_the_package_version_and_each_route(client) -> None:
+    from importlib.metadata import version
+
+    schema = client.get("/openapi.json").json()
+    assert schema["info"]["version"] == version("qa")
+    operations = [op for path in schema["paths"].values() for op in path.values()]
+    assert all(op.get("summary") and " Get" not in op["summary"] for op in operations)

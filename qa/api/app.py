@@ -79,7 +79,7 @@ def create_app(
     # Swagger UI and ReDoc from fastapi-offline's copies of their files: /docs works without a network.
     app = FastAPIOffline(
         title="Cited answers",
-        version="1",
+        version=_version(),
         summary="Extractive answers with verbatim, checkable citations, or an honest refusal.",
         lifespan=lifespan,
         # No redirect from "/documents/" to "/documents": Starlette builds its address from the
@@ -114,6 +114,15 @@ def create_app(
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(web.WEB)), name="static")
     return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qa")
+    except PackageNotFoundError:  # run from a checkout without installing it
+        return "0+unknown"
 
 
 def worker_app() -> FastAPI:

@@ -20,7 +20,10 @@ router = APIRouter(
 
 
 @router.post(
-    "/reindex", response_model=ReindexReport, responses={409: {"model": Problem}, 422: {"model": Problem}}
+    "/reindex",
+    response_model=ReindexReport,
+    responses={409: {"model": Problem}, 422: {"model": Problem}},
+    summary="Rebuild the index from the corpus",
 )
 async def reindex(request: Request, engine: EngineDep) -> ReindexReport:
     """Rebuild from the corpus and swap the new index in while serving. Needs QA_ADMIN_TOKEN."""
@@ -36,7 +39,9 @@ async def reindex(request: Request, engine: EngineDep) -> ReindexReport:
     )
 
 
-@router.post("/reload", response_model=Ready, responses={500: {"model": Problem}})
+@router.post(
+    "/reload", response_model=Ready, responses={500: {"model": Problem}}, summary="Load the current build"
+)
 async def reload(request: Request, engine: EngineDep, settings: SettingsDep) -> Ready:
     """Load the index folder's current build without rebuilding. Needs QA_ADMIN_TOKEN.
     A broken build is refused and the previous index keeps serving."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import StringConstraints
 
 from qa.api.deps import EngineDep, MetricsDep, rate_limited
 from qa.api.schemas import MAX_QUESTION_CHARS, MAX_TOP_K, AskRequest, AskResponse, Problem
 from qa.engine import Engine
+from qa.errors import quoted
 from qa.middleware import Metrics
 from qa.retrieve import Scope
 
@@ -19,14 +21,14 @@ router = APIRouter(
     tags=["questions"],
     dependencies=[Depends(rate_limited)],
     responses={
-        413: {"description": "Request body too large (plain text when announced by Content-Length)"},
+        413: {"model": Problem, "description": "Request body too large"},
         404: {"model": Problem, "description": "The filter matches no document"},
         429: {"model": Problem, "description": "Too many questions from this client"},
     },
 )
 
 
-@router.post("/ask", response_model=AskResponse)
+@router.post("/ask", response_model=AskResponse, summary="Ask a question")
 def ask(body: AskRequest, engine: EngineDep, metrics: MetricsDep) -> Response:
     """Answer with the best sentence of the best passage and cite the top passages, or refuse.
     ``filter`` restricts the question to some documents (by id or metadata) inside retrieval."""
@@ -36,7 +38,29 @@ def ask(body: AskRequest, engine: EngineDep, metrics: MetricsDep) -> Response:
     return _answer(engine, metrics, body.question, body.top_k, body.explain, scope)
 
 
-@router.get("/ask", response_model=AskResponse)
+def _known_parameters(request: Request) -> None:
+    """Like POST /ask's body, GET /ask's parameters are checked: a misspelt one (``top-k``) is a 422,
+    not silently ignored."""
+    unknown = sorted(set(request.query_params) - {"q", "top_k", "doc_id"})
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", quoted(name)[1:-1]),
+                    "msg": "Extra inputs are not permitted",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown[:5]
+            ]
+        )
+
+
+@router.get(
+    "/ask",
+    response_model=AskResponse,
+    summary="Ask a question from a link",
+    dependencies=[Depends(_known_parameters)],
+)
 def ask_get(
     engine: EngineDep,
     metrics: MetricsDep,

@@ -16,7 +16,7 @@ from qa.errors import NotFound, quoted
 router = APIRouter(tags=["documents"])
 
 
-@router.get("/documents", response_model=DocumentList)
+@router.get("/documents", response_model=DocumentList, summary="List the documents")
 def list_documents(
     index: IndexDep,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -38,7 +38,12 @@ def list_documents(
     )
 
 
-@router.get("/documents/{doc_id}", response_model=DocumentOut, responses={404: {"model": Problem}})
+@router.get(
+    "/documents/{doc_id}",
+    response_model=DocumentOut,
+    responses={404: {"model": Problem}},
+    summary="One document",
+)
 def get_document(doc_id: str, index: IndexDep) -> DocumentOut:
     document = index.documents.get(doc_id)
     if document is None:
@@ -46,7 +51,12 @@ def get_document(doc_id: str, index: IndexDep) -> DocumentOut:
     return DocumentOut(**document.to_json(), passages=index.by_document.get(doc_id, []))
 
 
-@router.get("/passages/{passage_id}", response_model=PassageOut, responses={404: {"model": Problem}})
+@router.get(
+    "/passages/{passage_id}",
+    response_model=PassageOut,
+    responses={404: {"model": Problem}},
+    summary="One passage",
+)
 def get_passage(passage_id: str, index: IndexDep) -> PassageOut:
     position = index.positions.get(passage_id)
     if position is None:
@@ -58,7 +68,7 @@ def get_passage(passage_id: str, index: IndexDep) -> PassageOut:
     )
 
 
-@router.get("/suggestions", response_model=Suggestions)
+@router.get("/suggestions", response_model=Suggestions, summary="Sample questions")
 def suggestions(index: IndexDep) -> Suggestions:
     """Sample questions for the web page: section headings of the corpus that are questions, written
     as a person would ask them ("What is the national AI task force?", not Title Case)."""

@@ -18,13 +18,15 @@ from qa.index import LoadedIndex, staleness
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, summary="Alive")
 def healthz() -> Health:
     """The process is alive."""
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Ready, responses={503: {"model": Problem}})
+@router.get(
+    "/readyz", response_model=Ready, responses={503: {"model": Problem}}, summary="Ready, and what is served"
+)
 def readyz(request: Request, engine: EngineDep, settings: SettingsDep) -> Ready:
     """An index is loaded: its size, model, fingerprint, age and whether the corpus changed since."""
     return ready_report(request, engine, settings)
