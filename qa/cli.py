@@ -68,6 +68,10 @@ def load_engine(settings: Settings, allow_missing: bool = False, serving: bool =
     from qa.errors import IndexMissing
 
     one_blas_thread()  # this process answers questions
+    if not allow_missing:  # a mistyped --index is said at once, before the model is loaded
+        from qa.index import read_manifest
+
+        read_manifest(settings.index_dir)
     encoder = serving_encoder(settings) if serving else encoder_from(settings)
     engine = Engine(settings, encoder)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -39,7 +40,8 @@ class Settings(BaseSettings):
     # "onnx": the same model run by ONNX Runtime (exported once into onnx_dir; same vectors, faster);
     # "torch": sentence-transformers. ONNX falls back to torch when it cannot export or load.
     encoder_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
-    onnx_dir: Path | None = None  # default: <index_dir>/models (see onnx_export_dir)
+    # Where the ONNX export of the model is kept: one per model, shared by every index built with it.
+    onnx_dir: Path | None = None  # default: $XDG_CACHE_HOME/qa/models or ~/.cache/qa/models
 
     # The largest corpus file: a 20 MB text takes minutes and gigabytes to split and embed, so a
     # larger one stops the build with a message naming it and this setting.
@@ -123,5 +125,9 @@ class Settings(BaseSettings):
 
     @property
     def onnx_export_dir(self) -> Path:
-        """Where the ONNX export of the model is kept: ``onnx_dir``, else ``<index_dir>/models``."""
-        return self.onnx_dir or self.index_dir / "models"
+        """Where the ONNX export of the model is kept: ``onnx_dir``, else the user's cache folder (an
+        87 MB export once per model, not once per index folder)."""
+        if self.onnx_dir is not None:
+            return self.onnx_dir
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(cache) / "qa" / "models"

@@ -240,7 +240,7 @@ def _alive(pid: int) -> bool:
 
 
 def encoder_from(settings: Settings, serving: bool = False) -> Encoder:
-    """The encoder the settings ask for; the ONNX export lives in ``onnx_dir`` (default index/models).
+    """The encoder the settings ask for; the ONNX export lives in ``onnx_export_dir`` (a cache folder).
     A server's workers share the cores; anything else (a build, an evaluation) uses them all."""
     threads = max(1, len(os.sched_getaffinity(0)) // settings.workers) if serving else 0
     return load_encoder(

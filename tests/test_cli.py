@@ -261,3 +261,14 @@ def test_filter_mistakes_are_explained_in_the_options_terms(built_settings: Sett
     assert empty.exit_code == 2 and "the question: String should have at least 1 character" in empty.output
     help_text = runner.invoke(app, ["ask", "--help"]).output
     assert "--doc DOC_ID" in help_text and "--where FIELD=VALUE" in help_text and "list[str]" not in help_text
+
+
+def test_a_mistyped_index_folder_is_said_at_once_and_nothing_is_written(tmp_path: Path) -> None:
+    """With the real model configured: the index is looked for before the model is loaded, and the
+    model's ONNX export goes to a cache folder shared by every index, never into the index folder."""
+    typo = tmp_path / "indx"
+    result = runner.invoke(app, ["ask", "Who?", "--index", str(typo)])
+    assert result.exit_code == 1 and f"no index in {typo}" in result.output
+    assert not typo.exists()
+    settings = Settings(index_dir=typo)
+    assert settings.onnx_export_dir.name == "models" and not settings.onnx_export_dir.is_relative_to(typo)
