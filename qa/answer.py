@@ -9,6 +9,7 @@ import numpy as np
 
 from qa.answer_type import asks_for_a_fact, expected_type
 from qa.index import LoadedIndex
+from qa.question import rarity
 from qa.ranking import SIGNALS, Candidate, SentenceScore, score_sentences
 from qa.retrieve import Query, Scope
 from qa.terms import Lexicon
@@ -184,7 +185,7 @@ def answer(
         answered=answered,
         answer=span,
         citations=ranking if answered else [],
-        reason=None if failed is None else plain_reason(index, query, top, failed),
+        reason=None if failed is None else plain_reason(index, query, top, failed, scope),
         index_fingerprint=index.fingerprint,
         signals={
             "similarity": similarity,
@@ -311,33 +312,59 @@ def _no_value(query: Query) -> str:
     )
 
 
-def plain_reason(index: LoadedIndex, query: Query, top: Candidate | None, failed: str) -> str:
+# A word named in a refusal ("doesn't mention budget") tells at least this much (qa/question.py's
+# rarity: "get" 0.25, "short" 0.67, "article" 0.91; "budget" 1.18, "microchips" 3.5): filler is not
+# what the passage lacks.
+KEY_WORD_RARITY = 1.0
+
+
+def plain_reason(
+    index: LoadedIndex, query: Query, top: Candidate | None, failed: str, scope: Scope | None = None
+) -> str:
     """Why the service refused, for the person who asked: no scores, no stems, no thresholds (those
-    stay in ``explain``). Names the closest section and the key words it does not hold. ``failed``
-    is the condition of the answer rule that failed (``_decide``)."""
+    stay in ``explain``). Names the closest section and the key words it does not hold, even in
+    other forms ("chips" is held by "microchips"). ``failed`` is the condition of the answer rule
+    that failed (``_decide``); a question asked within ``scope`` speaks of that document."""
     if failed == "no words":
         return "Ask about something: the question has no word the documents could be searched for."
+    they, dont = _subject(index, scope)
     if top is None:
-        return "Nothing in the documents relates to this question."
+        return f"Nothing in {they[0].lower() + they[1:]} relates to this question."
     passage = index.passages[top.position]
     where = passage.heading.split(" › ")[-1] if passage.heading else index.documents[passage.doc_id].title
     if failed == "similarity":
-        return "The documents don't seem to cover this: nothing in them comes close to the question."
+        return f"{they} {dont} seem to cover this: nothing in {_it(they)} comes close to the question."
     if failed == "reader":
         clause = what_is_asked(query.asked)
         said = f"say {clause}" if clause else "answer this question"
-        return f"The documents don't {said}. The closest passage, in “{where}”, does not state it."
+        return f"{they} {dont} {said}. The closest passage, in “{where}”, does not state it."
     if failed == "value":
         wanted = {"number": "a number", "time": "a date or time"}.get(
             expected_type(query.text) or "", "the value"
         )
-        return f"The documents don't give {wanted} for this. The closest passage, in “{where}”, has none."
+        return f"{they} {dont} give {wanted} for this. The closest passage, in “{where}”, has none."
     held = index.lexicon.matches(query.words, [index.passage_terms(top.position)])[0] if query.words else []
-    missing = [w.word for w, h in sorted(zip(query.words, held), key=lambda p: -p[0].weight) if h < 0.5][:3]
+    text = index.documents[passage.doc_id].text[passage.start : passage.end].lower()
+    missing = [
+        w.word
+        for w, h in sorted(zip(query.words, held), key=lambda p: -p[0].weight)
+        if h < 0.5 and rarity(w.word) >= KEY_WORD_RARITY and w.word.lower() not in text
+    ][:3]
     if not missing:
-        return f"The documents don't say. The closest passage, in “{where}”, is about something else."
+        return f"{they} {dont} say. The closest passage, in “{where}”, is about something else."
     listed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " or " + missing[-1]
-    return f"The documents don't say. The closest passage, in “{where}”, doesn't mention {listed}."
+    return f"{they} {dont} say. The closest passage, in “{where}”, doesn't mention {listed}."
+
+
+def _subject(index: LoadedIndex, scope: Scope | None) -> tuple[str, str]:
+    """Who "doesn't say": the documents, or the one (or few) the question was asked within."""
+    if scope is None:
+        return "The documents", "don't"
+    return ("This document", "doesn't") if len(scope.documents(index)) == 1 else ("These documents", "don't")
+
+
+def _it(they: str) -> str:
+    return "it" if they == "This document" else "them"
 
 
 _WH = frozenset("who whom whose what which when where why how".split())

@@ -174,3 +174,24 @@ def test_a_question_without_a_content_word_is_refused(built_settings: Settings) 
             result.reason
             == "Ask about something: the question has no word the documents could be searched for."
         )
+
+
+def test_a_refusal_names_key_words_the_passage_lacks_and_speaks_of_the_scoped_document(
+    built_settings: Settings,
+) -> None:
+    from qa.answer import plain_reason
+    from qa.ranking import rank
+    from qa.retrieve import Scope
+
+    engine = engine_for(built_settings)
+    index = engine.index
+    (query,) = engine.queries(["Could you get me the short article on monocrystalline wafer prices?"], index)
+    top = rank(index, query, engine.weights, candidates=10, depth=10)[0]
+    reason = plain_reason(index, query, top, "coverage")
+    named = reason.split("doesn't mention ")[-1]
+    assert reason.startswith("The documents don't say.") and "doesn't mention" in reason
+    assert not {"get", "short", "article"} & set(named.rstrip(".").replace(" or ", ", ").split(", "))
+    scoped = plain_reason(index, query, top, "similarity", Scope.of(["solar"]))
+    assert scoped.startswith("This document doesn't seem to cover this: nothing in it comes close")
+    both = plain_reason(index, query, top, "similarity", Scope.of(["solar", "bees"]))
+    assert both.startswith("These documents don't seem to cover this: nothing in them")
