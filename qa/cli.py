@@ -628,8 +628,8 @@ def bench_speed(
         typer.Option(help="Question file asked (default: questions.jsonl in tests/eval/ (env QA_EVAL_DIR))."),
     ] = None,
     soak: Annotated[float, typer.Option(help="Run only the soak test, for this many seconds.")] = 0,
-    as_json: Annotated[
-        Path | None, typer.Option("--json", help="Also write the figures to this file.")
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Also write the figures to this file (JSON).")
     ] = None,
 ) -> None:
     """Speed over HTTP against an in-process floor measured in the same run; or a soak test."""
@@ -637,7 +637,7 @@ def bench_speed(
 
     settings = Settings()
     try:
-        typer.echo(run(settings, questions or settings.eval_dir / "questions.jsonl", soak, as_json))
+        typer.echo(run(settings, questions or settings.eval_dir / "questions.jsonl", soak, out))
     except QAError as error:
         raise fail(str(error)) from None
 
@@ -648,7 +648,7 @@ def bench_large(
     copies: Annotated[
         int, typer.Option(help="Copies of SciFact in the corpus (14: over 100,000 passages).")
     ] = 14,
-    work: Annotated[
+    work_dir: Annotated[
         Path | None, typer.Option(help="Keep the corpus and index here (default: a temp dir).")
     ] = None,
 ) -> None:
@@ -656,7 +656,7 @@ def bench_large(
     from qa.bench.large import run
 
     try:
-        typer.echo(run(scifact, copies, work))
+        typer.echo(run(scifact, copies, work_dir))
     except QAError as error:
         raise fail(str(error)) from None
 

@@ -254,3 +254,26 @@ def test_openapi_names_the_package_version_and_each_route(client) -> None:
     assert schema["info"]["version"] == version("qa")
     operations = [op for path in schema["paths"].values() for op in path.values()]
     assert all(op.get("summary") and " Get" not in op["summary"] for op in operations)
+
+
+def test_a_batch_of_questions_is_answered_in_order_as_one_by_one(client) -> None:
+    questions = ["How many eggs does the queen lay?", "Who painted the Mona Lisa?", "bees?"]
+    batch = client.post("/ask/batch", json={"questions": [{"question": q, "top_k": 2} for q in questions]})
+    assert batch.status_code == 200
+    results = batch.json()["results"]
+    assert [r["question"] for r in results] == questions
+    for question, result in zip(questions, results):
+        single = client.post("/ask", json={"question": question, "top_k": 2}).json()
+        assert {k: v for k, v in result.items() if k != "cached"} == {
+            k: v for k, v in single.items() if k != "cached"
+        }
+    too_many = client.post("/ask/batch", json={"questions": [{"question": "bees?"}] * 33})
+    assert too_many.status_code == 422
+    assert client.post("/ask/batch", json={"questions": []}).status_code == 422
+
+
+def test_each_question_of_a_batch_counts_against_the_rate_limit(built_settings: Settings) -> None:
+    limited = built_settings.model_copy(update={"rate_limit_per_minute": 2})
+    with TestClient(create_app(limited, encoder=HashingEncoder())) as client:
+        three = client.post("/ask/batch", json={"questions": [{"question": "bees?"}] * 3})
+    assert three.status_code == 429 and three.headers["retry-after"]

@@ -399,3 +399,26 @@ class ReindexReport(BaseModel):
     write_seconds: float = Field(description="Seconds writing BM25, the lexicon and every file.")
     total_seconds: float
     shards: int = Field(description="Shards of the build (1: one index).")
+
+
+MAX_BATCH = 32  # questions in one POST /ask/batch
+
+
+class AskBatch(BaseModel):
+    """Several questions in one request, each as POST /ask takes it."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"questions": [{"question": "Who developed GigaChat?"}, {"question": "Who leads it?"}]}
+            ]
+        },
+    )
+
+    questions: list[AskRequest] = Field(min_length=1, max_length=MAX_BATCH, description="1 to 32 questions.")
+
+
+class AskBatchResponse(BaseModel):
+    results: list[AskResponse] = Field(description="One answer or refusal per question, in order.")

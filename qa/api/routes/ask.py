@@ -11,7 +11,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import StringConstraints
 
 from qa.api.deps import EngineDep, MetricsDep, rate_limited
-from qa.api.schemas import MAX_QUESTION_CHARS, MAX_TOP_K, AskRequest, AskResponse, Problem
+from qa.api.schemas import (
+    MAX_QUESTION_CHARS,
+    MAX_TOP_K,
+    AskBatch,
+    AskBatchResponse,
+    AskRequest,
+    AskResponse,
+    Problem,
+)
 from qa.engine import Engine
 from qa.errors import quoted
 from qa.middleware import Metrics
@@ -36,6 +44,27 @@ def ask(body: AskRequest, engine: EngineDep, metrics: MetricsDep) -> Response:
     if body.filter is not None:
         scope = body.filter.scope()
     return _answer(engine, metrics, body.question, body.top_k, body.explain, scope)
+
+
+@router.post("/ask/batch", response_model=AskBatchResponse, summary="Ask several questions")
+def ask_batch(body: AskBatch, request: Request, engine: EngineDep, metrics: MetricsDep) -> Response:
+    """Up to 32 questions in one request, each answered (or refused) as POST /ask would; each counts
+    against the rate limit. A filter that matches no document is that question's 404 for the whole
+    request, as for one question."""
+    for _ in body.questions[1:]:  # the router's dependency counted the first
+        rate_limited(request)
+    results = [
+        _answered(
+            engine,
+            metrics,
+            item.question,
+            item.top_k,
+            item.explain,
+            item.filter.scope() if item.filter else None,
+        )
+        for item in body.questions
+    ]
+    return JSONResponse({"results": results})
 
 
 def _known_parameters(request: Request) -> None:
@@ -80,10 +109,16 @@ def ask_get(
 def _answer(
     engine: Engine, metrics: Metrics, question: str, top_k: int, explain: bool, scope: Scope | None
 ) -> Response:
+    # The body is built from typed dataclasses that mirror AskResponse (the fuzz run checks the
+    # schema); skipping a second validation of it keeps the cached path fast.
+    return JSONResponse(_answered(engine, metrics, question, top_k, explain, scope))
+
+
+def _answered(
+    engine: Engine, metrics: Metrics, question: str, top_k: int, explain: bool, scope: Scope | None
+) -> dict:
     result = engine.ask(question, top_k, explain=explain, scope=scope)
     metrics.answers.labels("answered" if result.answered else "refused").inc()
     if result.cached:
         metrics.cache_hits.inc()
-    # The body is built from typed dataclasses that mirror AskResponse (the fuzz run checks the
-    # schema); skipping a second validation of it keeps the cached path fast.
-    return JSONResponse(result.to_json(explain=explain))
+    return result.to_json(explain=explain)
