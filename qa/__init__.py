@@ -19,22 +19,36 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qa.answer import Citation, Result, Span
-    from qa.build import BuildReport
+    from qa.builder import BuildReport
     from qa.config import Settings
     from qa.engine import Engine
     from qa.retrieve import Scope
 
 __version__ = "0.1.0"
-__all__ = ["BuildReport", "Citation", "Engine", "Result", "Scope", "Settings", "Span", "build", "open_index"]
+__all__ = [
+    "BuildReport",
+    "Citation",
+    "Engine",
+    "Result",
+    "Scope",
+    "Settings",
+    "Span",
+    "build",
+    "delete_document",
+    "open_index",
+    "put_document",
+]
 
 _HOMES = {
-    "BuildReport": "qa.build",
+    "BuildReport": "qa.builder",
     "Citation": "qa.answer",
     "Engine": "qa.engine",
     "Result": "qa.answer",
     "Scope": "qa.retrieve",
     "Settings": "qa.config",
     "Span": "qa.answer",
+    "put_document": "qa.builder",  # add or replace a document, then build (PUT /admin/documents/{id})
+    "delete_document": "qa.builder",  # remove a document, then build (DELETE /admin/documents/{id})
 }
 
 
@@ -46,7 +60,7 @@ def __getattr__(name: str) -> Any:
 
 def build(settings: Settings | None = None, *, skip_invalid: bool = False) -> BuildReport:
     """Build or update the index of ``settings.corpus_dir`` in ``settings.index_dir`` (as `qa index`)."""
-    from qa.build import build_index
+    from qa.builder import build_index
     from qa.config import Settings
     from qa.encoder import encoder_from
 

@@ -123,7 +123,7 @@ def index(
                 raise fail(f"index is not current: {reason}")
             typer.echo("index is current")
             return
-        from qa.build import build_index
+        from qa.builder import build_index
         from qa.encoder import encoder_from
 
         encoder = encoder_from(settings)

@@ -7,11 +7,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import os
 import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from qa.errors import BuildCancelled, CorpusError
 from qa.isolation import ParseLimits, read_contained
@@ -309,3 +312,66 @@ def _title_from_text(text: str, fmt: str) -> str | None:
         match = _MD_TITLE.search(text)
         return match.group(1) if match else None
     return None
+
+
+# Documents through the API and the library: written into the corpus folder as Markdown files, so
+# that the folder stays the one source of the index (a build reads it as any other file).
+
+
+@dataclass(frozen=True)
+class DocumentEdit:
+    """One change to the corpus folder, undoable: the file and what it held before (None: nothing)."""
+
+    path: Path
+    before: bytes | None
+
+    def undo(self) -> None:
+        if self.before is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            _write_atomically(self.path, self.before)
+
+
+def put_document(
+    corpus_dir: Path,
+    doc_id: str,
+    text: str,
+    current_path: str | None,
+    title: str | None = None,
+    source: str | None = None,
+    published: str | None = None,
+) -> DocumentEdit:
+    """Write ``<doc_id>.md`` (front matter and text) into the corpus folder, or over the Markdown
+    file the document ``doc_id`` comes from (``current_path``); a document read from a file of
+    another format cannot be replaced this way (CorpusError naming it)."""
+    if not ID_PATTERN.match(doc_id):
+        raise CorpusError(doc_id, "invalid id: use letters, digits, '.', '_' and '-'")
+    relative = current_path or f"{doc_id}.md"
+    if Path(relative).suffix.lower() not in (".md", ".markdown"):
+        raise CorpusError(relative, f"document {doc_id!r} is read from this file: replace the file itself")
+    path = corpus_dir / relative
+    front = {
+        "id": doc_id,
+        **{k: v for k, v in (("title", title), ("source", source), ("published", published)) if v},
+    }
+    content = (
+        "---\n" + yaml.safe_dump(front, allow_unicode=True, sort_keys=False) + "---\n\n" + text.strip() + "\n"
+    )
+    edit = DocumentEdit(path, path.read_bytes() if path.exists() else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, content.encode("utf-8"))
+    return edit
+
+
+def delete_document(corpus_dir: Path, relative: str) -> DocumentEdit:
+    """Remove the file a document comes from."""
+    path = corpus_dir / relative
+    edit = DocumentEdit(path, path.read_bytes())
+    path.unlink()
+    return edit
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # hidden: a build never reads it
+    tmp.write_bytes(content)
+    os.replace(tmp, path)

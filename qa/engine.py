@@ -21,7 +21,16 @@ from threadpoolctl import threadpool_limits
 from qa.answer import ReaderRule, Result, Rule, Thresholds, answer
 from qa.config import Settings
 from qa.encoder import Encoder
-from qa.errors import BuildCancelled, IndexCorrupt, IndexMissing, QAError, ScopeEmpty, ServingDamaged
+from qa.errors import (
+    BuildCancelled,
+    IndexCorrupt,
+    IndexMissing,
+    NotFound,
+    QAError,
+    ScopeEmpty,
+    ServingDamaged,
+    quoted,
+)
 from qa.index import LoadedIndex, calibration_for, earlier_builds, load_index, verify_checksums
 from qa.question import MAX_WORDS, prepare, rarity
 from qa.ranking import Candidate, Weights, rank, rank_pool
@@ -31,7 +40,8 @@ from qa.shards import Fanout, LocalShards, merge
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
-    from qa.build import BuildReport
+    from qa.builder import BuildReport
+    from qa.corpus import DocumentEdit
 
 T = TypeVar("T")
 
@@ -330,7 +340,7 @@ class Reloader:
         self.stopping = threading.Event()
 
     def reindex(self, lock_timeout: float = 120) -> BuildReport:
-        from qa.build import build_index  # the build path is not needed to answer questions
+        from qa.builder import build_index  # the build path is not needed to answer questions
 
         with self._lock:
             return self._recorded(lambda: self._reindex(build_index, lock_timeout))
@@ -345,6 +355,54 @@ class Reloader:
         if engine.serving is None or engine.serving.fingerprint != report.fingerprint:
             self._load()
         return report
+
+    def put_document(
+        self,
+        doc_id: str,
+        text: str,
+        *,
+        title: str | None = None,
+        source: str | None = None,
+        published: str | None = None,
+        lock_timeout: float = 120,
+    ) -> BuildReport:
+        """Add or replace a document: written into the corpus folder (qa/corpus.py's
+        ``put_document``), then the incremental build swapped in. A build that fails leaves the
+        folder as it was."""
+        from qa.corpus import put_document
+
+        def edit() -> DocumentEdit:
+            served = self.engine.serving
+            current = served.documents[doc_id].path if served and doc_id in served.documents else None
+            return put_document(
+                self.engine.settings.corpus_dir, doc_id, text, current, title, source, published
+            )
+
+        return self._edited(edit, lock_timeout)
+
+    def delete_document(self, doc_id: str, lock_timeout: float = 120) -> BuildReport:
+        """Remove a document's file from the corpus folder, then the incremental build swapped in
+        (NotFound for an id the served index does not have)."""
+        from qa.corpus import delete_document
+
+        def edit() -> DocumentEdit:
+            served = self.engine.serving
+            if served is None or doc_id not in served.documents:
+                raise NotFound(f"no document with id {quoted(doc_id)}")
+            return delete_document(self.engine.settings.corpus_dir, served.documents[doc_id].path)
+
+        return self._edited(edit, lock_timeout)
+
+    def _edited(self, edit: Callable[[], DocumentEdit], lock_timeout: float) -> BuildReport:
+        from qa.builder import build_index
+
+        with self._lock:  # one writer at a time; the build lock keeps out a `qa index` beside it
+            done = edit()
+            try:
+                return self._recorded(lambda: self._reindex(build_index, lock_timeout))
+            except BaseException:
+                done.undo()  # the corpus folder as it was, matching the index still served
+                raise
 
     def reload(self) -> LoadedIndex:
         """Load the current build from disk (built elsewhere, say) without rebuilding."""

@@ -1,4 +1,4 @@
-"""The index: its layout on disk, its manifest checks, and loading it for queries (qa/build.py builds it).
+"""The index: its layout on disk, its manifest checks, and loading it for queries (qa/builder.py builds it).
 
 Layout of the index folder::
 

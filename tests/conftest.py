@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qa.bench.server import ServerProcess
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import HashingEncoder, encoder_from
 from qa.engine import Engine

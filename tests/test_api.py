@@ -233,7 +233,7 @@ def test_reindex_report_carries_every_field_of_the_build_report() -> None:
     from dataclasses import fields
 
     from qa.api.schemas import ReindexReport
-    from qa.build import BuildReport
+    from qa.builder import BuildReport
 
     assert {f.name for f in fields(BuildReport)} <= set(ReindexReport.model_fields)
 
@@ -277,3 +277,47 @@ def test_each_question_of_a_batch_counts_against_the_rate_limit(built_settings: 
     with TestClient(create_app(limited, encoder=HashingEncoder())) as client:
         three = client.post("/ask/batch", json={"questions": [{"question": "bees?"}] * 3})
     assert three.status_code == 429 and three.headers["retry-after"]
+
+
+def test_documents_are_added_replaced_and_removed_through_the_api(built_settings: Settings) -> None:
+    settings = built_settings.model_copy(update={"admin_token": "t"})
+    admin = {"Authorization": "Bearer t"}
+    body = {"text": "# Returns\n\nUnused items can be returned within 30 days.", "title": "Returns"}
+    with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
+        assert client.put("/admin/documents/returns", json=body).status_code == 401  # no token
+        added = client.put("/admin/documents/returns", json=body, headers=admin)
+        assert added.status_code == 200 and added.json()["documents_added"] == ["returns"]
+        assert client.get("/documents/returns").json()["title"] == "Returns"
+        answer = client.post("/ask", json={"question": "How many days do I have to return items?"}).json()
+        assert answer["index_fingerprint"] == added.json()["fingerprint"]
+        changed = client.put(
+            "/admin/documents/returns",
+            json={**body, "text": "Returns are accepted for 60 days."},
+            headers=admin,
+        )
+        assert changed.json()["documents_changed"] == ["returns"]
+        assert "60 days" in client.get("/documents/returns").json()["text"]
+        assert (
+            (settings.corpus_dir / "returns.md").read_text(encoding="utf-8").startswith("---\nid: returns\n")
+        )
+        # A document of another format is replaced as a file; an id nothing has is a 404.
+        other = client.put("/admin/documents/bees", json=body, headers=admin)
+        assert other.status_code == 422 and "replace the file itself" in other.json()["detail"]
+        assert client.delete("/admin/documents/nope", headers=admin).status_code == 404
+        removed = client.delete("/admin/documents/returns", headers=admin)
+        assert removed.status_code == 200 and removed.json()["documents_removed"] == ["returns"]
+        assert client.get("/documents/returns").status_code == 404
+        assert not (settings.corpus_dir / "returns.md").exists()
+
+
+def test_a_document_the_build_refuses_leaves_the_corpus_folder_as_it_was(built_settings: Settings) -> None:
+    from qa import build, put_document
+    from qa.errors import CorpusError
+
+    before = sorted(p.name for p in built_settings.corpus_dir.iterdir())
+    fingerprint = build(built_settings).fingerprint
+    with pytest.raises(CorpusError, match="no words"):
+        put_document(built_settings, "blank", "...", encoder=HashingEncoder())
+    assert sorted(p.name for p in built_settings.corpus_dir.iterdir()) == before
+    report = put_document(built_settings, "wasps", "Wasps build paper nests.", encoder=HashingEncoder())
+    assert report.documents_added == ["wasps"] and report.fingerprint != fingerprint

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from qa.bench.server import free_port
-from qa.build import build_index
+from qa.builder import build_index
 from qa.index import load_index
 from tests.conftest import QUESTIONS, Server, slow_bodies
 
@@ -37,7 +37,7 @@ def test_a_build_on_ray_data_equals_a_local_build(
 ) -> None:
     import ray
 
-    import qa.build
+    import qa.builder
     from qa.cluster import connect
     from qa.cluster.data import RayStages
 
@@ -51,8 +51,8 @@ def test_a_build_on_ray_data_equals_a_local_build(
         raise AssertionError("a stage of the Ray build ran in this process")
 
     # Splitting and embedding must happen in Ray's workers: here, they would fail.
-    monkeypatch.setattr(qa.build, "_split", not_here)
-    monkeypatch.setattr(qa.build.LocalStages, "embed", not_here)
+    monkeypatch.setattr(qa.builder, "_split", not_here)
+    monkeypatch.setattr(qa.builder.LocalStages, "embed", not_here)
     monkeypatch.setattr(real_encoder, "encode", not_here)
     try:
         report = build_index(on_ray, real_encoder, stages=RayStages(on_ray, real_encoder.dim, actors=2))

@@ -9,7 +9,7 @@ import docx
 import pytest
 from fpdf import FPDF
 
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.corpus import CorpusError, read_corpus
 from qa.encoder import HashingEncoder

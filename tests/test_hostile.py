@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa.api import create_app
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.corpus import read_corpus
 from qa.encoder import HashingEncoder, _remove_orphans
@@ -232,7 +232,7 @@ def test_check_finds_a_damaged_build(built_settings: Settings, how: str) -> None
 
 
 def test_index_rebuilds_a_same_size_corruption_that_check_finds(built_settings: Settings) -> None:
-    from qa.build import build_index
+    from qa.builder import build_index
     from qa.encoder import HashingEncoder
 
     build = current(built_settings)

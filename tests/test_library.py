@@ -151,3 +151,12 @@ print(json.dumps(before))
     assert done.returncode == 0, done.stderr
     if len(os.sched_getaffinity(0)) > 1:  # else one thread is BLAS's own choice: nothing to tell apart
         assert any(n > 1 for n in json.loads(done.stdout)), "BLAS starts with a thread per core"
+
+
+def test_the_library_build_can_be_called_again(small_settings) -> None:
+    """`qa.build` stays the function once the build module is loaded (it was shadowed by a module
+    of the same name: the second call raised "'module' object is not callable")."""
+    import qa
+
+    first = qa.build(small_settings)
+    assert callable(qa.build) and qa.build(small_settings).fingerprint == first.fingerprint

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.corpus import read_corpus
 from qa.encoder import HashingEncoder

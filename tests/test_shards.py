@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qa.bench.server import free_port
-from qa.build import build_index
+from qa.builder import build_index
 from qa.cli import app
 from qa.engine import Engine
 from qa.errors import IndexCorrupt, ScopeEmpty

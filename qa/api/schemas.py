@@ -422,3 +422,22 @@ class AskBatch(BaseModel):
 
 class AskBatchResponse(BaseModel):
     results: list[AskResponse] = Field(description="One answer or refusal per question, in order.")
+
+
+class DocumentIn(BaseModel):
+    """A document written through the API: its text (Markdown) and metadata."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "# Returns\n\nUnused items can be returned within 30 days.", "title": "Returns"}
+            ]
+        },
+    )
+
+    text: str = Field(min_length=1, description="The document's text (Markdown: '#' lines are headings).")
+    title: str | None = Field(default=None, max_length=500)
+    source: str | None = Field(default=None, max_length=2000)
+    published: str | None = Field(default=None, max_length=100)

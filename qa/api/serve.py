@@ -104,7 +104,7 @@ def serve_on_ray(settings: Settings, address: str, shards: int | None, replicas:
     except QAError:
         count = 0
     if count != (shards or count) or count == 0:
-        from qa.build import build_index
+        from qa.builder import build_index
         from qa.encoder import encoder_from
 
         wanted = shards or 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.bench.large import write_scifact
-from qa.build import BuildReport, build_index
+from qa.builder import BuildReport, build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.index import read_manifest

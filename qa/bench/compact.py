@@ -16,7 +16,7 @@ from typing import Any
 
 from qa.bench.build import bytes_per_passage
 from qa.bench.squad import load_squad, score, squad_corpus
-from qa.build import build_index
+from qa.builder import build_index
 from qa.encoder import encoder_from
 from qa.engine import Engine
 

@@ -21,7 +21,7 @@ import httpx
 
 from qa.bench import loadgen
 from qa.bench.server import ServerProcess
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.index import read_manifest

@@ -21,7 +21,7 @@ from typing import Any
 from qa.bench import loadgen
 from qa.bench.large import write_scifact
 from qa.bench.server import ServerProcess
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from qa.answer import Result
 from qa.bench.squad import load_squad, score, squad_corpus
-from qa.build import build_index
+from qa.builder import build_index
 from qa.encoder import encoder_from
 from qa.engine import Engine
 

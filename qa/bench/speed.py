@@ -21,7 +21,7 @@ import numpy as np
 
 from qa.bench import loadgen
 from qa.bench.server import ServerProcess
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, encoder_from, load_encoder
 from qa.engine import Engine

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.answer import Result
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.engine import Engine

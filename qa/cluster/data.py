@@ -1,6 +1,6 @@
 """A build's costly stages as a Ray Data pipeline: documents fanned out to CPU tasks for
 splitting, texts to a pool of actors that load the model once and embed batch after batch
-(``map_batches``). Reading, vector reuse, BM25 and writing the shards stay in qa/build.py, so a
+(``map_batches``). Reading, vector reuse, BM25 and writing the shards stay in qa/builder.py, so a
 build on Ray is the same build."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.build import check_cancelled
+from qa.builder import check_cancelled
 from qa.config import Settings
 from qa.corpus import Document
 from qa.passages import Passage, split_document
@@ -50,7 +50,7 @@ class _Embed:
 
 @dataclass
 class RayStages:
-    """qa/build.py's stages on the Ray cluster this process is connected to (qa.cluster.connect)."""
+    """qa/builder.py's stages on the Ray cluster this process is connected to (qa.cluster.connect)."""
 
     settings: Settings
     dim: int

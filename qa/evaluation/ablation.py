@@ -14,7 +14,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from qa.build import build_index
+from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.engine import Engine

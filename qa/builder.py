@@ -21,9 +21,9 @@ import numpy as np
 from filelock import Timeout
 
 from qa.config import Settings
-from qa.corpus import Document, read_corpus
+from qa.corpus import Document, DocumentEdit, read_corpus
 from qa.encoder import Encoder
-from qa.errors import BuildCancelled, IndexBusy, IndexMissing, QAError
+from qa.errors import BuildCancelled, IndexBusy, IndexMissing, NotFound, QAError, quoted
 from qa.index import (
     FORMAT_VERSION,
     BuildContent,
@@ -33,6 +33,7 @@ from qa.index import (
     index_lock,
     keyword_settings,
     load_index,
+    read_manifest,
     retrieval_text,
     rewrite_manifest,
     splitter_settings,
@@ -468,3 +469,52 @@ def _prune(index_dir: Path) -> None:
             shutil.rmtree(build, ignore_errors=True)
     for leftover in index_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def put_document(
+    settings: Settings,
+    doc_id: str,
+    text: str,
+    *,
+    title: str | None = None,
+    source: str | None = None,
+    published: str | None = None,
+    encoder: Encoder | None = None,
+) -> BuildReport:
+    """Add or replace a document (as ``PUT /admin/documents/{doc_id}``): written into the corpus
+    folder, then the incremental build; a build that fails leaves the folder as it was."""
+    from qa import corpus
+
+    current = _documents_on_record(settings).get(doc_id)
+    done = corpus.put_document(settings.corpus_dir, doc_id, text, current, title, source, published)
+    return _built_or_undone(settings, encoder, done)
+
+
+def delete_document(settings: Settings, doc_id: str, encoder: Encoder | None = None) -> BuildReport:
+    """Remove a document's file from the corpus folder, then the incremental build (NotFound for an
+    id the current build does not have)."""
+    from qa import corpus
+
+    current = _documents_on_record(settings).get(doc_id)
+    if current is None:
+        raise NotFound(f"no document with id {quoted(doc_id)}")
+    return _built_or_undone(settings, encoder, corpus.delete_document(settings.corpus_dir, current))
+
+
+def _documents_on_record(settings: Settings) -> dict[str, str]:
+    """Each document of the current build and the file it was read from."""
+    try:
+        manifest = read_manifest(settings.index_dir)
+    except IndexMissing:
+        return {}
+    return {doc_id: entry["path"] for doc_id, entry in manifest["documents"].items()}
+
+
+def _built_or_undone(settings: Settings, encoder: Encoder | None, done: DocumentEdit) -> BuildReport:
+    from qa.encoder import encoder_from
+
+    try:
+        return build_index(settings, encoder or encoder_from(settings))
+    except BaseException:
+        done.undo()
+        raise
