@@ -31,6 +31,8 @@ def test_schemathesis_finds_no_failure(article_server: Server) -> None:
     result = subprocess.run(
         [
             str(cli),
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             article_server.url + "/openapi.json",
             "--max-examples",
