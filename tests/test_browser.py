@@ -174,3 +174,67 @@ def test_asking_within_one_document(browser, built_settings: Settings) -> None:
         context.close()
     finally:
         server.stop()
+
+
+def test_on_a_phone_the_answer_is_brought_into_view_and_the_suggestions_make_way(
+    browser, article_server: Server
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=article_server.url)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto("/")
+        page.locator("#suggestions-section button").first.wait_for()
+        page.get_by_label("Your question").fill("Who developed GigaChat?")
+        page.keyboard.press("Enter")
+        mark = page.locator(".answer mark")
+        mark.wait_for()
+        box = mark.bounding_box()
+        assert box is not None and 0 <= box["y"] < 844, box  # on screen without scrolling by hand
+        assert page.locator("#suggestions-section").is_hidden()
+        page.screenshot(path=str(SHOTS / "answer-390.png"))
+    finally:
+        context.close()
+
+
+def test_the_previous_answer_is_cleared_while_the_next_question_loads(page) -> None:
+    import time
+
+    page.goto("/")
+    page.get_by_label("Your question").fill("Who developed GigaChat?")
+    page.keyboard.press("Enter")
+    page.locator(".answer mark").wait_for()
+
+    def slowly(route) -> None:
+        time.sleep(1.0)
+        route.continue_()
+
+    page.route("**/ask", slowly)
+    page.get_by_label("Your question").fill("How do I bake sourdough bread?")
+    page.keyboard.press("Enter")
+    page.locator(".loading").wait_for()
+    assert page.locator(".answer").count() == 0  # never the old answer under the new question
+    page.locator(".refusal").wait_for()
+
+
+def test_dark_mode_follows_the_reader_preference(browser, article_server: Server) -> None:
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, base_url=article_server.url, color_scheme="dark"
+    )
+    page = context.new_page()
+    try:
+        page.goto("/?q=Who+developed+GigaChat%3F")
+        page.locator(".answer mark").wait_for()
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        card = page.evaluate("getComputedStyle(document.querySelector('.answer')).backgroundColor")
+        assert background == "rgb(20, 24, 28)" and card == "rgb(29, 35, 41)", (background, card)
+        page.screenshot(path=str(SHOTS / "answer-dark-1280.png"))
+    finally:
+        context.close()
+
+
+def test_an_over_long_question_gets_a_plain_message(page) -> None:
+    page.goto("/?q=" + "x" * 1001)
+    error = page.locator(".error")
+    error.wait_for()
+    assert error.inner_text() == "Questions can be at most 1,000 characters long: shorten it and ask again."

@@ -7,6 +7,8 @@ const input = document.getElementById("question");
 const button = document.getElementById("ask-button");
 const result = document.getElementById("result");
 const scope = document.getElementById("scope");
+const suggestions = document.getElementById("suggestions-section");
+let asked = false;  // once a question is asked, the suggestions make way for the answer
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -27,6 +29,7 @@ function sourceLine(citation, span = citation) {
   // The title opens the document with `span` highlighted: the answer sentence, or the passage.
   const line = el("p", { class: "meta" });
   line.append(viewLink(citation.doc_id, span.start, span.end, citation.title));
+  if (citation.page) line.append(` · page ${citation.page}`);
   if (citation.source) {
     line.append(" · ");
     if (/^https?:\/\//.test(citation.source)) line.append(el("a", { href: citation.source, rel: "noopener noreferrer" }, citation.source));
@@ -52,6 +55,7 @@ function showAnswer(body) {
     sourceLine(best, body.answer),
   );
   result.replaceChildren(card);
+  bringIntoView(card.querySelector("mark") || card);
   if (others.length) {
     const list = el("ol", { class: "citations", start: "2" });
     for (const c of others) {
@@ -62,9 +66,28 @@ function showAnswer(body) {
 }
 
 function showRefusal(body) {
-  result.replaceChildren(el("article", { class: "card refusal", role: "status" },
+  const card = el("article", { class: "card refusal", role: "status" },
     el("h2", {}, "No passage in the corpus answers this"),
-    el("p", { class: "meta" }, body.reason || "")));
+    el("p", { class: "meta" }, body.reason || ""));
+  result.replaceChildren(card);
+  bringIntoView(card);
+}
+
+function bringIntoView(node) {
+  // On a phone the answer starts below the fold: scroll it up, unless it is in view already.
+  const box = node.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) node.scrollIntoView({ block: "center" });
+}
+
+function problemOf(status, body) {
+  // The service's 4xx in words a reader of the page can act on.
+  const details = Array.isArray(body.detail) ? body.detail : [];
+  if (details.some((d) => (d.loc || []).includes("question") && /at most/.test(d.msg))) {
+    return "Questions can be at most 1,000 characters long: shorten it and ask again.";
+  }
+  if (status === 429) return "Too many questions in a short time: wait a moment and ask again.";
+  if (details.length) return details.map((d) => d.msg).join("; ");
+  return body.detail || `The service answered ${status}.`;
 }
 
 function showError(message) {
@@ -85,6 +108,10 @@ async function ask(question, doc, remember = true) {
   }
   document.title = `${question} · Cited answers`;
   button.disabled = true;
+  asked = true;
+  suggestions.hidden = true;
+  // The previous answer goes at once: it must never sit under a new question.
+  result.replaceChildren(el("p", { class: "card loading" }, "Looking in the documents…"));
   result.setAttribute("aria-busy", "true");
   try {
     const request = { question, top_k: 3 };
@@ -95,10 +122,8 @@ async function ask(question, doc, remember = true) {
       body: JSON.stringify(request),
     });
     const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
-      showError(detail || `The service answered ${response.status}.`);
-    } else if (body.answered) showAnswer(body);
+    if (!response.ok) showError(problemOf(response.status, body));
+    else if (body.answered) showAnswer(body);
     else showRefusal(body);
   } catch (error) {
     showError("The service could not be reached. Try again in a moment.");
@@ -154,7 +179,7 @@ async function loadSuggestions() {
       b.addEventListener("click", () => { input.value = q; ask(q, scope.value); });
       list.append(el("li", {}, b));
     }
-    document.getElementById("suggestions-section").hidden = false;
+    suggestions.hidden = asked;
   } catch (error) { /* suggestions are optional */ }
 }
 
