@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated
 
 import typer
 
@@ -172,7 +173,9 @@ def ask(
         typer.Option(
             "--where",
             metavar="FIELD=VALUE",
-            help="Ask within documents whose FIELD (title, source, published, format, path) equals VALUE (repeat).",
+            help="Ask within documents whose FIELD (title, source, published, format, path or any "
+            "front-matter field) equals VALUE (case-blind); FIELD=A|B: any of them; FIELD>=VALUE, "
+            "FIELD<=VALUE: a range (repeat).",
         ),
     ] = None,
 ) -> None:
@@ -180,22 +183,28 @@ def ask(
     from pydantic import ValidationError
 
     from qa.api.schemas import AskFilter, AskRequest
-    from qa.retrieve import ScopeField
+    from qa.readers.base import FIELD_NAME
 
     settings = settings_from(corpus, index_dir)
-    pairs = [w.partition("=") for w in where or []]
-    fields = ", ".join(get_args(ScopeField))
-    for field, equals, _ in pairs:
-        if not equals:
+    conditions: dict[str, dict[str, object]] = {}
+    for condition in where or []:
+        match = re.fullmatch(r"\s*([^=<>\s]+)\s*(>=|<=|=)(.*)", condition)
+        if match is None:
             raise fail(
-                f"--where takes FIELD=VALUE, as in --where format=pdf (fields: {fields}): got {field!r}", 2
+                "--where takes FIELD=VALUE, FIELD=A|B (any of), FIELD>=VALUE or FIELD<=VALUE, as in "
+                f"--where format=pdf: got {condition!r}",
+                2,
             )
-        if field.strip() not in get_args(ScopeField):
-            raise fail(f"--where: documents cannot be filtered by {field.strip()!r}: use {fields}", 2)
+        name, sign, value = match.groups()
+        if not FIELD_NAME.match(name):
+            raise fail(f"--where: {name!r} is not a field name (letters, digits, '_', '.' and '-')", 2)
+        wanted = conditions.setdefault(name, {})
+        if sign == "=":
+            wanted["in"] = value.split("|")
+        else:
+            wanted["gte" if sign == ">=" else "lte"] = value
     try:  # the same checks as POST /ask
-        scope = AskFilter.model_validate(
-            {"doc_ids": doc, "metadata": {k.strip(): v for k, _, v in pairs} if pairs else None}
-        )
+        scope = AskFilter.model_validate({"doc_ids": doc, "metadata": conditions or None})
         AskRequest(question=question, top_k=top_k, explain=explain, filter=scope)
     except ValidationError as error:
         problem = error.errors()[0]

@@ -44,6 +44,8 @@ class Document:
     format: str  # a format name of READERS: "markdown", "text", "html", "pdf", "docx" or "faq"
     pages: tuple[int, ...] = ()  # a PDF's: the offset in ``text`` where each page begins
     encoding: str | None = None  # the encoding a text file was read in, when not UTF-8 (a guess)
+    # Other front-matter fields ("department: ops"), as text: questions can be filtered on them.
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding ``offset``, for a paged document (None otherwise)."""
@@ -52,7 +54,9 @@ class Document:
     @property
     def content_hash(self) -> str:
         """Hash of what retrieval sees: text and metadata (an edit of either re-embeds the document)."""
-        payload = json.dumps([self.doc_id, self.title, self.source, self.published, self.text])
+        fields = [self.doc_id, self.title, self.source, self.published, self.text]
+        # Other fields count only when there are some: the hashes of documents without stay as they were.
+        payload = json.dumps([*fields, sorted(self.metadata.items())] if self.metadata else fields)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
@@ -298,6 +302,7 @@ def read_document(path: Path, corpus_dir: Path, raw: bytes, limits: ParseLimits 
         format=fmt,
         pages=meta.pages,
         encoding=None if fmt in CONTAINED else encoding_of(raw),
+        metadata=dict(meta.extra),
     )
 
 

@@ -1,5 +1,7 @@
 """The HTTP API in-process (TestClient runs the lifespan) with the fake encoder."""
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -321,3 +323,41 @@ def test_a_document_the_build_refuses_leaves_the_corpus_folder_as_it_was(built_s
     assert sorted(p.name for p in built_settings.corpus_dir.iterdir()) == before
     report = put_document(built_settings, "wasps", "Wasps build paper nests.", encoder=HashingEncoder())
     assert report.documents_added == ["wasps"] and report.fingerprint != fingerprint
+
+
+def test_filters_on_any_front_matter_field_case_blind_any_of_and_ranges(small_settings: Settings) -> None:
+    from qa.builder import build_index
+
+    corpus = small_settings.corpus_dir
+    for name, department, year in (("ops", "Ops", 2023), ("sales", "sales", 2024), ("legal", "Legal", 2025)):
+        (corpus / f"{name}.md").write_text(
+            f"---\ndepartment: {department}\nyear: {year}\npublished: {year}-03-01\n---\n\n"
+            f"# Holidays in {name}\n\nThe {name} team takes its holidays in August.\n",
+            encoding="utf-8",
+        )
+    build_index(small_settings, HashingEncoder())
+
+    def cited(conditions: dict) -> set[str]:
+        body = {"question": "When are the team holidays?", "top_k": 10, "filter": {"metadata": conditions}}
+        response = client.post("/ask", json=body)
+        if response.status_code == 404:
+            return set()
+        assert response.status_code == 200, response.text
+        return {c["doc_id"] for c in response.json()["citations"]} | (
+            {response.json()["answer"]["doc_id"]} if response.json()["answered"] else set()
+        )
+
+    with TestClient(create_app(small_settings, encoder=HashingEncoder())) as client:
+        assert client.get("/documents/ops").json()["metadata"] == {"department": "Ops", "year": "2023"}
+        explain = {"question": "When are the team holidays?", "explain": True}
+        scoped = client.post("/ask", json={**explain, "filter": {"metadata": {"department": "OPS"}}}).json()
+        assert scoped["explain"]["scope"]["documents"] == ["ops"]  # case-blind
+        assert cited({"department": {"in": ["ops", "LEGAL"]}}) <= {"ops", "legal"}
+        assert cited({"year": {"gte": "2024"}}) <= {"sales", "legal"}
+        assert cited({"published": {"lte": "2023-12-31"}}) <= {"ops"}
+        assert cited({"department": "nobody"}) == set()
+        assert client.get("/ask", params={"q": "holidays?", "where": "department:sales"}).status_code == 200
+        wrong = client.post("/ask", json={**explain, "filter": {"metadata": {"year": {"over": "2020"}}}})
+        assert wrong.status_code == 422 and "over" in json.dumps(wrong.json())
+        empty = client.post("/ask", json={**explain, "filter": {"metadata": {"year": {}}}})
+        assert empty.status_code == 422

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from qa.retrieve import Scope, ScopeField
+from qa.readers.base import FIELD_NAME
+from qa.retrieve import Scope
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
@@ -16,23 +17,56 @@ MAX_TOP_K = 20
 _NOT_SPACE = re.compile("[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]")
 
 
+FieldValue = Annotated[str, Field(max_length=500)]
+
+
+class FieldCondition(BaseModel):
+    """Conditions on one field: one of several values, and/or a range (numbers compared as
+    numbers, anything else as text, so ISO dates order as dates). Text compares case-blind."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
+
+    in_: list[FieldValue] | None = Field(default=None, alias="in", min_length=1, max_length=50)
+    gte: FieldValue | None = None
+    lte: FieldValue | None = None
+
+    @model_validator(mode="after")
+    def asks_something(self) -> FieldCondition:
+        if self.in_ is None and self.gte is None and self.lte is None:
+            raise ValueError('a condition needs "in", "gte" or "lte"')
+        return self
+
+
 class AskFilter(BaseModel):
-    """Ask within part of the corpus: these documents, and/or documents whose metadata fields equal
-    these values."""
+    """Ask within part of the corpus: these documents, and/or documents whose fields meet every
+    condition: ``title``, ``source``, ``published``, ``format``, ``path``, or any front-matter field."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    # Bounded so that any valid body fits the request size limit (16 KiB by default).
+    # Bounded so that any valid body stays small (the request size limit is 16 KiB by default).
     doc_ids: list[Annotated[str, Field(max_length=128)]] | None = Field(
         default=None, max_length=100, description="Document ids (at most 100)."
     )
-    metadata: dict[ScopeField, Annotated[str, Field(max_length=500)]] | None = Field(
-        default=None, description='Fields every document in scope has, e.g. {"format": "pdf"}.'
+    metadata: dict[Annotated[str, Field(pattern=FIELD_NAME.pattern)], FieldValue | FieldCondition] | None = (
+        Field(
+            default=None,
+            max_length=20,
+            description='Conditions every document in scope meets, e.g. {"format": "pdf", "department": '
+            '{"in": ["ops", "sales"]}, "published": {"gte": "2024-01-01"}}. A value alone means equal '
+            "(case-blind).",
+        )
     )
 
     def scope(self) -> Scope | None:
         """The filter as retrieval applies it (None: nothing restricts the question)."""
-        return Scope.of(self.doc_ids, {str(field): value for field, value in (self.metadata or {}).items()})
+        conditions: dict[str, Any] = {}
+        for name, wanted in (self.metadata or {}).items():
+            conditions[name] = (
+                wanted
+                if isinstance(wanted, str)
+                else {"in": wanted.in_, "gte": wanted.gte, "lte": wanted.lte}
+            )
+        return Scope.of(self.doc_ids, conditions)
 
 
 class AskRequest(BaseModel):
@@ -170,6 +204,7 @@ class DocumentMeta(BaseModel):
     encoding: str | None = Field(
         default=None, description="The encoding a text file was read in, when it was not UTF-8 (a guess)."
     )
+    metadata: dict[str, str] = Field(default={}, description="Other front-matter fields, for filters.")
 
 
 class DocumentSummary(DocumentMeta):

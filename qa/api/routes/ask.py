@@ -70,7 +70,7 @@ def ask_batch(body: AskBatch, request: Request, engine: EngineDep, metrics: Metr
 def _known_parameters(request: Request) -> None:
     """Like POST /ask's body, GET /ask's parameters are checked: a misspelt one (``top-k``) is a 422,
     not silently ignored."""
-    unknown = sorted(set(request.query_params) - {"q", "top_k", "doc_id"})
+    unknown = sorted(set(request.query_params) - {"q", "top_k", "doc_id", "where"})
     if unknown:
         raise RequestValidationError(
             [
@@ -101,9 +101,15 @@ def ask_get(
         list[Annotated[str, StringConstraints(max_length=128)]] | None,
         Query(max_length=100, description="Ask within these documents (repeat; at most 100)."),
     ] = None,
+    where: Annotated[
+        list[Annotated[str, StringConstraints(max_length=600, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}:")]]
+        | None,
+        Query(max_length=20, description="FIELD:VALUE, documents whose field equals the value (repeat)."),
+    ] = None,
 ) -> Response:
     """The same answer as POST /ask, for a link: ``/ask?q=Who+launched+the+task+force%3F``."""
-    return _answer(engine, metrics, q, top_k, False, Scope.of(doc_id))
+    pairs = [w.partition(":") for w in where or []]
+    return _answer(engine, metrics, q, top_k, False, Scope.of(doc_id, {f: v for f, _, v in pairs}))
 
 
 def _answer(
