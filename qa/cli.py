@@ -204,7 +204,7 @@ def ask(
         else:
             wanted["gte" if sign == ">=" else "lte"] = value
     try:  # the same checks as POST /ask
-        scope = AskFilter.model_validate({"doc_ids": doc, "metadata": conditions or None})
+        scope = AskFilter.model_validate({"doc_ids": doc, "metadata": conditions})
         AskRequest(question=question, top_k=top_k, explain=explain, filter=scope)
     except ValidationError as error:
         problem = error.errors()[0]

@@ -45,8 +45,10 @@ def test_a_scope_restricts_retrieval_and_keeps_top_k_full(built_settings: Settin
     assert engine.ask(question, top_k=3).citations[0].doc_id == "trains"  # the cache keeps scopes apart
     with pytest.raises(ScopeEmpty, match="no document matches"):
         engine.ask(question, scope=Scope.of(["no-such-document"]))
-    with pytest.raises(ValueError, match="cannot be filtered by colour"):
-        Scope.of(metadata={"colour": "red"})
+    with pytest.raises(ValueError, match="is not a field name"):
+        Scope.of(metadata={"col our": "red"})
+    with pytest.raises(ScopeEmpty, match="no document matches the filter: colour = 'red'"):
+        engine.ask(question, scope=Scope.of(metadata={"colour": "red"}))  # a field no document has
 
 
 def test_filter_and_get_over_http(built_settings: Settings) -> None:
@@ -58,8 +60,10 @@ def test_filter_and_get_over_http(built_settings: Settings) -> None:
         unknown = client.post("/ask", json={**body, "filter": {"doc_ids": ["nope"]}})
         assert unknown.status_code == 404 and "no document matches" in unknown.json()["detail"]
         assert client.options("/ask").headers["allow"] == "GET, POST"
-        bad_field = client.post("/ask", json={**body, "filter": {"metadata": {"colour": "red"}}})
+        bad_field = client.post("/ask", json={**body, "filter": {"metadata": {"col our": "red"}}})
         assert bad_field.status_code == 422
+        no_one = client.post("/ask", json={**body, "filter": {"metadata": {"colour": "red"}}})
+        assert no_one.status_code == 404
         posted = client.post("/ask", json={"question": "How many eggs does the queen lay?"}).json()
         linked = client.get("/ask", params={"q": "How many eggs does the queen lay?"}).json()
         assert linked["answer"] == posted["answer"] and linked["citations"] == posted["citations"]

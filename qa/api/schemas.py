@@ -24,7 +24,10 @@ class FieldCondition(BaseModel):
     """Conditions on one field: one of several values, and/or a range (numbers compared as
     numbers, anything else as text, so ISO dates order as dates). Text compares case-blind."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
+    # At least one condition, in the schema too (so that a client generated from it knows).
+    model_config = ConfigDict(
+        strict=True, extra="forbid", populate_by_name=True, json_schema_extra={"minProperties": 1}
+    )
 
     in_: list[FieldValue] | None = Field(default=None, alias="in", min_length=1, max_length=50)
     gte: FieldValue | None = None
@@ -32,7 +35,7 @@ class FieldCondition(BaseModel):
 
     @model_validator(mode="after")
     def asks_something(self) -> FieldCondition:
-        if self.in_ is None and self.gte is None and self.lte is None:
+        if not self.model_fields_set:  # {}: as the schema's minProperties says (null means not given)
             raise ValueError('a condition needs "in", "gte" or "lte"')
         return self
 
@@ -47,20 +50,19 @@ class AskFilter(BaseModel):
     doc_ids: list[Annotated[str, Field(max_length=128)]] | None = Field(
         default=None, max_length=100, description="Document ids (at most 100)."
     )
-    metadata: dict[Annotated[str, Field(pattern=FIELD_NAME.pattern)], FieldValue | FieldCondition] | None = (
-        Field(
-            default=None,
-            max_length=20,
-            description='Conditions every document in scope meets, e.g. {"format": "pdf", "department": '
-            '{"in": ["ops", "sales"]}, "published": {"gte": "2024-01-01"}}. A value alone means equal '
-            "(case-blind).",
-        )
+    metadata: dict[Annotated[str, Field(pattern=FIELD_NAME.pattern)], FieldValue | FieldCondition] = Field(
+        default_factory=dict,
+        max_length=20,
+        description='Conditions every document in scope meets, e.g. {"format": "pdf", "department": '
+        '{"in": ["ops", "sales"]}, "published": {"gte": "2024-01-01"}}. A value alone means equal '
+        "(case-blind).",
+        json_schema_extra={"additionalProperties": False},  # only field names of the pattern
     )
 
     def scope(self) -> Scope | None:
         """The filter as retrieval applies it (None: nothing restricts the question)."""
         conditions: dict[str, Any] = {}
-        for name, wanted in (self.metadata or {}).items():
+        for name, wanted in self.metadata.items():
             conditions[name] = (
                 wanted
                 if isinstance(wanted, str)

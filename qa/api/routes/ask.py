@@ -89,6 +89,12 @@ def _known_parameters(request: Request) -> None:
     response_model=AskResponse,
     summary="Ask a question from a link",
     dependencies=[Depends(_known_parameters)],
+    responses={
+        400: {
+            "description": "An address past the HTTP server's limit (uvicorn refuses it, in plain text, "
+            "before the service sees it): use POST /ask"
+        }
+    },
 )
 def ask_get(
     engine: EngineDep,
