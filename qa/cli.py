@@ -63,24 +63,17 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_engine(settings: Settings, allow_missing: bool = False, serving: bool = False):
-    from qa.encoder import encoder_from, serving_encoder
+def load_engine(settings: Settings):
+    """The engine a command asks with: the index looked for first (a mistyped --index is said at
+    once, before the model is loaded), then the model and the index."""
+    from qa.encoder import encoder_from
     from qa.engine import Engine, one_blas_thread
-    from qa.errors import IndexMissing
+    from qa.index import read_manifest
 
     one_blas_thread()  # this process answers questions
-    if not allow_missing:  # a mistyped --index is said at once, before the model is loaded
-        from qa.index import read_manifest
-
-        read_manifest(settings.index_dir)
-    encoder = serving_encoder(settings) if serving else encoder_from(settings)
-    engine = Engine(settings, encoder)
-    try:
-        engine.load()
-    except IndexMissing as error:
-        if not allow_missing:
-            raise
-        typer.echo(f"warning: {error}; answering 503 until it exists", err=True)
+    read_manifest(settings.index_dir)
+    engine = Engine(settings, encoder_from(settings))
+    engine.load()
     return engine
 
 
