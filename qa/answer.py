@@ -15,7 +15,7 @@ from qa.retrieve import Query, Scope
 from qa.terms import Lexicon
 
 if TYPE_CHECKING:
-    from qa.reader import Reader
+    from qa.reader import Reader, Reading
 
 # An adjacent sentence joins the answer only when it brings this much more of the question's words.
 SPAN_GAIN = 0.25
@@ -78,6 +78,55 @@ class ReaderRule:
 
 Rule = Thresholds | ReaderRule
 
+# What the confidence reads: the evidence the answer rule decides on, and the answer sentence's score.
+CONFIDENCE_INPUTS = ("similarity", "coverage", "answer_score", "factoid", "reader_logit")
+
+
+def confidence_inputs(
+    similarity: Any, coverage: Any, answer_score: Any, factoid: Any, reader: Any
+) -> np.ndarray:
+    """The confidence's inputs (``CONFIDENCE_INPUTS``) for one answer, or (numpy arrays) for many,
+    as `qa calibrate` fits them: the reader counts as its log-odds, for fact questions only (the
+    service reads the others only when asked to explain)."""
+    read = np.clip(np.asarray(reader, dtype=float), 1e-3, 1 - 1e-3)
+    factoid = np.asarray(factoid, dtype=float)
+    logit = np.log(read / (1 - read)) * factoid
+    columns = [similarity, coverage, answer_score, factoid, logit]
+    return np.stack([np.asarray(c, dtype=float) for c in columns], axis=-1)
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """The probability that an answer is right (its first citation holds the answer), from its
+    evidence: a logistic model fitted by `qa calibrate` on answered questions whose answers are
+    known, for one answer rule and reader (docs/evaluation.md has its reliability table)."""
+
+    weights: tuple[float, ...]  # one per CONFIDENCE_INPUTS
+    intercept: float
+
+    def of(self, inputs: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(inputs @ np.asarray(self.weights) + self.intercept)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"inputs": list(CONFIDENCE_INPUTS), "weights": list(self.weights), "intercept": self.intercept}
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any] | None) -> Confidence | None:
+        """None for a model of other inputs than these (or none)."""
+        if not stored or stored.get("inputs") != list(CONFIDENCE_INPUTS):
+            return None
+        return cls(tuple(float(w) for w in stored["weights"]), float(stored["intercept"]))
+
+
+@dataclass
+class Short:
+    """The words of the answer sentence that answer a fact question, as the reader points at them."""
+
+    text: str  # verbatim document text at [start:end], inside the answer sentence
+    start: int
+    end: int
+    probability: float  # the reader's, that its sentence states the answer
+
 
 @dataclass
 class Span:
@@ -87,6 +136,8 @@ class Span:
     start: int
     end: int
     score: float
+    confidence: float | None = None  # P(right), calibrated; None without a fitted confidence
+    short: Short | None = None
 
 
 @dataclass
@@ -139,6 +190,7 @@ def answer(
     reader: Reader | None = None,
     read: int = 1,
     read_all: bool = False,
+    confidence: Confidence | None = None,
 ) -> Result:
     """Pick the answer span inside the best passage, or refuse when the evidence is too weak.
     ``reader`` reads the question with the ``read`` best sentences of that passage when its verdict
@@ -161,8 +213,17 @@ def answer(
     readings = (
         _read(index, query, top, sentence_scores, reader, read) if decides or read_all or explain else {}
     )
-    evidence = Evidence(similarity, coverage, typed, max(readings.values(), default=None), factoid)
+    evidence = Evidence(
+        similarity, coverage, typed, max((r.probability for r in readings.values()), default=None), factoid
+    )
     failed, reason = _decide(index, query, top, evidence, thresholds)
+    inputs = confidence_inputs(
+        similarity,
+        coverage,
+        max((s.score for s in sentence_scores), default=0.0),
+        factoid,
+        evidence.reader if evidence.reader is not None else 0.5,  # unread: neutral
+    )
     answered = failed is None
     span: Span | None = None
     if top is not None:
@@ -171,6 +232,7 @@ def answer(
             text = index.documents[passage.doc_id].text
             terms = index.sentence_terms(top.position)
             start, end, score = choose_span(sentence_scores, terms, index.lexicon, query)
+            certainty = None if confidence is None else round(float(confidence.of(inputs)), 4)
             span = Span(
                 text=text[start:end],
                 doc_id=passage.doc_id,
@@ -178,6 +240,8 @@ def answer(
                 start=start,
                 end=end,
                 score=round(score, 4),
+                confidence=certainty,
+                short=short_answer(text, start, end, readings) if factoid else None,
             )
     ranking = [_citation(index, c) for c in ranked[:top_k]]
     result = Result(
@@ -196,7 +260,7 @@ def answer(
             "typed": 1.0 if typed else 0.0,
             "factoid": 1.0 if evidence.factoid else 0.0,
             **({} if evidence.reader is None else {"reader": evidence.reader}),
-            **_read_at_depths(readings),
+            **_read_at_depths([r.probability for r in readings.values()]),
         },
         ranking=ranking,
     )
@@ -211,6 +275,16 @@ def answer(
             readings,
             reason,
             answered,
+        )
+        result.explain["confidence"] = (
+            None
+            if confidence is None
+            else {
+                "inputs": dict(zip(CONFIDENCE_INPUTS, np.round(inputs, 4).tolist())),
+                "weights": dict(zip(CONFIDENCE_INPUTS, confidence.weights)),
+                "intercept": confidence.intercept,
+                "value": round(float(confidence.of(inputs)), 4),
+            }
         )
         result.explain["scope"] = (
             None if scope is None else {**scope.to_json(), "documents": scope.documents(index)}
@@ -244,22 +318,35 @@ def _read(
     scores: list[SentenceScore],
     reader: Reader | None,
     read: int,
-) -> dict[tuple[int, int], float]:
-    """The reader's probability for the ``read`` best sentences of the best passage (by the
-    sentence score that also chooses the answer span), in one model call."""
+) -> dict[tuple[int, int], Reading]:
+    """The reader's reading of the ``read`` best sentences of the best passage (by the sentence
+    score that also chooses the answer span), in one model call, by the sentence's offsets."""
     if reader is None or top is None or not query.words or not scores:
         return {}
     best = sorted(scores, key=lambda s: -s.score)[: max(1, read)]
     text = index.documents[index.passages[top.position].doc_id].text
-    probabilities = reader.read(query.text, [text[s.start : s.end] for s in best])
-    return {(s.start, s.end): float(p) for s, p in zip(best, probabilities)}
+    readings = reader.readings([(query.text, text[s.start : s.end]) for s in best])
+    return {(s.start, s.end): r for s, r in zip(best, readings)}
 
 
-def _read_at_depths(readings: dict[tuple[int, int], float]) -> dict[str, float]:
+def short_answer(text: str, start: int, end: int, readings: dict[tuple[int, int], Reading]) -> Short | None:
+    """The short answer inside the answer span [start, end) of the document ``text``: where the
+    reader points in the sentence it finds likeliest to state the answer, among those it read there."""
+    inside = [
+        (r.probability, where[0] + r.short[0], where[0] + r.short[1])
+        for where, r in readings.items()
+        if r.short is not None and start <= where[0] and where[1] <= end
+    ]
+    if not inside:
+        return None
+    probability, begin, finish = max(inside)
+    return Short(text[begin:finish], begin, finish, round(probability, 4))
+
+
+def _read_at_depths(probabilities: list[float]) -> dict[str, float]:
     """The reader's best probability over the first 1, 3 and 5 sentences it read (in the order it
     read them), for measuring quality against cost from one run."""
-    values = list(readings.values())
-    return {f"reader@{k}": max(values[:k]) for k in (1, 3, 5)} if values else {}
+    return {f"reader@{k}": max(probabilities[:k]) for k in (1, 3, 5)} if probabilities else {}
 
 
 def _decide(
@@ -446,7 +533,7 @@ def _explanation(
     sentences: list[SentenceScore],
     rule: Rule,
     evidence: Evidence,
-    readings: dict[tuple[int, int], float],
+    readings: dict[tuple[int, int], Reading],
     reason: str,
     answered: bool,
 ) -> dict[str, Any]:
@@ -477,7 +564,7 @@ def _explanation(
         "sentences": [
             {
                 **{k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(s).items()},
-                "reader": None if (p := readings.get((s.start, s.end))) is None else round(p, 4),
+                "reader": None if (r := readings.get((s.start, s.end))) is None else round(r.probability, 4),
             }
             for s in sentences
         ],

@@ -465,10 +465,11 @@ def calibrate(
                 '"A question file for your documents")'
             )
         if default_out is not None and "reader_rule" in calibration:
-            default_out.write_text(
-                json.dumps({"reader": calibration["reader_rule"]["threshold"]}, indent=2) + "\n",
-                encoding="utf-8",
-            )
+            shipped = {"reader": calibration["reader_rule"]["threshold"]}
+            if "confidence" in calibration:
+                stored = calibration["confidence"]
+                shipped["confidence"] = {k: stored[k] for k in ("inputs", "weights", "intercept")}
+            default_out.write_text(json.dumps(shipped, indent=2) + "\n", encoding="utf-8")
             typer.echo(f"reader rule written to {default_out}")
         if not dry_run:
             save_calibration(settings.index_dir, calibration)

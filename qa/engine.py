@@ -18,7 +18,7 @@ import numpy as np
 from cachetools import LRUCache
 from threadpoolctl import threadpool_limits
 
-from qa.answer import ReaderRule, Result, Rule, Thresholds, answer
+from qa.answer import Confidence, ReaderRule, Result, Rule, Thresholds, answer
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import (
@@ -72,6 +72,16 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
     if stored and stored.get("reader") == reader.name:
         return ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated")
     return ReaderRule(thresholds.similarity, thresholds.coverage, reader.default_threshold, thresholds.source)
+
+
+def confidence_for(index: LoadedIndex, reader: Reader | None = None) -> Confidence | None:
+    """The answers' confidence: the one `qa calibrate` fitted for this model and reader, else the
+    one shipped with the reader; None (no confidence given) without either."""
+    calibration = calibration_for(index.manifest, index.model) or {}
+    stored = calibration.get("confidence")
+    if stored and stored.get("reader") == (reader.name if reader else None):
+        return Confidence.from_json(stored)
+    return reader.default_confidence if reader is not None else None
 
 
 log = logging.getLogger(__name__)
@@ -255,6 +265,7 @@ class Engine:
             ranked,
             top_k=top_k,
             thresholds=thresholds_for(index, self.settings, self.reader),
+            confidence=confidence_for(index, self.reader),
             explain=explain,
             scope=scope,
             reader=self.reader,

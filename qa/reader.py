@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from qa.answer import Confidence
 from qa.errors import QAError
 
 log = logging.getLogger(__name__)
@@ -45,23 +48,30 @@ class Reader:
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        # A reader trained with its span head (``start_logits``, ``end_logits``) also points at the
+        # short answer inside the sentence; an older one gives the probability alone.
+        self.points = {o.name for o in self._session.get_outputs()} >= {"start_logits", "end_logits"}
         self.folder = folder
         self.name = f"{folder.name}-{model.stat().st_size}"
         # The reader threshold fitted for this reader when it was made (``rule.json``, written by
         # ``qa calibrate --squad-v1 ... --default-out``); 0 (it never refuses) for one without.
         rule_file = folder / "rule.json"
-        self.default_threshold = (
-            float(json.loads(rule_file.read_text(encoding="utf-8"))["reader"]) if rule_file.is_file() else 0.0
-        )
+        rule = json.loads(rule_file.read_text(encoding="utf-8")) if rule_file.is_file() else {}
+        self.default_threshold = float(rule.get("reader", 0.0))
+        # and the answers' confidence fitted with it (``qa calibrate ... --default-out``)
+        self.default_confidence = Confidence.from_json(rule.get("confidence"))
 
     def read(self, question: str, sentences: list[str]) -> np.ndarray:
         """Probabilities in [0, 1], one per sentence."""
-        return self.read_pairs([(question, s) for s in sentences])
+        return np.array(
+            [r.probability for r in self.readings([(question, s) for s in sentences])], dtype=np.float32
+        )
 
-    def read_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        """Probabilities in [0, 1], one per (question, sentence) pair, in one model call."""
+    def readings(self, pairs: list[tuple[str, str]]) -> list[Reading]:
+        """Per (question, sentence) pair, in one model call: the probability that the sentence states
+        the answer and, from a reader that points, the short answer's characters in the sentence."""
         if not pairs:
-            return np.zeros(0, dtype=np.float32)
+            return []
         encodings = self._tokenizer.encode_batch(pairs)
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
@@ -71,10 +81,57 @@ class Reader:
             ids[row, : len(e.ids)] = e.ids
             mask[row, : len(e.ids)] = 1
             types[row, : len(e.ids)] = e.type_ids
-        (logits,) = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        wanted = ["logits", "start_logits", "end_logits"] if self.points else ["logits"]
+        outputs = self._session.run(
+            wanted, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         )
-        return (1.0 / (1.0 + np.exp(-logits.reshape(-1).astype(np.float64)))).astype(np.float32)
+        probabilities = 1.0 / (1.0 + np.exp(-outputs[0].reshape(-1).astype(np.float64)))
+        result = []
+        for row, e in enumerate(encodings):
+            short = _span(e, outputs[1][row], outputs[2][row]) if self.points else None
+            if short is not None:
+                short = _whole_words(pairs[row][1], *short)
+            result.append(Reading(float(probabilities[row]), short))
+        return result
+
+
+@dataclass(frozen=True)
+class Reading:
+    probability: float  # that the sentence states the answer
+    short: tuple[int, int] | None = None  # the short answer's characters in the sentence
+
+
+# A short answer is at most this many tokens: SQuAD's answers are a few words (median 2, 95% ≤ 12).
+MAX_SHORT_TOKENS = 16
+
+
+def _span(encoding: Any, start_logits: np.ndarray, end_logits: np.ndarray) -> tuple[int, int] | None:
+    """The best start ≤ end pair of the sentence's tokens (start + end logit), as characters of
+    the sentence."""
+    tokens = np.array(
+        [
+            t
+            for t, sid in enumerate(encoding.sequence_ids)
+            if sid == 1 and encoding.offsets[t][1] > encoding.offsets[t][0]
+        ]
+    )
+    if not len(tokens):
+        return None
+    starts, ends = start_logits[tokens], end_logits[tokens]
+    pair = starts[:, None] + ends[None, :]
+    gap = tokens[None, :] - tokens[:, None]
+    pair[(gap < 0) | (gap >= MAX_SHORT_TOKENS)] = -np.inf
+    i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
+    return encoding.offsets[tokens[i]][0], encoding.offsets[tokens[j]][1]
+
+
+def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span widened to whole words: a word piece ("##ers") is not an answer."""
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        end += 1
+    return start, end
 
 
 def load_reader(setting: str, threads: int = 0) -> Reader | None:

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa.answer import ReaderRule, Thresholds, what_is_asked
+from qa.answer import CONFIDENCE_INPUTS, Confidence, ReaderRule, Thresholds, what_is_asked
 from qa.bench.removed import ArticleSentence, _document, article_sentences, gold_answers
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine, thresholds_for
-from qa.evaluation.calibrate import Observation, rates, search_reader_rule
-from qa.reader import load_reader
+from qa.evaluation.calibrate import Observation, fit_confidence, rates, reliability, search_reader_rule
+from qa.reader import Reading, load_reader
 
 RULE = {"reader": 0.5}
 
@@ -27,13 +28,20 @@ class FakeReader:
     def __init__(self, folder: Path, probability: float) -> None:
         self.folder = folder
         self.default_threshold = RULE["reader"]
+        self.default_confidence: Confidence | None = None
         self.name = "fake-reader"
         self.probability = probability
         self.calls: list[tuple[str, list[str]]] = []
 
-    def read(self, question: str, sentences: list[str]) -> np.ndarray:
-        self.calls.append((question, sentences))
-        return np.full(len(sentences), self.probability, dtype=np.float32)
+    def readings(self, pairs: list[tuple[str, str]]) -> list[Reading]:
+        self.calls.append((pairs[0][0], [sentence for _, sentence in pairs]))
+        return [Reading(self.probability, _first_number(sentence)) for _, sentence in pairs]
+
+
+def _first_number(sentence: str) -> tuple[int, int] | None:
+    """Where the fake reader points: the sentence's first number, if any."""
+    found = re.search(r"[0-9][0-9,]*", sentence)
+    return found.span() if found else None
 
 
 def engine_with(settings: Settings, reader: FakeReader | None) -> Engine:
@@ -72,6 +80,32 @@ def test_the_reader_reads_the_best_sentences_of_the_best_passage_in_one_call(
     reader.calls.clear()
     engine_with(built_settings, reader).ask("the")  # nothing to look for: refused before reading
     assert reader.calls == []
+
+
+def test_a_fact_answer_carries_the_words_the_reader_points_at_verbatim_inside_the_sentence(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    engine = engine_with(built_settings, FakeReader(tmp_path / "r", 0.9))
+    result = engine.ask("How many eggs does the queen lay each day?")
+    answer = result.answer
+    assert result.answered and answer.short is not None
+    text = engine.index.documents[answer.doc_id].text
+    assert answer.short.text == "2,000" == text[answer.short.start : answer.short.end]
+    assert answer.start <= answer.short.start < answer.short.end <= answer.end
+    body = result.to_json()
+    assert body["answer"]["short"] == {
+        "text": "2,000",
+        "start": answer.short.start,
+        "end": answer.short.end,
+        "probability": 0.9,
+    }
+    # a question that does not ask for a fact has no short answer, nor has a service without the reader
+    why = engine.ask("Why do worker bees gather nectar and pollen from flowers?")
+    assert why.answered and why.answer.short is None
+    assert (
+        engine_with(built_settings, None).ask("How many eggs does the queen lay each day?").answer.short
+        is None
+    )
 
 
 def test_the_answer_rule_follows_the_reader(built_settings: Settings, tmp_path: Path) -> None:
@@ -132,6 +166,46 @@ def test_the_fitted_reader_threshold_separates_fact_questions_by_the_reader() ->
     assert figures["answered_answerable"] == 1.0 and figures["refused_near_topic"] == 1.0
     _, judging_everything = search_reader_rule(obs, thresholds, everything=True)
     assert judging_everything < balanced  # the why-question, judged too, is refused or costs refusals
+
+
+def test_the_confidence_is_as_often_right_as_it_says_on_answers_it_was_not_fitted_on() -> None:
+    rng = np.random.default_rng(5)
+
+    def answers(n: int, source: str) -> list[Observation]:
+        # right more often the more the reader believes the sentence: P(right) = reader
+        readers = rng.uniform(0.05, 0.95, n)
+        return [
+            Observation(
+                True, "answerable", 0.6, 0.8, True, bool(rng.random() < p), source, float(p), True, 0.5
+            )
+            for p in readers
+        ]
+
+    rule = ReaderRule(0.3, 0.5, 0.0)
+    confidence = fit_confidence(answers(2000, "fit"), rule)
+    assert confidence is not None
+    assert dict(zip(CONFIDENCE_INPUTS, confidence.weights))["reader_logit"] > 0.5
+    table = reliability([(answers(2000, "new"), confidence)], rule)
+    assert len(table) >= 4 and sum(b["answers"] for b in table) == 2000
+    for b in table:
+        assert abs(b["mean_confidence"] - b["right"]) < 0.08, b
+    # all right or all wrong: nothing to learn, no confidence
+    assert fit_confidence([o for o in answers(50, "x") if o.correct], rule) is None
+
+
+def test_an_answer_carries_the_confidence_shipped_with_the_reader(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    question = "How many eggs does the queen lay each day?"
+    reader = FakeReader(tmp_path / "r", 0.9)
+    assert engine_with(built_settings, reader).ask(question).answer.confidence is None  # none fitted
+    reader.default_confidence = Confidence((0.0, 0.0, 0.0, 0.0, 1.0), 0.0)  # the reader's odds alone
+    result = engine_with(built_settings, reader).ask(question)
+    assert result.answer.confidence == pytest.approx(0.9, abs=1e-3)
+    assert result.to_json()["answer"]["confidence"] == result.answer.confidence
+    # a why question is not read: the reader's odds count for nothing
+    why = engine_with(built_settings, reader).ask("Why do worker bees gather nectar and pollen from flowers?")
+    assert why.answer.confidence == pytest.approx(0.5)
 
 
 ARTICLE = {

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.bench.squad import load_squad
+from qa.bench.squad import answer_scores, load_squad
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
@@ -110,6 +110,9 @@ class Asked:
     ranked: bool = False  # the first passage of the ranking holds a gold answer, answered or not
     sentence: bool = False  # the answer span holds a gold answer
     answer_text: str = ""
+    short: str | None = None  # the short answer, when one was given
+    short_em: float = 0.0  # its exact match and F1 against the gold answers (SQuAD's scoring)
+    short_f1: float = 0.0
     signals: dict[str, float] | None = None
 
 
@@ -156,6 +159,9 @@ def _asked(engine: Engine, article: dict[str, Any], qa: dict[str, Any], removed:
     if result.answer is not None:
         asked.answer_text = result.answer.text
         asked.sentence = any(a in _squash(result.answer.text) for a in answers)
+        if result.answer.short is not None:
+            asked.short = result.answer.short.text
+            asked.short_em, asked.short_f1 = answer_scores(asked.short, [a["text"] for a in qa["answers"]])
     asked.signals = dict(result.signals)
     return asked
 
@@ -170,6 +176,10 @@ def summarise(rows: list[Asked]) -> dict[str, float]:
         "answer_sentence": sum(r.sentence for r in present) / n,
         "answered": sum(r.answered for r in present) / n,
     }
+    shorts = [r for r in present if r.short is not None]
+    figures["short_given"] = len(shorts) / n
+    figures["short_exact_match"] = sum(r.short_em for r in shorts) / max(len(shorts), 1)
+    figures["short_f1"] = sum(r.short_f1 for r in shorts) / max(len(shorts), 1)
     figures["present"] = len(present)
     figures["removed"] = len(removed)
     figures["refused_removed"] = sum(not r.answered for r in removed) / max(len(removed), 1)
@@ -230,7 +240,10 @@ def run_removed(
     }
 
 
-_ROW = "| {name} | {present} | {hit@1:.3f} | {answered:.3f} | {answer_sentence:.3f} | {removed} | {refused_removed:.3f} |"
+_ROW = (
+    "| {name} | {present} | {hit@1:.3f} | {answered:.3f} | {answer_sentence:.3f} | {short_given:.3f} | "
+    "{short_exact_match:.3f} | {short_f1:.3f} | {removed} | {refused_removed:.3f} |"
+)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -238,10 +251,11 @@ def table(report: dict[str, Any]) -> str:
         f"SQuAD v1.1 dev, {report['articles']} articles, one article a corpus; every {report['every']}th "
         f"question; answers removed in groups of {report['group']}",
         "answer present: hit@1 (answered and the first citation holds the answer; a refusal is a miss), "
-        "answered, answer sentence; answer removed: refused (right)",
+        "answered, answer sentence, short answer given, its exact match and F1 (SQuAD's scoring, over the "
+        "short answers given); answer removed: refused (right)",
         "",
-        "| article | present | hit@1 | answered | answer sentence | removed | refused |",
-        "|---|---|---|---|---|---|---|",
+        "| article | present | hit@1 | answered | answer sentence | short given | short EM | short F1 | removed | refused |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, figures in report["per_article"].items():
         lines.append(_ROW.format(name=name, **figures))

@@ -12,6 +12,7 @@ import json
 import re
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,28 @@ from qa.errors import QAError
 from qa.ranking import Weights
 
 BATCH = 64
+
+
+def normalise_answer(text: str) -> list[str]:
+    """SQuAD's answer normalisation (its official evaluation script): lower case, no punctuation,
+    no articles, words split on white space."""
+    text = "".join(c for c in text.lower() if c.isalnum() or c.isspace())
+    return [w for w in text.split() if w not in ("a", "an", "the")]
+
+
+def answer_scores(prediction: str, golds: list[str]) -> tuple[float, float]:
+    """Exact match and token F1 of a short answer against the best of the gold answers, as SQuAD
+    scores them."""
+    guess = normalise_answer(prediction)
+    best_em = best_f1 = 0.0
+    for gold in golds:
+        truth = normalise_answer(gold)
+        best_em = max(best_em, float(guess == truth))
+        common = sum((Counter(guess) & Counter(truth)).values())
+        if common:
+            precision, recall = common / len(guess), common / len(truth)
+            best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
+    return best_em, best_f1
 
 
 def load_squad(path: Path) -> list[dict[str, Any]]:

@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import ReaderRule, Rule, Thresholds, admits
+from qa.answer import (
+    CONFIDENCE_INPUTS,
+    Confidence,
+    ReaderRule,
+    Rule,
+    Thresholds,
+    admits,
+    confidence_inputs,
+)
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluation.evaluate import EvalItem, evidence_in, missing_evidence
@@ -42,6 +50,7 @@ class Observation:
     source: str = ""
     reader: float | None = None  # the reader's best probability (None: no reader)
     factoid: bool = False  # the question asks for a fact (who, what, when, how many ...)
+    answer_score: float = 0.0  # the best sentence's score (what the confidence reads beside the rule's)
 
 
 def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
@@ -61,6 +70,7 @@ def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Obs
                 source,
                 s.get("reader"),
                 s.get("factoid", 0.0) > 0,
+                s["answer_score"],
             )
         )
     return observations
@@ -268,6 +278,92 @@ def fit(
     return calibration
 
 
+def _confidence_data(obs: list[Observation], rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The answers ``rule`` gives: the confidence's inputs, whether each is right (an answerable
+    question whose first citation holds the evidence), and the source weights."""
+    answered = admitted(obs, rule)
+    kept = [o for o, a in zip(obs, answered) if a]
+    inputs = confidence_inputs(
+        np.array([o.similarity for o in kept]),
+        np.array([o.coverage for o in kept]),
+        np.array([o.answer_score for o in kept]),
+        np.array([o.factoid for o in kept]),
+        np.array([0.5 if o.reader is None else o.reader for o in kept]),  # unread: neutral, as served
+    ).reshape(len(kept), len(CONFIDENCE_INPUTS))
+    right = np.array([o.answerable and o.correct for o in kept], dtype=bool)
+    sources = sorted({o.source for o in kept})
+    weights = np.ones(len(kept))
+    for source in sources:  # each source weighs the same
+        rows = [i for i, o in enumerate(kept) if o.source == source]
+        weights[rows] = len(kept) / (len(sources) * len(rows))
+    return inputs, right, weights
+
+
+def fit_confidence(obs: list[Observation], rule: Rule) -> Confidence | None:
+    """A logistic model of whether an answer is right, on the answers ``rule`` gives to ``obs``;
+    None when they are all right or all wrong (nothing to learn)."""
+    from sklearn.linear_model import LogisticRegression
+
+    inputs, right, weights = _confidence_data(obs, rule)
+    if right.all() or not right.any():
+        return None
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(inputs, right, sample_weight=weights)
+    return Confidence(tuple(round(float(w), 4) for w in model.coef_[0]), round(float(model.intercept_[0]), 4))
+
+
+# The reliability table's bins: answers given at a confidence in [low, high).
+BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
+
+
+def reliability(folds: list[tuple[list[Observation], Confidence]], rule: Rule) -> list[dict[str, Any]]:
+    """Per bin of confidence, the answers ``rule`` gives (each fold's questions under its fold's
+    confidence), their mean confidence and the share right: a calibrated confidence has the two
+    close."""
+    given, right = [], []
+    for obs, confidence in folds:
+        inputs, correct, _ = _confidence_data(obs, rule)
+        if len(correct):
+            given.append(confidence.of(inputs))
+            right.append(correct)
+    if not given:
+        return []
+    levels, hits = np.concatenate(given), np.concatenate(right)
+    table = []
+    for low, high in zip(BINS, BINS[1:]):
+        rows = (levels >= low) & (levels < high)
+        if rows.any():
+            table.append(
+                {
+                    "bin": f"{low:.1f}–{min(high, 1.0):.1f}",
+                    "answers": int(rows.sum()),
+                    "mean_confidence": round(float(levels[rows].mean()), 3),
+                    "right": round(float(hits[rows].mean()), 3),
+                }
+            )
+    return table
+
+
+def confidence_report(
+    by_source: dict[str, list[Observation]], validation: dict[str, list[Observation]], rule: Rule
+) -> dict[str, Any] | None:
+    """The confidence fitted on every source's answers under ``rule``, with its reliability held out
+    (each source's answers under the confidence fitted on the others, pooled) and on the validation
+    files (never fitted on)."""
+    confidence = fit_confidence([o for obs in by_source.values() for o in obs], rule)
+    if confidence is None:
+        return None
+    folds = []
+    for held, obs in by_source.items():
+        other = fit_confidence([o for name, rest in by_source.items() if name != held for o in rest], rule)
+        if other is not None:
+            folds.append((obs, other))
+    return {
+        **confidence.to_json(),
+        "held_out": reliability(folds, rule),
+        "validation": reliability([(obs, confidence) for obs in validation.values()], rule),
+    }
+
+
 # A fit that tells answerable from unanswerable questions no better than this, judged on questions
 # it was not fitted on when there are any, is not stored: the thresholds already there stay.
 MIN_BALANCED_ACCURACY = 0.6
@@ -365,6 +461,20 @@ def format_report(calibration: dict[str, Any]) -> str:
             lines += [row(x["source"], x) for x in read["validation"]]
             lines.append("")
         lines += ["on the fitting questions themselves:", header, row("all sources", read["fitted"])]
+    confidence = calibration.get("confidence")
+    if confidence:
+        weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(confidence["inputs"], confidence["weights"]))
+        lines += ["", f"answer confidence: logistic over {weights}, intercept {confidence['intercept']:+.2f}"]
+        for label, table in (
+            ("held out (each source under the confidence fitted on the others)", confidence["held_out"]),
+            ("validation only (never fitted on)", confidence["validation"]),
+        ):
+            if table:
+                lines += [f"reliability, {label}:", "  confidence   answers   mean confidence   right"]
+                lines += [
+                    f"  {b['bin']:<10}{b['answers']:>10}{b['mean_confidence']:>18.3f}{b['right']:>8.3f}"
+                    for b in table
+                ]
     return "\n".join(lines)
 
 
@@ -382,6 +492,7 @@ def removed_observations(rows: list[Any], source: str = "squad-train") -> list[O
             source=source,
             reader=r.signals.get("reader"),
             factoid=r.signals.get("factoid", 0.0) > 0,
+            answer_score=r.signals["answer_score"],
         )
         for r in rows
     ]

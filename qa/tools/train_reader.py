@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from qa.bench.removed import article_sentences, gold_answers, load_split
+from qa.bench.squad import answer_scores
 from qa.config import bundled_model_path
 
 PREFIXES = (
@@ -61,6 +62,10 @@ class Pair:
     sentence: str
     label: float
     kind: str  # positive | near | random | unanswerable
+    # the gold answer's characters in ``sentence`` (positives only): the span head learns to point
+    # at it, which makes the model find the fact asked for, not only the subject
+    answer: tuple[int, int] | None = None
+    golds: tuple[str, ...] = ()  # every gold answer text (positives): what the short answer is scored on
 
 
 class Rewriter:
@@ -150,7 +155,18 @@ def training_pairs(
             question = qa["question"].strip()
             if rng.random() < rewrite:
                 question = rewriter(question, positive[0].text)
-            pairs.append(Pair(question, positive[0].text, 1.0, "positive"))
+            offset = start - positive[0].start
+            answer_text = qa["answers"][0]["text"]
+            span = (
+                (offset, offset + len(answer_text))
+                if offset + len(answer_text) <= len(positive[0].text)
+                else None
+            )
+            pairs.append(
+                Pair(
+                    question, positive[0].text, 1.0, "positive", span, tuple(x["text"] for x in qa["answers"])
+                )
+            )
             if not kept:
                 continue
             order = sorted(kept, key=lambda i: -float(vectors[i] @ qvec))
@@ -199,6 +215,51 @@ def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]
     return result
 
 
+def reader_model(base: str) -> Any:
+    """The reader to train: the bundled BERT with its one-logit head on [CLS] (does the sentence
+    state the answer?) and a start/end head over the sentence's tokens (where?). The span head is
+    trained on positives only; it gives the short answer and makes the model read for the fact."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    class SpanReader(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+            self.span = torch.nn.Linear(self.inner.config.hidden_size, 2)
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                output_hidden_states=True,
+            )
+            start, end = self.span(out.hidden_states[-1]).unbind(-1)
+            return out.logits.squeeze(-1), start, end
+
+    return SpanReader()
+
+
+def span_targets(inputs: Any, chunk: list[Pair]) -> tuple[list[int], list[int]]:
+    """The first and last token of each positive's answer in the sentence; -100 (ignored) for
+    negatives and for an answer cut off by truncation."""
+    starts, ends = [], []
+    for row, pair in enumerate(chunk):
+        first = last = -100
+        if pair.answer is not None:
+            begin, finish = pair.answer
+            ids = inputs.sequence_ids(row)
+            offsets = inputs["offset_mapping"][row].tolist()
+            tokens = [t for t, sid in enumerate(ids) if sid == 1]
+            inside = [t for t in tokens if offsets[t][1] > begin and offsets[t][0] < finish]
+            if inside:
+                first, last = inside[0], inside[-1]
+        starts.append(first)
+        ends.append(last)
+    return starts, ends
+
+
 def train(
     pairs: list[Pair],
     base: str,
@@ -209,16 +270,17 @@ def train(
     lr: float,
     max_length: int,
     seed: int,
+    span_weight: float,
 ) -> Path:
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()
     torch.manual_seed(seed)
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    model = reader_model(base)
     model.train()
     rng = random.Random(seed)
     per_epoch = math.ceil(len(pairs) / batch)
@@ -229,7 +291,8 @@ def train(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
     )
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    step, started, running = 0, time.perf_counter(), 0.0
+    span_loss = torch.nn.CrossEntropyLoss(ignore_index=-100)
+    step, started, running, running_span = 0, time.perf_counter(), 0.0, 0.0
     while step < steps:
         for chunk in batches(pairs, batch, rng):
             if step >= steps:
@@ -241,41 +304,79 @@ def train(
                 truncation="only_second",
                 max_length=max_length,
                 return_tensors="pt",
+                return_offsets_mapping=True,
             )
-            logits = model(**inputs).logits.squeeze(-1)
+            starts, ends = span_targets(inputs, chunk)
+            logits, start_logits, end_logits = model(
+                inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"]
+            )
             loss = loss_fn(logits, torch.tensor([p.label for p in chunk]))
+            if any(s >= 0 for s in starts):
+                # only the sentence's tokens can be the answer
+                outside = inputs["token_type_ids"] == 0
+                start_logits = start_logits.masked_fill(outside, -1e4)
+                end_logits = end_logits.masked_fill(outside, -1e4)
+                spans = (
+                    span_loss(start_logits, torch.tensor(starts)) + span_loss(end_logits, torch.tensor(ends))
+                ) / 2
+                loss = loss + span_weight * spans
+                running_span += spans.item()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
             step += 1
-            running += float(loss)
+            running += loss.item()
             if step % 50 == 0:
                 elapsed = time.perf_counter() - started
                 print(
                     f"step {step}/{steps} (epoch {step / per_epoch:.2f}) loss {running / 50:.4f} "
-                    f"({elapsed:.0f}s, {elapsed / step:.2f}s/step)",
+                    f"(span {running_span / 50:.4f}; {elapsed:.0f}s, {elapsed / step:.2f}s/step)",
                     flush=True,
                 )
-                running = 0.0
+                running = running_span = 0.0
     model.eval()
     work = out / "torch"
-    model.save_pretrained(work)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), work / "reader.pt")
     tokenizer.save_pretrained(work)
     return work
 
 
-def export(work: Path, out: Path) -> Path:
-    """ONNX export of the trained model, quantised to int8 weights (dynamic quantisation)."""
+def export(work: Path, out: Path, base: str) -> Path:
+    """ONNX export of the trained model (outputs logits, start_logits, end_logits), quantised to
+    int8 weights (dynamic quantisation)."""
+    import warnings
+
+    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModelForSequenceClassification
 
-    from qa.encoder import export_bert
-
-    model = AutoModelForSequenceClassification.from_pretrained(work).eval()
+    model = reader_model(base)
+    model.load_state_dict(torch.load(work / "reader.pt"))
+    model.eval()
     fp32 = out / "model-fp32.onnx"
-    export_bert(model, "logits", fp32, {0: "batch"})
+    ids = torch.ones((1, 8), dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+            str(fp32),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["logits", "start_logits", "end_logits"],
+            dynamic_axes={
+                "input_ids": axes,
+                "attention_mask": axes,
+                "token_type_ids": axes,
+                "logits": {0: "batch"},
+                "start_logits": axes,
+                "end_logits": axes,
+            },
+            opset_version=17,
+            dynamo=False,
+        )
     quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
     fp32.unlink()
     shutil.copy(work / "tokenizer.json", out / "tokenizer.json")
@@ -291,12 +392,12 @@ def evaluate(folder: Path, split: Any, encoder: Any, seed: int) -> dict[str, Any
 
     reader = Reader(folder)
     pairs = training_pairs(split.held_out, [], encoder, seed, rewrite=0.0)
-    probabilities = np.concatenate(
-        [
-            reader.read_pairs([(p.question, p.sentence) for p in pairs[i : i + 64]])
-            for i in range(0, len(pairs), 64)
-        ]
-    )
+    readings = [
+        r
+        for i in range(0, len(pairs), 64)
+        for r in reader.readings([(p.question, p.sentence) for p in pairs[i : i + 64]])
+    ]
+    probabilities = np.array([r.probability for r in readings])
     labels = np.array([p.label for p in pairs])
     kinds = np.array([p.kind for p in pairs])
     figures: dict[str, Any] = {
@@ -310,6 +411,15 @@ def evaluate(folder: Path, split: Any, encoder: Any, seed: int) -> dict[str, Any
         figures[f"auc_positive_vs_{kind}"] = round(float(roc_auc_score(labels[rows], probabilities[rows])), 4)
     for kind in ("positive", "near", "random"):
         figures[f"mean_probability_{kind}"] = round(float(probabilities[kinds == kind].mean()), 4)
+    if reader.points:
+        # the short answer read from the answer sentence, scored as SQuAD scores it
+        scores = [
+            answer_scores(p.sentence[r.short[0] : r.short[1]], list(p.golds))
+            for p, r in zip(pairs, readings)
+            if p.kind == "positive" and r.short is not None
+        ]
+        figures["short_answer_exact_match"] = round(float(np.mean([em for em, _ in scores])), 4)
+        figures["short_answer_f1"] = round(float(np.mean([f1 for _, f1 in scores])), 4)
     return figures
 
 
@@ -331,6 +441,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=4e-5)
     parser.add_argument("--max-length", type=int, default=96)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--span-weight",
+        type=float,
+        default=0.5,
+        help="weight of the answer-span loss (0: no span head training)",
+    )
     parser.add_argument("--limit", type=int, default=0, help="train on at most this many pairs (0 = all)")
     parser.add_argument(
         "--evaluate", action="store_true", help="measure the reader in --out on the held-out articles instead"
@@ -362,9 +478,10 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         max_length=args.max_length,
         seed=args.seed,
+        span_weight=args.span_weight,
     )
     trained = time.perf_counter() - started
-    onnx_file = export(work, args.out)
+    onnx_file = export(work, args.out, args.base)
     shutil.rmtree(work)
     meta = {
         "base": Path(args.base).parent.name if Path(args.base).name == "model" else args.base,
@@ -378,6 +495,8 @@ def main(argv: list[str] | None = None) -> None:
         "lr": args.lr,
         "max_length": args.max_length,
         "seed": args.seed,
+        "span_weight": args.span_weight,
+        "outputs": ["logits", "start_logits", "end_logits"],
         "train_seconds": round(trained),
         "quantisation": "onnxruntime dynamic int8",
     }

@@ -43,7 +43,16 @@ function highlighted(passage, answer) {
   const p = el("p", { class: "passage" });
   if (!answer || answer.passage_id !== passage.passage_id) { p.append(passage.text); return p; }
   const from = answer.start - passage.start, to = answer.end - passage.start;
-  p.append(passage.text.slice(0, from), el("mark", {}, passage.text.slice(from, to)), passage.text.slice(to));
+  const mark = el("mark", {});
+  const short = answer.short;
+  if (short && short.start >= answer.start && short.end <= answer.end) {
+    // the words that answer a fact question, in bold inside the answer sentence
+    const a = short.start - passage.start, b = short.end - passage.start;
+    mark.append(passage.text.slice(from, a), el("strong", {}, passage.text.slice(a, b)), passage.text.slice(b, to));
+  } else {
+    mark.append(passage.text.slice(from, to));
+  }
+  p.append(passage.text.slice(0, from), mark, passage.text.slice(to));
   return p;
 }
 
@@ -54,6 +63,12 @@ function showAnswer(body) {
     highlighted(best, body.answer),
     sourceLine(best, body.answer),
   );
+  const confidence = body.answer.confidence;
+  if (typeof confidence === "number") {
+    // calibrated: of the answers given at this confidence, about this share were right
+    card.append(el("p", { class: "meta confidence", title: "Of answers given with this confidence, about this share were right on questions whose answers are known." },
+      `Confidence ${Math.round(confidence * 100)}%`));
+  }
   result.replaceChildren(card);
   bringIntoView(card.querySelector("mark") || card);
   if (others.length) {
