@@ -80,6 +80,9 @@ Rule = Thresholds | ReaderRule
 
 # What the confidence reads: the evidence the answer rule decides on, and the answer sentence's score.
 CONFIDENCE_INPUTS = ("similarity", "coverage", "answer_score", "factoid", "reader_logit")
+# What a citation's relevance reads: its passage's closeness to the question, the share of the
+# question's key words it holds, and its ranking score.
+RELEVANCE_INPUTS = ("similarity", "coverage", "score")
 
 
 def confidence_inputs(
@@ -96,26 +99,36 @@ def confidence_inputs(
 
 
 @dataclass(frozen=True)
-class Confidence:
-    """The probability that an answer is right (its first citation holds the answer), from its
-    evidence: a logistic model fitted by `qa calibrate` on answered questions whose answers are
-    known, for one answer rule and reader (docs/evaluation.md has its reliability table)."""
+class Logistic:
+    """A probability from named inputs, fitted by `qa calibrate` (logistic regression) on questions
+    whose answers are known: the answers' confidence (that an answer is right) and the citations'
+    relevance (that a passage holds the answer). docs/evaluation.md has their reliability tables."""
 
-    weights: tuple[float, ...]  # one per CONFIDENCE_INPUTS
+    inputs: tuple[str, ...]
+    weights: tuple[float, ...]  # one per input
     intercept: float
 
-    def of(self, inputs: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(inputs @ np.asarray(self.weights) + self.intercept)))
+    def of(self, values: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(np.asarray(values) @ np.asarray(self.weights) + self.intercept)))
 
     def to_json(self) -> dict[str, Any]:
-        return {"inputs": list(CONFIDENCE_INPUTS), "weights": list(self.weights), "intercept": self.intercept}
+        return {"inputs": list(self.inputs), "weights": list(self.weights), "intercept": self.intercept}
 
     @classmethod
-    def from_json(cls, stored: dict[str, Any] | None) -> Confidence | None:
-        """None for a model of other inputs than these (or none)."""
-        if not stored or stored.get("inputs") != list(CONFIDENCE_INPUTS):
+    def from_json(cls, stored: dict[str, Any] | None, inputs: tuple[str, ...]) -> Logistic | None:
+        """None for a model of other inputs (or none)."""
+        if not stored or stored.get("inputs") != list(inputs):
             return None
-        return cls(tuple(float(w) for w in stored["weights"]), float(stored["intercept"]))
+        return cls(inputs, tuple(float(w) for w in stored["weights"]), float(stored["intercept"]))
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """What `qa calibrate` fits beside the answer rule (None: not fitted)."""
+
+    confidence: Logistic | None = None
+    relevance: Logistic | None = None
+    relevance_floor: float = 0.0  # citations less relevant than this are left out (never the answer's)
 
 
 @dataclass
@@ -152,6 +165,7 @@ class Citation:
     end: int
     score: float
     page: int | None = None  # where the passage begins, in a paged document (PDF)
+    relevance: float | None = None  # P(the passage holds the answer), calibrated; None: not fitted
 
 
 @dataclass
@@ -167,12 +181,14 @@ class Result:
     signals: dict[str, float] = field(default_factory=dict)
     ranking: list[Citation] = field(default_factory=list)
     cached: bool = False  # served from the engine's answer cache
+    relevance_inputs: list[tuple[float, float, float]] = field(default_factory=list)  # per ranking row
 
     def to_json(self, explain: bool = False) -> dict[str, Any]:
         body = asdict(self)
         body.pop("signals")
         body.pop("ranking")
         body.pop("cached")
+        body.pop("relevance_inputs")
         if not explain:
             body.pop("explain")
         return body
@@ -190,7 +206,7 @@ def answer(
     reader: Reader | None = None,
     read: int = 1,
     read_all: bool = False,
-    confidence: Confidence | None = None,
+    calibrated: Calibrated = Calibrated(),
 ) -> Result:
     """Pick the answer span inside the best passage, or refuse when the evidence is too weak.
     ``reader`` reads the question with the ``read`` best sentences of that passage when its verdict
@@ -232,6 +248,7 @@ def answer(
             text = index.documents[passage.doc_id].text
             terms = index.sentence_terms(top.position)
             start, end, score = choose_span(sentence_scores, terms, index.lexicon, query)
+            confidence = calibrated.confidence
             certainty = None if confidence is None else round(float(confidence.of(inputs)), 4)
             span = Span(
                 text=text[start:end],
@@ -243,12 +260,28 @@ def answer(
                 confidence=certainty,
                 short=short_answer(text, start, end, readings) if factoid else None,
             )
-    ranking = [_citation(index, c) for c in ranked[:top_k]]
+    cited = ranked[:top_k]
+    relevance_inputs = [
+        (c.similarity, coverage if c is top else passage_coverage(index, query, c.position), c.score)
+        for c in cited
+    ]
+    relevant = calibrated.relevance.of(np.array(relevance_inputs)) if calibrated.relevance and cited else None
+    ranking = [
+        _citation(index, c, None if relevant is None else round(float(relevant[i]), 4))
+        for i, c in enumerate(cited)
+    ]
+    # the answer's passage always; the others when relevant enough (a passage about something else
+    # does not fill the list because top_k asked for more)
+    shown = [
+        c
+        for i, c in enumerate(ranking)
+        if i == 0 or c.relevance is None or c.relevance >= calibrated.relevance_floor
+    ]
     result = Result(
         question=query.question,
         answered=answered,
         answer=span,
-        citations=ranking if answered else [],
+        citations=shown if answered else [],
         reason=None if failed is None else plain_reason(index, query, top, failed, scope),
         index_fingerprint=index.fingerprint,
         signals={
@@ -263,6 +296,7 @@ def answer(
             **_read_at_depths([r.probability for r in readings.values()]),
         },
         ranking=ranking,
+        relevance_inputs=relevance_inputs,
     )
     if explain:
         result.explain = _explanation(
@@ -276,6 +310,7 @@ def answer(
             reason,
             answered,
         )
+        confidence = calibrated.confidence
         result.explain["confidence"] = (
             None
             if confidence is None
@@ -509,7 +544,7 @@ def passage_coverage(index: LoadedIndex, query: Query, position: int) -> float:
     return index.lexicon.coverage(query.words, *index.passage_terms(position))
 
 
-def _citation(index: LoadedIndex, candidate: Candidate) -> Citation:
+def _citation(index: LoadedIndex, candidate: Candidate, relevance: float | None = None) -> Citation:
     passage = index.passages[candidate.position]
     document = index.documents[passage.doc_id]
     return Citation(
@@ -523,6 +558,7 @@ def _citation(index: LoadedIndex, candidate: Candidate) -> Citation:
         end=passage.end,
         score=round(candidate.score, 4),
         page=document.page_at(passage.start),
+        relevance=relevance,
     )
 
 

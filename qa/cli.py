@@ -466,9 +466,10 @@ def calibrate(
             )
         if default_out is not None and "reader_rule" in calibration:
             shipped = {"reader": calibration["reader_rule"]["threshold"]}
-            if "confidence" in calibration:
-                stored = calibration["confidence"]
-                shipped["confidence"] = {k: stored[k] for k in ("inputs", "weights", "intercept")}
+            for name, keys in (("confidence", ()), ("relevance", ("floor",))):
+                if name in calibration:
+                    stored = calibration[name]
+                    shipped[name] = {k: stored[k] for k in ("inputs", "weights", "intercept", *keys)}
             default_out.write_text(json.dumps(shipped, indent=2) + "\n", encoding="utf-8")
             typer.echo(f"reader rule written to {default_out}")
         if not dry_run:

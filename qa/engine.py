@@ -18,7 +18,17 @@ import numpy as np
 from cachetools import LRUCache
 from threadpoolctl import threadpool_limits
 
-from qa.answer import Confidence, ReaderRule, Result, Rule, Thresholds, answer
+from qa.answer import (
+    CONFIDENCE_INPUTS,
+    RELEVANCE_INPUTS,
+    Calibrated,
+    Logistic,
+    ReaderRule,
+    Result,
+    Rule,
+    Thresholds,
+    answer,
+)
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import (
@@ -74,14 +84,18 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
     return ReaderRule(thresholds.similarity, thresholds.coverage, reader.default_threshold, thresholds.source)
 
 
-def confidence_for(index: LoadedIndex, reader: Reader | None = None) -> Confidence | None:
-    """The answers' confidence: the one `qa calibrate` fitted for this model and reader, else the
-    one shipped with the reader; None (no confidence given) without either."""
+def calibrated_for(index: LoadedIndex, reader: Reader | None = None) -> Calibrated:
+    """The answers' confidence and the citations' relevance: those `qa calibrate` fitted for this
+    model and reader, else those shipped with the reader; none without either."""
     calibration = calibration_for(index.manifest, index.model) or {}
     stored = calibration.get("confidence")
     if stored and stored.get("reader") == (reader.name if reader else None):
-        return Confidence.from_json(stored)
-    return reader.default_confidence if reader is not None else None
+        return Calibrated(
+            Logistic.from_json(stored, CONFIDENCE_INPUTS),
+            Logistic.from_json(calibration.get("relevance"), RELEVANCE_INPUTS),
+            float(calibration.get("relevance", {}).get("floor", 0.0)),
+        )
+    return reader.default_calibrated if reader is not None else Calibrated()
 
 
 log = logging.getLogger(__name__)
@@ -265,7 +279,7 @@ class Engine:
             ranked,
             top_k=top_k,
             thresholds=thresholds_for(index, self.settings, self.reader),
-            confidence=confidence_for(index, self.reader),
+            calibrated=calibrated_for(index, self.reader),
             explain=explain,
             scope=scope,
             reader=self.reader,

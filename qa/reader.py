@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import Confidence
+from qa.answer import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Calibrated, Logistic
 from qa.errors import QAError
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,12 @@ class Reader:
         rule_file = folder / "rule.json"
         rule = json.loads(rule_file.read_text(encoding="utf-8")) if rule_file.is_file() else {}
         self.default_threshold = float(rule.get("reader", 0.0))
-        # and the answers' confidence fitted with it (``qa calibrate ... --default-out``)
-        self.default_confidence = Confidence.from_json(rule.get("confidence"))
+        # and the answers' confidence and citations' relevance fitted with it (same command)
+        self.default_calibrated = Calibrated(
+            Logistic.from_json(rule.get("confidence"), CONFIDENCE_INPUTS),
+            Logistic.from_json(rule.get("relevance"), RELEVANCE_INPUTS),
+            float((rule.get("relevance") or {}).get("floor", 0.0)),
+        )
 
     def read(self, question: str, sentences: list[str]) -> np.ndarray:
         """Probabilities in [0, 1], one per sentence."""

@@ -11,12 +11,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.answer import CONFIDENCE_INPUTS, Confidence, ReaderRule, Thresholds, what_is_asked
+from qa.answer import (
+    CONFIDENCE_INPUTS,
+    RELEVANCE_INPUTS,
+    Calibrated,
+    Logistic,
+    ReaderRule,
+    Thresholds,
+    what_is_asked,
+)
 from qa.bench.removed import ArticleSentence, _document, article_sentences, gold_answers
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine, thresholds_for
-from qa.evaluation.calibrate import Observation, fit_confidence, rates, reliability, search_reader_rule
+from qa.evaluation.calibrate import (
+    Observation,
+    confidence_data,
+    fit_confidence,
+    rates,
+    reliability,
+    search_reader_rule,
+)
 from qa.reader import Reading, load_reader
 
 RULE = {"reader": 0.5}
@@ -28,7 +43,7 @@ class FakeReader:
     def __init__(self, folder: Path, probability: float) -> None:
         self.folder = folder
         self.default_threshold = RULE["reader"]
-        self.default_confidence: Confidence | None = None
+        self.default_calibrated = Calibrated()
         self.name = "fake-reader"
         self.probability = probability
         self.calls: list[tuple[str, list[str]]] = []
@@ -185,10 +200,10 @@ def test_the_confidence_is_as_often_right_as_it_says_on_answers_it_was_not_fitte
     confidence = fit_confidence(answers(2000, "fit"), rule)
     assert confidence is not None
     assert dict(zip(CONFIDENCE_INPUTS, confidence.weights))["reader_logit"] > 0.5
-    table = reliability([(answers(2000, "new"), confidence)], rule)
-    assert len(table) >= 4 and sum(b["answers"] for b in table) == 2000
+    table = reliability([(answers(2000, "new"), confidence)], rule, confidence_data)
+    assert len(table) >= 4 and sum(b["count"] for b in table) == 2000
     for b in table:
-        assert abs(b["mean_confidence"] - b["right"]) < 0.08, b
+        assert abs(b["mean_probability"] - b["true"]) < 0.08, b
     # all right or all wrong: nothing to learn, no confidence
     assert fit_confidence([o for o in answers(50, "x") if o.correct], rule) is None
 
@@ -199,13 +214,35 @@ def test_an_answer_carries_the_confidence_shipped_with_the_reader(
     question = "How many eggs does the queen lay each day?"
     reader = FakeReader(tmp_path / "r", 0.9)
     assert engine_with(built_settings, reader).ask(question).answer.confidence is None  # none fitted
-    reader.default_confidence = Confidence((0.0, 0.0, 0.0, 0.0, 1.0), 0.0)  # the reader's odds alone
+    odds = Logistic(CONFIDENCE_INPUTS, (0.0, 0.0, 0.0, 0.0, 1.0), 0.0)  # the reader's odds alone
+    reader.default_calibrated = Calibrated(confidence=odds)
     result = engine_with(built_settings, reader).ask(question)
     assert result.answer.confidence == pytest.approx(0.9, abs=1e-3)
     assert result.to_json()["answer"]["confidence"] == result.answer.confidence
     # a why question is not read: the reader's odds count for nothing
     why = engine_with(built_settings, reader).ask("Why do worker bees gather nectar and pollen from flowers?")
     assert why.answer.confidence == pytest.approx(0.5)
+
+
+def test_citations_carry_their_relevance_and_those_below_the_floor_are_left_out(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    question = "How many eggs does the queen lay each day?"
+    reader = FakeReader(tmp_path / "r", 0.9)
+    plain = engine_with(built_settings, reader).ask(question, 5)
+    assert len(plain.citations) > 1 and all(c.relevance is None for c in plain.citations)  # none fitted
+    # relevant when the passage holds the question's key words
+    words = Logistic(RELEVANCE_INPUTS, (0.0, 20.0, 0.0), -10.0)
+    reader.default_calibrated = Calibrated(relevance=words, relevance_floor=0.5)
+    result = engine_with(built_settings, reader).ask(question, 5)
+    assert [c.passage_id for c in result.ranking] == [c.passage_id for c in plain.citations]
+    relevance = [c.relevance for c in result.ranking]
+    assert all(0 <= r <= 1 for r in relevance) and relevance[0] > 0.5
+    assert [c.passage_id for c in result.citations] == [
+        c.passage_id for i, c in enumerate(result.ranking) if i == 0 or c.relevance >= 0.5
+    ]
+    assert len(result.citations) < len(result.ranking)  # the passages about something else are left out
+    assert result.to_json()["citations"][0]["relevance"] == relevance[0]
 
 
 ARTICLE = {

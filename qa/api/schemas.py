@@ -157,8 +157,18 @@ class CitationOut(BaseModel):
     text: str = Field(description="Verbatim document text at [start:end].")
     start: int
     end: int
-    score: float
+    score: float = Field(
+        description="The ranking score (fusion and reranking); orders the list, not a probability: see relevance."
+    )
     page: int | None = Field(default=None, description="The page where the passage begins (PDF documents).")
+    relevance: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The probability that this passage holds the answer, calibrated on questions whose answers "
+        "are known. Passages below the fitted floor (0.1) are left out, except the answer's own. Null when none "
+        "was fitted for the loaded reader and index.",
+    )
 
 
 class AskResponse(BaseModel):

@@ -114,6 +114,8 @@ class Asked:
     short_em: float = 0.0  # its exact match and F1 against the gold answers (SQuAD's scoring)
     short_f1: float = 0.0
     signals: dict[str, float] | None = None
+    # per citation of the ranking: its relevance inputs and whether it holds a gold answer
+    citations: tuple[tuple[tuple[float, float, float], bool], ...] = ()
 
 
 def questions_of(article: dict[str, Any], every: int) -> list[dict[str, Any]]:
@@ -163,6 +165,10 @@ def _asked(engine: Engine, article: dict[str, Any], qa: dict[str, Any], removed:
             asked.short = result.answer.short.text
             asked.short_em, asked.short_f1 = answer_scores(asked.short, [a["text"] for a in qa["answers"]])
     asked.signals = dict(result.signals)
+    asked.citations = tuple(
+        (inputs, not removed and any(a in _squash(c.text) for a in answers))
+        for inputs, c in zip(result.relevance_inputs, result.ranking)
+    )
     return asked
 
 

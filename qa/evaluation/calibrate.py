@@ -13,6 +13,7 @@ are asked and reported, never fitted on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,8 @@ import numpy as np
 
 from qa.answer import (
     CONFIDENCE_INPUTS,
-    Confidence,
+    RELEVANCE_INPUTS,
+    Logistic,
     ReaderRule,
     Rule,
     Thresholds,
@@ -33,6 +35,10 @@ from qa.errors import QAError
 from qa.evaluation.evaluate import EvalItem, evidence_in, missing_evidence
 
 GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
+# How many citations per question the relevance is fitted on (the API's top_k is 3 by default).
+RELEVANCE_DEPTH = 5
+# A citation less likely than this to hold the answer is left out (never the answer's own passage).
+RELEVANCE_FLOOR = 0.1
 # What `qa calibrate` fits on by default, in Settings.eval_dir (our own questions: one file reusing
 # the article's words, one in other words), and what it only reports (written by someone else).
 FIT_SETS = ("questions.jsonl", "reworded.jsonl")
@@ -51,12 +57,14 @@ class Observation:
     reader: float | None = None  # the reader's best probability (None: no reader)
     factoid: bool = False  # the question asks for a fact (who, what, when, how many ...)
     answer_score: float = 0.0  # the best sentence's score (what the confidence reads beside the rule's)
+    # per citation of the ranking: its relevance inputs (RELEVANCE_INPUTS) and whether it holds the answer
+    citations: tuple[tuple[tuple[float, float, float], bool], ...] = ()
 
 
 def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
     observations = []
     for item in items:
-        result = engine.ask(item.question, 1, use_cache=False, read_all=True)
+        result = engine.ask(item.question, RELEVANCE_DEPTH, use_cache=False, read_all=True)
         s = result.signals
         correct = bool(result.ranking) and evidence_in(result.ranking[0].text, item.evidence)
         observations.append(
@@ -71,6 +79,10 @@ def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Obs
                 s.get("reader"),
                 s.get("factoid", 0.0) > 0,
                 s["answer_score"],
+                tuple(
+                    (inputs, item.answerable and evidence_in(c.text, item.evidence))
+                    for inputs, c in zip(result.relevance_inputs, result.ranking)
+                ),
             )
         )
     return observations
@@ -88,6 +100,8 @@ def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
 
 def admitted(obs: list[Observation], rule: Rule) -> np.ndarray:
     """The answer rule (``Thresholds.admit`` or ``ReaderRule.admit``) for each observation."""
+    if not obs:
+        return np.zeros(0, dtype=bool)
     thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
     a = _arrays(obs)
     admitted = admits(a["similarity"], a["coverage"], a["typed"], thresholds.similarity, thresholds.coverage)
@@ -157,6 +171,10 @@ def _source_weights(obs: list[Observation]) -> np.ndarray:
 
 
 READER_GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
+# How many citations per question the relevance is fitted on (the API's top_k is 3 by default).
+RELEVANCE_DEPTH = 5
+# A citation less likely than this to hold the answer is left out (never the answer's own passage).
+RELEVANCE_FLOOR = 0.1
 
 
 def search_reader_rule(
@@ -275,10 +293,22 @@ def fit(
             "cross_validation": cross_validate(by_source, observed or {}) if len(by_source) > 1 else [],
             "validation": _validated(validation_obs, rule),
         }
+    final: Rule = thresholds
+    if engine.reader is not None:
+        final = ReaderRule(
+            thresholds.similarity, thresholds.coverage, calibration["reader_rule"]["threshold"]
+        )
+    fitted_on = {**by_source, **(observed or {})}
+    confidence = logistic_report(fitted_on, validation_obs, final, fit_confidence, confidence_data)
+    if confidence is not None:
+        calibration["confidence"] = {"reader": engine.reader.name if engine.reader else None, **confidence}
+    relevance = logistic_report(fitted_on, validation_obs, final, fit_relevance, relevance_data)
+    if relevance is not None:
+        calibration["relevance"] = {**relevance, "floor": RELEVANCE_FLOOR}
     return calibration
 
 
-def _confidence_data(obs: list[Observation], rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def confidence_data(obs: list[Observation], rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The answers ``rule`` gives: the confidence's inputs, whether each is right (an answerable
     question whose first citation holds the evidence), and the source weights."""
     answered = admitted(obs, rule)
@@ -291,43 +321,70 @@ def _confidence_data(obs: list[Observation], rule: Rule) -> tuple[np.ndarray, np
         np.array([0.5 if o.reader is None else o.reader for o in kept]),  # unread: neutral, as served
     ).reshape(len(kept), len(CONFIDENCE_INPUTS))
     right = np.array([o.answerable and o.correct for o in kept], dtype=bool)
-    sources = sorted({o.source for o in kept})
-    weights = np.ones(len(kept))
-    for source in sources:  # each source weighs the same
-        rows = [i for i, o in enumerate(kept) if o.source == source]
-        weights[rows] = len(kept) / (len(sources) * len(rows))
-    return inputs, right, weights
+    return inputs, right, _weights_by_source([o.source for o in kept])
 
 
-def fit_confidence(obs: list[Observation], rule: Rule) -> Confidence | None:
-    """A logistic model of whether an answer is right, on the answers ``rule`` gives to ``obs``;
-    None when they are all right or all wrong (nothing to learn)."""
+def _logistic(inputs: tuple[str, ...], x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> Logistic | None:
+    """Logistic regression of ``y`` on ``x``; None when ``y`` is all true or all false."""
     from sklearn.linear_model import LogisticRegression
 
-    inputs, right, weights = _confidence_data(obs, rule)
-    if right.all() or not right.any():
+    if y.all() or not y.any():
         return None
-    model = LogisticRegression(C=1.0, max_iter=1000).fit(inputs, right, sample_weight=weights)
-    return Confidence(tuple(round(float(w), 4) for w in model.coef_[0]), round(float(model.intercept_[0]), 4))
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y, sample_weight=weights)
+    return Logistic(
+        inputs, tuple(round(float(w), 4) for w in model.coef_[0]), round(float(model.intercept_[0]), 4)
+    )
+
+
+def fit_confidence(obs: list[Observation], rule: Rule) -> Logistic | None:
+    """A logistic model of whether an answer is right, on the answers ``rule`` gives to ``obs``;
+    None when they are all right or all wrong (nothing to learn)."""
+    return _logistic(CONFIDENCE_INPUTS, *confidence_data(obs, rule))
+
+
+def relevance_data(obs: list[Observation], rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every citation of every question: its inputs, whether it holds the answer, source weights."""
+    rows = [(o.source, inputs, holds) for o in obs for inputs, holds in o.citations]
+    x = np.array([inputs for _, inputs, _ in rows], dtype=float).reshape(len(rows), len(RELEVANCE_INPUTS))
+    y = np.array([holds for _, _, holds in rows], dtype=bool)
+    return x, y, _weights_by_source([source for source, _, _ in rows])
+
+
+def fit_relevance(obs: list[Observation], rule: Rule) -> Logistic | None:
+    """A logistic model of whether a citation holds the answer (``rule`` unused: every citation of
+    every question counts, answered or not, as every question's citations are ranked alike)."""
+    return _logistic(RELEVANCE_INPUTS, *relevance_data(obs, rule))
+
+
+def _weights_by_source(sources: list[str]) -> np.ndarray:
+    """Each source weighs the same."""
+    names = sorted(set(sources))
+    counts = {name: sources.count(name) for name in names}
+    return np.array([len(sources) / (len(names) * counts[s]) for s in sources]) if sources else np.zeros(0)
 
 
 # The reliability table's bins: answers given at a confidence in [low, high).
 BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
 
 
-def reliability(folds: list[tuple[list[Observation], Confidence]], rule: Rule) -> list[dict[str, Any]]:
-    """Per bin of confidence, the answers ``rule`` gives (each fold's questions under its fold's
-    confidence), their mean confidence and the share right: a calibrated confidence has the two
-    close."""
-    given, right = [], []
-    for obs, confidence in folds:
-        inputs, correct, _ = _confidence_data(obs, rule)
-        if len(correct):
-            given.append(confidence.of(inputs))
-            right.append(correct)
+Data = Callable[[list[Observation], Rule], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def reliability(
+    folds: list[tuple[list[Observation], Logistic]], rule: Rule, data: Data
+) -> list[dict[str, Any]]:
+    """Per bin of probability, the cases ``data`` draws from each fold's questions under the fold's
+    model: how many, their mean probability and the share that came true (right answers, citations
+    that hold the answer). A calibrated probability has the two close."""
+    given, truth = [], []
+    for obs, model in folds:
+        x, y, _ = data(obs, rule)
+        if len(y):
+            given.append(model.of(x))
+            truth.append(y)
     if not given:
         return []
-    levels, hits = np.concatenate(given), np.concatenate(right)
+    levels, hits = np.concatenate(given), np.concatenate(truth)
     table = []
     for low, high in zip(BINS, BINS[1:]):
         rows = (levels >= low) & (levels < high)
@@ -335,32 +392,35 @@ def reliability(folds: list[tuple[list[Observation], Confidence]], rule: Rule) -
             table.append(
                 {
                     "bin": f"{low:.1f}–{min(high, 1.0):.1f}",
-                    "answers": int(rows.sum()),
-                    "mean_confidence": round(float(levels[rows].mean()), 3),
-                    "right": round(float(hits[rows].mean()), 3),
+                    "count": int(rows.sum()),
+                    "mean_probability": round(float(levels[rows].mean()), 3),
+                    "true": round(float(hits[rows].mean()), 3),
                 }
             )
     return table
 
 
-def confidence_report(
-    by_source: dict[str, list[Observation]], validation: dict[str, list[Observation]], rule: Rule
+def logistic_report(
+    by_source: dict[str, list[Observation]],
+    validation: dict[str, list[Observation]],
+    rule: Rule,
+    fitter: Callable[[list[Observation], Rule], Logistic | None],
+    data: Data,
 ) -> dict[str, Any] | None:
-    """The confidence fitted on every source's answers under ``rule``, with its reliability held out
-    (each source's answers under the confidence fitted on the others, pooled) and on the validation
-    files (never fitted on)."""
-    confidence = fit_confidence([o for obs in by_source.values() for o in obs], rule)
-    if confidence is None:
+    """A model fitted on every source, with its reliability held out (each source under the model
+    fitted on the others, pooled) and on the validation files (never fitted on)."""
+    model = fitter([o for obs in by_source.values() for o in obs], rule)
+    if model is None:
         return None
     folds = []
     for held, obs in by_source.items():
-        other = fit_confidence([o for name, rest in by_source.items() if name != held for o in rest], rule)
+        other = fitter([o for name, rest in by_source.items() if name != held for o in rest], rule)
         if other is not None:
             folds.append((obs, other))
     return {
-        **confidence.to_json(),
-        "held_out": reliability(folds, rule),
-        "validation": reliability([(obs, confidence) for obs in validation.values()], rule),
+        **model.to_json(),
+        "held_out": reliability(folds, rule, data),
+        "validation": reliability([(obs, model) for obs in validation.values()], rule, data),
     }
 
 
@@ -461,18 +521,22 @@ def format_report(calibration: dict[str, Any]) -> str:
             lines += [row(x["source"], x) for x in read["validation"]]
             lines.append("")
         lines += ["on the fitting questions themselves:", header, row("all sources", read["fitted"])]
-    confidence = calibration.get("confidence")
-    if confidence:
-        weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(confidence["inputs"], confidence["weights"]))
-        lines += ["", f"answer confidence: logistic over {weights}, intercept {confidence['intercept']:+.2f}"]
+    for name, what in (("confidence", "answer confidence"), ("relevance", "citation relevance")):
+        model = calibration.get(name)
+        if not model:
+            continue
+        weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(model["inputs"], model["weights"]))
+        floor = f"; citations below {model['floor']:.2f} left out" if "floor" in model else ""
+        lines += ["", f"{what}: logistic over {weights}, intercept {model['intercept']:+.2f}{floor}"]
+        truth = "right" if name == "confidence" else "holds the answer"
         for label, table in (
-            ("held out (each source under the confidence fitted on the others)", confidence["held_out"]),
-            ("validation only (never fitted on)", confidence["validation"]),
+            ("held out (each source under the model fitted on the others)", model["held_out"]),
+            ("validation only (never fitted on)", model["validation"]),
         ):
             if table:
-                lines += [f"reliability, {label}:", "  confidence   answers   mean confidence   right"]
+                lines += [f"reliability, {label}:", f"  probability   count   mean probability   {truth}"]
                 lines += [
-                    f"  {b['bin']:<10}{b['answers']:>10}{b['mean_confidence']:>18.3f}{b['right']:>8.3f}"
+                    f"  {b['bin']:<10}{b['count']:>8}{b['mean_probability']:>19.3f}{b['true']:>8.3f}"
                     for b in table
                 ]
     return "\n".join(lines)
@@ -493,6 +557,7 @@ def removed_observations(rows: list[Any], source: str = "squad-train") -> list[O
             reader=r.signals.get("reader"),
             factoid=r.signals.get("factoid", 0.0) > 0,
             answer_score=r.signals["answer_score"],
+            citations=r.citations,
         )
         for r in rows
     ]

@@ -30,6 +30,7 @@ function sourceLine(citation, span = citation) {
   const line = el("p", { class: "meta" });
   line.append(viewLink(citation.doc_id, span.start, span.end, citation.title));
   if (citation.page) line.append(` · page ${citation.page}`);
+  if (typeof citation.relevance === "number") line.append(` · relevance ${Math.round(citation.relevance * 100)}%`);
   if (citation.source) {
     line.append(" · ");
     if (/^https?:\/\//.test(citation.source)) line.append(el("a", { href: citation.source, rel: "noopener noreferrer" }, citation.source));
