@@ -238,3 +238,27 @@ def test_an_over_long_question_gets_a_plain_message(page) -> None:
     error = page.locator(".error")
     error.wait_for()
     assert error.inner_text() == "Questions can be at most 1,000 characters long: shorten it and ask again."
+
+
+def test_copy_link_copies_the_address_that_asks_the_question_again(browser, article_server: Server) -> None:
+    context = browser.new_context(base_url=article_server.url)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=article_server.url)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto("/")
+        page.get_by_label("Your question").fill("Who developed GigaChat?")
+        page.keyboard.press("Enter")
+        page.locator(".answer mark").wait_for()
+        button = page.get_by_role("button", name="Copy link")
+        button.click()
+        page.get_by_role("button", name="Link copied").wait_for()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == page.url and "q=Who+developed+GigaChat" in copied
+        # the copied address, opened afresh, asks the question again
+        other = context.new_page()
+        other.goto(copied)
+        other.locator(".answer mark").wait_for()
+        assert "Gigachat model developed by Sberbank" in other.locator(".answer mark").inner_text()
+    finally:
+        context.close()

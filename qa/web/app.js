@@ -70,6 +70,7 @@ function showAnswer(body) {
     card.append(el("p", { class: "meta confidence", title: "Of answers given with this confidence, about this share were right on questions whose answers are known." },
       `Confidence ${Math.round(confidence * 100)}%`));
   }
+  card.append(copyLinkButton());
   result.replaceChildren(card);
   bringIntoView(card.querySelector("mark") || card);
   if (others.length) {
@@ -84,9 +85,30 @@ function showAnswer(body) {
 function showRefusal(body) {
   const card = el("article", { class: "card refusal", role: "status" },
     el("h2", {}, "No passage in the corpus answers this"),
-    el("p", { class: "meta" }, body.reason || ""));
+    el("p", { class: "meta" }, body.reason || ""), copyLinkButton());
   result.replaceChildren(card);
   bringIntoView(card);
+}
+
+function copyLinkButton() {
+  // The address holds the question (addressOf): copying it shares this answer.
+  const button = el("button", { type: "button", class: "copy-link" }, "Copy link");
+  button.addEventListener("click", async () => {
+    const link = location.href;
+    try {
+      await navigator.clipboard.writeText(link);  // only in a secure context (https, localhost)
+    } catch {
+      const box = el("textarea", { readonly: "", class: "offscreen" });
+      box.value = link;
+      document.body.append(box);
+      box.select();
+      document.execCommand("copy");  // the fallback over plain http on a network address
+      box.remove();
+    }
+    button.textContent = "Link copied";
+    setTimeout(() => { button.textContent = "Copy link"; }, 2000);
+  });
+  return button;
 }
 
 function bringIntoView(node) {
