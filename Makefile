@@ -62,9 +62,10 @@ answer-model: $(STAMP) ## Train the reader on SQuAD's training side into build/r
 
 WRK := command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
-bench: $(STAMP) ## Speed against the in-process floor (HTTP, concurrency, cache, start-up, memory)
+bench: $(STAMP) ## Speed against the in-process floor (HTTP, concurrency, cache, start-up, memory), and where a question's time goes
 	@$(WRK)
 	$(BIN)/qa bench speed
+	$(BIN)/qa bench profile
 
 bench-quality: $(STAMP) ## SQuAD v1.1 and v2.0 dev against BM25-only and dense-only baselines
 	$(BIN)/qa bench squad $(SQUAD_V1)

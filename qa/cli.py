@@ -646,6 +646,30 @@ def bench_speed(
         raise fail(str(error)) from None
 
 
+@bench_app.command("profile")
+def bench_profile(
+    questions: Annotated[
+        Path | None,
+        typer.Option(help="Question file asked (default: questions.jsonl in tests/eval/ (env QA_EVAL_DIR))."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Where an uncached question's time goes, stage by stage (cProfile over the engine), and the
+    models' own times."""
+    from qa.bench.profile import questions_from, run_profile, table
+
+    settings = Settings()
+
+    def run() -> dict:
+        report = run_profile(
+            load_engine(settings), questions_from(questions or settings.eval_dir / "questions.jsonl")
+        )
+        report["table"] = table(report)
+        return report
+
+    _print_report(run, as_json)
+
+
 @bench_app.command("large")
 def bench_large(
     scifact: Annotated[Path, typer.Argument(help="BEIR SciFact folder (corpus.jsonl.gz, queries.jsonl).")],

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from qa.answer import FULL_COVERAGE, Thresholds
+from qa.bench.profile import STAGES, profile_stages
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
@@ -195,3 +197,17 @@ def test_a_refusal_names_key_words_the_passage_lacks_and_speaks_of_the_scoped_do
     assert scoped.startswith("This document doesn't seem to cover this: nothing in it comes close")
     both = plain_reason(index, query, top, "similarity", Scope.of(["solar", "bees"]))
     assert both.startswith("These documents don't seem to cover this: nothing in them")
+
+
+def test_the_stage_profile_accounts_for_the_whole_question(built_settings) -> None:
+    engine = Engine(built_settings, HashingEncoder(), reader=None)
+    engine.load()
+    report = profile_stages(
+        engine, ["How many eggs does the queen lay?", "When did the Shinkansen open?"] * 3
+    )
+    stages = {row["stage"]: row for row in report["stages"]}
+    assert set(stages) == {s.name for s in STAGES} | {"the rest of Engine.ask"}
+    assert all(row["ms_per_question"] >= 0 for row in stages.values())
+    assert stages["embedding (ONNX Runtime)"]["ms_per_question"] > 0  # the encoder was found and timed
+    assert stages["reader (ONNX Runtime)"]["ms_per_question"] == 0  # no reader loaded
+    assert sum(row["share"] for row in stages.values()) == pytest.approx(1.0, abs=0.01)
