@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa.api import create_app
+from qa.api.state import state_of
 from qa.builder import build_index
 from qa.config import Settings
 from qa.corpus import read_corpus
@@ -699,7 +700,7 @@ def _two_builds(settings: Settings) -> tuple[str, str]:
 
 def _damage_served(client: TestClient) -> None:
     """What a disk can do under a loaded build: its keyword rows changed in memory and on disk."""
-    index = client.app.state.engine.serving
+    index = state_of(client.app).running.engine.serving
     index.bm25.scores["indices"][:] = 10**6
     np.save(index.path / "bm25" / "indices.csc.index.npy", index.bm25.scores["indices"])
 

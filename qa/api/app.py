@@ -21,6 +21,7 @@ from starlette.routing import Mount
 from qa.api import background
 from qa.api.routes import admin, ask, documents, health, web
 from qa.api.schemas import Problem
+from qa.api.state import AppState, Serving, state_of
 from qa.config import Settings
 from qa.encoder import Encoder, serving_encoder
 from qa.engine import Engine, Reloader, one_blas_thread
@@ -62,17 +63,14 @@ def create_app(
                 engine.load()
             except IndexMissing as error:
                 log.warning("%s; serving 503 until it is built", error)
-        app.state.engine = engine
-        app.state.reloader = Reloader(engine)
-        app.state.stale_cache = (0.0, None, None)
-        app.state.corpus_memo = {}  # per-file digests, so probes re-read only edited files
+        serving = state_of(app).serving = Serving(engine, Reloader(engine))
         if engine.ready:
             log.info("serving index %s", engine.index.fingerprint[:12])
-        background.stop_builds_on_signal(app.state.reloader.stopping)
+        background.stop_builds_on_signal(serving.reloader.stopping)
         tasks = [asyncio.create_task(background.watch(app))] if watch else []
         tasks += [asyncio.create_task(background.follow(app))] if follow else []
         yield
-        app.state.reloader.stopping.set()
+        serving.reloader.stopping.set()
         for task in tasks:
             task.cancel()
 
@@ -87,9 +85,8 @@ def create_app(
         redirect_slashes=False,
         responses={503: {"model": Problem, "description": "No index loaded"}},
     )
-    app.state.settings = settings
-    app.state.metrics = metrics = Metrics()
-    app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    metrics = Metrics()
+    app.state.qa = AppState(settings, metrics, RateLimiter(settings.rate_limit_per_minute))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

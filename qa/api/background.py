@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from qa.api.state import state_of
 from qa.config import Settings
 from qa.engine import Engine
 from qa.errors import QAError
@@ -48,9 +49,9 @@ async def counted(app: FastAPI, action: Callable[[], T]) -> T:
     try:
         result = await run_in_threadpool(action)
     except Exception:
-        app.state.metrics.reloads.labels("failed").inc()
+        state_of(app).metrics.reloads.labels("failed").inc()
         raise
-    app.state.metrics.reloads.labels("ok").inc()
+    state_of(app).metrics.reloads.labels("ok").inc()
     return result
 
 
@@ -58,11 +59,11 @@ async def watch(app: FastAPI) -> None:
     """Reindex when the corpus changes (watchfiles debounces bursts of edits)."""
     from watchfiles import awatch
 
-    settings: Settings = app.state.settings
+    settings: Settings = state_of(app).settings
     async for _changes in awatch(settings.corpus_dir, debounce=1000, recursive=True):
         await _swap(
             app,
-            app.state.reloader.reindex,
+            state_of(app).running.reloader.reindex,
             "corpus changed; index %s",
             "corpus changed but the rebuild failed, still serving the previous index: %s",
         )
@@ -72,18 +73,18 @@ async def follow(app: FastAPI, every: float = 1.0) -> None:
     """Load the build the index folder's ``current`` points to once another process has changed it
     (a sibling worker's reindex, ``qa index``, ``qa calibrate``). A build that fails to load is not
     retried until it changes again; the previous index keeps serving meanwhile."""
-    settings: Settings = app.state.settings
+    settings: Settings = state_of(app).settings
     tried: tuple[Path, int] | None = None
     while True:
         await asyncio.sleep(every)
         stamp = build_stamp(settings.index_dir)
-        engine: Engine = app.state.engine
+        engine: Engine = state_of(app).running.engine
         if stamp is None or stamp == tried or (engine.ready and engine.index.stamp == stamp):
             continue
         tried = stamp
         await _swap(
             app,
-            app.state.reloader.reload,
+            state_of(app).running.reloader.reload,
             "followed the index to %s",
             "the index folder moved to a build that does not load, still serving: %s",
         )

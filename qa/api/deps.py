@@ -9,26 +9,27 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from qa.api.state import state_of
 from qa.config import Settings
 from qa.engine import Engine
 from qa.index import LoadedIndex
-from qa.middleware import Metrics, RateLimiter
+from qa.middleware import Metrics
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return state_of(request.app).settings
 
 
 def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
+    return state_of(request.app).metrics
 
 
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+    return state_of(request.app).running.engine
 
 
 def get_index(request: Request) -> LoadedIndex:
-    return request.app.state.engine.index  # raises IndexMissing -> 503 until an index is loaded
+    return state_of(request.app).running.engine.index  # raises IndexMissing -> 503 until an index is loaded
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -48,7 +49,7 @@ def require_admin(settings: SettingsDep, authorization: Annotated[str | None, He
 
 def rate_limited(request: Request) -> None:
     """Questions per client and minute (``QA_RATE_LIMIT_PER_MINUTE``): 429 with Retry-After beyond."""
-    limiter: RateLimiter = request.app.state.limiter
+    limiter = state_of(request.app).limiter
     wait = limiter.retry_after(request.client.host if request.client else "-")
     if wait > 0:
         raise HTTPException(

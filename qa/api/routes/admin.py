@@ -11,6 +11,7 @@ from qa.api.background import counted
 from qa.api.deps import EngineDep, SettingsDep, require_admin
 from qa.api.routes.health import ready_report
 from qa.api.schemas import DocumentIn, Problem, Ready, ReindexReport
+from qa.api.state import state_of
 
 if TYPE_CHECKING:
     from qa.builder import BuildReport
@@ -32,7 +33,7 @@ router = APIRouter(
 async def reindex(request: Request, engine: EngineDep) -> ReindexReport:
     """Rebuild from the corpus and swap the new index in while serving. Needs QA_ADMIN_TOKEN."""
     previous = engine.index.fingerprint if engine.ready else None
-    return _reported(previous, await counted(request.app, request.app.state.reloader.reindex))
+    return _reported(previous, await counted(request.app, state_of(request.app).running.reloader.reindex))
 
 
 @router.put(
@@ -45,7 +46,7 @@ async def put_document(doc_id: str, body: DocumentIn, request: Request, engine: 
     """Write the document into the corpus folder (``<doc_id>.md``, or over the Markdown file it
     comes from) and swap in the incremental build. Needs QA_ADMIN_TOKEN. A document the build cannot
     use is a 422 and the corpus folder is left as it was."""
-    reloader = request.app.state.reloader
+    reloader = state_of(request.app).running.reloader
     return _reported(
         engine.index.fingerprint if engine.ready else None,
         await counted(
@@ -61,7 +62,7 @@ async def put_document(doc_id: str, body: DocumentIn, request: Request, engine: 
 async def delete_document(doc_id: str, request: Request, engine: EngineDep) -> ReindexReport:
     """Remove the document's file from the corpus folder and swap in the incremental build. Needs
     QA_ADMIN_TOKEN; 404 for an id the served index does not have."""
-    reloader = request.app.state.reloader
+    reloader = state_of(request.app).running.reloader
     previous = engine.index.fingerprint if engine.ready else None
     return _reported(previous, await counted(request.app, lambda: reloader.delete_document(doc_id)))
 
@@ -83,5 +84,5 @@ def _reported(previous: str | None, report: BuildReport) -> ReindexReport:
 async def reload(request: Request, engine: EngineDep, settings: SettingsDep) -> Ready:
     """Load the index folder's current build without rebuilding. Needs QA_ADMIN_TOKEN.
     A broken build is refused and the previous index keeps serving."""
-    await counted(request.app, request.app.state.reloader.reload)
+    await counted(request.app, state_of(request.app).running.reloader.reload)
     return ready_report(request, engine, settings)

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from qa.answer import ReaderRule
 from qa.api.deps import EngineDep, MetricsDep, SettingsDep
 from qa.api.schemas import Health, Problem, Ready
+from qa.api.state import state_of
 from qa.config import Settings
 from qa.engine import Engine, thresholds_for
 from qa.index import LoadedIndex, staleness
@@ -64,7 +65,7 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
         calibration=rule.source,
         reader=engine.reader.name if engine.reader else None,
         answer_rule="reader" if isinstance(rule, ReaderRule) else "thresholds",
-        last_reload_error=request.app.state.reloader.last_error,
+        last_reload_error=state_of(request.app).running.reloader.last_error,
     )
 
 
@@ -81,10 +82,11 @@ def _fix(settings: Settings) -> str:
 
 def _cached_staleness(request: Request, settings: Settings, index: LoadedIndex) -> str | None:
     """Hashing the corpus on every probe would be wasteful: reuse the answer for two seconds."""
-    checked_at, key, reason = request.app.state.stale_cache
+    serving = state_of(request.app).running
+    checked_at, key, reason = serving.stale_cache
     now = time.monotonic()
     if key == index.fingerprint and now - checked_at < 2.0:
         return reason
-    reason = staleness(settings, index.manifest, request.app.state.corpus_memo)
-    request.app.state.stale_cache = (now, index.fingerprint, reason)
+    reason = staleness(settings, index.manifest, serving.corpus_memo)
+    serving.stale_cache = (now, index.fingerprint, reason)
     return reason
