@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from filelock import Timeout
 from qa.config import Settings
 from qa.corpus import Document, DocumentEdit, read_corpus
 from qa.encoder import Encoder
-from qa.errors import BuildCancelled, IndexBusy, IndexMissing, NotFound, QAError, quoted
+from qa.errors import BuildCancelled, IndexBusy, IndexMissing, QAError
 from qa.index import (
     FORMAT_VERSION,
     BuildContent,
@@ -484,21 +485,21 @@ def put_document(
     """Add or replace a document (as ``PUT /admin/documents/{doc_id}``): written into the corpus
     folder, then the incremental build; a build that fails leaves the folder as it was."""
     from qa import corpus
+    from qa.encoder import encoder_from
 
     current = _documents_on_record(settings).get(doc_id)
     done = corpus.put_document(settings.corpus_dir, doc_id, text, current, title, source, published)
-    return _built_or_undone(settings, encoder, done)
+    return built_or_undone(done, lambda: build_index(settings, encoder or encoder_from(settings)))
 
 
 def delete_document(settings: Settings, doc_id: str, encoder: Encoder | None = None) -> BuildReport:
     """Remove a document's file from the corpus folder, then the incremental build (NotFound for an
     id the current build does not have)."""
     from qa import corpus
+    from qa.encoder import encoder_from
 
-    current = _documents_on_record(settings).get(doc_id)
-    if current is None:
-        raise NotFound(f"no document with id {quoted(doc_id)}")
-    return _built_or_undone(settings, encoder, corpus.delete_document(settings.corpus_dir, current))
+    done = corpus.delete_document(settings.corpus_dir, doc_id, _documents_on_record(settings))
+    return built_or_undone(done, lambda: build_index(settings, encoder or encoder_from(settings)))
 
 
 def _documents_on_record(settings: Settings) -> dict[str, str]:
@@ -510,11 +511,11 @@ def _documents_on_record(settings: Settings) -> dict[str, str]:
     return {doc_id: entry["path"] for doc_id, entry in manifest["documents"].items()}
 
 
-def _built_or_undone(settings: Settings, encoder: Encoder | None, done: DocumentEdit) -> BuildReport:
-    from qa.encoder import encoder_from
-
+def built_or_undone(done: DocumentEdit, build: Callable[[], BuildReport]) -> BuildReport:
+    """The build after an edit of the corpus folder; a build that fails undoes the edit, leaving the
+    folder matching the index still in use (the library's and the service's document routes)."""
     try:
-        return build_index(settings, encoder or encoder_from(settings))
+        return build()
     except BaseException:
         done.undo()
         raise

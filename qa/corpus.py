@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from qa.errors import BuildCancelled, CorpusError
+from qa.errors import BuildCancelled, CorpusError, NotFound, quoted
 from qa.isolation import ParseLimits, read_contained
 from qa.readers import CONTAINED, READERS, SUFFIXES
 from qa.readers.text import encoding_of
@@ -368,9 +368,12 @@ def put_document(
     return edit
 
 
-def delete_document(corpus_dir: Path, relative: str) -> DocumentEdit:
-    """Remove the file a document comes from."""
-    path = corpus_dir / relative
+def delete_document(corpus_dir: Path, doc_id: str, on_record: dict[str, str]) -> DocumentEdit:
+    """Remove the file a document comes from (``on_record``: each indexed document's file);
+    NotFound for an id not on record."""
+    if doc_id not in on_record:
+        raise NotFound(f"no document with id {quoted(doc_id)}")
+    path = corpus_dir / on_record[doc_id]
     edit = DocumentEdit(path, path.read_bytes())
     path.unlink()
     return edit

@@ -35,11 +35,9 @@ from qa.errors import (
     BuildCancelled,
     IndexCorrupt,
     IndexMissing,
-    NotFound,
     QAError,
     ScopeEmpty,
     ServingDamaged,
-    quoted,
 )
 from qa.index import LoadedIndex, calibration_for, earlier_builds, load_index, verify_checksums
 from qa.question import MAX_WORDS, prepare, rarity
@@ -412,22 +410,19 @@ class Reloader:
 
         def edit() -> DocumentEdit:
             served = self.engine.serving
-            if served is None or doc_id not in served.documents:
-                raise NotFound(f"no document with id {quoted(doc_id)}")
-            return delete_document(self.engine.settings.corpus_dir, served.documents[doc_id].path)
+            on_record = {d: doc.path for d, doc in served.documents.items()} if served else {}
+            return delete_document(self.engine.settings.corpus_dir, doc_id, on_record)
 
         return self._edited(edit, lock_timeout)
 
     def _edited(self, edit: Callable[[], DocumentEdit], lock_timeout: float) -> BuildReport:
-        from qa.builder import build_index
+        from qa.builder import build_index, built_or_undone
 
         with self._lock:  # one writer at a time; the build lock keeps out a `qa index` beside it
             done = edit()
-            try:
-                return self._recorded(lambda: self._reindex(build_index, lock_timeout))
-            except BaseException:
-                done.undo()  # the corpus folder as it was, matching the index still served
-                raise
+            return built_or_undone(
+                done, lambda: self._recorded(lambda: self._reindex(build_index, lock_timeout))
+            )
 
     def reload(self) -> LoadedIndex:
         """Load the current build from disk (built elsewhere, say) without rebuilding."""

@@ -313,8 +313,8 @@ def test_documents_are_added_replaced_and_removed_through_the_api(built_settings
 
 
 def test_a_document_the_build_refuses_leaves_the_corpus_folder_as_it_was(built_settings: Settings) -> None:
-    from qa import build, put_document
-    from qa.errors import CorpusError
+    from qa import build, delete_document, put_document
+    from qa.errors import CorpusError, NotFound
 
     before = sorted(p.name for p in built_settings.corpus_dir.iterdir())
     fingerprint = build(built_settings).fingerprint
@@ -323,6 +323,11 @@ def test_a_document_the_build_refuses_leaves_the_corpus_folder_as_it_was(built_s
     assert sorted(p.name for p in built_settings.corpus_dir.iterdir()) == before
     report = put_document(built_settings, "wasps", "Wasps build paper nests.", encoder=HashingEncoder())
     assert report.documents_added == ["wasps"] and report.fingerprint != fingerprint
+    with pytest.raises(NotFound, match="no document with id 'hornets'"):
+        delete_document(built_settings, "hornets", encoder=HashingEncoder())
+    report = delete_document(built_settings, "wasps", encoder=HashingEncoder())
+    assert report.documents_removed == ["wasps"]
+    assert sorted(p.name for p in built_settings.corpus_dir.iterdir()) == before
 
 
 def test_filters_on_any_front_matter_field_case_blind_any_of_and_ranges(small_settings: Settings) -> None:
