@@ -7,14 +7,13 @@ import json
 import logging
 import os
 import re
-import threading
 import warnings
-from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from qa.batching import Batcher
 from qa.config import Settings
 from qa.errors import QAError
 
@@ -297,85 +296,17 @@ def _model_id(model: str) -> str:
 
 
 class BatchingEncoder:
-    """Merges encode() calls made at the same time by request threads into one model call.
-
-    A call that finds the model idle runs it in its own thread, with no hand-off and no waiting
-    window. Calls arriving while the model is busy queue up; when the run ends, the batcher thread
-    takes them all in one call, and keeps going while more arrive. One model run at a time.
-    """
+    """Merges encode() calls made at the same time by request threads into one model call
+    (qa/batching.py: a call that finds the model idle runs at once, the others are merged)."""
 
     def __init__(self, inner: Encoder, max_batch: int = 64) -> None:
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim
-        self.max_batch = max_batch
-        self._lock = threading.Lock()
-        self._handed_over = threading.Condition(self._lock)
-        self._queue: deque[_Pending] = deque()
-        self._busy = False  # a model run is in progress or about to start
-        self._batcher_owns = False  # the run in progress is the batcher thread's
-        threading.Thread(target=self._run, name="encoder-batcher", daemon=True).start()
+        self._batcher: Batcher[str] = Batcher(inner.encode, "encoder-batcher", max_batch)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            lead = not self._busy
-            self._busy = True
-            if not lead:
-                pending = _Pending(texts)
-                self._queue.append(pending)
-        if lead:
-            try:
-                return self.inner.encode(texts)
-            finally:
-                self._release()
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        if pending.result is None:  # the batcher sets a result or an error before ``done``
-            raise RuntimeError("the encoder batcher finished a call without a result")
-        return pending.result
-
-    def _release(self) -> None:
-        """End of a run: hand the queued calls to the batcher thread, or mark the model idle."""
-        with self._lock:
-            if self._queue:
-                self._batcher_owns = True
-                self._handed_over.notify()
-            else:
-                self._busy = self._batcher_owns = False
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._batcher_owns:
-                    self._handed_over.wait()
-                batch, size = [], 0
-                while self._queue and size < self.max_batch:
-                    batch.append(self._queue.popleft())
-                    size += len(batch[-1].texts)
-            try:
-                vectors = self.inner.encode([t for p in batch for t in p.texts])
-            except Exception as error:  # handed to every waiting caller, which re-raises it
-                for p in batch:
-                    p.error = error
-                    p.done.set()
-            else:
-                offset = 0
-                for p in batch:
-                    p.result = vectors[offset : offset + len(p.texts)]
-                    offset += len(p.texts)
-                    p.done.set()
-            self._release()
-
-
-class _Pending:
-    __slots__ = ("texts", "done", "result", "error")
-
-    def __init__(self, texts: list[str]) -> None:
-        self.texts = texts
-        self.done = threading.Event()
-        self.result: np.ndarray | None = None
-        self.error: Exception | None = None
+        return self._batcher(texts)  # type: ignore[no-any-return]
 
 
 def serving_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:

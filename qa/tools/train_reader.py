@@ -344,16 +344,19 @@ def train(
     return work
 
 
-def export(work: Path, out: Path, base: str) -> Path:
-    """ONNX export of the trained model (outputs logits, start_logits, end_logits), quantised to
-    int8 weights (dynamic quantisation)."""
+def export(weights: Path, out: Path, base: str, quantisation: str, calibration: list[Pair]) -> Path:
+    """ONNX export of the trained model (outputs logits, start_logits, end_logits) with int8
+    weights. ``dynamic``: activations quantised per call, which makes a sentence's probability
+    depend on what it is read with (the batch and its padding). ``static``: the matrix products'
+    activation ranges fixed beforehand from ``calibration`` pairs, so a sentence reads the same alone
+    or batched with other questions' (what batching concurrent questions needs)."""
     import warnings
 
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = reader_model(base)
-    model.load_state_dict(torch.load(work / "reader.pt"))
+    model.load_state_dict(torch.load(weights))
     model.eval()
     fp32 = out / "model-fp32.onnx"
     ids = torch.ones((1, 8), dtype=torch.long)
@@ -377,10 +380,61 @@ def export(work: Path, out: Path, base: str) -> Path:
             opset_version=17,
             dynamo=False,
         )
-    quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
+    tokenizer = Path(base) / "tokenizer.json"
+    shutil.copy(tokenizer, out / "tokenizer.json")
+    if quantisation == "static":
+        _quantise_static(fp32, out / "model.onnx", tokenizer, calibration)
+    else:
+        quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
     fp32.unlink()
-    shutil.copy(work / "tokenizer.json", out / "tokenizer.json")
     return out / "model.onnx"
+
+
+def _quantise_static(fp32: Path, target: Path, tokenizer_file: Path, pairs: list[Pair]) -> None:
+    """int8 weights and activations for the matrix products, ranges from ``pairs`` read in batches of
+    16 (QDQ format: ONNX Runtime runs them as integer matrix products)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(96, strategy="only_second")
+    tokenizer.enable_padding()
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.chunks = iter([pairs[i : i + 16] for i in range(0, len(pairs), 16)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                return None
+            encoded = tokenizer.encode_batch([(p.question, p.sentence) for p in chunk])
+            return {
+                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+            }
+
+    prepared = fp32.with_name("model-prepared.onnx")
+    quant_pre_process(str(fp32), str(prepared))
+    quantize_static(
+        str(prepared),
+        str(target),
+        Batches(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul"],
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+    prepared.unlink()
 
 
 def evaluate(folder: Path, split: Any, encoder: Any, seed: int) -> dict[str, Any]:
@@ -449,6 +503,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--limit", type=int, default=0, help="train on at most this many pairs (0 = all)")
     parser.add_argument(
+        "--quantisation",
+        choices=("static", "dynamic"),
+        default="static",
+        help="int8 activations with ranges fixed from 256 training pairs (static: a sentence reads the "
+        "same whatever it is batched with), or set per call (dynamic)",
+    )
+    parser.add_argument(
+        "--weights", type=Path, help="export these trained weights (reader.pt) again instead of training"
+    )
+    parser.add_argument(
         "--evaluate", action="store_true", help="measure the reader in --out on the held-out articles instead"
     )
     args = parser.parse_args(argv)
@@ -469,20 +533,26 @@ def main(argv: list[str] | None = None) -> None:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    work = train(
-        pairs,
-        args.base,
-        args.out,
-        epochs=args.epochs,
-        batch=args.batch,
-        lr=args.lr,
-        max_length=args.max_length,
-        seed=args.seed,
-        span_weight=args.span_weight,
-    )
+    if args.weights is None:
+        work = train(
+            pairs,
+            args.base,
+            args.out,
+            epochs=args.epochs,
+            batch=args.batch,
+            lr=args.lr,
+            max_length=args.max_length,
+            seed=args.seed,
+            span_weight=args.span_weight,
+        )
+        weights = args.out / "reader.pt"
+        (work / "reader.pt").replace(weights)  # kept: --weights exports it again without training
+        shutil.rmtree(work)
+    else:
+        weights = args.weights
     trained = time.perf_counter() - started
-    onnx_file = export(work, args.out, args.base)
-    shutil.rmtree(work)
+    calibration = random.Random(args.seed).sample(pairs, min(256, len(pairs)))
+    onnx_file = export(weights, args.out, args.base, args.quantisation, calibration)
     meta = {
         "base": Path(args.base).parent.name if Path(args.base).name == "model" else args.base,
         "data": "SQuAD v1.1 dev articles that are also in SQuAD v2.0 dev (CC BY-SA 4.0)",
@@ -498,7 +568,7 @@ def main(argv: list[str] | None = None) -> None:
         "span_weight": args.span_weight,
         "outputs": ["logits", "start_logits", "end_logits"],
         "train_seconds": round(trained),
-        "quantisation": "onnxruntime dynamic int8",
+        "quantisation": f"onnxruntime {args.quantisation} int8",
     }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     print(f"trained in {trained:.0f}s; wrote {onnx_file} ({onnx_file.stat().st_size / 2**20:.1f} MiB)")
