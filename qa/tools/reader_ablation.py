@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,12 @@ VARIANTS: dict[str, tuple[int, bool]] = {
     "reading 5 sentences": (5, False),
 }
 REPORTED = ["squad-held-out", *FIT_SETS, *VALIDATION_SETS]
+# Each input of the decision left out: it always passes, and the rest is fitted again without it.
+LEFT_OUT: dict[str, Callable[[Observation], Observation]] = {
+    "without the similarity threshold": lambda o: replace(o, similarity=1.0),
+    "without the key-word coverage threshold": lambda o: replace(o, coverage=1.0),
+    "without the answer type (a value of the kind asked for)": lambda o: replace(o, typed=True),
+}
 
 
 def collect(squad_v1: Path, every: int, settings: Settings) -> list[dict[str, Any]]:
@@ -139,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
             training = [o for s in fitting if s != held for o in read[s]]
             rule, _ = search_reader_rule(training, thresholds, everything=everything)
             print(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(read[held], rule)))
+        for name, change in LEFT_OUT.items():
+            read = {source: [change(o) for o in obs] for source, obs in sources.items()}
+            without, _ = search([o for s in FIT_SETS if s != held for o in read[s]])
+            training = [o for s in fitting if s != held for o in read[s]]
+            rule, _ = search_reader_rule(training, without)
+            print(_row(f"the service {name}", label, rates(read[held], rule)))
 
 
 if __name__ == "__main__":
