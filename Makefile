@@ -13,7 +13,7 @@ SQUAD_V2 ?= ../shared/benchmarks/squad-v2.0-dev/dev-v2.0.json.gz
 SCIFACT  ?= ../shared/benchmarks/beir-scifact
 
 .DEFAULT_GOAL := help
-.PHONY: help install index serve test test-fast eval calibrate answer-model bench bench-quality bench-formats bench-large bench-scale soak fuzz lint clean
+.PHONY: help install index serve test test-fast eval calibrate answer-model docs-tables bench bench-quality bench-formats bench-large bench-scale soak fuzz lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ answer-model: $(STAMP) ## Train the reader on SQuAD's training side into build/r
 	$(BIN)/python -m qa.tools.train_reader $(SQUAD_V1) $(SQUAD_V2) --out build/reader
 	@echo "to ship it: copy build/reader/{model.onnx,tokenizer.json,meta.json} into qa/models/reader, then"
 	@echo "  QA_READER=qa/models/reader $(BIN)/qa calibrate --squad-v1 $(SQUAD_V1) --default-out qa/models/reader/rule.json"
+
+docs-tables: $(STAMP) ## Write the figures tables in docs/ from the JSON reports in docs/figures/
+	$(BIN)/python docs/tables.py
 
 WRK := command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
