@@ -83,17 +83,20 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
 
 
 def calibrated_for(index: LoadedIndex, reader: Reader | None = None) -> Calibrated:
-    """The answers' confidence and the citations' relevance: those `qa calibrate` fitted for this
-    model and reader, else those shipped with the reader; none without either."""
+    """The answers' confidence and the citations' relevance: each as `qa calibrate` fitted it for
+    this model (the confidence, for this reader too), else as shipped with the reader; none without
+    either."""
     calibration = calibration_for(index.manifest, index.model) or {}
+    shipped = reader.default_calibrated if reader is not None else Calibrated()
+    confidence = shipped.confidence
     stored = calibration.get("confidence")
     if stored and stored.get("reader") == (reader.name if reader else None):
-        return Calibrated(
-            Logistic.from_json(stored, CONFIDENCE_INPUTS),
-            Logistic.from_json(calibration.get("relevance"), RELEVANCE_INPUTS),
-            float(calibration.get("relevance", {}).get("floor", 0.0)),
-        )
-    return reader.default_calibrated if reader is not None else Calibrated()
+        confidence = Logistic.from_json(stored, CONFIDENCE_INPUTS)
+    relevance, floor = shipped.relevance, shipped.relevance_floor
+    if calibration.get("relevance"):
+        relevance = Logistic.from_json(calibration["relevance"], RELEVANCE_INPUTS)
+        floor = float(calibration["relevance"].get("floor", 0.0))
+    return Calibrated(confidence, relevance, floor)
 
 
 log = logging.getLogger(__name__)

@@ -245,6 +245,44 @@ def test_citations_carry_their_relevance_and_those_below_the_floor_are_left_out(
     assert result.to_json()["citations"][0]["relevance"] == relevance[0]
 
 
+def test_calibrate_fits_the_relevance_on_every_citation_and_the_engine_uses_the_stored_fit(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    from qa.engine import calibrated_for
+    from qa.evaluation.calibrate import fit, format_report
+    from qa.evaluation.evaluate import EvalItem
+    from qa.index import save_calibration
+
+    def item(n: int, question: str, evidence: str | None) -> EvalItem:
+        kind = "answerable" if evidence else "near_topic"
+        return EvalItem(f"q{n}", question, evidence is not None, [evidence] if evidence else [], kind)
+
+    asked = [
+        ("How many eggs does the queen lay each day?", "2,000 eggs a day"),
+        ("When did the Shinkansen open?", "opened in Japan in 1964"),
+        ("How fast do high-speed trains run?", "300 km/h"),
+        ("How many workers live in a colony?", "60,000 workers"),
+        ("What do worker bees gather?", "nectar and pollen"),
+        ("How long does an inverter last?", "ten years"),
+        ("What is the price of a Shinkansen ticket?", None),
+        ("How much honey does a colony make?", None),
+        ("Who designed the first solar panel?", None),
+        ("How heavy is a queen bee?", None),
+    ]
+    engine = engine_with(built_settings, FakeReader(tmp_path / "r", 0.9))
+    calibration = fit(engine, {"mine.jsonl": [item(n, q, e) for n, (q, e) in enumerate(asked)]})
+    relevance = calibration["relevance"]
+    assert relevance["inputs"] == list(RELEVANCE_INPUTS) and relevance["floor"] == 0.1
+    assert "citation relevance: logistic over similarity" in format_report(calibration)
+    save_calibration(built_settings.index_dir, calibration)
+    engine.load()
+    stored = calibrated_for(engine.index, engine.reader)
+    assert (
+        stored.relevance == Logistic.from_json(relevance, RELEVANCE_INPUTS) and stored.relevance_floor == 0.1
+    )
+    assert all(c.relevance is not None for c in engine.ask(asked[0][0], 5).ranking)
+
+
 ARTICLE = {
     "title": "Bees",
     "paragraphs": [
