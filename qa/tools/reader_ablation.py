@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("squad_v1", type=Path)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--cache", type=Path, help="the questions' signals are kept here and reused")
+    parser.add_argument("--json", action="store_true", help='print {"table": ...} (docs/tables.py reads it)')
     args = parser.parse_args(argv)
     if args.cache and args.cache.is_file():
         rows = json.loads(args.cache.read_text(encoding="utf-8"))
@@ -134,25 +135,28 @@ def main(argv: list[str] | None = None) -> None:
             args.cache.write_text(json.dumps(rows), encoding="utf-8")
     fitting = ["squad-train", *FIT_SETS]
     sources = observations(rows, Settings().reader_sentences)
-    print(
-        "| variant | reported on | hit@1 | answered | refused removed / near-topic | refused off-topic | balanced |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    lines = [
+        "| variant | reported on | hit@1 | answered | refused removed / near-topic | refused off-topic | balanced |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for held in REPORTED:
         label = held + (" (cross-validated)" if held in FIT_SETS else "")
         thresholds, _ = search([o for s in FIT_SETS if s != held for o in sources[s]])
-        print(_row("thresholds alone (no reader)", label, rates(sources[held], thresholds)))
+        lines.append(_row("thresholds alone (no reader)", label, rates(sources[held], thresholds)))
         for name, (depth, everything) in VARIANTS.items():
             read = observations(rows, depth)
             training = [o for s in fitting if s != held for o in read[s]]
             rule, _ = search_reader_rule(training, thresholds, everything=everything)
-            print(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(read[held], rule)))
+            lines.append(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(read[held], rule)))
         for name, change in LEFT_OUT.items():
             read = {source: [change(o) for o in obs] for source, obs in sources.items()}
             without, _ = search([o for s in FIT_SETS if s != held for o in read[s]])
             training = [o for s in fitting if s != held for o in read[s]]
             rule, _ = search_reader_rule(training, without)
-            print(_row(f"the service {name}", label, rates(read[held], rule)))
+            lines.append(_row(f"the service {name}", label, rates(read[held], rule)))
+
+    table = "\n".join(lines)
+    print(json.dumps({"table": table}, indent=2) if args.json else table)
 
 
 if __name__ == "__main__":

@@ -477,6 +477,29 @@ def evaluate(folder: Path, split: Any, encoder: Any, seed: int) -> dict[str, Any
     return figures
 
 
+LABELS = {
+    "auc": "AUC, answer sentence against every negative",
+    "auc_positive_vs_near": "AUC, answer sentence against the best sentence left once the answers are removed",
+    "auc_positive_vs_random": "AUC, answer sentence against a random sentence of the article",
+    "accuracy_at_0.5": "accuracy at probability 0.5",
+    "short_answer_exact_match": "short answer read from the answer sentence: exact match",
+    "short_answer_f1": "short answer read from the answer sentence: F1",
+}
+
+
+def evaluation_table(figures: dict[str, Any]) -> str:
+    lines = [f"held-out pairs: {figures['pairs']}", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {label} | {figures[key]:.3f} |" for key, label in LABELS.items() if key in figures]
+    means = [figures.get(f"mean_probability_{k}") for k in ("positive", "near", "random")]
+    if None not in means:
+        lines.append(
+            "| mean probability: answer sentence / near-topic sentence / random sentence | "
+            + " / ".join(f"{m:.3f}" for m in means)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     from qa.config import Settings
     from qa.encoder import encoder_from
@@ -520,7 +543,8 @@ def main(argv: list[str] | None = None) -> None:
     split = load_split(args.squad_v1, args.squad_v2)
     encoder = encoder_from(Settings())
     if args.evaluate:
-        print(json.dumps(evaluate(args.out, split, encoder, args.seed), indent=2))
+        figures = evaluate(args.out, split, encoder, args.seed)
+        print(json.dumps({**figures, "table": evaluation_table(figures)}, indent=2))
         return
     pairs = training_pairs(split.train, split.train_v2, encoder, args.seed)
     if args.limit:
