@@ -69,7 +69,11 @@ class _Worker:
                     self.stop()
                     continue
                 self.stop()  # no reply long past the file's limit: the worker is stuck
-                break
+                raise CorpusError(
+                    path,
+                    f"the reading process did not answer within {limits.seconds(len(raw)):.0f} s and was "
+                    "stopped (QA_MAX_PARSE_SECONDS); the file was left out",
+                )
         raise CorpusError(path, "the reading process stopped while reading it; the file was left out")
 
     def _started(self) -> tuple[Connection, Connection]:
