@@ -418,6 +418,9 @@ def calibrate(
             help="Also write the reader rule here (qa/models/reader/rule.json ships it as the default)."
         ),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print the fit as JSON (its report under "table").')
+    ] = False,
 ) -> None:
     """Fit the answer rule, cross-validated across the files (each reported with the rule fitted on
     the others), and store the fit on all of them in the index manifest. With the reader loaded, the
@@ -444,7 +447,9 @@ def calibrate(
             from qa.bench.removed import run_removed, squad_v2_beside
             from qa.evaluation.calibrate import removed_observations
 
-            typer.echo("asking SQuAD's training-side articles, whole and with the answers removed ...")
+            typer.echo(
+                "asking SQuAD's training-side articles, whole and with the answers removed ...", err=as_json
+            )
             report = run_removed(
                 squad_v1, squad_v2 or squad_v2_beside(squad_v1), articles="train", settings=settings
             )
@@ -455,7 +460,8 @@ def calibrate(
             {path.name: load_eval_set(path) for path in validate},
             observed,
         )
-        typer.echo(format_report(calibration))
+        text = format_report(calibration)
+        typer.echo(json.dumps({**calibration, "table": text}, indent=2) if as_json else text)
         good, figure, measured = trustworthy(calibration)
         if not good and not dry_run:
             raise fail(
@@ -471,10 +477,10 @@ def calibrate(
                     stored = calibration[name]
                     shipped[name] = {k: stored[k] for k in ("inputs", "weights", "intercept", *keys)}
             default_out.write_text(json.dumps(shipped, indent=2) + "\n", encoding="utf-8")
-            typer.echo(f"reader rule written to {default_out}")
+            typer.echo(f"reader rule written to {default_out}", err=as_json)
         if not dry_run:
             save_calibration(settings.index_dir, calibration)
-            typer.echo(f"stored in {settings.index_dir / 'current' / 'manifest.json'}")
+            typer.echo(f"stored in {settings.index_dir / 'current' / 'manifest.json'}", err=as_json)
     except QAError as error:
         raise fail(str(error)) from None
 
