@@ -157,7 +157,7 @@ def search(obs: list[Observation]) -> tuple[Thresholds, float]:
     return Thresholds(float(GRID[i]), float(GRID[j]), "calibrated"), best
 
 
-def _source_weights(obs: list[Observation]) -> np.ndarray:
+def source_weights(obs: list[Observation]) -> np.ndarray:
     """Each source weighs the same, and within it answerable and unanswerable questions weigh the
     same: a thousand SQuAD questions do not drown our hundred."""
     weights = np.zeros(len(obs))
@@ -188,7 +188,7 @@ def search_reader_rule(
         raise QAError("calibration needs both answerable and unanswerable questions")
     a = _arrays(obs)
     labels = a["answerable"].astype(bool)
-    weights = _source_weights(obs)
+    weights = source_weights(obs)
     base = admitted(obs, thresholds)
     judged = np.ones(len(obs), dtype=bool) if everything else a["factoid"]
     answered = base[None, :] & (~judged[None, :] | (a["reader"][None, :] >= READER_GRID[:, None]))

@@ -22,6 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from qa.answer import confidence_inputs
 from qa.answer_type import asks_for_a_fact
 from qa.bench.removed import run_removed, squad_v2_beside
 from qa.cli import load_engine
@@ -33,6 +36,7 @@ from qa.evaluation.calibrate import (
     rates,
     search,
     search_reader_rule,
+    source_weights,
 )
 from qa.evaluation.evaluate import evidence_in, load_eval_set
 from qa.question import strip_document_phrases
@@ -107,9 +111,60 @@ def observations(rows: list[dict[str, Any]], depth: int) -> dict[str, list[Obser
                 source=row["source"],
                 reader=s.get(f"reader@{depth}", 0.0),
                 factoid=asks_for_a_fact(strip_document_phrases(row["question"])),
+                answer_score=s["answer_score"],
             )
         )
     return by_source
+
+
+def _decision_inputs(obs: list[Observation]) -> np.ndarray:
+    """Every input of the decision at once: the confidence's (similarity, coverage, answer score,
+    fact question, the reader's log-odds) and the answer type."""
+    inputs = confidence_inputs(
+        np.array([o.similarity for o in obs]),
+        np.array([o.coverage for o in obs]),
+        np.array([o.answer_score for o in obs]),
+        np.array([o.factoid for o in obs]),
+        np.array([o.reader or 0.0 for o in obs]),
+    ).reshape(len(obs), -1)
+    return np.column_stack([inputs, [o.typed for o in obs]])
+
+
+def logistic_decision(training: list[Observation], reported: list[Observation]) -> dict[str, float]:
+    """The alternative to the rule: one logistic model over every input, fitted on ``training``
+    (each source weighing the same, answerable and not alike), answering where its probability
+    passes the cut with the best balanced accuracy there; the rates on ``reported``."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = _decision_inputs(training)
+    y = np.array([o.answerable for o in training])
+    weights = source_weights(training)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(x, y, sample_weight=weights)
+    scores = model.decision_function(x)
+    best, cut = -1.0, 0.0
+    for candidate in np.quantile(scores, np.linspace(0.01, 0.99, 197)):
+        answered = scores >= candidate
+        balanced = (
+            (weights * (answered & y)).sum() / (weights * y).sum()
+            + (weights * (~answered & ~y)).sum() / (weights * ~y).sum()
+        ) / 2
+        if balanced > best:
+            best, cut = balanced, float(candidate)
+    answered = model.decision_function(_decision_inputs(reported)) >= cut
+    answerable = np.array([o.answerable for o in reported])
+    right = answerable & np.array([o.correct for o in reported])
+    figures = {
+        "right": float((answered & right).sum() / answerable.sum()),
+        "answered_answerable": float((answered & answerable).sum() / answerable.sum()),
+    }
+    for kind in sorted({o.kind for o in reported if not o.answerable}):
+        rows = np.array([o.kind == kind for o in reported])
+        figures[f"refused_{kind}"] = float((~answered & rows).sum() / rows.sum())
+    unanswerable = ~answerable
+    figures["balanced_accuracy"] = (
+        figures["answered_answerable"] + float((~answered & unanswerable).sum() / unanswerable.sum())
+    ) / 2
+    return figures
 
 
 def _row(name: str, label: str, r: dict[str, float]) -> str:
@@ -148,6 +203,14 @@ def main(argv: list[str] | None = None) -> None:
             training = [o for s in fitting if s != held for o in read[s]]
             rule, _ = search_reader_rule(training, thresholds, everything=everything)
             lines.append(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(read[held], rule)))
+        training = [o for s in fitting if s != held for o in sources[s]]
+        lines.append(
+            _row(
+                "one logistic decision over every input (instead of the rule)",
+                label,
+                logistic_decision(training, sources[held]),
+            )
+        )
         for name, change in LEFT_OUT.items():
             read = {source: [change(o) for o in obs] for source, obs in sources.items()}
             without, _ = search([o for s in FIT_SETS if s != held for o in read[s]])
