@@ -130,11 +130,7 @@ class Engine:
         self.weights = Weights.from_settings(settings)
         # The reader shares the cores with the encoder and, under --workers, with the other workers.
         threads = max(1, len(os.sched_getaffinity(0)) // settings.workers)
-        self.reader = (
-            load_reader(settings.reader, threads, settings.batch_requests)
-            if reader is True
-            else (reader or None)
-        )
+        self.reader = load_reader(settings.reader, threads) if reader is True else (reader or None)
         self._index = index
         self._cache: LRUCache[tuple[str, int, str, Scope | None], Result] = LRUCache(
             maxsize=max(settings.cache_size, 1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from qa.answer import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Calibrated, Logistic
-from qa.batching import Batcher
 from qa.errors import QAError
 
 log = logging.getLogger(__name__)
@@ -34,9 +32,7 @@ BUNDLED = Path(__file__).parent / "models" / "reader"
 class Reader:
     """P(sentence states the answer to the question), one ONNX Runtime call per question."""
 
-    def __init__(self, folder: Path, threads: int = 0, max_length: int = 96, batch: bool = False) -> None:
-        """``batch``: concurrent questions share one model call (qa/batching.py), when the weights
-        read a sentence the same whatever it is batched with (static quantisation)."""
+    def __init__(self, folder: Path, threads: int = 0, max_length: int = 96) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -68,12 +64,9 @@ class Reader:
             Logistic.from_json(rule.get("relevance"), RELEVANCE_INPUTS),
             float((rule.get("relevance") or {}).get("floor", 0.0)),
         )
-        # Dynamic int8 quantisation scales activations by the whole call: a sentence's probability
-        # would depend on what other questions it was batched with. Static scales do not.
-        self.batch_invariant = "static" in str(self.meta.get("quantisation", ""))
-        self._read: Callable[[list[tuple[str, str]]], list[Reading]] = (
-            Batcher(self._read_now, "reader-batcher") if batch and self.batch_invariant else self._read_now
-        )
+        # Not behind the request batcher: dynamic int8 quantisation scales activations by the whole
+        # call, so a sentence's probability would depend on the other questions read with it (up to
+        # 0.14 measured); static scales, which would not, cost accuracy (docs/reader.md).
 
     def read(self, question: str, sentences: list[str]) -> np.ndarray:
         """Probabilities in [0, 1], one per sentence."""
@@ -84,9 +77,6 @@ class Reader:
     def readings(self, pairs: list[tuple[str, str]]) -> list[Reading]:
         """Per (question, sentence) pair, in one model call: the probability that the sentence states
         the answer and, from a reader that points, the short answer's characters in the sentence."""
-        return list(self._read(pairs)) if pairs else []
-
-    def _read_now(self, pairs: list[tuple[str, str]]) -> list[Reading]:
         if not pairs:
             return []
         encodings = self._tokenizer.encode_batch(pairs)
@@ -151,14 +141,14 @@ def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def load_reader(setting: str, threads: int = 0, batch: bool = False) -> Reader | None:
+def load_reader(setting: str, threads: int = 0) -> Reader | None:
     """The reader the setting names: ``bundled`` (the weights shipped in the package), a folder, or
     ``off``. None when off or when its files are missing (logged: the service answers without it)."""
     if setting == "off":
         return None
     folder = BUNDLED if setting == "bundled" else Path(setting)
     try:
-        return Reader(folder, threads, batch=batch)
+        return Reader(folder, threads)
     except QAError as error:
         log.warning("%s; answering without the reader", error)
         return None
