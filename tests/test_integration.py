@@ -18,19 +18,19 @@ pytestmark = pytest.mark.slow
 # and the ones written by someone else in their own words (validation only: nothing is fitted on them).
 FLOORS = {
     "questions.jsonl": {
-        "hit@1": 0.84,
-        "hit@3": 0.91,
+        "hit@1": 0.75,
+        "hit@3": 0.81,
         "mrr": 0.90,
-        "answer_sentence_hit": 0.83,
-        "answered_rate": 0.93,
+        "answer_sentence_hit": 0.73,
+        "answered_rate": 0.83,
         "abstention_rate": 0.92,
     },
     "paraphrase_questions.jsonl": {
-        "hit@1": 0.57,
-        "hit@3": 0.66,
-        "answer_sentence_hit": 0.52,
-        "answered_rate": 0.71,
-        "abstention_rate": 0.85,
+        "hit@1": 0.50,
+        "hit@3": 0.59,
+        "answer_sentence_hit": 0.47,
+        "answered_rate": 0.64,
+        "abstention_rate": 0.90,
     },
 }
 
