@@ -54,7 +54,14 @@ def test_answer_is_highlighted_with_a_citation_link(page) -> None:
     link = page.locator(".answer .meta a").first
     assert link.get_attribute("href").startswith("/view/russia-ai-task-force?start=")
     assert "Russia’s National AI Task Force" in link.inner_text()
-    assert page.locator(".citations li").count() == 2
+    # the page lists the other passages the service cites (those relevant enough), each with its relevance
+    cited = page.request.get("/ask?q=Who+developed+GigaChat%3F").json()["citations"]
+    others = page.locator(".citations li")
+    assert others.count() == len(cited) - 1
+    for i in range(others.count()):
+        assert f"relevance {round(cited[i + 1]['relevance'] * 100)}%" in others.nth(i).inner_text()
+    assert page.locator(".answer .confidence").inner_text().startswith("Confidence ")
+    assert page.locator(".answer mark strong").inner_text() == "Sberbank"  # the short answer, in bold
     page.screenshot(path=str(SHOTS / "answer.png"), full_page=True)
 
 

@@ -28,7 +28,9 @@ def test_index_then_check_then_ask(small_settings: Settings) -> None:
     assert "up to date" in again.output
     answer = run(small_settings, "ask", "How many eggs does the queen lay?", "--json", "--top-k", "2")
     body = json.loads(answer.output)
-    assert body["answered"] and len(body["citations"]) == 2
+    assert body["answered"] and 1 <= len(body["citations"]) <= 2
+    # past the answer's own passage, only passages relevant enough are cited (the shipped floor)
+    assert all(c["relevance"] >= 0.1 for c in body["citations"][1:])
     (small_settings.corpus_dir / "bees.txt").write_text("Bees dance.", encoding="utf-8")
     stale = run(small_settings, "index", "--check")
     assert stale.exit_code == 1 and "corpus changed" in stale.output
