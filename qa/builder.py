@@ -22,7 +22,7 @@ import numpy as np
 from filelock import Timeout
 
 from qa.config import Settings
-from qa.corpus import Document, DocumentEdit, read_corpus
+from qa.corpus import Document, DocumentEdit, Edits, read_corpus
 from qa.encoder import Encoder
 from qa.errors import BuildCancelled, IndexBusy, IndexMissing, QAError
 from qa.index import (
@@ -511,7 +511,7 @@ def _documents_on_record(settings: Settings) -> dict[str, str]:
     return {doc_id: entry["path"] for doc_id, entry in manifest["documents"].items()}
 
 
-def built_or_undone(done: DocumentEdit, build: Callable[[], BuildReport]) -> BuildReport:
+def built_or_undone(done: DocumentEdit | Edits, build: Callable[[], BuildReport]) -> BuildReport:
     """The build after an edit of the corpus folder; a build that fails undoes the edit, leaving the
     folder matching the index still in use (the library's and the service's document routes)."""
     try:

@@ -353,7 +353,11 @@ def put_document(
         raise CorpusError(doc_id, "invalid id: use letters, digits, '.', '_' and '-'")
     relative = current_path or f"{doc_id}.md"
     if Path(relative).suffix.lower() not in (".md", ".markdown"):
-        raise CorpusError(relative, f"document {doc_id!r} is read from this file: replace the file itself")
+        raise CorpusError(
+            relative,
+            f"document {doc_id!r} is read from this file: replace the file itself "
+            f"(PUT /admin/documents/{doc_id}/file?format=...)",
+        )
     path = corpus_dir / relative
     front = {
         "id": doc_id,
@@ -366,6 +370,38 @@ def put_document(
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, content.encode("utf-8"))
     return edit
+
+
+@dataclass(frozen=True)
+class Edits:
+    """Several changes to the corpus folder, undone together (last first)."""
+
+    edits: tuple[DocumentEdit, ...]
+
+    def undo(self) -> None:
+        for edit in reversed(self.edits):
+            edit.undo()
+
+
+def put_file(corpus_dir: Path, doc_id: str, suffix: str, raw: bytes, current_path: str | None) -> Edits:
+    """Write a file of any readable format as ``<doc_id><suffix>`` into the corpus folder (its id
+    is then its name); the file the document ``doc_id`` came from before (``current_path``), if
+    another, is removed with it."""
+    suffix = suffix.lower()
+    if suffix not in READERS:
+        raise CorpusError(
+            f"{doc_id}{suffix}", f"not a format the service reads (one of {', '.join(READERS)})"
+        )
+    if not ID_PATTERN.match(doc_id) or _id_from_path(f"{doc_id}{suffix}") != doc_id:
+        raise CorpusError(doc_id, "invalid id: use letters, digits, '.', '_' and '-'")
+    path = corpus_dir / f"{doc_id}{suffix}"
+    edits = [DocumentEdit(path, path.read_bytes() if path.exists() else None)]
+    _write_atomically(path, raw)
+    if current_path is not None and corpus_dir / current_path != path:
+        old = corpus_dir / current_path
+        edits.append(DocumentEdit(old, old.read_bytes()))
+        old.unlink()
+    return Edits(tuple(edits))
 
 
 def delete_document(corpus_dir: Path, doc_id: str, on_record: dict[str, str]) -> DocumentEdit:

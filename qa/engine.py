@@ -49,7 +49,7 @@ from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
     from qa.builder import BuildReport
-    from qa.corpus import DocumentEdit
+    from qa.corpus import DocumentEdit, Edits
 
 T = TypeVar("T")
 
@@ -406,6 +406,19 @@ class Reloader:
 
         return self._edited(edit, lock_timeout)
 
+    def put_file(self, doc_id: str, suffix: str, raw: bytes, lock_timeout: float = 120) -> BuildReport:
+        """Add or replace a document from a file of any readable format (PDF, Word, HTML, ...):
+        written as ``<doc_id><suffix>`` (qa/corpus.py's ``put_file``), then the incremental build
+        swapped in. A build that fails leaves the folder as it was."""
+        from qa.corpus import put_file
+
+        def edit() -> Edits:
+            served = self.engine.serving
+            current = served.documents[doc_id].path if served and doc_id in served.documents else None
+            return put_file(self.engine.settings.corpus_dir, doc_id, suffix, raw, current)
+
+        return self._edited(edit, lock_timeout)
+
     def delete_document(self, doc_id: str, lock_timeout: float = 120) -> BuildReport:
         """Remove a document's file from the corpus folder, then the incremental build swapped in
         (NotFound for an id the served index does not have)."""
@@ -418,7 +431,7 @@ class Reloader:
 
         return self._edited(edit, lock_timeout)
 
-    def _edited(self, edit: Callable[[], DocumentEdit], lock_timeout: float) -> BuildReport:
+    def _edited(self, edit: Callable[[], DocumentEdit | Edits], lock_timeout: float) -> BuildReport:
         from qa.builder import build_index, built_or_undone
 
         with self._lock:  # one writer at a time; the build lock keeps out a `qa index` beside it

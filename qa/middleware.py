@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -147,12 +148,15 @@ class Observe:
         max_body_bytes: int,
         routes: Callable[[], list[BaseRoute]],
         body_seconds: float = 10.0,
+        uploads: tuple[str, int] | None = None,
     ) -> None:
+        """``uploads``: the path pattern of PUT requests whose body is a document, and its limit."""
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.routes = routes  # the app's routes, to label a request the router did not tag
         self.body_seconds = body_seconds
+        self.uploads = (re.compile(uploads[0]), uploads[1]) if uploads else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -225,12 +229,15 @@ class Observe:
             return message
 
         announced = headers.get(b"content-length", b"")
+        limit = self.max_body_bytes
+        if self.uploads and method == "PUT" and self.uploads[0].match(scope["path"]):
+            limit = self.uploads[1]
         try:
-            if announced.isdigit() and int(announced) > self.max_body_bytes:
+            if announced.isdigit() and int(announced) > limit:
                 # Streamed bodies are cut by Starlette's limit; an announced one is refused before
                 # it is read, in JSON like every other error.
                 response = JSONResponse(
-                    {"detail": f"the request body is over {self.max_body_bytes} bytes"}, status_code=413
+                    {"detail": f"the request body is over {limit} bytes"}, status_code=413
                 )
                 await response(scope, receive, send_with_headers)
             else:

@@ -304,12 +304,67 @@ def test_documents_are_added_replaced_and_removed_through_the_api(built_settings
         )
         # A document of another format is replaced as a file; an id nothing has is a 404.
         other = client.put("/admin/documents/bees", json=body, headers=admin)
-        assert other.status_code == 422 and "replace the file itself" in other.json()["detail"]
+        assert other.status_code == 422 and "PUT /admin/documents/bees/file" in other.json()["detail"]
         assert client.delete("/admin/documents/nope", headers=admin).status_code == 404
         removed = client.delete("/admin/documents/returns", headers=admin)
         assert removed.status_code == 200 and removed.json()["documents_removed"] == ["returns"]
         assert client.get("/documents/returns").status_code == 404
         assert not (settings.corpus_dir / "returns.md").exists()
+
+
+def test_a_document_is_uploaded_as_a_file_of_any_format_and_replaces_its_earlier_file(
+    built_settings: Settings,
+) -> None:
+    settings = built_settings.model_copy(update={"admin_token": "t", "max_document_bytes": 40_000})
+    admin = {"Authorization": "Bearer t"}
+    page = b"<html><head><title>Wasps</title></head><body><main><h1>Wasps</h1><p>Paper wasps build their nests from chewed wood fibre.</p></main></body></html>"
+    # over the 16 KiB other bodies are held to (QA_MAX_BODY_BYTES), under QA_MAX_DOCUMENT_BYTES
+    page = page.replace(
+        b"</main>", b"<p>" + b"Wasps hunt caterpillars in the garden. " * 500 + b"</p></main>"
+    )
+    assert settings.max_body_bytes < len(page) < settings.max_document_bytes
+    corpus = settings.corpus_dir
+    with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
+        url = "/admin/documents/wasps/file?format=html"
+        assert client.put(url, content=page).status_code == 401  # no token
+        added = client.put(url, content=page, headers=admin)
+        assert added.status_code == 200 and added.json()["documents_added"] == ["wasps"]
+        assert (corpus / "wasps.html").read_bytes() == page
+        assert client.get("/documents/wasps").json()["format"] == "html"
+        answer = client.post("/ask", json={"question": "What do paper wasps build their nests from?"}).json()
+        assert answer["answered"] and answer["answer"]["doc_id"] == "wasps"
+        # the bees, read from bees.txt, replaced by a Markdown file: the .txt goes with it
+        bees = client.put(
+            "/admin/documents/bees/file?format=md", content=b"# Bees\n\nBees dance.", headers=admin
+        )
+        assert bees.json()["documents_changed"] == ["bees"]
+        assert (corpus / "bees.md").exists() and not (corpus / "bees.txt").exists()
+        before = sorted(p.name for p in corpus.iterdir())
+        # over QA_MAX_DOCUMENT_BYTES (the 16 KiB of other bodies does not apply), an unread format,
+        # an id a file name cannot carry, a file with no words: refused, the folder as it was
+        big = client.put(url, content=b"x" * 40_001, headers=admin)
+        assert big.status_code == 413 and "40000" in big.json()["detail"]
+        streamed = client.put(url, content=iter([b"x" * 30_000, b"x" * 30_000]), headers=admin)  # no length
+        assert streamed.status_code == 413 and "QA_MAX_DOCUMENT_BYTES" in streamed.json()["detail"]
+        assert (
+            client.put("/admin/documents/wasps/file?format=exe", content=page, headers=admin).status_code
+            == 422
+        )
+        assert (
+            client.put("/admin/documents/.wasps/file?format=html", content=page, headers=admin).status_code
+            == 422
+        )
+        empty = client.put("/admin/documents/blank/file?format=txt", content=b"...", headers=admin)
+        assert empty.status_code == 422
+        assert sorted(p.name for p in corpus.iterdir()) == before
+    # every other route keeps the small body limit
+    with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
+        assert (
+            client.post(
+                "/ask", content=b"{" + b" " * 20000 + b"}", headers={"content-type": "application/json"}
+            ).status_code
+            == 413
+        )
 
 
 def test_a_document_the_build_refuses_leaves_the_corpus_folder_as_it_was(built_settings: Settings) -> None:

@@ -105,6 +105,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         routes=lambda: app.router.routes,
         body_seconds=settings.body_timeout_seconds,
+        uploads=(admin.FILE_ROUTE, settings.max_document_bytes),
     )
     _add_error_handlers(app)
     for router in ROUTERS:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from qa.api.background import counted
 from qa.api.deps import EngineDep, SettingsDep, require_admin
 from qa.api.routes.health import ready_report
 from qa.api.schemas import DocumentIn, Problem, Ready, ReindexReport
 from qa.api.state import state_of
+from qa.readers import READERS
 
 if TYPE_CHECKING:
     from qa.builder import BuildReport
@@ -55,6 +56,52 @@ async def put_document(doc_id: str, body: DocumentIn, request: Request, engine: 
                 doc_id, body.text, title=body.title, source=body.source, published=body.published
             ),
         ),
+    )
+
+
+# Uploads are held to QA_MAX_DOCUMENT_BYTES as they arrive; this is only the route's own ceiling,
+# above the 16 KiB every other body is held to (QA_MAX_BODY_BYTES).
+UPLOAD_CEILING = 1 << 30
+FORMATS = sorted({suffix.removeprefix(".") for suffix in READERS})
+FILE_ROUTE = r"^/admin/documents/[^/]+/file$"  # the one route whose body may be a whole document
+
+
+@router.put(
+    "/documents/{doc_id}/file",
+    response_model=ReindexReport,
+    responses={409: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
+    summary="Add or replace a document from a file",
+    max_body_size=UPLOAD_CEILING,
+)
+async def put_file(
+    doc_id: str,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    format: Annotated[
+        str,
+        Query(
+            pattern="^(" + "|".join(FORMATS) + ")$",
+            description="The file's format, as its suffix: " + ", ".join(FORMATS) + ".",
+        ),
+    ],
+) -> ReindexReport:
+    """The request body is the file itself (`curl -T manual.pdf '.../admin/documents/manual/file?format=pdf'`):
+    written into the corpus folder as `<doc_id>.<format>` (replacing the file the document came from,
+    in any format) and read as `qa index` reads it (PDF and Word in a child process under the parse
+    limits), then the incremental build swapped in. Needs QA_ADMIN_TOKEN. At most QA_MAX_DOCUMENT_BYTES
+    (413 beyond); a file the build cannot use is a 422 and the corpus folder is left as it was."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > settings.max_document_bytes:
+            raise HTTPException(
+                413, f"the file is over {settings.max_document_bytes} bytes (QA_MAX_DOCUMENT_BYTES)"
+            )
+    reloader = state_of(request.app).running.reloader
+    return _reported(
+        engine.index.fingerprint if engine.ready else None,
+        await counted(request.app, lambda: reloader.put_file(doc_id, f".{format}", bytes(raw))),
     )
 
 
