@@ -108,7 +108,8 @@ class Reading:
     short: tuple[int, int] | None = None  # the short answer's characters in the sentence
 
 
-# A short answer is at most this many tokens: SQuAD's answers are a few words (median 2, 95% ≤ 12).
+# A short answer is at most this many tokens: SQuAD v1.1 dev's first answers are 3 tokens at the median,
+# 12 at the 95th percentile, and 97.9% are 16 or fewer (measured on its 10,570 questions).
 MAX_SHORT_TOKENS = 16
 
 

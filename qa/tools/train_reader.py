@@ -64,7 +64,7 @@ class Pair:
     label: float
     kind: str  # positive | near | random | unanswerable
     # the gold answer's characters in ``sentence`` (positives only): the span head learns to point
-    # at it, which makes the model find the fact asked for, not only the subject
+    # at it (the short answer)
     answer: tuple[int, int] | None = None
     golds: tuple[str, ...] = ()  # every gold answer text (positives): what the short answer is scored on
 
@@ -219,7 +219,8 @@ def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]
 def reader_model(base: str) -> Any:
     """The reader to train: the bundled BERT with its one-logit head on [CLS] (does the sentence
     state the answer?) and a start/end head over the sentence's tokens (where?). The span head is
-    trained on positives only; it gives the short answer and makes the model read for the fact."""
+    trained on positives only; it gives the short answer (it left the verdict's held-out AUC where
+    it was: docs/reader.md)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
