@@ -171,10 +171,6 @@ def source_weights(obs: list[Observation]) -> np.ndarray:
 
 
 READER_GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
-# How many citations per question the relevance is fitted on (the API's top_k is 3 by default).
-RELEVANCE_DEPTH = 5
-# A citation less likely than this to hold the answer is left out (never the answer's own passage).
-RELEVANCE_FLOOR = 0.1
 
 
 def search_reader_rule(
