@@ -80,9 +80,10 @@ Rule = Thresholds | ReaderRule
 
 # What the confidence reads: the evidence the answer rule decides on, and the answer sentence's score.
 CONFIDENCE_INPUTS = ("similarity", "coverage", "answer_score", "factoid", "reader_logit")
-# What a citation's relevance reads: its passage's closeness to the question, the share of the
-# question's key words it holds, and its ranking score.
-RELEVANCE_INPUTS = ("similarity", "coverage", "score")
+# What a citation's relevance reads, all already computed for the ranking: its passage's closeness
+# to the question, its BM25 score over the question's best, and its ranking score. (The key-word
+# coverage of each cited passage instead of BM25 cost 1.1 ms a question: qa bench profile.)
+RELEVANCE_INPUTS = ("similarity", "keyword", "score")
 
 
 def confidence_inputs(
@@ -261,10 +262,7 @@ def answer(
                 short=short_answer(text, start, end, readings) if factoid else None,
             )
     cited = ranked[:top_k]
-    relevance_inputs = [
-        (c.similarity, coverage if c is top else passage_coverage(index, query, c.position), c.score)
-        for c in cited
-    ]
+    relevance_inputs = [(c.similarity, c.signals.get("keyword", 0.0), c.score) for c in cited]
     relevant = calibrated.relevance.of(np.array(relevance_inputs)) if calibrated.relevance and cited else None
     ranking = [
         _citation(index, c, None if relevant is None else round(float(relevant[i]), 4))

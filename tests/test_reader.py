@@ -231,7 +231,7 @@ def test_citations_carry_their_relevance_and_those_below_the_floor_are_left_out(
     reader = FakeReader(tmp_path / "r", 0.9)
     plain = engine_with(built_settings, reader).ask(question, 5)
     assert len(plain.citations) > 1 and all(c.relevance is None for c in plain.citations)  # none fitted
-    # relevant when the passage holds the question's key words
+    # relevant when its BM25 score is over half the best of the question
     words = Logistic(RELEVANCE_INPUTS, (0.0, 20.0, 0.0), -10.0)
     reader.default_calibrated = Calibrated(relevance=words, relevance_floor=0.5)
     result = engine_with(built_settings, reader).ask(question, 5)
