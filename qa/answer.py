@@ -234,12 +234,17 @@ def answer(
         similarity, coverage, typed, max((r.probability for r in readings.values()), default=None), factoid
     )
     failed, reason = _decide(index, query, top, evidence, thresholds)
-    inputs = confidence_inputs(
-        similarity,
-        coverage,
-        max((s.score for s in sentence_scores), default=0.0),
-        factoid,
-        evidence.reader if evidence.reader is not None else 0.5,  # unread: neutral
+    confidence = calibrated.confidence  # its inputs are computed only when there is one
+    inputs = (
+        None
+        if confidence is None
+        else confidence_inputs(
+            similarity,
+            coverage,
+            max((s.score for s in sentence_scores), default=0.0),
+            factoid,
+            evidence.reader if evidence.reader is not None else 0.5,  # unread: neutral
+        )
     )
     answered = failed is None
     span: Span | None = None
@@ -249,8 +254,9 @@ def answer(
             text = index.documents[passage.doc_id].text
             terms = index.sentence_terms(top.position)
             start, end, score = choose_span(sentence_scores, terms, index.lexicon, query)
-            confidence = calibrated.confidence
-            certainty = None if confidence is None else round(float(confidence.of(inputs)), 4)
+            certainty = (
+                None if confidence is None or inputs is None else round(float(confidence.of(inputs)), 4)
+            )
             span = Span(
                 text=text[start:end],
                 doc_id=passage.doc_id,
@@ -308,10 +314,9 @@ def answer(
             reason,
             answered,
         )
-        confidence = calibrated.confidence
         result.explain["confidence"] = (
             None
-            if confidence is None
+            if confidence is None or inputs is None
             else {
                 "inputs": dict(zip(CONFIDENCE_INPUTS, np.round(inputs, 4).tolist())),
                 "weights": dict(zip(CONFIDENCE_INPUTS, confidence.weights)),
