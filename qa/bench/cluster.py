@@ -15,6 +15,7 @@ from qa.bench.server import free_port
 
 RAY = Path(sys.executable).with_name("ray")
 STARTED = "Ray runtime started"
+ATTEMPTS = 3  # a node that does not come up is started again on fresh ports
 OBJECT_STORE = 512 * 2**20  # per node, in shared memory: Ray's default takes 30% of the machine
 
 
@@ -28,12 +29,29 @@ class LocalCluster:
         self.processes: list[subprocess.Popen[bytes]] = []
         try:
             for number in range(nodes):
-                self._start(number, cpus, timeout)
+                self._start_node(number, cpus, timeout)
         except BaseException:
             self.stop()
             raise
 
+    def _start_node(self, number: int, cpus: int, timeout: float) -> None:
+        """Start node ``number``; one that fails to come up (a loopback port taken between
+        ``free_port`` and its bind, a raylet slow to register on a busy machine) is stopped and
+        started again on fresh ports, up to ``ATTEMPTS`` times."""
+        failures = []
+        for _ in range(ATTEMPTS):
+            try:
+                self._start(number, cpus, timeout)
+                return
+            except RuntimeError as error:
+                failures.append(str(error))
+                process = self.processes.pop()
+                _stop(process, grace=5)
+        raise RuntimeError("\n\n".join(failures))
+
     def _start(self, number: int, cpus: int, timeout: float) -> None:
+        if number == 0:
+            self.address = f"127.0.0.1:{free_port()}"
         ports = {
             "--node-manager-port": free_port(),
             "--object-manager-port": free_port(),
@@ -84,9 +102,16 @@ class LocalCluster:
         while STARTED not in log.read_text(errors="replace"):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"ray node {number} did not start:\n{log.read_text(errors='replace')[-3000:]}"
+                    f"ray node {number} did not start:\n{log.read_text(errors='replace')[-2000:]}"
+                    f"{self._raylet_errors()}"
                 )
             time.sleep(0.2)
+
+    def _raylet_errors(self) -> str:
+        """The tail of each raylet's error log in the head's session folder, for a failed start."""
+        logs = sorted((self.temp / "session_latest" / "logs").glob("raylet*.err"))
+        tails = [f"\n{path.name}:\n{path.read_text(errors='replace')[-1000:]}" for path in logs]
+        return "".join(tails)
 
     def stop(self, grace: float = 10) -> None:
         """SIGTERM to each node, newest first; what is left of its session after ``grace`` seconds
@@ -96,12 +121,7 @@ class LocalCluster:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
         for process in reversed(self.processes):
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            _kill_session(process.pid)
+            _stop(process, grace=max(deadline - time.monotonic(), 0.1), signalled=True)
         self.processes.clear()
 
     def __enter__(self) -> LocalCluster:
@@ -109,6 +129,19 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float, signalled: bool = False) -> None:
+    """SIGTERM (unless already ``signalled``), SIGKILL after ``grace`` seconds, then whatever is
+    left of the node's session."""
+    if not signalled and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    _kill_session(process.pid)
 
 
 def _kill_session(sid: int) -> None:
