@@ -18,11 +18,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qa.answer import Citation, Result, Span
     from qa.builder import BuildReport
     from qa.config import Settings
     from qa.engine import Engine
-    from qa.retrieve import Scope
+    from qa.pipeline.result import Citation, Result, Span
+    from qa.pipeline.scope import Scope
 
 __version__ = "0.1.0"
 __all__ = [
@@ -41,12 +41,12 @@ __all__ = [
 
 _HOMES = {
     "BuildReport": "qa.builder",
-    "Citation": "qa.answer",
+    "Citation": "qa.pipeline.result",
     "Engine": "qa.engine",
-    "Result": "qa.answer",
-    "Scope": "qa.retrieve",
+    "Result": "qa.pipeline.result",
+    "Scope": "qa.pipeline.scope",
     "Settings": "qa.config",
-    "Span": "qa.answer",
+    "Span": "qa.pipeline.result",
     "put_document": "qa.builder",  # add or replace a document, then build (PUT /admin/documents/{id})
     "delete_document": "qa.builder",  # remove a document, then build (DELETE /admin/documents/{id})
 }

@@ -223,7 +223,7 @@ def ask(
 
 
 def _print_explanation(explain: dict) -> None:
-    from qa.ranking import SIGNALS
+    from qa.pipeline.fusion import SIGNALS
 
     names = [s.name for s in SIGNALS]
     typer.echo(

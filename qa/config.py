@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(default=0.9, gt=0)
     bm25_b: float = Field(default=0.4, ge=0, le=1)
 
-    # Ranking (qa/ranking.py): how many candidates each retriever hands to fusion, the weight of
-    # each signal (SIGNALS names the setting of each), and how many of the best are reranked.
+    # Ranking (qa/pipeline/fusion.py, rerank.py): how many candidates each retriever hands to
+    # fusion, the weight of each signal (SIGNALS names the setting of each), and how many of the best
+    # are reranked.
     candidates: int = 50
     keyword_weight: float = 0.3
     dense_weight: float = 0.5

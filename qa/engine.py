@@ -8,27 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
+import time
 import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import numpy as np
 from cachetools import LRUCache
 from threadpoolctl import threadpool_limits
 
-from qa.answer import (
-    CONFIDENCE_INPUTS,
-    RELEVANCE_INPUTS,
-    Calibrated,
-    Logistic,
-    ReaderRule,
-    Result,
-    Rule,
-    Thresholds,
-    answer,
-)
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import (
@@ -36,20 +24,20 @@ from qa.errors import (
     IndexCorrupt,
     IndexMissing,
     QAError,
-    ScopeEmpty,
     ServingDamaged,
 )
-from qa.index import LoadedIndex, calibration_for, earlier_builds, load_index, verify_checksums
-from qa.question import MAX_WORDS, prepare, rarity
-from qa.ranking import Candidate, Weights, rank, rank_pool
-from qa.reader import Reader, load_reader
-from qa.retrieve import Query, Scope
-from qa.shards import Fanout, LocalShards, merge
-from qa.terms import QueryWord, analyze_one, content_words, stems
+from qa.index import LoadedIndex, earlier_builds, load_index, verify_checksums
+from qa.pipeline import Pipeline
+from qa.pipeline.fusion import Weights
+from qa.pipeline.query import Query
+from qa.pipeline.result import Result
+from qa.pipeline.scope import Scope
+from qa.shards import Fanout, LocalShards
 
 if TYPE_CHECKING:
     from qa.builder import BuildReport
     from qa.corpus import DocumentEdit, Edits
+    from qa.reader import Reader
 
 T = TypeVar("T")
 
@@ -62,41 +50,6 @@ def normalize_question(question: str) -> str:
     more than the engine does: a full-width question, answered as typed, was refused and its refusal
     then served for the plain one."""
     return " ".join(unicodedata.normalize("NFKC", question).split())
-
-
-def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None = None) -> Rule:
-    """The answer rule: the calibrated thresholds when the manifest holds some for this model, else
-    the settings' defaults; with the reader, and its threshold (calibrated for this reader, else
-    the one shipped with it), the reader rule."""
-    calibration = calibration_for(index.manifest, index.model)
-    if calibration:
-        values = calibration["thresholds"]
-        thresholds = Thresholds(values["similarity"], values["coverage"], source="calibrated")
-    else:
-        thresholds = Thresholds(settings.abstain_similarity, settings.abstain_coverage)
-    if reader is None:
-        return thresholds
-    stored = (calibration or {}).get("reader_rule")
-    if stored and stored.get("reader") == reader.name:
-        return ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated")
-    return ReaderRule(thresholds.similarity, thresholds.coverage, reader.default_threshold, thresholds.source)
-
-
-def calibrated_for(index: LoadedIndex, reader: Reader | None = None) -> Calibrated:
-    """The answers' confidence and the citations' relevance: each as `qa calibrate` fitted it for
-    this model (the confidence, for this reader too), else as shipped with the reader; none without
-    either."""
-    calibration = calibration_for(index.manifest, index.model) or {}
-    shipped = reader.default_calibrated if reader is not None else Calibrated()
-    confidence = shipped.confidence
-    stored = calibration.get("confidence")
-    if stored and stored.get("reader") == (reader.name if reader else None):
-        confidence = Logistic.from_json(stored, CONFIDENCE_INPUTS)
-    relevance, floor = shipped.relevance, shipped.relevance_floor
-    if calibration.get("relevance"):
-        relevance = Logistic.from_json(calibration["relevance"], RELEVANCE_INPUTS)
-        floor = float(calibration["relevance"].get("floor", 0.0))
-    return Calibrated(confidence, relevance, floor)
 
 
 log = logging.getLogger(__name__)
@@ -120,26 +73,29 @@ class Engine:
         index: LoadedIndex | None = None,
         fanout: Fanout | None = None,
         reader: Reader | None | bool = True,
+        pipeline: Pipeline | None = None,
     ) -> None:
-        """``reader``: True loads the one the settings name; a Reader, or None for none."""
+        """``reader``: True loads the one the settings name; a Reader, or None for none.
+        ``pipeline``: the question's stages (qa/pipeline/), when not the default ones; its models
+        are loaded here, once, before any question."""
         # How a sharded index's shards are searched: in this process, unless given (Ray Serve).
         self.fanout = fanout or LocalShards()
         self.settings = settings
         self.encoder = encoder
-        rarity("the")  # loads wordfreq's English table now, not on the first question (half a second)
+        self.pipeline = pipeline or Pipeline(settings, encoder, reader=reader, fanout=self.fanout)
+        self.pipeline.warm_up()
         self.weights = Weights.from_settings(settings)
-        # The reader shares the cores with the encoder and, under --workers, with the other workers.
-        threads = max(1, len(os.sched_getaffinity(0)) // settings.workers)
-        self.reader = load_reader(settings.reader, threads) if reader is True else (reader or None)
         self._index = index
         self._cache: LRUCache[tuple[str, int, str, Scope | None], Result] = LRUCache(
             maxsize=max(settings.cache_size, 1)
         )
         self.build_encoder = getattr(encoder, "inner", encoder)  # builds bypass the request batcher
-        # Vectors of question words the corpus does not use, kept across questions and index versions.
-        self._word_vectors: LRUCache[str, np.ndarray] = LRUCache(maxsize=20_000)
         self._cache_lock = threading.Lock()
         self._intact: set[str] = set()  # builds found intact after an error answering from them
+
+    @property
+    def reader(self) -> Reader | None:
+        return self.pipeline.reader
 
     @property
     def index(self) -> LoadedIndex:
@@ -210,38 +166,8 @@ class Engine:
             self._cache.clear()
 
     def queries(self, questions: list[str], index: LoadedIndex) -> list[Query]:
-        """Prepare questions (qa/question.py), then encode them, and in the same encoder call their
-        words the corpus does not use."""
-        lexicon = index.lexicon
-        prepared = [prepare(q, lexicon.words, lexicon.word_ids) for q in questions]
-        words = [content_words(p.text)[:MAX_WORDS] for p in prepared]
-        unknown = {w for ws in words for w in ws if w not in lexicon.word_ids}
-        with self._cache_lock:  # cachetools caches are not thread-safe
-            fresh = {w: v for w in unknown if (v := self._word_vectors.get(w)) is not None}
-        new_words = sorted(unknown - set(fresh))
-        vectors = self.encoder.encode([*(p.text for p in prepared), *new_words])
-        with self._cache_lock:
-            for w, v in zip(new_words, vectors[len(questions) :]):
-                fresh[w] = self._word_vectors[w] = v
-        result = []
-        for ready, vector, qwords in zip(prepared, vectors, words):
-            word_vectors = [
-                lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in qwords
-            ]
-            query_words = [
-                QueryWord(w, s, v, lexicon.weigh(w, v, vector), lexicon.rank_weigh(s, v, vector))
-                for w, s, v in zip(qwords, stems(qwords), word_vectors)
-            ]
-            result.append(
-                Query(
-                    text=ready.text,
-                    vector=vector,
-                    terms=analyze_one(ready.text),
-                    words=query_words,
-                    asked=ready.asked,
-                )
-            )
-        return result
+        """The questions made ready and encoded (the pipeline's query stage, several in one call)."""
+        return self.pipeline.queries(questions, index)
 
     def respond(
         self,
@@ -253,53 +179,21 @@ class Engine:
         weights: Weights | None = None,
         scope: Scope | None = None,
         read_all: bool = False,
+        timings: dict[str, float] | None = None,
     ) -> Result:
         """Rank and answer (or refuse) one encoded question within ``scope`` (the whole corpus when
         None); ``weights`` other than the settings' are for ablations and baselines; ``read_all``:
         the reader reads every question, not only those its verdict decides (to calibrate it)."""
-        weights = weights or self.weights
-        allowed = None
-        if scope is not None:
-            allowed = scope.positions(index)
-            if len(allowed) == 0:
-                raise ScopeEmpty(f"no document matches the filter: {scope.describe()}")
-        if index.shard_count > 1:
-            index, ranked = self._rank_shards(index, query, weights, scope)
-        else:
-            ranked = rank(
-                index,
-                query,
-                weights,
-                candidates=self.settings.candidates,
-                depth=self.settings.rerank_depth,
-                allowed=allowed,
-            )
-        return answer(
+        return self.pipeline.answer(
             index,
             query,
-            ranked,
+            weights or self.weights,
             top_k=top_k,
-            thresholds=thresholds_for(index, self.settings, self.reader),
-            calibrated=calibrated_for(index, self.reader),
-            explain=explain,
             scope=scope,
-            reader=self.reader,
-            read=self.settings.reader_sentences,
+            explain=explain,
             read_all=read_all,
+            timings=timings,
         )
-
-    def _rank_shards(
-        self, catalog: LoadedIndex, query: Query, weights: Weights, scope: Scope | None
-    ) -> tuple[LoadedIndex, list[Candidate]]:
-        """Every shard's candidates merged (qa/shards.py), then ranked as one index ranks its pool:
-        the index of the merged candidates and their ranking."""
-        candidates = self.settings.candidates
-        pools = self.fanout(catalog, query, candidates, weights.retrievers, scope)
-        merged = merge(catalog, query, pools, candidates, weights.retrievers)
-        if merged is None:
-            return catalog, []
-        view, pool = merged
-        return view, rank_pool(view, query, pool, weights, self.settings.rerank_depth)
 
     def ask(
         self,
@@ -311,7 +205,9 @@ class Engine:
         use_cache: bool = True,
         scope: Scope | None = None,
         read_all: bool = False,
+        timings: dict[str, float] | None = None,
     ) -> Result:
+        """``timings``, when given, gathers the seconds each stage took (qa bench profile)."""
         index = self.index  # one index version for the whole question
         asked = normalize_question(question)
         key = (asked.casefold(), top_k, index.fingerprint, scope)
@@ -324,10 +220,21 @@ class Engine:
             if cached is not None:
                 return dataclasses.replace(cached, question=question, cached=True)
         try:
+            started = time.perf_counter()
             (query,) = self.queries([asked], index)
+            if timings is not None:
+                name = self.pipeline.query.name
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
             result = dataclasses.replace(
                 self.respond(
-                    index, query, top_k, explain=explain, weights=weights, scope=scope, read_all=read_all
+                    index,
+                    query,
+                    top_k,
+                    explain=explain,
+                    weights=weights,
+                    scope=scope,
+                    read_all=read_all,
+                    timings=timings,
                 ),
                 question=question,
             )
@@ -344,6 +251,7 @@ class Engine:
                 use_cache=use_cache,
                 scope=scope,
                 read_all=read_all,
+                timings=timings,
             )
         if cacheable:
             with self._cache_lock:

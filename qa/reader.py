@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Calibrated, Logistic
 from qa.errors import QAError
+from qa.pipeline.confidence import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Calibrated, Logistic
 
 log = logging.getLogger(__name__)
 

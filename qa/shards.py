@@ -1,5 +1,6 @@
 """Search over a sharded index: each shard finds its candidates, the router merges them into the
-pool one index over the whole corpus would have found, and ranking (qa/ranking.py) runs on that.
+pool one index over the whole corpus would have found, and the stages after retrieval
+(qa/pipeline/) run on that.
 
 Why the answers are the same as one index's: a shard's dense list holds its nearest passages, so
 the union of the shards' lists holds the corpus' nearest (exact search; HNSW is approximate in both);
@@ -22,7 +23,9 @@ import faiss
 import numpy as np
 
 from qa.index import LoadedIndex
-from qa.retrieve import Pool, Query, Scope, retrieve
+from qa.pipeline.query import Query
+from qa.pipeline.retrieve import Pool, retrieve
+from qa.pipeline.scope import Scope
 
 
 @dataclass(frozen=True)

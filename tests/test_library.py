@@ -17,7 +17,7 @@ from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
 from qa.errors import ScopeEmpty
-from qa.retrieve import Scope
+from qa.pipeline.scope import Scope
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,19 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.answer import (
-    CONFIDENCE_INPUTS,
-    RELEVANCE_INPUTS,
-    Calibrated,
-    Logistic,
-    ReaderRule,
-    Thresholds,
-    what_is_asked,
-)
 from qa.bench.removed import ArticleSentence, _document, article_sentences, gold_answers
 from qa.config import Settings
 from qa.encoder import HashingEncoder
-from qa.engine import Engine, thresholds_for
+from qa.engine import Engine
 from qa.evaluation.calibrate import (
     Observation,
     confidence_data,
@@ -32,6 +23,9 @@ from qa.evaluation.calibrate import (
     reliability,
     search_reader_rule,
 )
+from qa.pipeline.answerability import ReaderRule, Thresholds, thresholds_for
+from qa.pipeline.confidence import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Calibrated, Logistic
+from qa.pipeline.refusal import what_is_asked
 from qa.reader import Reading, load_reader
 
 RULE = {"reader": 0.5}
@@ -248,10 +242,10 @@ def test_citations_carry_their_relevance_and_those_below_the_floor_are_left_out(
 def test_calibrate_fits_the_relevance_on_every_citation_and_the_engine_uses_the_stored_fit(
     built_settings: Settings, tmp_path: Path
 ) -> None:
-    from qa.engine import calibrated_for
     from qa.evaluation.calibrate import fit, format_report
     from qa.evaluation.evaluate import EvalItem
     from qa.index import save_calibration
+    from qa.pipeline.confidence import calibrated_for
 
     def item(n: int, question: str, evidence: str | None) -> EvalItem:
         kind = "answerable" if evidence else "near_topic"

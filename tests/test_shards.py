@@ -12,7 +12,7 @@ from qa.cli import app
 from qa.engine import Engine
 from qa.errors import IndexCorrupt, ScopeEmpty
 from qa.index import check, load_index
-from qa.retrieve import Scope
+from qa.pipeline.scope import Scope
 from tests.conftest import QUESTIONS, top, write_corpus
 
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from qa.pipeline.scope import Scope
 from qa.readers.base import FIELD_NAME
-from qa.retrieve import Scope
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
@@ -375,6 +375,10 @@ class Ready(BaseModel):
                     "reader": "reader-23096745",
                     "answer_rule": "reader",
                     "last_reload_error": None,
+                    "pipeline": [
+                        {"stage": "query", "about": "the question made ready, encoded, its words weighed"},
+                        {"stage": "retrieval", "about": "dense (FAISS) and keyword (BM25) retrievers"},
+                    ],
                 }
             ]
         }
@@ -408,6 +412,11 @@ class Ready(BaseModel):
         description="reader (the reader's probability with the other evidence) or thresholds.",
     )
     last_reload_error: str | None = Field(default=None, description="Why the last reload failed, if it did.")
+    pipeline: list[dict[str, Any]] = Field(
+        default=[],
+        description="The stages a question goes through, in order, each with what it does and the "
+        "model it owns, if any (qa/pipeline/).",
+    )
 
 
 class Problem(BaseModel):

@@ -18,13 +18,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qa.answer import Result
 from qa.bench.squad import load_squad, score, write_corpus
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.engine import Engine
 from qa.errors import QAError
+from qa.pipeline.result import Result
 
 FORMATS = ("md", "html", "docx", "pdf")
 CHROMIUM_FLAGS = (

@@ -1,19 +1,18 @@
 """Where an uncached question's time goes, stage by stage, in the engine (no HTTP).
 
-Each question is asked once under cProfile; a stage's time is the cumulative time of the function
-that does it, less the stages nested inside it (the reader runs inside the answer step, sentence
-scoring inside the reranking). cProfile adds its own cost to every Python call, so the shares are
-what counts, and the models' times are also measured alone, without it, in the same run.
+The pipeline times its own stages (qa/pipeline/: ``Engine.ask(..., timings=...)``), so the table
+follows the stages as they are, with no profiler's cost: each question is asked once; inside the
+query stage the encoder's time, and inside answerability the reader's, are timed on the models'
+own objects. The models are also timed alone, in the same run.
 
     qa bench profile [--questions FILE] [--json]     (part of make bench)
 """
 
 from __future__ import annotations
 
-import cProfile
-import pstats
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,77 +20,68 @@ import numpy as np
 
 from qa.engine import Engine
 
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    module: str  # the file, as a path suffix
-    function: str
-    inside: tuple[str, ...] = ()  # stages nested in this one, subtracted from it
-
-
-STAGES = (
-    Stage("question preparation (typo matching)", "qa/question.py", "prepare"),
-    Stage("embedding (ONNX Runtime)", "qa/encoder.py", "encode"),
-    Stage(
-        "word weights",
-        "qa/engine.py",
-        "queries",
-        ("question preparation (typo matching)", "embedding (ONNX Runtime)"),
-    ),
-    Stage("dense search (FAISS)", "qa/retrieve.py", "_nearest"),
-    Stage("keyword search (BM25) and the pool", "qa/retrieve.py", "retrieve", ("dense search (FAISS)",)),
-    Stage("sentence scoring", "qa/ranking.py", "score_sentences"),
-    Stage("fusion and reranking", "qa/ranking.py", "rank_pool", ("sentence scoring",)),
-    Stage("reader (ONNX Runtime)", "qa/reader.py", "readings"),
-    # (sentence scoring happens in the reranking: the answer step reads the scores it left)
-    Stage("answer: rule, span, citations, reason", "qa/answer.py", "answer", ("reader (ONNX Runtime)",)),
+# The models inside two stages: (stage, the model's share of it, the object and method that run it)
+MODELS = (
+    ("query", "of which embedding (ONNX Runtime)"),
+    ("answerability", "of which the reader (ONNX Runtime)"),
 )
 
 
-def _cumulative(stats: pstats.Stats, stage: Stage) -> float:
-    """Seconds spent in the stage's function, its callees included. Of several functions of that
-    name in the file (an encoder wrapping another), the outermost: the one with the most time."""
-    return max(
-        (
-            cumulative
-            for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items()  # type: ignore[attr-defined]
-            if function == stage.function and filename.endswith(stage.module)
-        ),
-        default=0.0,
-    )
+@contextmanager
+def _timed(target: object, method: str, totals: dict[str, float], key: str) -> Iterator[None]:
+    """Sum the seconds ``target.method`` takes into ``totals[key]`` (on this object only)."""
+    if target is None:
+        yield
+        return
+    inner: Callable[..., Any] = getattr(target, method)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            totals[key] = totals.get(key, 0.0) + time.perf_counter() - started
+
+    setattr(target, method, timed)
+    try:
+        yield
+    finally:
+        delattr(target, method)  # the class's method again
 
 
 def profile_stages(engine: Engine, questions: list[str]) -> dict[str, Any]:
-    """Per stage, milliseconds per question and the share of the whole question, from one profiled
-    pass over ``questions`` (the first five are asked before, unprofiled, to warm the caches of the
-    libraries; the engine's answer cache is bypassed)."""
+    """Per stage, milliseconds per question and the share of the whole question, from one pass
+    over ``questions`` (the first five are asked before, to warm the libraries' caches; the
+    engine's answer cache is bypassed)."""
     for question in questions[:5]:
         engine.ask(question, use_cache=False)
-    profiler = cProfile.Profile()
+    stages: dict[str, float] = {}
+    models: dict[str, float] = {}
     started = time.perf_counter()
-    profiler.enable()
-    for question in questions:
-        engine.ask(question, use_cache=False)
-    profiler.disable()
+    with (
+        _timed(engine.encoder, "encode", models, "query"),
+        _timed(engine.reader, "readings", models, "answerability"),
+    ):
+        for question in questions:
+            engine.ask(question, use_cache=False, timings=stages)
     whole = time.perf_counter() - started
-    stats = pstats.Stats(profiler)
-    cumulative = {s.name: _cumulative(stats, s) for s in STAGES}
-    own = {s.name: cumulative[s.name] - sum(cumulative[n] for n in s.inside) for s in STAGES}
     n = len(questions)
-    rows = [
-        {"stage": name, "ms_per_question": round(seconds * 1000 / n, 3), "share": round(seconds / whole, 4)}
-        for name, seconds in own.items()
-    ]
-    rest = whole - sum(own.values())
-    rows.append(
-        {
-            "stage": "the rest of Engine.ask",
-            "ms_per_question": round(rest * 1000 / n, 3),
-            "share": round(rest / whole, 4),
+
+    def row(stage: str, seconds: float) -> dict[str, Any]:
+        return {
+            "stage": stage,
+            "ms_per_question": round(seconds * 1000 / n, 3),
+            "share": round(seconds / whole, 4),
         }
-    )
-    return {"questions": n, "ms_per_question_profiled": round(whole * 1000 / n, 3), "stages": rows}
+
+    rows = []
+    for name, seconds in stages.items():
+        rows.append(row(name, seconds))
+        for stage, label in MODELS:
+            if stage == name and stage in models:
+                rows.append(row(label, models[stage]))
+    rows.append(row("the rest of Engine.ask", whole - sum(stages.values())))
+    return {"questions": n, "ms_per_question": round(whole * 1000 / n, 3), "stages": rows}
 
 
 def models_alone(engine: Engine, questions: list[str], repeat: int = 1) -> dict[str, float]:
@@ -122,9 +112,9 @@ def models_alone(engine: Engine, questions: list[str], repeat: int = 1) -> dict[
 def table(report: dict[str, Any]) -> str:
     lines = [
         f"where an uncached question's time goes (engine, no HTTP; {report['questions']} questions, "
-        f"{report['ms_per_question_profiled']:.2f} ms each under the profiler)",
+        f"{report['ms_per_question']:.2f} ms each)",
         "",
-        "| stage | ms a question (profiled) | share |",
+        "| stage | ms a question | share |",
         "|---|---|---|",
     ]
     lines += [f"| {r['stage']} | {r['ms_per_question']:.2f} | {r['share']:.1%} |" for r in report["stages"]]
@@ -132,7 +122,7 @@ def table(report: dict[str, Any]) -> str:
     if alone:
         lines += [
             "",
-            "the models alone, without the profiler (p50): "
+            "the models alone (p50): "
             + ", ".join(f"{k.removesuffix('_p50_ms')} {v:.2f} ms" for k, v in alone.items()),
         ]
     return "\n".join(lines)

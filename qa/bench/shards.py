@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qa.answer import Result
 from qa.bench.squad import load_squad, score, squad_corpus
 from qa.builder import build_index
 from qa.encoder import encoder_from
 from qa.engine import Engine
+from qa.pipeline.result import Result
 
 
 def run_shards(path: Path, shards: int = 4, limit: int = 0, work_dir: Path | None = None) -> dict[str, Any]:

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qa.answer import Result
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.ranking import Weights
+from qa.pipeline.fusion import Weights
+from qa.pipeline.result import Result
 
 BATCH = 64
 

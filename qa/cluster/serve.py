@@ -21,7 +21,8 @@ from ray import serve
 from qa.config import Settings
 from qa.errors import IndexCorrupt, IndexMismatch, QAError
 from qa.index import LoadedIndex, load_shard
-from qa.retrieve import Query, Scope
+from qa.pipeline.query import Query
+from qa.pipeline.scope import Scope
 from qa.shards import ShardPool, search_shard
 
 log = logging.getLogger("qa")

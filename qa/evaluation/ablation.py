@@ -1,6 +1,6 @@
 """What each ranking signal adds: the evaluation set run against variants of the ranking.
 
-The variants are read from the signal table (qa/ranking.py). The corpus is built twice into
+The variants are read from the signal table (qa/pipeline/fusion.py). The corpus is built twice into
 temporary indexes (passages with and without their title and headings) with the same model, and the
 answerable questions are asked through the same engine as /ask.
 """
@@ -20,7 +20,7 @@ from qa.encoder import Encoder
 from qa.engine import Engine
 from qa.evaluation.evaluate import EvalItem, evidence_in, rank_metrics, sentence_hit
 from qa.index import retrieval_text
-from qa.ranking import SIGNALS
+from qa.pipeline.fusion import SIGNALS
 
 
 @dataclass(frozen=True)

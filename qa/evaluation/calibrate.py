@@ -20,19 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import (
-    CONFIDENCE_INPUTS,
-    RELEVANCE_INPUTS,
-    Logistic,
-    ReaderRule,
-    Rule,
-    Thresholds,
-    admits,
-    confidence_inputs,
-)
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluation.evaluate import EvalItem, evidence_in, missing_evidence
+from qa.pipeline.answerability import ReaderRule, Rule, Thresholds, admits
+from qa.pipeline.confidence import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Logistic, confidence_inputs
 
 GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
 # How many citations per question the relevance is fitted on (the API's top_k is 3 by default).

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import Result
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.index import LoadedIndex
+from qa.pipeline.result import Result
 
 
 @dataclass(frozen=True)

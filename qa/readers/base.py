@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# A field name filters can use (qa/retrieve.py's Scope): letters, digits, '_', '.' and '-'.
+# A field name filters can use (qa/pipeline/scope.py's Scope): letters, digits, '_', '.' and '-'.
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer import confidence_inputs
 from qa.answer_type import asks_for_a_fact
 from qa.bench.removed import run_removed, squad_v2_beside
 from qa.cli import load_engine
@@ -39,6 +38,7 @@ from qa.evaluation.calibrate import (
     source_weights,
 )
 from qa.evaluation.evaluate import evidence_in, load_eval_set
+from qa.pipeline.confidence import confidence_inputs
 from qa.question import strip_document_phrases
 
 # name -> (sentences read, the reader judges every question rather than fact questions only)

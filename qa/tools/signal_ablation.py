@@ -10,46 +10,30 @@ and the figures of the validation files at the thresholds fitted on all fitting 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-import qa.answer
-import qa.engine
 from qa.cli import load_engine
 from qa.config import Settings
+from qa.engine import Engine
 from qa.evaluation.calibrate import FIT_SETS, VALIDATION_SETS, fit
 from qa.evaluation.evaluate import load_eval_set
-from qa.question import Prepared
-from qa.terms import Lexicon
+from qa.pipeline import Pipeline
+from qa.pipeline.answerability import Answerability
+from qa.pipeline.query import QueryStage
 
-
-@contextmanager
-def _patched(target: object, name: str, value: object) -> Iterator[None]:
-    before = vars(target)[name]  # as stored: a staticmethod stays one
-    setattr(target, name, value)
-    try:
-        yield
-    finally:
-        setattr(target, name, before)
-
-
-def _corpus_idf(self: Lexicon, word: str, word_vector: np.ndarray, question_vector: np.ndarray) -> float:
-    """The weight before general English frequencies: IDF over the corpus' passages."""
-    stem = qa.terms.stems([word])[0]
-    idf = float(np.log(1.0 + (self.n_docs + 1) / (self.doc_freq.get(stem, 0) + 0.5)))
-    return idf * max(0.05, float(word_vector @ question_vector))
-
-
-VARIANTS: dict[str, Callable[[], object]] = {
-    "the service": lambda: _patched(qa.answer, "TYPED_SHARE", qa.answer.TYPED_SHARE),
-    "- question preparation (document phrases, misspellings)": lambda: _patched(
-        qa.engine, "prepare", lambda question, vocabulary, known: Prepared(question, question, {})
+# Each variant is the service's pipeline with one stage configured otherwise (the same reader).
+VARIANTS: dict[str, Callable[[Engine], Pipeline]] = {
+    "the service": lambda engine: engine.pipeline,
+    "- question preparation (document phrases, misspellings)": lambda engine: engine.pipeline.replaced(
+        QueryStage(engine.encoder, prepare_questions=False)
     ),
-    "- general-English word weights (corpus IDF instead)": lambda: _patched(Lexicon, "weigh", _corpus_idf),
-    "- value sentence about the question (any sentence)": lambda: _patched(qa.answer, "TYPED_SHARE", 0.0),
+    "- general-English word weights (corpus IDF instead)": lambda engine: engine.pipeline.replaced(
+        QueryStage(engine.encoder, word_weights="corpus")
+    ),
+    "- value sentence about the question (any sentence)": lambda engine: engine.pipeline.replaced(
+        Answerability(engine.settings, engine.reader, typed_share=0.0)
+    ),
 }
 
 
@@ -68,9 +52,13 @@ def main(argv: list[str] | None = None) -> None:
         "| variant | file | hit@1 | answered | refused near-topic | refused off-topic | balanced accuracy |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, patch in VARIANTS.items():
-        with patch():  # type: ignore[attr-defined]
+    service = engine.pipeline
+    for name, variant in VARIANTS.items():
+        engine.pipeline = variant(engine)
+        try:
             calibration = fit(engine, sources, validation)
+        finally:
+            engine.pipeline = service
         rows = [(r["source"] + " (held out)", r) for r in calibration["cross_validation"]]
         rows += [(r["source"] + " (validation)", r) for r in calibration["validation"]]
         for label, r in rows:

@@ -23,7 +23,7 @@ from qa.api.schemas import (
 from qa.engine import Engine
 from qa.errors import quoted
 from qa.middleware import Metrics
-from qa.retrieve import Scope
+from qa.pipeline.scope import Scope
 
 router = APIRouter(
     tags=["questions"],

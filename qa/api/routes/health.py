@@ -8,13 +8,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from qa.answer import ReaderRule
 from qa.api.deps import EngineDep, MetricsDep, SettingsDep
 from qa.api.schemas import Health, Problem, Ready
 from qa.api.state import state_of
 from qa.config import Settings
-from qa.engine import Engine, thresholds_for
+from qa.engine import Engine
 from qa.index import LoadedIndex, staleness
+from qa.pipeline.answerability import ReaderRule
 
 router = APIRouter(tags=["health"])
 
@@ -48,7 +48,7 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
     """What /readyz says (also the answer of /admin/reload)."""
     index = engine.index
     reason = _cached_staleness(request, settings, index)
-    rule = thresholds_for(index, settings, engine.reader)
+    rule = engine.pipeline.answerability.rule_for(index)
     return Ready(
         status="ready",
         passages=len(index.passages),
@@ -66,6 +66,7 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
         reader=engine.reader.name if engine.reader else None,
         answer_rule="reader" if isinstance(rule, ReaderRule) else "thresholds",
         last_reload_error=state_of(request.app).running.reloader.last_error,
+        pipeline=engine.pipeline.describe(),
     )
 
 

@@ -1,10 +1,9 @@
-"""The question as the retrievers see it, and the two retrievers: dense (FAISS) and keyword (BM25).
-
-What they find is a pool of candidate passages; qa/ranking.py scores and orders it."""
+"""The part of the corpus a question is asked within (``/ask``'s ``doc_ids`` and ``metadata``):
+applied inside retrieval, so the candidates, and the citations, are all from the scope."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -13,23 +12,6 @@ from qa.corpus import Document
 from qa.errors import quoted
 from qa.index import LoadedIndex
 from qa.readers.base import FIELD_NAME
-from qa.terms import QueryWord
-
-
-@dataclass(frozen=True)
-class Query:
-    """A question as the retrievers see it."""
-
-    text: str  # as prepared for retrieval (qa/question.py): what is analysed and encoded
-    vector: np.ndarray  # normalised, shape (dim,)
-    terms: list[str]  # stemmed content words, for BM25
-    words: list[QueryWord] = field(default_factory=list)  # content words with vectors, for coverage
-    asked: str = ""  # the question as the user wrote it (echoed in the answer); text when empty
-
-    @property
-    def question(self) -> str:
-        return self.asked or self.text
-
 
 # Document fields every document has (from front matter and what the readers find); any other
 # front-matter field a document has can be filtered on too (``Document.metadata``).
@@ -119,70 +101,3 @@ def _meets(document: Document, name: str, operator: str, values: tuple[str, ...]
     except ValueError:
         left, right = have.casefold(), values[0].casefold()  # type: ignore[assignment]
     return left >= right if operator == "gte" else left <= right
-
-
-@dataclass(frozen=True)
-class Pool:
-    """The candidates the retrievers found: their rows in the index, in order, with their raw BM25
-    scores and their 1-based rank in each retriever's list (0: not found by that retriever)."""
-
-    positions: np.ndarray
-    bm25: np.ndarray
-    ranks: dict[str, np.ndarray]
-    # Each passage's sentences scored (qa/ranking.py's SentenceScore), when the reranking has scored
-    # them already: the answer-sentence signal reads them instead of scoring them again.
-    sentences: list[list[Any]] | None = None
-
-
-def retrieve(
-    index: LoadedIndex,
-    query: Query,
-    candidates: int,
-    retrievers: set[str],
-    allowed: np.ndarray | None = None,
-) -> Pool | None:
-    """The union of the dense retriever's (FAISS) and the keyword retriever's (BM25) first
-    ``candidates`` passages, of those in ``retrievers`` ("dense", "bm25"), among the ``allowed``
-    rows when given (a scope: only their vectors are searched, only they are scored by BM25); None
-    when both find none."""
-    n = len(index.passages) if allowed is None else len(allowed)
-    if n == 0:
-        return None
-    k = min(candidates, n)
-    dense_rank: dict[int, int] = {}
-    if "dense" in retrievers:
-        ids = _nearest(index, query, k, allowed)
-        # FAISS pads with -1 when fewer than k vectors are found.
-        dense_rank = {int(i): r + 1 for r, i in enumerate(ids[0]) if i >= 0}
-    total = len(index.passages)
-    bm25_scores = np.zeros(total, dtype=np.float32)
-    bm25_rank: dict[int, int] = {}
-    if "bm25" in retrievers and query.terms and index.bm25 is not None:
-        bm25_scores = np.asarray(index.bm25.get_scores(query.terms), dtype=np.float32)
-        if allowed is not None:
-            outside = np.ones(total, dtype=bool)
-            outside[allowed] = False
-            bm25_scores[outside] = 0.0
-        top = np.argpartition(-bm25_scores, k - 1)[:k] if k < total else np.arange(total)
-        top = top[np.argsort(-bm25_scores[top], kind="stable")]
-        bm25_rank = {int(i): r + 1 for r, i in enumerate(top) if bm25_scores[i] > 0}
-    positions = np.array(sorted(set(dense_rank) | set(bm25_rank)), dtype=np.int64)
-    if len(positions) == 0:
-        return None
-    ranks = {
-        name: np.array([found.get(int(p), 0) for p in positions], dtype=np.int64)
-        for name, found in (("dense", dense_rank), ("bm25", bm25_rank))
-        if name in retrievers
-    }
-    return Pool(positions, bm25_scores[positions], ranks)
-
-
-def _nearest(index: LoadedIndex, query: Query, k: int, allowed: np.ndarray | None) -> np.ndarray:
-    """Rows of the ``k`` passages nearest the question: FAISS over the whole index, or an exact
-    search over the ``allowed`` rows (their vectors are in memory; an HNSW graph searched with a
-    filter can return fewer than ``k``)."""
-    if allowed is None:
-        return index.dense.search(query.vector.reshape(1, -1), k)[1]
-    scores = index.passage_vectors[allowed] @ query.vector
-    best = np.argpartition(-scores, k - 1)[:k] if k < len(allowed) else np.arange(len(allowed))
-    return allowed[best[np.argsort(-scores[best], kind="stable")]].reshape(1, -1)

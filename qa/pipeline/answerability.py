@@ -1,0 +1,285 @@
+"""Answerability: whether the documents answer the question — the answer rule, its evidence for the
+best passage (closeness, key-word coverage, a value of the kind asked for) and, for a question asking
+for a fact, the reader's verdict (qa/reader.py: a cross-encoder trained here that reads the question
+with the passage's best sentences). The rule is written once (``admits``), for one question or, as
+`qa calibrate` fits it, for many."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from qa.answer_type import asks_for_a_fact, expected_type
+from qa.index import LoadedIndex, calibration_for
+from qa.pipeline.confidence import Calibrated, calibrated_for
+from qa.pipeline.fusion import Candidate
+from qa.pipeline.query import Query
+from qa.pipeline.refusal import plain_reason
+from qa.pipeline.sentences import SentenceScore
+
+if TYPE_CHECKING:
+    from qa.config import Settings
+    from qa.pipeline.stage import Work
+    from qa.reader import Reader, Reading
+
+log = logging.getLogger(__name__)
+
+# A passage holding (nearly) every key word of the question needs only this share of the similarity
+# threshold: that threshold is there for passages that share some words but not the meaning.
+FULL_COVERAGE = 0.9
+FULL_COVERAGE_SIMILARITY = 0.5
+# The sentence that holds the value asked for must score at least this share of the passage's best.
+TYPED_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Abstention: answer only when the best passage is close enough AND covers the question, and
+    holds a value of the type asked for."""
+
+    similarity: float  # max(passage cosine, best sentence cosine)
+    coverage: float  # rarity-weighted share of the question's content words found in the passage
+    source: str = "default"
+
+    def similarity_needed(self, coverage: float) -> float:
+        """The similarity threshold, lowered for a passage that holds the question's key words."""
+        return self.similarity * (FULL_COVERAGE_SIMILARITY if coverage >= FULL_COVERAGE else 1.0)
+
+    def admit(self, similarity: float, coverage: float, typed: bool) -> bool:
+        """The answer rule for one question (the service's)."""
+        return bool(admits(similarity, coverage, typed, self.similarity, self.coverage))
+
+
+def admits(similarity: Any, coverage: Any, typed: Any, min_similarity: Any, min_coverage: Any) -> Any:
+    """The thresholds' rule, written once: for one question, or (numpy arrays, broadcast) for many
+    questions under many thresholds at once, as `qa calibrate` searches them. A passage that holds
+    nearly all of the question's key words needs less similarity."""
+    factor = np.where(np.asarray(coverage) >= FULL_COVERAGE, FULL_COVERAGE_SIMILARITY, 1.0)
+    return (similarity >= min_similarity * factor) & (coverage >= min_coverage) & typed
+
+
+@dataclass(frozen=True)
+class ReaderRule:
+    """The answer rule when the reader is there: the thresholds' rule, and, for a question asking
+    for a fact (``answer_type.asks_for_a_fact``), the reader's probability that the passage states
+    it at least ``reader``. Why, how and yes/no questions are left to the thresholds: the reader was
+    not trained on them and doubts their answers (docs/reader.md). Fitted by `qa calibrate`."""
+
+    similarity: float
+    coverage: float
+    reader: float  # the least probability the reader must give a fact question's best sentence
+    source: str = "default"
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.similarity, self.coverage, self.source)
+
+    def admit(self, similarity: float, coverage: float, typed: bool, factoid: bool, read: float) -> bool:
+        return self.thresholds.admit(similarity, coverage, typed) and (not factoid or read >= self.reader)
+
+    def to_json(self) -> dict[str, float]:
+        return {"similarity": self.similarity, "coverage": self.coverage, "reader": self.reader}
+
+
+Rule = Thresholds | ReaderRule
+
+
+def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None = None) -> Rule:
+    """The answer rule: the calibrated thresholds when the manifest holds some for this model, else
+    the settings' defaults; with the reader, and its threshold (calibrated for this reader, else
+    the one shipped with it), the reader rule."""
+    calibration = calibration_for(index.manifest, index.model)
+    if calibration:
+        values = calibration["thresholds"]
+        thresholds = Thresholds(values["similarity"], values["coverage"], source="calibrated")
+    else:
+        thresholds = Thresholds(settings.abstain_similarity, settings.abstain_coverage)
+    if reader is None:
+        return thresholds
+    stored = (calibration or {}).get("reader_rule")
+    if stored and stored.get("reader") == reader.name:
+        return ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated")
+    return ReaderRule(thresholds.similarity, thresholds.coverage, reader.default_threshold, thresholds.source)
+
+
+def holds_value(scores: list[SentenceScore], share: float = TYPED_SHARE) -> bool:
+    """A sentence of the passage holds the kind of value asked for (a number, a date) AND is itself
+    about the question: a "how many stations" question is not answered by a figure for the economy
+    in the next sentence."""
+    best = max((s.score for s in scores), default=0.0)
+    return any(s.typed and s.score >= share * best for s in scores)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the answer rule decides on, for the best passage."""
+
+    similarity: float  # max(passage cosine, best sentence cosine)
+    coverage: float  # rarity-weighted share of the question's content words found in the passage
+    typed: bool  # a sentence about the question holds the kind of value asked for (or none is asked)
+    reader: float | None  # the reader's best probability over the sentences it read (None: no reader)
+    factoid: bool = False  # the question asks for a fact (who, what, when, how many ...)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Answerability's output: whether to answer from the best passage, and why."""
+
+    rule: Rule
+    evidence: Evidence
+    readings: dict[tuple[int, int], Reading]  # the reader's, by the sentence's offsets in the document
+    failed: str | None  # the condition of the rule that failed (None: answer)
+    numbers: str  # the decision in numbers (explain)
+    reason: str | None  # why it refused, for the person who asked (None: answered)
+    # the confidence and relevance models fitted for this index and reader (qa/pipeline/confidence.py)
+    calibrated: Calibrated = Calibrated()
+
+    @property
+    def answered(self) -> bool:
+        return self.failed is None
+
+
+class Answerability:
+    """The answer rule over the best passage's evidence, with the reader's verdict on a fact
+    question when the rest admits it (the reader costs more than the rest of a question)."""
+
+    name = "answerability"
+
+    def __init__(
+        self,
+        settings: Settings,
+        reader: Reader | None | bool = True,
+        *,
+        typed_share: float = TYPED_SHARE,
+    ) -> None:
+        """``reader``: True loads the one the settings name at ``warm_up``; a Reader, or None for
+        none. ``typed_share`` other than the default is an ablation (qa/tools/signal_ablation.py)."""
+        self.settings = settings
+        self._load = reader is True
+        self.reader: Reader | None = None if reader is True else (reader or None)
+        self.read = settings.reader_sentences  # how many of the best passage's sentences it reads
+        self.typed_share = typed_share
+
+    def warm_up(self) -> None:
+        if self._load:
+            from qa.reader import load_reader
+
+            # The reader shares the cores with the encoder and, under --workers, with the other workers.
+            threads = max(1, len(os.sched_getaffinity(0)) // self.settings.workers)
+            self.reader = load_reader(self.settings.reader, threads)
+            self._load = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "stage": self.name,
+            "about": "the answer rule over the best passage's evidence, and the reader's verdict",
+            "model": self.reader.name if self.reader else None,
+        }
+
+    def rule_for(self, index: LoadedIndex) -> Rule:
+        return thresholds_for(index, self.settings, self.reader)
+
+    def run(self, work: Work) -> None:
+        index, query, top = work.index, work.query, work.top
+        rule = self.rule_for(index)
+        coverage = passage_coverage(index, query, top.position) if top else 0.0
+        similarity = top.similarity if top else 0.0
+        sentences = (top.sentences or []) if top else []
+        typed = holds_value(sentences, self.typed_share)
+        factoid = asks_for_a_fact(query.text)
+        decides = (
+            isinstance(rule, ReaderRule) and factoid and rule.thresholds.admit(similarity, coverage, typed)
+        )
+        readings = (
+            _read(index, query, top, sentences, self.reader, self.read)
+            if decides or work.read_all or work.explain
+            else {}
+        )
+        best = max((r.probability for r in readings.values()), default=None)
+        evidence = Evidence(similarity, coverage, typed, best, factoid)
+        failed, numbers = _decide(index, query, top, evidence, rule)
+        reason = None if failed is None else plain_reason(index, query, top, failed, work.scope)
+        calibrated = calibrated_for(index, self.reader)
+        work.decision = Decision(rule, evidence, readings, failed, numbers, reason, calibrated)
+
+
+def passage_coverage(index: LoadedIndex, query: Query, position: int) -> float:
+    return index.lexicon.coverage(query.words, *index.passage_terms(position))
+
+
+def _read(
+    index: LoadedIndex,
+    query: Query,
+    top: Candidate | None,
+    scores: list[SentenceScore],
+    reader: Reader | None,
+    read: int,
+) -> dict[tuple[int, int], Reading]:
+    """The reader's reading of the ``read`` best sentences of the best passage (by the sentence
+    score that also chooses the answer span), in one model call, by the sentence's offsets."""
+    if reader is None or top is None or not query.words or not scores:
+        return {}
+    best = sorted(scores, key=lambda s: -s.score)[: max(1, read)]
+    text = index.documents[index.passages[top.position].doc_id].text
+    readings = reader.readings([(query.text, text[s.start : s.end]) for s in best])
+    return {(s.start, s.end): r for s, r in zip(best, readings)}
+
+
+def _read_at_depths(probabilities: list[float]) -> dict[str, float]:
+    """The reader's best probability over the first 1, 3 and 5 sentences it read (in the order it
+    read them), for measuring quality against cost from one run."""
+    return {f"reader@{k}": max(probabilities[:k]) for k in (1, 3, 5)} if probabilities else {}
+
+
+def _decide(
+    index: LoadedIndex, query: Query, top: Candidate | None, evidence: Evidence, rule: Rule
+) -> tuple[str | None, str]:
+    """Which condition of the answer rule failed (None: answer), and the decision in numbers."""
+    if not query.words:  # "the", "what is it", "?": nothing to look for, so nothing can match it
+        return "no words", "the question has no content word to look for (only stop words or signs)"
+    if top is None:
+        return "nothing", "no passage in the corpus shares anything with the question"
+    thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
+    similarity, coverage, typed = evidence.similarity, evidence.coverage, evidence.typed
+    needed = thresholds.similarity_needed(coverage)
+    if thresholds.admit(similarity, coverage, typed):
+        lowered = ", lowered because the passage holds the question's key words"
+        numbers = (
+            f"the best passage has similarity {similarity:.2f} (threshold "
+            f"{needed:.2f}{lowered if needed < thresholds.similarity else ''}) and covers "
+            f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
+        )
+        if isinstance(rule, ReaderRule) and evidence.factoid:
+            read = evidence.reader or 0.0  # a passage with no sentence to read states nothing
+            verdict = (
+                f"the reader gives {read:.2f} that it states the fact asked for (threshold {rule.reader:.2f})"
+            )
+            if read < rule.reader:
+                return "reader", f"no passage in the corpus answers this: {numbers}, but {verdict}"
+            return None, f"answered: {numbers}, and {verdict}"
+        return None, f"answered: {numbers}"
+    # Refused: say which condition of the rule failed first.
+    if similarity < needed:
+        return "similarity", (
+            f"no passage in the corpus answers this: the closest passage has similarity "
+            f"{similarity:.2f}, below the threshold {needed:.2f}"
+        )
+    if coverage < thresholds.coverage:
+        unknown = index.lexicon.unknown(query.terms)
+        missing = f" (never used in the corpus: {', '.join(unknown)})" if unknown else ""
+        return "coverage", (
+            f"no passage in the corpus answers this: the closest passage covers {coverage:.0%} of the "
+            f"question's key words, below the threshold {thresholds.coverage:.0%}{missing}"
+        )
+    return "value", _no_value(query)
+
+
+def _no_value(query: Query) -> str:
+    return (
+        f"no passage in the corpus answers this: the question asks for a {expected_type(query.text)} "
+        f"and the closest passage gives none"
+    )

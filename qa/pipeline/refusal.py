@@ -1,0 +1,100 @@
+"""Why the service refused, in plain words for the person who asked: no scores, no stems, no
+thresholds (those stay in ``explain``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qa.answer_type import expected_type
+from qa.index import LoadedIndex
+from qa.question import rarity
+
+if TYPE_CHECKING:
+    from qa.pipeline.fusion import Candidate
+    from qa.pipeline.query import Query
+    from qa.pipeline.scope import Scope
+
+
+# A word named in a refusal ("doesn't mention budget") tells at least this much (qa/question.py's
+# rarity: "get" 0.25, "short" 0.67, "article" 0.91; "budget" 1.18, "microchips" 3.5): filler is not
+# what the passage lacks.
+KEY_WORD_RARITY = 1.0
+
+
+def plain_reason(
+    index: LoadedIndex, query: Query, top: Candidate | None, failed: str, scope: Scope | None = None
+) -> str:
+    """Why the service refused, for the person who asked: no scores, no stems, no thresholds (those
+    stay in ``explain``). Names the closest section and the key words it does not hold, even in
+    other forms ("chips" is held by "microchips"). ``failed`` is the condition of the answer rule
+    that failed (``_decide``); a question asked within ``scope`` speaks of that document."""
+    if failed == "no words":
+        return "Ask about something: the question has no word the documents could be searched for."
+    they, dont = _subject(index, scope)
+    if top is None:
+        return f"Nothing in {they[0].lower() + they[1:]} relates to this question."
+    passage = index.passages[top.position]
+    where = passage.heading.split(" › ")[-1] if passage.heading else index.documents[passage.doc_id].title
+    if failed == "similarity":
+        return f"{they} {dont} seem to cover this: nothing in {_it(they)} comes close to the question."
+    if failed == "reader":
+        clause = what_is_asked(query.asked)
+        said = f"say {clause}" if clause else "answer this question"
+        return f"{they} {dont} {said}. The closest passage, in “{where}”, does not state it."
+    if failed == "value":
+        wanted = {"number": "a number", "time": "a date or time"}.get(
+            expected_type(query.text) or "", "the value"
+        )
+        return f"{they} {dont} give {wanted} for this. The closest passage, in “{where}”, has none."
+    held = index.lexicon.matches(query.words, [index.passage_terms(top.position)])[0] if query.words else []
+    text = index.documents[passage.doc_id].text[passage.start : passage.end].lower()
+    missing = [
+        w.word
+        for w, h in sorted(zip(query.words, held), key=lambda p: -p[0].weight)
+        if h < 0.5 and rarity(w.word) >= KEY_WORD_RARITY and w.word.lower() not in text
+    ][:3]
+    if not missing:
+        return f"{they} {dont} say. The closest passage, in “{where}”, is about something else."
+    listed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " or " + missing[-1]
+    return f"{they} {dont} say. The closest passage, in “{where}”, doesn't mention {listed}."
+
+
+def _subject(index: LoadedIndex, scope: Scope | None) -> tuple[str, str]:
+    """Who "doesn't say": the documents, or the one (or few) the question was asked within."""
+    if scope is None:
+        return "The documents", "don't"
+    return ("This document", "doesn't") if len(scope.documents(index)) == 1 else ("These documents", "don't")
+
+
+def _it(they: str) -> str:
+    return "it" if they == "This document" else "them"
+
+
+_WH = frozenset("who whom whose what which when where why how".split())
+_AUXILIARY = frozenset(
+    "is are was were do does did has have had can could will would should may might".split()
+)
+_BE = frozenset("is are was were".split())
+
+
+def what_is_asked(question: str) -> str | None:
+    """The question as the object of "The documents don't say ...", when that is plain to do:
+    "Which network broadcast it?" -> "which network broadcast it"; "What is the goal of X?" -> "what
+    the goal of X is". None when it would take rewriting the verb ("How many eggs does it lay?")."""
+    words = " ".join(question.split()).rstrip(" ?.!").split()
+    if len(words) < 2 or words[0].lower() not in _WH:
+        return None
+    head = [words[0].lower()]
+    rest = words[1:]
+    if head[0] in ("which", "what", "whose", "how") and rest and rest[0].lower() not in _AUXILIARY:
+        head.append(rest.pop(0))  # "which network", "how many" (one word of the asked-for phrase)
+        if head[0] == "how" and rest and rest[0].lower() not in _AUXILIARY:
+            head.append(rest.pop(0))  # "how many eggs"
+    if not rest:
+        return None
+    subject = len(head) > (2 if head[0] == "how" else 1)  # "which network was", "how many people were"
+    if rest[0].lower() not in _AUXILIARY or (subject and rest[0].lower() in _BE):
+        return " ".join(head + rest)  # the asked-for phrase is the subject: no inversion to undo
+    if rest[0].lower() in _BE and len(rest) > 1:
+        return " ".join(head + rest[1:] + [rest[0].lower()])  # "what is the goal" -> "what the goal is"
+    return None
