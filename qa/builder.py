@@ -5,9 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -19,34 +16,27 @@ from typing import Protocol
 
 import bm25s
 import numpy as np
-from filelock import Timeout
 
 from qa.config import Settings
 from qa.corpus import Document, DocumentEdit, Edits, read_corpus
 from qa.encoder import Encoder
-from qa.errors import BuildCancelled, IndexBusy, IndexMissing, QAError
-from qa.index import (
+from qa.errors import BuildCancelled, IndexMissing, QAError
+from qa.passages import Passage, split_document
+from qa.store import (
     FORMAT_VERSION,
     BuildContent,
+    IndexFolder,
     LoadedIndex,
     calibration_for,
-    current_path,
-    index_lock,
     keyword_settings,
     load_index,
-    read_manifest,
     retrieval_text,
-    rewrite_manifest,
     splitter_settings,
-    verify_checksums,
     write_build,
 )
-from qa.passages import Passage, split_document
 from qa.terms import Lexicon, analyze, content_words
 
 log = logging.getLogger(__name__)
-
-KEEP_BUILDS = 2  # the current build and the one before it
 
 
 @dataclass
@@ -168,15 +158,8 @@ def build_index(
     ``skip_invalid`` is left out and listed with its reason (in the report and the manifest).
     ``stages`` runs splitting and embedding elsewhere (a Ray cluster); the build is the same.
     """
-    index_dir = settings.index_dir
-    index_dir.mkdir(parents=True, exist_ok=True)
-    lock = index_lock(index_dir)
-    try:
-        lock.acquire(timeout=lock_timeout)
-    except Timeout as error:
-        raise IndexBusy(
-            f"another `qa index` is building {index_dir} (lock {index_dir / '.lock'}); try again later"
-        ) from error
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    lock = IndexFolder(settings.index_dir).acquire(lock_timeout)
     try:
         stages = stages or LocalStages(encoder, settings.encode_batch_size)
         return _build_locked(settings, encoder, stages, progress, cancel or threading.Event(), skip_invalid)
@@ -190,7 +173,7 @@ def _previous(settings: Settings, encoder: Encoder) -> LoadedIndex | None:
     overwrite loads, so every file's checksum is verified too): then everything is built anew."""
     try:
         previous = load_index(settings.index_dir, encoder)
-        verify_checksums(settings.index_dir, previous.manifest)
+        IndexFolder(settings.index_dir).verify_checksums(previous.manifest)
     except QAError as error:
         if not isinstance(error, IndexMissing):
             log.warning("the current build is not reused: %s", error)
@@ -222,8 +205,8 @@ def _build_locked(
     keywords = keyword_settings(settings)
     shards = settings.shards or (previous.shard_count if previous is not None else 1)
     old_hashes: dict[str, str] = {}
-    if previous is not None and previous.manifest.get("splitter") == splitter:
-        old_hashes = {k: v["hash"] for k, v in previous.manifest["documents"].items()}
+    if previous is not None and previous.manifest.splitter == splitter:
+        old_hashes = {k: v["hash"] for k, v in previous.manifest.documents.items()}
 
     fingerprint = _sha(
         json.dumps(
@@ -251,8 +234,9 @@ def _build_locked(
     report.documents_removed = sorted(set(old_hashes) - new_ids)
     if previous is not None and previous.fingerprint == fingerprint:
         seen = {"corpus_fingerprint": fingerprint_of_corpus, "skipped": corpus.skipped}
-        if any(previous.manifest.get(key) != value for key, value in seen.items()):
-            rewrite_manifest(previous.path, {**previous.manifest, **seen})
+        recorded = previous.manifest.to_json()
+        if any(recorded.get(key) != value for key, value in seen.items()):
+            IndexFolder.rewrite_manifest(previous.path, {**recorded, **seen})
         report.up_to_date = True
         report.passages_kept = len(previous.passages)
         report.total_seconds = time.perf_counter() - started
@@ -433,43 +417,11 @@ def _faiss_type(settings: Settings, n_passages: int) -> str:
 def _publish(index_dir: Path, build: BuildContent, cancel: threading.Event) -> None:
     """Write every file into a temporary folder, then rename it and repoint ``current`` (unless the
     build was cancelled meanwhile: then nothing is published)."""
-    check_cancelled(cancel)
-    builds = index_dir / "builds"
-    builds.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
-    try:
-        write_build(tmp, build)
-        check_cancelled(cancel)
-        name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{build.manifest['fingerprint'][:8]}"
-        final = builds / name
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _point_current(index_dir, final)
-    _prune(index_dir)
-
-
-def _point_current(index_dir: Path, build: Path) -> None:
-    link = current_path(index_dir)
-    tmp_link = index_dir / f".current-{os.getpid()}"
-    if tmp_link.is_symlink() or tmp_link.exists():
-        tmp_link.unlink()
-    tmp_link.symlink_to(build.relative_to(index_dir))
-    os.replace(tmp_link, link)  # atomic: readers see the old build or the new one
-
-
-def _prune(index_dir: Path) -> None:
-    """Keep the newest builds (a running server may still hold the previous one) and no temp folders."""
-    current = current_path(index_dir).resolve()
-    # Resolved paths throughout: with a relative index folder, ``iterdir`` gives relative ones.
-    builds = sorted((b.resolve() for b in (index_dir / "builds").iterdir()), reverse=True)
-    keep = {current, *builds[:KEEP_BUILDS]}
-    for build in builds:
-        if build not in keep:
-            shutil.rmtree(build, ignore_errors=True)
-    for leftover in index_dir.glob(".tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    IndexFolder(index_dir).publish(
+        build.manifest["fingerprint"],
+        lambda folder: write_build(folder, build),
+        lambda: check_cancelled(cancel),
+    )
 
 
 def put_document(
@@ -505,10 +457,10 @@ def delete_document(settings: Settings, doc_id: str, encoder: Encoder | None = N
 def _documents_on_record(settings: Settings) -> dict[str, str]:
     """Each document of the current build and the file it was read from."""
     try:
-        manifest = read_manifest(settings.index_dir)
+        manifest = IndexFolder(settings.index_dir).read_manifest()
     except IndexMissing:
         return {}
-    return {doc_id: entry["path"] for doc_id, entry in manifest["documents"].items()}
+    return {doc_id: entry["path"] for doc_id, entry in manifest.documents.items()}
 
 
 def built_or_undone(done: DocumentEdit | Edits, build: Callable[[], BuildReport]) -> BuildReport:

@@ -68,10 +68,10 @@ def load_engine(settings: Settings):
     once, before the model is loaded), then the model and the index."""
     from qa.encoder import encoder_from
     from qa.engine import Engine, one_blas_thread
-    from qa.index import read_manifest
+    from qa.store import IndexFolder
 
     one_blas_thread()  # this process answers questions
-    read_manifest(settings.index_dir)
+    IndexFolder(settings.index_dir).read_manifest()
     engine = Engine(settings, encoder_from(settings))
     engine.load()
     return engine
@@ -110,7 +110,7 @@ def index(
     settings = settings_from(corpus, index_dir, shards=shards)
     try:
         if check:
-            from qa.index import check as check_index
+            from qa.store import check as check_index
 
             reason = check_index(settings)
             if reason:
@@ -347,7 +347,7 @@ def evaluate(
     used = {
         "index": str(settings.index_dir),
         "fingerprint": index.fingerprint,
-        "built_at": index.manifest["built_at"],
+        "built_at": index.manifest.built_at,
         "corpus": str(settings.corpus_dir),
         "documents": len(index.documents),
         "passages": len(index.passages),
@@ -366,7 +366,7 @@ def evaluate(
 
 def _write_starter(settings: Settings, path: Path) -> None:
     from qa.evaluation.evaluate import starter_questions
-    from qa.index import load_index
+    from qa.store import load_index
 
     if path.exists():
         raise fail(f"{path} exists already: name a new file", 2)
@@ -434,7 +434,7 @@ def calibrate(
         trustworthy,
     )
     from qa.evaluation.evaluate import load_eval_set
-    from qa.index import save_calibration
+    from qa.store import IndexFolder
 
     settings = settings_from(corpus, index_dir)
     sources = eval_sets or [settings.eval_dir / name for name in FIT_SETS]
@@ -479,7 +479,7 @@ def calibrate(
             default_out.write_text(json.dumps(shipped, indent=2) + "\n", encoding="utf-8")
             typer.echo(f"reader rule written to {default_out}", err=as_json)
         if not dry_run:
-            save_calibration(settings.index_dir, calibration)
+            IndexFolder(settings.index_dir).save_calibration(calibration)
             typer.echo(f"stored in {settings.index_dir / 'current' / 'manifest.json'}", err=as_json)
     except QAError as error:
         raise fail(str(error)) from None

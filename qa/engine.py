@@ -26,13 +26,13 @@ from qa.errors import (
     QAError,
     ServingDamaged,
 )
-from qa.index import LoadedIndex, earlier_builds, load_index, verify_checksums
 from qa.pipeline import Pipeline
 from qa.pipeline.fusion import Weights
 from qa.pipeline.query import Query
 from qa.pipeline.result import Result
 from qa.pipeline.scope import Scope
 from qa.shards import Fanout, LocalShards
+from qa.store import IndexFolder, LoadedIndex, load_index
 
 if TYPE_CHECKING:
     from qa.builder import BuildReport
@@ -133,7 +133,7 @@ class Engine:
         if index.fingerprint in self._intact:
             return False
         try:
-            verify_checksums(self.settings.index_dir, index.manifest, index.path)
+            IndexFolder(self.settings.index_dir).verify_checksums(index.manifest, index.path)
             self._intact.add(index.fingerprint)  # verified once: a recurring error costs no rereading
             return False
         except IndexCorrupt as damage:
@@ -141,12 +141,12 @@ class Engine:
         with self._cache_lock:
             if self._index is not index:  # another question fell back already
                 return True
-        for build in earlier_builds(self.settings.index_dir):
+        for build in IndexFolder(self.settings.index_dir).earlier_builds():
             try:
                 earlier = load_index(
                     self.settings.index_dir, self.encoder, shards=self.fanout.loads_shards, build=build
                 )
-                verify_checksums(self.settings.index_dir, earlier.manifest, build)
+                IndexFolder(self.settings.index_dir).verify_checksums(earlier.manifest, build)
             except QAError as error:
                 log.warning("earlier build %s cannot be served either: %s", build.name, error)
                 continue

@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import faiss
 import numpy as np
 
-from qa.index import LoadedIndex
 from qa.pipeline.query import Query
 from qa.pipeline.retrieve import Pool, retrieve
 from qa.pipeline.scope import Scope
+from qa.store import CandidateView, LoadedIndex
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def search_shard(
         else retrieve(shard, query, candidates, retrievers, allowed)
     )
     if pool is None:
-        return ShardPool.empty(shard.dense.d)
+        return ShardPool.empty(shard.dim)
     rows = pool.positions
     return ShardPool(
         passage_ids=[shard.passages[int(p)].passage_id for p in rows],
@@ -160,12 +159,12 @@ def _view(
     """A small index of the merged candidates: the catalog's documents and lexicon, their vectors."""
     offsets = np.zeros(len(passages) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(p.sentences) for p in passages])
-    return LoadedIndex(
+    return CandidateView(
         path=catalog.path,
         manifest=catalog.manifest,
         documents=catalog.documents,
         passages=passages,
-        dense=faiss.IndexFlatIP(catalog.dense.d),
+        dense=None,
         passage_vectors=passage_vectors,
         sentence_vectors=sentence_vectors,
         sentence_offsets=offsets,

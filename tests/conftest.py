@@ -16,7 +16,7 @@ from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import HashingEncoder, encoder_from
 from qa.engine import Engine
-from qa.index import load_index
+from qa.store import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "tests" / "eval" / "questions.jsonl"

@@ -18,7 +18,7 @@ import pytest
 
 from qa.bench.server import free_port
 from qa.builder import build_index
-from qa.index import load_index
+from qa.store import load_index
 from tests.conftest import QUESTIONS, Server, slow_bodies
 
 # A real Ray cluster on this machine: a head and a second node, on free ports, stopped by pid.

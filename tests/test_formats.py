@@ -14,8 +14,8 @@ from qa.config import Settings
 from qa.corpus import CorpusError, read_corpus
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
-from qa.index import load_index
 from qa.passages import split_document
+from qa.store import load_index
 
 RUNNING_HEADER = "Beekeeping Quarterly - Spring issue"
 PARAGRAPH = (

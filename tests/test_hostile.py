@@ -27,10 +27,10 @@ from qa.config import Settings
 from qa.corpus import read_corpus
 from qa.encoder import HashingEncoder, _remove_orphans
 from qa.errors import BuildCancelled, CorpusError, IndexCorrupt
-from qa.index import FORMAT_VERSION, check, file_records, load_index
 from qa.isolation import ParseLimits
 from qa.passages import WINDOW_CHARS, sentence_spans
 from qa.readers.markdown import MAX_FRONT_MATTER_BYTES
+from qa.store import FORMAT_VERSION, check, file_records, load_index
 from qa.terms import _stemmer
 from tests.conftest import Server, slow_bodies, write_corpus
 
@@ -645,7 +645,7 @@ def test_a_repeated_sentence_is_embedded_and_stored_once(tmp_path: Path) -> None
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", model="hashing", reader="off")
     report = build_index(settings, HashingEncoder())
     index = load_index(settings.index_dir)
-    assert index.manifest["sentences"] == 3001
+    assert index.manifest.sentences == 3001
     assert len(index.sentence_vectors) == 2 and report.texts_embedded < 20
     assert np.array_equal(index.sentence_rows([0])[0], index.sentence_rows([len(index.passages) - 1])[0])
 

@@ -11,17 +11,17 @@ from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, HashingEncoder
 from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
-from qa.index import BuildContent, check, load_index, write_build
+from qa.store import BuildContent, check, load_index, write_build
 
 
 def test_build_writes_manifest_and_loads(built_settings: Settings) -> None:
     index = load_index(built_settings.index_dir, HashingEncoder())
     manifest = index.manifest
-    assert manifest["model"] == {"name": "hashing-256", "dim": 256}
-    assert set(manifest["documents"]) == {"solar", "bees", "trains"}
-    assert manifest["splitter"]["passage_max_chars"] == built_settings.passage_max_chars
-    assert manifest["passages"] == len(index.passages) == index.dense.ntotal
-    assert {"corpus_fingerprint", "fingerprint", "built_at", "format_version"} <= set(manifest)
+    assert (manifest.model.name, manifest.model.dim) == ("hashing-256", 256)
+    assert set(manifest.documents) == {"solar", "bees", "trains"}
+    assert manifest.splitter["passage_max_chars"] == built_settings.passage_max_chars
+    assert manifest.passages == len(index.passages) == index.dense.ntotal
+    assert {"corpus_fingerprint", "fingerprint", "built_at", "format_version"} <= set(manifest.to_json())
     norms = np.linalg.norm(index.passage_vectors, axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)
     for p in index.passages:
@@ -66,7 +66,7 @@ def test_new_bm25_parameters_rebuild_the_keyword_index_only(built_settings: Sett
     report = build_index(retuned, encoder)
     assert not report.up_to_date and report.texts_embedded == 0 and report.documents_unchanged == 3
     after = load_index(built_settings.index_dir, encoder)
-    assert after.manifest["keywords"]["bm25_k1"] == 1.5 and after.manifest["keywords"]["bm25_b"] == 0.75
+    assert after.manifest.keywords["bm25_k1"] == 1.5 and after.manifest.keywords["bm25_b"] == 0.75
     assert check(retuned) is None
     terms = ["bee"]
     assert not np.allclose(before.bm25.get_scores(terms), after.bm25.get_scores(terms))
@@ -130,14 +130,14 @@ def test_hnsw_can_be_chosen(small_settings: Settings) -> None:
     settings = small_settings.model_copy(update={"faiss_type": "hnsw"})
     build_index(settings, HashingEncoder())
     index = load_index(settings.index_dir)
-    assert index.manifest["faiss"]["type"] == "hnsw"
+    assert index.manifest.faiss["type"] == "hnsw"
     assert index.passage_vectors.shape[0] == len(index.passages)
 
 
 def test_auto_switches_to_hnsw_above_the_exact_limit(small_settings: Settings) -> None:
     settings = small_settings.model_copy(update={"faiss_exact_max": 2})
     build_index(settings, HashingEncoder())
-    assert load_index(settings.index_dir).manifest["faiss"]["type"] == "hnsw"
+    assert load_index(settings.index_dir).manifest.faiss["type"] == "hnsw"
 
 
 def test_batching_encoder_merges_concurrent_calls_and_keeps_each_result() -> None:
@@ -174,7 +174,7 @@ def test_write_build_and_load_index_round_trip(built_settings: Settings, tmp_pat
     first = load_index(built_settings.index_dir)
     lexicon = first.lexicon
     content = BuildContent(
-        manifest={k: v for k, v in first.manifest.items() if k != "files"},
+        manifest={k: v for k, v in first.manifest.to_json().items() if k != "files"},
         documents=list(first.documents.values()),
         passages=first.passages,
         passage_vectors=first.passage_vectors,
@@ -198,7 +198,7 @@ def test_write_build_and_load_index_round_trip(built_settings: Settings, tmp_pat
     assert second.lexicon.words == lexicon.words and second.lexicon.doc_freq == lexicon.doc_freq
     assert np.array_equal(second.lexicon.vectors, lexicon.vectors)
     assert second.fingerprint == first.fingerprint
-    assert second.manifest["files"] == first.manifest["files"]  # same bytes, same checksums
+    assert second.manifest.files == first.manifest.files  # same bytes, same checksums
     terms = ["queen", "egg"]
     assert np.array_equal(second.bm25.get_scores(terms), first.bm25.get_scores(terms))
     # every checksum holds and the whole build loads (the corpus is the one it was built from)

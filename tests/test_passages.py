@@ -106,7 +106,7 @@ def test_both_sentence_splitters_keep_abbreviations_money_and_dashes() -> None:
 
 
 def test_the_sentence_splitter_is_part_of_the_index_settings(built_settings) -> None:
-    from qa.index import check
+    from qa.store import check
 
     assert check(built_settings) is None
     other = built_settings.model_copy(update={"sentence_splitter": "pysbd"})

@@ -244,8 +244,8 @@ def test_calibrate_fits_the_relevance_on_every_citation_and_the_engine_uses_the_
 ) -> None:
     from qa.evaluation.calibrate import fit, format_report
     from qa.evaluation.evaluate import EvalItem
-    from qa.index import save_calibration
     from qa.pipeline.confidence import calibrated_for
+    from qa.store import IndexFolder
 
     def item(n: int, question: str, evidence: str | None) -> EvalItem:
         kind = "answerable" if evidence else "near_topic"
@@ -268,7 +268,7 @@ def test_calibrate_fits_the_relevance_on_every_citation_and_the_engine_uses_the_
     relevance = calibration["relevance"]
     assert relevance["inputs"] == list(RELEVANCE_INPUTS) and relevance["floor"] == 0.1
     assert "citation relevance: logistic over similarity" in format_report(calibration)
-    save_calibration(built_settings.index_dir, calibration)
+    IndexFolder(built_settings.index_dir).save_calibration(calibration)
     engine.load()
     stored = calibrated_for(engine.index, engine.reader)
     assert (

@@ -17,7 +17,7 @@ from qa.builder import build_index
 from qa.config import Settings
 from qa.corpus import read_corpus
 from qa.encoder import HashingEncoder
-from qa.index import check, load_index, save_calibration
+from qa.store import IndexFolder, check, load_index
 from tests.conftest import Server
 
 pytestmark = pytest.mark.slow
@@ -237,8 +237,8 @@ def test_workers_follow_a_reindex_made_by_one_of_them(built_settings: Settings) 
         # New thresholds in the same build's manifest (what `qa calibrate` writes) reach both workers.
         seen = server.log.read_text().count(followed)
         model = load_index(built_settings.index_dir).model
-        save_calibration(
-            built_settings.index_dir, {"model": model, "thresholds": {"similarity": 0.99, "coverage": 1.0}}
+        IndexFolder(built_settings.index_dir).save_calibration(
+            {"model": model, "thresholds": {"similarity": 0.99, "coverage": 1.0}}
         )
         deadline = time.monotonic() + 15
         while server.log.read_text().count(followed) < seen + 2 and time.monotonic() < deadline:

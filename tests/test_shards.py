@@ -11,8 +11,8 @@ from qa.builder import build_index
 from qa.cli import app
 from qa.engine import Engine
 from qa.errors import IndexCorrupt, ScopeEmpty
-from qa.index import check, load_index
 from qa.pipeline.scope import Scope
+from qa.store import check, load_index
 from tests.conftest import QUESTIONS, top, write_corpus
 
 

@@ -19,7 +19,7 @@ from qa.api.state import state_of
 from qa.config import Settings
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.index import build_stamp
+from qa.store import IndexFolder
 
 log = logging.getLogger("qa")
 T = TypeVar("T")
@@ -77,7 +77,7 @@ async def follow(app: FastAPI, every: float = 1.0) -> None:
     tried: tuple[Path, int] | None = None
     while True:
         await asyncio.sleep(every)
-        stamp = build_stamp(settings.index_dir)
+        stamp = IndexFolder(settings.index_dir).stamp()
         engine: Engine = state_of(app).running.engine
         if stamp is None or stamp == tried or (engine.ready and engine.index.stamp == stamp):
             continue

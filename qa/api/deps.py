@@ -12,8 +12,8 @@ from fastapi import Depends, Header, HTTPException, Request
 from qa.api.state import state_of
 from qa.config import Settings
 from qa.engine import Engine
-from qa.index import LoadedIndex
 from qa.middleware import Metrics
+from qa.store import LoadedIndex
 
 
 def get_settings(request: Request) -> Settings:

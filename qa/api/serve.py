@@ -58,8 +58,8 @@ def serve_workers(settings: Settings) -> None:
     uvicorn's supervisor drains and exits 0 on SIGTERM, and stops if a worker cannot start."""
     import uvicorn
 
-    from qa.index import load_index
     from qa.middleware import configure_logging
+    from qa.store import load_index
 
     check_port(settings.host, settings.port)
     try:
@@ -92,7 +92,7 @@ def serve_on_ray(settings: Settings, address: str, shards: int | None, replicas:
     """Ray Serve: the index built with ``shards`` shards if it has another count, then one deployment
     per shard and the router, until SIGTERM or Ctrl+C."""
     from qa.cluster import connect
-    from qa.index import read_manifest
+    from qa.store import IndexFolder
 
     settings = settings.model_copy(
         update={"corpus_dir": settings.corpus_dir.resolve(), "index_dir": settings.index_dir.resolve()}
@@ -100,7 +100,7 @@ def serve_on_ray(settings: Settings, address: str, shards: int | None, replicas:
     check_port(settings.host, settings.port)
     connect(address)
     try:
-        count = int(read_manifest(settings.index_dir).get("shards", 1))
+        count = IndexFolder(settings.index_dir).read_manifest().shards
     except QAError:
         count = 0
     if count != (shards or count) or count == 0:

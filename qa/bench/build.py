@@ -19,7 +19,7 @@ from qa.bench.large import write_scifact
 from qa.builder import BuildReport, build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
-from qa.index import read_manifest
+from qa.store import IndexFolder
 
 STAGES = ("read", "split", "embed", "write")
 
@@ -27,7 +27,7 @@ STAGES = ("read", "split", "embed", "write")
 def bytes_per_passage(index_dir: Path) -> dict[str, float]:
     """Bytes on disk per passage of the current build, by file (a shard's files summed)."""
     build = (index_dir / "current").resolve()
-    passages = max(int(read_manifest(index_dir)["passages"]), 1)
+    passages = max(IndexFolder(index_dir).read_manifest().passages, 1)
     sizes: dict[str, int] = defaultdict(int)
     for file in build.rglob("*"):
         if file.is_file():
@@ -39,13 +39,13 @@ def bytes_per_passage(index_dir: Path) -> dict[str, float]:
 
 
 def _row(label: str, report: BuildReport, documents: int, index_dir: Path) -> dict[str, Any]:
-    manifest = read_manifest(index_dir)
-    passages = int(manifest["passages"])
+    manifest = IndexFolder(index_dir).read_manifest()
+    passages = manifest.passages
     return {
         "build": label,
         "documents": documents,
         "passages": passages,
-        "sentences": int(manifest["sentences"]),
+        "sentences": manifest.sentences,
         "texts_embedded": report.texts_embedded,
         **{f"{stage}_s": round(getattr(report, f"{stage}_seconds"), 2) for stage in STAGES},
         "total_s": round(report.total_seconds, 2),

@@ -24,7 +24,7 @@ from qa.bench.server import ServerProcess
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
-from qa.index import read_manifest
+from qa.store import IndexFolder
 
 
 def write_scifact(source: Path, corpus: Path, copies: int) -> int:
@@ -46,7 +46,7 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
     started = time.perf_counter()
     report = build_index(settings, encoder, progress=True)
     build_seconds = time.perf_counter() - started
-    manifest = read_manifest(settings.index_dir)  # the counts, without loading the index here
+    manifest = IndexFolder(settings.index_dir).read_manifest()  # the counts, without loading the index here
     build_dir = (settings.index_dir / "current").resolve()
     size = sum(f.stat().st_size for f in build_dir.rglob("*") if f.is_file())
     server = ServerProcess(settings, {"QA_CACHE_SIZE": "0"})
@@ -61,10 +61,10 @@ def measure(settings: Settings, queries: list[str], label: str) -> dict[str, obj
         server.stop()
     return {
         "corpus": label,
-        "documents": len(manifest["documents"]),
-        "passages": manifest["passages"],
-        "sentences": manifest["sentences"],
-        "faiss": manifest["faiss"]["type"],
+        "documents": len(manifest.documents),
+        "passages": manifest.passages,
+        "sentences": manifest.sentences,
+        "faiss": manifest.faiss["type"],
         # An index already current is not rebuilt (pass a fresh --work to time a full build).
         "build_seconds": "(already built)" if report.up_to_date else round(build_seconds, 1),
         "texts_embedded": report.texts_embedded,

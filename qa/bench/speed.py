@@ -26,7 +26,7 @@ from qa.config import Settings
 from qa.encoder import BatchingEncoder, encoder_from, load_encoder
 from qa.engine import Engine
 from qa.evaluation.evaluate import load_eval_set, run_eval
-from qa.index import load_index
+from qa.store import load_index
 
 # One server process per core, as the README recommends for serving.
 WORKERS = len(os.sched_getaffinity(0))
@@ -36,6 +36,7 @@ def floor(settings: Settings, questions: list[str]) -> dict[str, float]:
     """In-process: encode one question with sentence-transformers, then search FAISS."""
     encoder = load_encoder(settings.model, settings.encode_batch_size, backend="torch")
     index = load_index(settings.index_dir, encoder)
+    assert index.dense is not None, "one index, not a sharded one"
     k = min(3, index.dense.ntotal)
     for q in questions[:5]:  # warm-up
         index.dense.search(encoder.encode([q]), k)

@@ -20,10 +20,10 @@ from ray import serve
 
 from qa.config import Settings
 from qa.errors import IndexCorrupt, IndexMismatch, QAError
-from qa.index import LoadedIndex, load_shard
 from qa.pipeline.query import Query
 from qa.pipeline.scope import Scope
 from qa.shards import ShardPool, search_shard
+from qa.store import LoadedIndex, load_shard
 
 log = logging.getLogger("qa")
 VERSIONS_KEPT = 2  # the build being served and the one rolling in (or out)
@@ -144,10 +144,10 @@ def app_builder(args: dict[str, str]) -> Any:
     """For Serve's config files (``import_path: qa.cluster.serve:app_builder``, a KubeRay
     RayService: deploy/): settings from the environment (``QA_INDEX_DIR`` on a volume every node
     mounts), ``args`` ``shards`` (default: the index's count), ``replicas``, ``replica_cpus``."""
-    from qa.index import read_manifest
+    from qa.store import IndexFolder
 
     settings = Settings()
-    shards = int(args.get("shards") or read_manifest(settings.index_dir).get("shards", 1))
+    shards = int(args.get("shards") or IndexFolder(settings.index_dir).read_manifest().shards)
     return application(settings, shards, int(args.get("replicas", 1)), float(args.get("replica_cpus", 1)))
 
 

@@ -19,8 +19,8 @@ from qa.config import Settings
 from qa.encoder import Encoder
 from qa.engine import Engine
 from qa.evaluation.evaluate import EvalItem, evidence_in, rank_metrics, sentence_hit
-from qa.index import retrieval_text
 from qa.pipeline.fusion import SIGNALS
+from qa.store import retrieval_text
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import numpy as np
 
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.index import LoadedIndex
 from qa.pipeline.result import Result
+from qa.store import LoadedIndex
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,10 @@ from qa.pipeline.stage import Stage, Work
 if TYPE_CHECKING:
     from qa.config import Settings
     from qa.encoder import Encoder
-    from qa.index import LoadedIndex
     from qa.pipeline.scope import Scope
     from qa.reader import Reader
     from qa.shards import Fanout
+    from qa.store import LoadedIndex
 
 
 class Explain:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qa.answer_type import asks_for_a_fact, expected_type
-from qa.index import LoadedIndex, calibration_for
 from qa.pipeline.confidence import Calibrated, calibrated_for
 from qa.pipeline.fusion import Candidate
 from qa.pipeline.query import Query
 from qa.pipeline.refusal import plain_reason
 from qa.pipeline.sentences import SentenceScore
+from qa.store import LoadedIndex, calibration_for
 
 if TYPE_CHECKING:
     from qa.config import Settings

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qa.index import LoadedIndex
 from qa.pipeline.confidence import RELEVANCE_INPUTS, Calibrated
 from qa.pipeline.fusion import Candidate
 from qa.pipeline.result import Citation
+from qa.store import LoadedIndex
 
 if TYPE_CHECKING:
     from qa.pipeline.stage import Work

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qa.index import LoadedIndex, calibration_for
+from qa.store import LoadedIndex, calibration_for
 
 if TYPE_CHECKING:
     from qa.pipeline.stage import Work

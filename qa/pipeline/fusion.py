@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from qa.index import LoadedIndex
 from qa.pipeline.query import Query
 from qa.pipeline.retrieve import Pool
 from qa.pipeline.sentences import SentenceScore, score_sentences
+from qa.store import LoadedIndex
 from qa.terms import segment_max
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
     from qa.encoder import Encoder
-    from qa.index import LoadedIndex
+    from qa.store import LoadedIndex
 
 
 @dataclass(frozen=True)

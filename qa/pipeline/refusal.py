@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qa.answer_type import expected_type
-from qa.index import LoadedIndex
 from qa.question import rarity
+from qa.store import LoadedIndex
 
 if TYPE_CHECKING:
     from qa.pipeline.fusion import Candidate

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qa.index import LoadedIndex
 from qa.pipeline.query import Query
+from qa.store import LoadedIndex
 
 if TYPE_CHECKING:
     from qa.pipeline.stage import Work
@@ -80,6 +80,7 @@ def _nearest(index: LoadedIndex, query: Query, k: int, allowed: np.ndarray | Non
     search over the ``allowed`` rows (their vectors are in memory; an HNSW graph searched with a
     filter can return fewer than ``k``)."""
     if allowed is None:
+        assert index.dense is not None, "a catalog or a candidate view has nothing to search"
         return index.dense.search(query.vector.reshape(1, -1), k)[1]
     scores = index.passage_vectors[allowed] @ query.vector
     best = np.argpartition(-scores, k - 1)[:k] if k < len(allowed) else np.arange(len(allowed))

@@ -10,8 +10,8 @@ import numpy as np
 
 from qa.corpus import Document
 from qa.errors import quoted
-from qa.index import LoadedIndex
 from qa.readers.base import FIELD_NAME
+from qa.store import LoadedIndex
 
 # Document fields every document has (from front matter and what the readers find); any other
 # front-matter field a document has can be filtered on too (``Document.metadata``).

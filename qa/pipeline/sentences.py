@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qa.answer_type import expected_type, satisfies
-from qa.index import LoadedIndex
 from qa.pipeline.query import Query
+from qa.store import LoadedIndex
 
 if TYPE_CHECKING:
     from qa.pipeline.stage import Work

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.index import LoadedIndex
     from qa.pipeline.answerability import Decision
     from qa.pipeline.confidence import Logistic
     from qa.pipeline.fusion import Candidate, Weights
@@ -16,6 +15,7 @@ if TYPE_CHECKING:
     from qa.pipeline.result import Citation, Span
     from qa.pipeline.retrieve import Pool
     from qa.pipeline.scope import Scope
+    from qa.store import LoadedIndex
 
 
 class Stage(Protocol):

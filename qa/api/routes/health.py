@@ -13,8 +13,8 @@ from qa.api.schemas import Health, Problem, Ready
 from qa.api.state import state_of
 from qa.config import Settings
 from qa.engine import Engine
-from qa.index import LoadedIndex, staleness
 from qa.pipeline.answerability import ReaderRule
+from qa.store import LoadedIndex, staleness
 
 router = APIRouter(tags=["health"])
 
@@ -56,12 +56,12 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
         shards=index.shard_count,
         model=index.model,
         fingerprint=index.fingerprint,
-        built_at=index.manifest["built_at"],
+        built_at=index.manifest.built_at,
         age_seconds=round(index.age_seconds(), 1),
         stale=reason is not None,
         stale_reason=reason,
         stale_fix=None if reason is None else _fix(settings),
-        skipped=index.manifest.get("skipped", []),
+        skipped=index.manifest.skipped,
         calibration=rule.source,
         reader=engine.reader.name if engine.reader else None,
         answer_rule="reader" if isinstance(rule, ReaderRule) else "thresholds",
