@@ -56,7 +56,7 @@ calibrate: $(STAMP) ## Fit the answer rule (cross-validated across our question 
 	$(BIN)/qa calibrate $(if $(wildcard $(SQUAD_V1)),--squad-v1 $(SQUAD_V1))
 
 answer-model: $(STAMP) ## Train the reader on SQuAD's training side into build/reader (seeded, about 45 min on 2 cores)
-	$(BIN)/python -m qa.tools.train_reader $(SQUAD_V1) $(SQUAD_V2) --out build/reader
+	$(BIN)/python -m tools.train_reader $(SQUAD_V1) $(SQUAD_V2) --out build/reader
 	@echo "to ship it: copy build/reader/{model.onnx,tokenizer.json,meta.json} into qa/models/reader, then"
 	@echo "  QA_READER=qa/models/reader $(BIN)/qa calibrate --squad-v1 $(SQUAD_V1) --default-out qa/models/reader/rule.json"
 
@@ -97,8 +97,8 @@ fuzz: $(STAMP) ## Full schemathesis run against a live server
 	QA_FUZZ_EXAMPLES=150 $(BIN)/pytest -q tests/test_fuzz.py
 
 lint: $(STAMP) ## ruff check and format check, mypy
-	$(BIN)/ruff check qa tests
-	$(BIN)/ruff format --check qa tests
+	$(BIN)/ruff check qa bench tools tests docs
+	$(BIN)/ruff format --check qa bench tools tests docs
 	$(BIN)/mypy
 
 clean: ## Remove the virtualenv and the built index

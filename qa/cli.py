@@ -6,7 +6,6 @@ import dataclasses
 import json
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,12 +20,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Cited, extractive answers from a folder of documents.",
 )
-bench_app = typer.Typer(
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    help="Benchmarks: speed, large, squad, formats, shards, compact, build, ray-serve.",
-)
-app.add_typer(bench_app, name="bench")
 
 CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder (env QA_CORPUS_DIR).")]
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env QA_INDEX_DIR).")]
@@ -444,7 +437,9 @@ def calibrate(
         engine = load_engine(settings)
         observed = {}
         if squad_v1 is not None:
-            from qa.bench.removed import run_removed, squad_v2_beside
+            if checkout() is None:
+                raise fail("--squad-v1 runs from a source checkout of the repository (its bench/ folder)")
+            from bench.removed import run_removed, squad_v2_beside
             from qa.evaluation.calibrate import removed_observations
 
             typer.echo(
@@ -485,214 +480,34 @@ def calibrate(
         raise fail(str(error)) from None
 
 
-def _print_report(run: Callable[[], dict], as_json: bool) -> None:
-    """A benchmark's table, or its whole report as JSON; a one-line error on bad input."""
-    try:
-        report = run()
-    except QAError as error:
-        raise fail(str(error)) from None
-    typer.echo(json.dumps(report, indent=2) if as_json else report["table"])
+def _bench_app() -> typer.Typer:
+    """``qa bench``: the benchmarks live beside the package, in the source checkout's
+    ``bench/`` (the service never imports them); an installation without it says so."""
+    if checkout() is not None:
+        from bench.cli import app as benchmarks
+
+        return benchmarks
+    missing = typer.Typer(rich_markup_mode=None, help="Benchmarks (in a source checkout of the repository).")
+
+    @missing.callback(invoke_without_command=True)
+    def _missing() -> None:
+        raise fail("`qa bench` runs from a source checkout of the repository (its bench/ folder)")
+
+    return missing
 
 
-@bench_app.command("squad")
-def bench_squad(
-    file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Where to build the benchmark index (default: a temp dir).")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
-    held_out: Annotated[
-        bool,
-        typer.Option(
-            "--held-out",
-            help="Ask only the questions of the v1.1 articles not in v2.0 dev (the reader never trained "
-            "on them); the corpus is still every article.",
-        ),
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """SQuAD dev as one corpus: this service against BM25-only and dense-only baselines."""
-    from qa.bench.removed import held_out_titles
-    from qa.bench.squad import run_squad
-
-    def run() -> dict:
-        only = held_out_titles(file) if held_out else None
-        return run_squad(file, work_dir=work_dir, limit=limit, articles=only)
-
-    _print_report(run, as_json)
+def checkout() -> Path | None:
+    """The source checkout this package was installed from (editable), with its ``bench/``
+    and ``tools/`` made importable; None for an installation without them."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "__init__.py").is_file():
+        return None
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return root
 
 
-@bench_app.command("removed")
-def bench_removed(
-    file: Annotated[Path, typer.Argument(help="SQuAD v1.1 dev JSON, optionally .gz.")],
-    squad_v2: Annotated[
-        Path | None,
-        typer.Option(
-            help="SQuAD v2.0 dev JSON: its articles are the reader's training side "
-            "(default: squad-v2.0-dev/dev-v2.0.json.gz beside the v1.1 folder)."
-        ),
-    ] = None,
-    articles: Annotated[str, typer.Option(help="held-out, train or all.")] = "held-out",
-    every: Annotated[int, typer.Option(min=1, help="Ask every Nth question of an article.")] = 10,
-    group: Annotated[int, typer.Option(min=1, help="Questions whose answers are removed together.")] = 8,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Where to build the benchmark index (default: a temp dir).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """SQuAD articles as one-document corpora, asked whole and with the answer sentences removed."""
-    from qa.bench.removed import run_removed, squad_v2_beside, table
-
-    v2 = squad_v2 or squad_v2_beside(file)
-
-    def run() -> dict:
-        report = run_removed(file, v2, articles=articles, every=every, group=group, work_dir=work_dir)
-        report.pop("rows")
-        report["table"] = table(report)
-        return report
-
-    _print_report(run, as_json)
-
-
-@bench_app.command("shards")
-def bench_shards(
-    file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
-    shards: Annotated[int, typer.Option(min=2, max=256, help="Shards to compare with one index.")] = 4,
-    limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
-    work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Sharded search against one index over the same corpus: same top citation, same hit@1."""
-    from qa.bench.shards import run_shards
-
-    _print_report(lambda: run_shards(file, shards=shards, limit=limit, work_dir=work_dir), as_json)
-
-
-@bench_app.command("build")
-def bench_build(
-    scifact: Annotated[Path, typer.Argument(help="BEIR SciFact folder (corpus.jsonl.gz).")],
-    ray: Annotated[
-        str | None,
-        typer.Option("--ray", metavar="ADDRESS", help="Also build on this Ray cluster ('local': start one)."),
-    ] = None,
-    actors: Annotated[
-        list[int] | None, typer.Option(help="Embedding actors on Ray (repeat: 1 and 2).")
-    ] = None,
-    work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Build throughput by stage and bytes per passage, in this process and on Ray."""
-    from qa.bench.build import run_build
-
-    _print_report(lambda: run_build(scifact, ray, actors or [1, 2], work=work_dir), as_json)
-
-
-@bench_app.command("ray-serve")
-def bench_ray_serve(
-    scifact: Annotated[Path, typer.Argument(help="BEIR SciFact folder (corpus.jsonl.gz, queries.jsonl).")],
-    shards: Annotated[int, typer.Option(min=1, max=256, help="Shard deployments.")] = 2,
-    replicas: Annotated[list[int] | None, typer.Option(help="Replicas of each deployment (repeat).")] = None,
-    seconds: Annotated[float, typer.Option(help="Seconds of load per measurement.")] = 15,
-    work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Query p50 and throughput through Ray Serve against qa serve on this machine."""
-    from qa.bench.ray_serve import run_ray_serve
-
-    _print_report(lambda: run_ray_serve(scifact, shards, replicas or [1, 2], seconds, work=work_dir), as_json)
-
-
-@bench_app.command("compact")
-def bench_compact(
-    file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
-    cap: Annotated[list[int] | None, typer.Option(help="Word-vector caps to measure (repeat).")] = None,
-    limit: Annotated[int, typer.Option(help="Ask at most this many questions (0 = all).")] = 0,
-    work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """What compact sentence vectors and capped word vectors cost in answers, and save in bytes."""
-    from qa.bench.compact import run_compact
-
-    _print_report(lambda: run_compact(file, cap or [5000], limit=limit, work_dir=work_dir), as_json)
-
-
-@bench_app.command("formats")
-def bench_formats(
-    file: Annotated[Path, typer.Argument(help="SQuAD dev JSON (v1.1 or v2.0), optionally .gz.")],
-    share: Annotated[int, typer.Option(min=1, help="Take every Nth article.")] = 10,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Where to write the corpora and indexes (default: a temp dir).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Format parity: the same articles as Markdown, HTML, Word and PDF, asked the same questions."""
-    from qa.bench.formats import run_formats
-
-    _print_report(lambda: run_formats(file, share=share, work_dir=work_dir), as_json)
-
-
-@bench_app.command("speed")
-def bench_speed(
-    questions: Annotated[
-        Path | None,
-        typer.Option(help="Question file asked (default: questions.jsonl in tests/eval/ (env QA_EVAL_DIR))."),
-    ] = None,
-    soak: Annotated[float, typer.Option(help="Run only the soak test, for this many seconds.")] = 0,
-    out: Annotated[
-        Path | None, typer.Option("--out", metavar="FILE", help="Also write the figures to this file (JSON).")
-    ] = None,
-) -> None:
-    """Speed over HTTP against an in-process floor measured in the same run; or a soak test."""
-    from qa.bench.speed import run
-
-    settings = Settings()
-    try:
-        typer.echo(run(settings, questions or settings.eval_dir / "questions.jsonl", soak, out))
-    except QAError as error:
-        raise fail(str(error)) from None
-
-
-@bench_app.command("profile")
-def bench_profile(
-    questions: Annotated[
-        Path | None,
-        typer.Option(help="Question file asked (default: questions.jsonl in tests/eval/ (env QA_EVAL_DIR))."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Where an uncached question's time goes, stage by stage (cProfile over the engine), and the
-    models' own times."""
-    from qa.bench.profile import questions_from, run_profile, table
-
-    settings = Settings()
-
-    def run() -> dict:
-        report = run_profile(
-            load_engine(settings), questions_from(questions or settings.eval_dir / "questions.jsonl")
-        )
-        report["table"] = table(report)
-        return report
-
-    _print_report(run, as_json)
-
-
-@bench_app.command("large")
-def bench_large(
-    scifact: Annotated[Path, typer.Argument(help="BEIR SciFact folder (corpus.jsonl.gz, queries.jsonl).")],
-    copies: Annotated[
-        int, typer.Option(help="Copies of SciFact in the corpus (14: over 100,000 passages).")
-    ] = 14,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Keep the corpus and index here (default: a temp dir).")
-    ] = None,
-) -> None:
-    """Build time, size on disk, server memory and latency at 100,000+ passages."""
-    from qa.bench.large import run
-
-    try:
-        typer.echo(run(scifact, copies, work_dir))
-    except QAError as error:
-        raise fail(str(error)) from None
+app.add_typer(_bench_app(), name="bench")
 
 
 def main() -> None:

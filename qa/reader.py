@@ -3,7 +3,7 @@ the probability that the sentence states the answer.
 
 Bi-encoder cosines and word coverage see that a sentence is on the question's subject; they cannot
 see whether the specific fact asked for is there. The reader can: it was trained here
-(qa/tools/train_reader.py, ``make answer-model``) on SQuAD articles with the answer sentences taken
+(tools/train_reader.py, ``make answer-model``) on SQuAD articles with the answer sentences taken
 out. Its int8 ONNX weights ship in ``qa/models/reader`` (docs/reader.md is its model card); ONNX
 Runtime runs it, with no torch import. The service works without it (``QA_READER=off``, or the
 files missing): the answer rule is then the similarity/coverage thresholds alone, and ``/readyz``
@@ -32,7 +32,7 @@ BUNDLED = Path(__file__).parent / "models" / "reader"
 class Reader:
     """P(sentence states the answer to the question), one ONNX Runtime call per question."""
 
-    def __init__(self, folder: Path, threads: int = 0, max_length: int = 96) -> None:
+    def __init__(self, folder: Path, threads: int = 0) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -42,7 +42,10 @@ class Reader:
         meta_file = folder / "meta.json"
         self.meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
         self._tokenizer = Tokenizer.from_file(str(tokenizer))
-        self._tokenizer.enable_truncation(max_length, strategy="only_second")
+        # as long as it was trained to read (96 tokens; 128 for a reader that reads the context)
+        self._tokenizer.enable_truncation(int(self.meta.get("max_length", 96)), strategy="only_second")
+        # A reader trained with the sentence before (``--context``) reads each sentence with it.
+        self.reads_context = bool(self.meta.get("context"))
         self._tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
@@ -74,12 +77,17 @@ class Reader:
             [r.probability for r in self.readings([(question, s) for s in sentences])], dtype=np.float32
         )
 
-    def readings(self, pairs: list[tuple[str, str]]) -> list[Reading]:
+    def readings(self, pairs: list[tuple[str, str]], contexts: list[str] | None = None) -> list[Reading]:
         """Per (question, sentence) pair, in one model call: the probability that the sentence states
-        the answer and, from a reader that points, the short answer's characters in the sentence."""
+        the answer and, from a reader that points, the short answer's characters in the sentence.
+        ``contexts``: the sentence before each (read only by a reader trained with it)."""
         if not pairs:
             return []
-        encodings = self._tokenizer.encode_batch(pairs)
+        if self.reads_context and contexts is not None:
+            read = [(q, second_text(s, c)) for (q, s), c in zip(pairs, contexts)]
+        else:
+            read = list(pairs)
+        encodings = self._tokenizer.encode_batch(read)
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -95,7 +103,8 @@ class Reader:
         probabilities = 1.0 / (1.0 + np.exp(-outputs[0].reshape(-1).astype(np.float64)))
         result = []
         for row, e in enumerate(encodings):
-            short = _span(e, outputs[1][row], outputs[2][row]) if self.points else None
+            sentence = pairs[row][1]
+            short = _span(e, outputs[1][row], outputs[2][row], len(sentence)) if self.points else None
             if short is not None:
                 short = _whole_words(pairs[row][1], *short)
             result.append(Reading(float(probabilities[row]), short))
@@ -113,14 +122,23 @@ class Reading:
 MAX_SHORT_TOKENS = 16
 
 
-def _span(encoding: Any, start_logits: np.ndarray, end_logits: np.ndarray) -> tuple[int, int] | None:
+def second_text(sentence: str, context: str) -> str:
+    """What a reader trained with the context reads with the question: the sentence, then the one
+    before it after a separator (the sentence first, so truncation cuts the context and the
+    sentence's characters keep their offsets). The training builds the same text."""
+    return f"{sentence} [SEP] {context}" if context else sentence
+
+
+def _span(
+    encoding: Any, start_logits: np.ndarray, end_logits: np.ndarray, limit: int
+) -> tuple[int, int] | None:
     """The best start ≤ end pair of the sentence's tokens (start + end logit), as characters of
-    the sentence."""
+    the sentence (its first ``limit`` characters: never in the context read after it)."""
     tokens = np.array(
         [
             t
             for t, sid in enumerate(encoding.sequence_ids)
-            if sid == 1 and encoding.offsets[t][1] > encoding.offsets[t][0]
+            if sid == 1 and encoding.offsets[t][0] < encoding.offsets[t][1] <= limit
         ]
     )
     if not len(tokens):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.bench.server import ServerProcess
+from bench.server import ServerProcess
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import HashingEncoder, encoder_from

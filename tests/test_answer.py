@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qa.bench.profile import profile_stages
+from bench.profile import profile_stages
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.bench.removed import ArticleSentence, _document, article_sentences, gold_answers
+from bench.removed import ArticleSentence, _document, article_sentences, gold_answers
 from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
@@ -42,7 +42,7 @@ class FakeReader:
         self.probability = probability
         self.calls: list[tuple[str, list[str]]] = []
 
-    def readings(self, pairs: list[tuple[str, str]]) -> list[Reading]:
+    def readings(self, pairs: list[tuple[str, str]], contexts: list[str] | None = None) -> list[Reading]:
         self.calls.append((pairs[0][0], [sentence for _, sentence in pairs]))
         return [Reading(self.probability, _first_number(sentence)) for _, sentence in pairs]
 
@@ -305,7 +305,7 @@ def test_the_removed_document_lacks_exactly_the_answer_sentences() -> None:
 
 
 def test_the_removed_benchmark_asks_whole_then_without_the_answers(tmp_path: Path) -> None:
-    from qa.bench.removed import run_removed, table
+    from bench.removed import run_removed, table
 
     held_out = {
         "title": "Bees",

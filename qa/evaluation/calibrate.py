@@ -531,7 +531,7 @@ def format_report(calibration: dict[str, Any]) -> str:
 
 
 def removed_observations(rows: list[Any], source: str = "squad-train") -> list[Observation]:
-    """Observations from ``qa bench removed``'s questions (qa/bench/removed.py ``Asked`` rows): asked
+    """Observations from ``qa bench removed``'s questions (bench/removed.py ``Asked`` rows): asked
     whole, answerable; asked with the answer removed, unanswerable."""
     return [
         Observation(

@@ -157,7 +157,7 @@ class Answerability:
         typed_share: float = TYPED_SHARE,
     ) -> None:
         """``reader``: True loads the one the settings name at ``warm_up``; a Reader, or None for
-        none. ``typed_share`` other than the default is an ablation (qa/tools/signal_ablation.py)."""
+        none. ``typed_share`` other than the default is an ablation (tools/signal_ablation.py)."""
         self.settings = settings
         self._load = reader is True
         self.reader: Reader | None = None if reader is True else (reader or None)
@@ -223,9 +223,12 @@ def _read(
     score that also chooses the answer span), in one model call, by the sentence's offsets."""
     if reader is None or top is None or not query.words or not scores:
         return {}
-    best = sorted(scores, key=lambda s: -s.score)[: max(1, read)]
+    order = sorted(range(len(scores)), key=lambda i: -scores[i].score)[: max(1, read)]
     text = index.documents[index.passages[top.position].doc_id].text
-    readings = reader.readings([(query.text, text[s.start : s.end]) for s in best])
+    best = [scores[i] for i in order]
+    # the sentence before each in its passage: what a reader trained with the context reads too
+    before = [text[scores[i - 1].start : scores[i - 1].end] if i > 0 else "" for i in order]
+    readings = reader.readings([(query.text, text[s.start : s.end]) for s in best], before)
     return {(s.start, s.end): r for s, r in zip(best, readings)}
 
 

@@ -48,7 +48,7 @@ class QueryStage:
         word_weights: Literal["english", "corpus"] = "english",
     ) -> None:
         """``prepare_questions`` and ``word_weights`` other than the defaults are ablations
-        (qa/tools/signal_ablation.py): the question as typed, and each word weighed by its IDF over
+        (tools/signal_ablation.py): the question as typed, and each word weighed by its IDF over
         the corpus' passages instead of its rarity in general English."""
         self.encoder = encoder
         self.prepare_questions = prepare_questions

@@ -9,7 +9,7 @@ document is built once per group, not per question. A question whose answer text
 the document after the deletion is dropped from the removed side.
 
 The articles of v1.1 dev that are also in v2.0 dev (35) are the reader's training side
-(qa/tools/train_reader.py); the other 13 are held out, and only their figures are reported.
+(tools/train_reader.py); the other 13 are held out, and only their figures are reported.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.bench.squad import answer_scores, load_squad
+from bench.squad import answer_scores, load_squad
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from

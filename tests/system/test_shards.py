@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from qa.bench.server import free_port
+from bench.server import free_port
 from qa.builder import build_index
 from qa.cli import app
 from qa.engine import Engine

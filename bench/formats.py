@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qa.bench.squad import load_squad, score, write_corpus
+from bench.squad import load_squad, score, write_corpus
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from

@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qa.bench import loadgen
-from qa.bench.large import write_scifact
-from qa.bench.server import ServerProcess
+from bench import loadgen
+from bench.large import write_scifact
+from bench.server import ServerProcess
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
@@ -56,7 +56,7 @@ def run_ray_serve(
     seconds: float = 15,
     work: Path | None = None,
 ) -> dict[str, Any]:
-    from qa.bench.cluster import LocalCluster
+    from bench.cluster import LocalCluster
 
     queries = [json.loads(line)["text"] for line in (scifact / "queries.jsonl").open(encoding="utf-8")][:300]
     cores = len(os.sched_getaffinity(0))

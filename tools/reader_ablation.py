@@ -10,7 +10,7 @@ The reader's int8 model scales its activations by the whole batch it is given, s
 among five gets a slightly different probability than read alone, as the service reads it: the
 thresholds fitted here compare variants; `qa calibrate --squad-v1` fits the service's.
 
-    python -m qa.tools.reader_ablation SQUAD_V1 [--every N] [--cache FILE]
+    python -m tools.reader_ablation SQUAD_V1 [--every N] [--cache FILE]
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.removed import run_removed, squad_v2_beside
 from qa.answer_type import asks_for_a_fact
-from qa.bench.removed import run_removed, squad_v2_beside
 from qa.cli import load_engine
 from qa.config import Settings
 from qa.evaluation.calibrate import (

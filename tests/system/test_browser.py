@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from qa.bench.formats import CHROMIUM_FLAGS
+from bench.formats import CHROMIUM_FLAGS
 from qa.config import Settings
 from tests.conftest import Server
 

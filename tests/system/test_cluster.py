@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from qa.bench.server import free_port
+from bench.server import free_port
 from qa.builder import build_index
 from qa.store import load_index
 from tests.conftest import QUESTIONS, Server, slow_bodies
@@ -26,7 +26,7 @@ from tests.conftest import QUESTIONS, Server, slow_bodies
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[object]:
-    from qa.bench.cluster import LocalCluster
+    from bench.cluster import LocalCluster
 
     with LocalCluster(nodes=2, cpus=2) as running:
         yield running

@@ -2,7 +2,7 @@
 it costs the machine a few percent of one core, so on 2 cores the server is not starved by its
 own load. Loopback only, bounded in time.
 
-    python -m qa.bench.loadgen URL QUESTIONS.json --clients 8 --seconds 10 [--faq]
+    python -m bench.loadgen URL QUESTIONS.json --clients 8 --seconds 10 [--faq]
 
 Prints one JSON object: requests, requests per second, latency percentiles (ms), errors.
 """

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qa.bench.squad import load_squad, score, squad_corpus
+from bench.squad import load_squad, score, squad_corpus
 from qa.builder import build_index
 from qa.encoder import encoder_from
 from qa.engine import Engine

@@ -3,7 +3,7 @@
     qa bench speed [--questions FILE] [--soak SECONDS]     (make bench, make soak)
 
 Everything is measured in one run and every figure is also given as a ratio to the floor's p50,
-since absolute times drift on a shared machine. Load comes from `qa.bench.loadgen` in its own process.
+since absolute times drift on a shared machine. Load comes from `bench.loadgen` in its own process.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from qa.bench import loadgen
-from qa.bench.server import ServerProcess
+from bench import loadgen
+from bench.server import ServerProcess
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, encoder_from, load_encoder
@@ -192,7 +192,7 @@ def speed(settings: Settings, questions: list[str], questions_file: Path) -> dic
     ]
     table.append("")
     table.append(
-        "Load generator: wrk (qa.bench.loadgen writes its Lua script) in its own process, loopback only."
+        "Load generator: wrk (bench.loadgen writes its Lua script) in its own process, loopback only."
     )
     return {
         "floor": base,

@@ -4,7 +4,7 @@ Each variant turns one signal off (as the service was before it), refits the thr
 cross-validation across the fitting files, and reports the held-out figures of each fitting file
 and the figures of the validation files at the thresholds fitted on all fitting files.
 
-    python -m qa.tools.signal_ablation [--set FILE ...] [--validate FILE ...]
+    python -m tools.signal_ablation [--set FILE ...] [--validate FILE ...]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ bytes on disk per passage by file.
 
     qa bench build ../shared/benchmarks/beir-scifact [--ray local|ADDRESS] [--actors 1 --actors 2]
 
-``--ray local`` starts a one-node Ray cluster on this machine for the run (qa/bench/cluster.py).
+``--ray local`` starts a one-node Ray cluster on this machine for the run (bench/cluster.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from qa.bench.large import write_scifact
+from bench.large import write_scifact
 from qa.builder import BuildReport, build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
@@ -79,7 +79,7 @@ def _on_ray(
 ) -> list[dict[str, Any]]:
     import ray
 
-    from qa.bench.cluster import LocalCluster
+    from bench.cluster import LocalCluster
     from qa.cluster import connect
     from qa.cluster.data import RayStages
 

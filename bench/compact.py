@@ -1,4 +1,4 @@
-"""What a cheaper index costs in answers: SQuAD dev as one corpus (qa/bench/squad.py) with sentence
+"""What a cheaper index costs in answers: SQuAD dev as one corpus (bench/squad.py) with sentence
 vectors stored as float32, float16 (the default) and int8, and with the word vectors capped.
 
 One work folder, built in that order so that each build reuses the previous one's vectors: only the
@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qa.bench.build import bytes_per_passage
-from qa.bench.squad import load_squad, score, squad_corpus
+from bench.build import bytes_per_passage
+from bench.squad import load_squad, score, squad_corpus
 from qa.builder import build_index
 from qa.encoder import encoder_from
 from qa.engine import Engine

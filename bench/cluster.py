@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa.bench.server import free_port
+from bench.server import free_port
 
 RAY = Path(sys.executable).with_name("ray")
 STARTED = "Ray runtime started"

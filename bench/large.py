@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from qa.bench import loadgen
-from qa.bench.server import ServerProcess
+from bench import loadgen
+from bench.server import ServerProcess
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from

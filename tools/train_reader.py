@@ -19,7 +19,7 @@ near neighbour from the bi-encoder's vectors of the commonest corpus words, or d
 without a question mark; "according to the article" openings; a slipped letter. Names (capitalised
 words) are kept: replacing them changes what is asked.
 
-    python -m qa.tools.train_reader SQUAD_V1_DEV SQUAD_V2_DEV --out DIR
+    python -m tools.train_reader SQUAD_V1_DEV SQUAD_V2_DEV --out DIR
 
 Seeded: the same data, order and initialisation give the same weights. The result is exported to
 ONNX with int8 weights (about 22 MiB); the service ships it in qa/models/reader (docs/reader.md).
@@ -43,9 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from qa.bench.removed import article_sentences, gold_answers, load_split
-from qa.bench.squad import answer_scores
+from bench.removed import article_sentences, gold_answers, load_split
+from bench.squad import answer_scores
 from qa.config import bundled_model_path
+from qa.reader import second_text
 
 PREFIXES = (
     "according to the article, ",
@@ -67,6 +68,14 @@ class Pair:
     # at it (the short answer)
     answer: tuple[int, int] | None = None
     golds: tuple[str, ...] = ()  # every gold answer text (positives): what the short answer is scored on
+    context: str = ""  # the sentence before it in its paragraph (a reader trained with --context)
+
+    @property
+    def second(self) -> str:
+        """What the reader reads with the question (qa/reader.py's ``second_text``)."""
+        return second_text(self.sentence, self.context)
+
+
 
 
 class Rewriter:
@@ -129,8 +138,11 @@ def training_pairs(
     encoder: Any,
     seed: int,
     rewrite: float = 0.5,
+    context: bool = False,
 ) -> list[Pair]:
-    """The pairs described above; ``rewrite``: the share of questions rewritten."""
+    """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
+    sentence with the one before it in its paragraph (as the service reads a passage's sentence
+    with the one before it), whatever that one holds."""
     rng = random.Random(seed)
     articles = [(a, article_sentences(a)) for a in train_v1]
     texts = [s.text for _, sentences in articles for s in sentences]
@@ -142,6 +154,7 @@ def training_pairs(
     pairs: list[Pair] = []
     row = 0
     for article, sentences in articles:
+        before = _previous(sentences) if context else [""] * len(sentences)
         vectors = sentence_vectors[row : row + len(sentences)]
         row += len(sentences)
         items = [(qa, number) for number, p in enumerate(article["paragraphs"]) for qa in p["qas"]]
@@ -163,21 +176,21 @@ def training_pairs(
                 if offset + len(answer_text) <= len(positive[0].text)
                 else None
             )
-            pairs.append(
-                Pair(
-                    question, positive[0].text, 1.0, "positive", span, tuple(x["text"] for x in qa["answers"])
-                )
-            )
+            first = sentences.index(positive[0])
+            golds = tuple(x["text"] for x in qa["answers"])
+            pairs.append(Pair(question, positive[0].text, 1.0, "positive", span, golds, before[first]))
             if not kept:
                 continue
             order = sorted(kept, key=lambda i: -float(vectors[i] @ qvec))
-            pairs.append(Pair(question, sentences[order[0]].text, 0.0, "near"))
+            pairs.append(Pair(question, sentences[order[0]].text, 0.0, "near", context=before[order[0]]))
             if len(order) > 1 and rng.random() < 0.5:
-                pairs.append(Pair(question, sentences[order[1]].text, 0.0, "near"))
+                pairs.append(Pair(question, sentences[order[1]].text, 0.0, "near", context=before[order[1]]))
             if rng.random() < 0.5:
-                pairs.append(Pair(question, sentences[rng.choice(kept)].text, 0.0, "random"))
+                other = rng.choice(kept)
+                pairs.append(Pair(question, sentences[other].text, 0.0, "random", context=before[other]))
     for article in train_v2:
         sentences = article_sentences(article)
+        before = _previous(sentences) if context else [""] * len(sentences)
         impossible = [
             (qa, number)
             for number, p in enumerate(article["paragraphs"])
@@ -196,9 +209,17 @@ def training_pairs(
             question = qa["question"].strip()
             if rng.random() < rewrite:
                 question = rewriter(question, sentences[best].text)
-            pairs.append(Pair(question, sentences[best].text, 0.0, "unanswerable"))
+            pairs.append(Pair(question, sentences[best].text, 0.0, "unanswerable", context=before[best]))
     rng.shuffle(pairs)
     return pairs
+
+
+def _previous(sentences: list[Any]) -> list[str]:
+    """Each sentence's predecessor in its paragraph ("" for a paragraph's first)."""
+    return [
+        sentences[i - 1].text if i > 0 and sentences[i - 1].paragraph == s.paragraph else ""
+        for i, s in enumerate(sentences)
+    ]
 
 
 def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
@@ -209,7 +230,7 @@ def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]
     result: list = []
     for offset in range(0, len(order), chunk):
         part = sorted(
-            order[offset : offset + chunk], key=lambda i: len(pairs[i].question) + len(pairs[i].sentence)
+            order[offset : offset + chunk], key=lambda i: len(pairs[i].question) + len(pairs[i].second)
         )
         result.extend([pairs[i] for i in part[k : k + size]] for k in range(0, len(part), size))
     rng.shuffle(result)
@@ -301,7 +322,7 @@ def train(
                 break
             inputs = tokenizer(
                 [p.question for p in chunk],
-                [p.sentence for p in chunk],
+                [p.second for p in chunk],
                 padding=True,
                 truncation="only_second",
                 max_length=max_length,
@@ -417,7 +438,7 @@ def _quantise_static(fp32: Path, target: Path, tokenizer_file: Path, pairs: list
             chunk = next(self.chunks, None)
             if chunk is None:
                 return None
-            encoded = tokenizer.encode_batch([(p.question, p.sentence) for p in chunk])
+            encoded = tokenizer.encode_batch([(p.question, p.second) for p in chunk])
             return {
                 "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
@@ -448,11 +469,13 @@ def evaluate(folder: Path, split: Any, encoder: Any, seed: int) -> dict[str, Any
     from qa.reader import Reader
 
     reader = Reader(folder)
-    pairs = training_pairs(split.held_out, [], encoder, seed, rewrite=0.0)
+    pairs = training_pairs(split.held_out, [], encoder, seed, rewrite=0.0, context=reader.reads_context)
     readings = [
         r
         for i in range(0, len(pairs), 64)
-        for r in reader.readings([(p.question, p.sentence) for p in pairs[i : i + 64]])
+        for r in reader.readings(
+            [(p.question, p.sentence) for p in pairs[i : i + 64]], [p.context for p in pairs[i : i + 64]]
+        )
     ]
     probabilities = np.array([r.probability for r in readings])
     labels = np.array([p.label for p in pairs])
@@ -529,6 +552,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--limit", type=int, default=0, help="train on at most this many pairs (0 = all)")
     parser.add_argument(
+        "--context",
+        action="store_true",
+        help="read each sentence with the one before it (the service then reads a passage's sentence "
+        "with its predecessor; use --max-length 128)",
+    )
+    parser.add_argument(
         "--quantisation",
         choices=("dynamic", "static"),
         default="dynamic",
@@ -550,7 +579,7 @@ def main(argv: list[str] | None = None) -> None:
         figures = evaluate(args.out, split, encoder, args.seed)
         print(json.dumps({**figures, "table": evaluation_table(figures)}, indent=2))
         return
-    pairs = training_pairs(split.train, split.train_v2, encoder, args.seed)
+    pairs = training_pairs(split.train, split.train_v2, encoder, args.seed, context=args.context)
     if args.limit:
         pairs = pairs[: args.limit]
     kinds = Counter(p.kind for p in pairs)
@@ -595,6 +624,7 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed,
         "span_weight": args.span_weight,
         "outputs": ["logits", "start_logits", "end_logits"],
+        "context": "previous sentence" if args.context else None,
         "train_seconds": round(trained),
         "quantisation": f"onnxruntime {args.quantisation} int8",
     }

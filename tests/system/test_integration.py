@@ -13,7 +13,7 @@ from tests.conftest import EVAL_SET, ROOT, Server
 
 pytestmark = pytest.mark.slow
 
-# Floors, one question under the measured values (see docs/benchmarks.md and docs/evaluation.md): a regression below them fails CI.
+# Floors, one question under the measured values (see docs/bench.md and docs/evaluation.md): a regression below them fails CI.
 # hit@1 counts a refused answerable question as a miss. Both files are checked: our own questions,
 # and the ones written by someone else in their own words (validation only: nothing is fitted on them).
 FLOORS = {

@@ -1,2 +1,0 @@
-"""Tools beside the service: training, evaluation helpers and benchmarks. Nothing here is imported
-when answering questions."""
