@@ -76,8 +76,6 @@ class Pair:
         return second_text(self.sentence, self.context)
 
 
-
-
 class Rewriter:
     """Questions as people type them, in other words than the sentence that answers them."""
 
