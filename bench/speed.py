@@ -117,10 +117,117 @@ def run(
     return table
 
 
-def _started(settings: Settings, env: dict[str, str]) -> tuple[ServerProcess, float]:
-    """A server of every core's worth of workers, ready; and its seconds to ready."""
-    server = ServerProcess(settings, env, workers=WORKERS)
+def _started(settings: Settings, env: dict[str, str], workers: int = WORKERS) -> tuple[ServerProcess, float]:
+    """A server of ``workers`` processes (default: one per core), ready; and its seconds to ready."""
+    server = ServerProcess(settings, env, workers=workers)
     return server, server.wait_ready(600)
+
+
+def models(settings: Settings, questions: list[str]) -> dict[str, float]:
+    """What the models a question runs cost, each timed alone in this process: per question, the
+    encoder on it plus the reader on the sentences the service reads for it (fact questions the
+    thresholds admit), p50 over the questions; and the models' batched capacity on every core —
+    the questions encoded 32 at a time plus their reader pairs read 32 at a time, in questions a
+    second: the ceiling of throughput."""
+    engine = Engine(settings, encoder_from(settings))
+    engine.load()
+    reader = engine.reader
+    # what the reader reads for each question, as the service calls it (captured on this object)
+    read: list[tuple[list[tuple[str, str]], list[str] | None]] = []
+    if reader is not None:
+        inner = reader.readings
+
+        def capture(pairs: list[tuple[str, str]], contexts: list[str] | None = None) -> Any:
+            read[-1] = (pairs, contexts)
+            return inner(pairs, contexts)
+
+        reader.readings = capture  # type: ignore[method-assign]
+    try:
+        for question in questions:
+            read.append(([], None))
+            engine.ask(question, use_cache=False)
+    finally:
+        if reader is not None:
+            del reader.readings  # the class's method again
+    encoder = engine.encoder
+    for question in questions[:5]:
+        encoder.encode([question])
+    per_question = []
+    for question, (pairs, contexts) in zip(questions, read):
+        started = time.perf_counter()
+        encoder.encode([question])
+        if pairs and reader is not None:
+            reader.readings(pairs, contexts)
+        per_question.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    for i in range(0, len(questions), 32):
+        encoder.encode(questions[i : i + 32])
+    every = [(pair, c) for pairs, contexts in read for pair, c in zip(pairs, contexts or [""] * len(pairs))]
+    if reader is not None:
+        for i in range(0, len(every), 32):
+            chunk = every[i : i + 32]
+            reader.readings([pair for pair, _ in chunk], [c for _, c in chunk])
+    batched = time.perf_counter() - started
+    return {
+        "p50_ms": float(np.percentile(per_question, 50)),
+        "read_share": sum(1 for pairs, _ in read if pairs) / len(read),
+        "capacity_qps": len(questions) / batched,
+    }
+
+
+def targets(settings: Settings, questions: list[str]) -> dict[str, Any]:
+    """The speed targets, on the default server (one worker): one client's uncached p50 against
+    the models' own time, 32 clients against the models' batched capacity, repeated questions
+    against the uncached p50."""
+    own = models(settings, questions)
+    uncached, _ = _started(settings, {"QA_CACHE_SIZE": "0"}, workers=1)
+    try:
+        loadgen.run(uncached.url, questions, 1, 2)  # warm-up
+        one = loadgen.run(uncached.url, questions, 1, 10)
+        c32 = loadgen.run(uncached.url, questions, 32, 10)
+    finally:
+        uncached.stop()
+    cached, _ = _started(settings, {}, workers=1)
+    try:
+        loadgen.run(cached.url, questions, 1, 2)  # every question asked once: the cache holds them
+        repeated = loadgen.run(cached.url, questions, 1, 5)
+    finally:
+        cached.stop()
+    rows = [
+        (
+            "the models a question runs, alone (encoder + reader when it reads), p50",
+            f"{own['p50_ms']:.2f} ms",
+            "",
+            "",
+        ),
+        ("the models' batched capacity (both cores)", f"{own['capacity_qps']:.0f} questions/s", "", ""),
+        (
+            "1 client, uncached, p50",
+            f"{one['p50_ms']:.2f} ms",
+            f"{one['p50_ms'] / own['p50_ms']:.2f}x the models' time",
+            "≤ 2x",
+        ),
+        (
+            "32 clients, answers/s (p99)",
+            f"{c32['rps']:.1f} ({c32['p99_ms']:.0f} ms), {c32['errors']} errors",
+            f"{c32['rps'] / own['capacity_qps']:.0%} of capacity",
+            "≥ 60%, 0 errors",
+        ),
+        (
+            "repeated questions (cached), p50",
+            f"{repeated['p50_ms']:.2f} ms",
+            f"{repeated['p50_ms'] / one['p50_ms']:.2f}x uncached",
+            "≤ 0.1x",
+        ),
+    ]
+    table = [
+        f"Speed targets, `qa serve` as it starts by default (one worker); the reader read {own['read_share']:.0%} of the questions",
+        "",
+        "| measure | value | ratio | target |",
+        "|---|---|---|---|",
+    ]
+    table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return {"models": own, "one": one, "c32": c32, "repeated": repeated, "table": "\n".join(table)}
 
 
 def speed(settings: Settings, questions: list[str], questions_file: Path) -> dict[str, Any]:
@@ -194,7 +301,10 @@ def speed(settings: Settings, questions: list[str], questions_file: Path) -> dic
     table.append(
         "Load generator: wrk (bench.loadgen writes its Lua script) in its own process, loopback only."
     )
+    goals = targets(settings, questions)
+    table += ["", goals.pop("table")]
     return {
+        "targets": goals,
         "floor": base,
         "one": one,
         "c8": c8,
