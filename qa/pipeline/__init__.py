@@ -35,7 +35,7 @@ from qa.pipeline.result import Result
 from qa.pipeline.retrieve import Retrieval
 from qa.pipeline.sentences import SentenceScoring
 from qa.pipeline.span import AnswerSpan
-from qa.pipeline.stage import Stage, Work
+from qa.pipeline.stage import Plain, Stage, Work
 
 if TYPE_CHECKING:
     from qa.config import Settings
@@ -46,16 +46,13 @@ if TYPE_CHECKING:
     from qa.store import LoadedIndex
 
 
-class Explain:
+class Explain(Plain):
     """Every number the stages decided on, when the question asks to explain."""
 
     name = "explain"
 
     def __init__(self, stages: Callable[[], list[dict[str, Any]]]) -> None:
         self.stages = stages  # the pipeline's description, shown with the numbers
-
-    def warm_up(self) -> None:
-        return None
 
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, "about": "every number the stages decided on, when asked"}

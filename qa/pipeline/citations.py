@@ -12,19 +12,17 @@ import numpy as np
 from qa.pipeline.confidence import RELEVANCE_INPUTS, Calibrated
 from qa.pipeline.fusion import Candidate
 from qa.pipeline.result import Citation
+from qa.pipeline.stage import Plain
 from qa.store import LoadedIndex
 
 if TYPE_CHECKING:
     from qa.pipeline.stage import Work
 
 
-class Citations:
+class Citations(Plain):
     """The first ``top_k`` candidates as citations, with their relevance."""
 
     name = "citations"
-
-    def warm_up(self) -> None:
-        return None
 
     def describe(self) -> dict[str, Any]:
         return {

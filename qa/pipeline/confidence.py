@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qa.pipeline.stage import Plain
 from qa.store import LoadedIndex, calibration_for
 
 if TYPE_CHECKING:
@@ -86,14 +87,11 @@ def calibrated_for(index: LoadedIndex, reader: Reader | None = None) -> Calibrat
     return Calibrated(confidence, relevance, floor)
 
 
-class Confidence:
+class Confidence(Plain):
     """The probability that the answer is right, when a confidence is fitted (its inputs are
     computed only then: no work on the request path without one)."""
 
     name = "confidence"
-
-    def warm_up(self) -> None:
-        return None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ import numpy as np
 from qa.pipeline.query import Query
 from qa.pipeline.retrieve import Pool
 from qa.pipeline.sentences import SentenceScore, score_sentences
+from qa.pipeline.stage import Plain
 from qa.store import LoadedIndex
 from qa.terms import segment_max
 
@@ -139,13 +140,10 @@ class Candidate:
         return max(self.signals["dense"], self.signals["sentence"])
 
 
-class Fusion:
+class Fusion(Plain):
     """Each candidate of the pool scored by the weighted sum of the fusion signals, and ordered."""
 
     name = "fusion"
-
-    def warm_up(self) -> None:
-        return None
 
     def describe(self) -> dict[str, Any]:
         signals = [s.name for s in SIGNALS if s.stage == "fusion"]

@@ -10,12 +10,13 @@ import numpy as np
 
 from qa.pipeline.fusion import SIGNALS
 from qa.pipeline.retrieve import Pool
+from qa.pipeline.stage import Plain
 
 if TYPE_CHECKING:
     from qa.pipeline.stage import Work
 
 
-class Rerank:
+class Rerank(Plain):
     """The first ``depth`` candidates re-scored by adding the weighted rerank signals; the rest stay
     below them."""
 
@@ -23,9 +24,6 @@ class Rerank:
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
-
-    def warm_up(self) -> None:
-        return None
 
     def describe(self) -> dict[str, Any]:
         signals = [s.name for s in SIGNALS if s.stage == "rerank"]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qa.pipeline.query import Query
+from qa.pipeline.stage import Plain
 from qa.store import LoadedIndex
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def _nearest(index: LoadedIndex, query: Query, k: int, allowed: np.ndarray | Non
     return allowed[best[np.argsort(-scores[best], kind="stable")]].reshape(1, -1)
 
 
-class Retrieval:
+class Retrieval(Plain):
     """Both retrievers' candidates, among the scope's passages (on a sharded index: each shard's,
     merged into the pool one index would have found, and the stages after it run on the view of
     those passages)."""
@@ -97,9 +98,6 @@ class Retrieval:
     def __init__(self, candidates: int, fanout: Fanout) -> None:
         self.candidates = candidates  # from each retriever
         self.fanout = fanout  # how a sharded index's shards are searched (qa/shards.py)
-
-    def warm_up(self) -> None:
-        return None
 
     def describe(self) -> dict[str, Any]:
         return {

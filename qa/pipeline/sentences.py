@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.answer_type import expected_type, satisfies
 from qa.pipeline.query import Query
+from qa.pipeline.stage import Plain
 from qa.store import LoadedIndex
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def score_sentences(index: LoadedIndex, positions: list[int], query: Query) -> l
     return scores
 
 
-class SentenceScoring:
+class SentenceScoring(Plain):
     """The sentences of the first ``depth`` candidates scored, when reranking reads them; of the
     first candidate alone (the answer's) when it does not."""
 
@@ -61,9 +62,6 @@ class SentenceScoring:
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
-
-    def warm_up(self) -> None:
-        return None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ import numpy as np
 from qa.pipeline.query import Query
 from qa.pipeline.result import Short, Span
 from qa.pipeline.sentences import SentenceScore
+from qa.pipeline.stage import Plain
 from qa.terms import Lexicon
 
 if TYPE_CHECKING:
@@ -21,13 +22,10 @@ if TYPE_CHECKING:
 SPAN_GAIN = 0.25
 
 
-class AnswerSpan:
+class AnswerSpan(Plain):
     """The answer, when answerability admits one: a verbatim span of the best passage's document."""
 
     name = "answer span"
-
-    def warm_up(self) -> None:
-        return None
 
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, "about": "the best sentence of the best passage, and its short answer"}

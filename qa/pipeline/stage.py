@@ -34,15 +34,12 @@ class Stage(Protocol):
 
 
 class Plain:
-    """A stage that owns no model: nothing to warm up; described by its docstring's first line."""
+    """A stage that owns no model: nothing to warm up."""
 
     name = ""
 
     def warm_up(self) -> None:
         return None
-
-    def describe(self) -> dict[str, Any]:
-        return {"stage": self.name, "about": (type(self).__doc__ or "").strip().split("\n\n")[0]}
 
 
 @dataclass
