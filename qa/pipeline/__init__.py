@@ -103,22 +103,21 @@ class Pipeline:
         names = [s.name for s in self.stages]
         if after not in names:
             raise ValueError(f"no stage named {after!r}: {', '.join(names)}")
-        copy = object.__new__(Pipeline)
-        copy.__dict__.update(self.__dict__)
         at = names.index(after) + 1
-        copy.stages = [*self.stages[:at], stage, *self.stages[at:]]
-        copy.stages[-1] = Explain(copy.describe) if isinstance(copy.stages[-1], Explain) else copy.stages[-1]
-        return copy
+        return self._copy(self.query, self.answerability, [*self.stages[:at], stage, *self.stages[at:]])
 
     def replaced(self, stage: QueryStage | Answerability) -> Pipeline:
         """This pipeline with its query or answerability stage replaced (an ablation's variant)."""
-        copy = object.__new__(Pipeline)
-        copy.__dict__.update(self.__dict__)
         if isinstance(stage, QueryStage):
-            copy.query = stage
-        else:
-            copy.answerability = stage
-            copy.stages = [stage if s is self.answerability else s for s in self.stages]
+            return self._copy(stage, self.answerability, self.stages)
+        stages = [stage if s is self.answerability else s for s in self.stages]
+        return self._copy(self.query, stage, stages)
+
+    def _copy(self, query: QueryStage, answerability: Answerability, stages: list[Stage]) -> Pipeline:
+        """A pipeline of these stages, its explain stage describing them."""
+        copy = object.__new__(Pipeline)
+        copy.query, copy.answerability = query, answerability
+        copy.stages = [Explain(copy.describe) if isinstance(s, Explain) else s for s in stages]
         return copy
 
     @property
