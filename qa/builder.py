@@ -1,4 +1,5 @@
-"""Build the index (incrementally, atomically, one build at a time) into the layout of qa/index.py."""
+"""Build the index (incrementally, atomically, one build at a time): what a build holds is decided
+here; qa/store/ writes it in its layout and publishes it."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ pool one index over the whole corpus would have found, and the stages after retr
 Why the answers are the same as one index's: a shard's dense list holds its nearest passages, so
 the union of the shards' lists holds the corpus' nearest (exact search; HNSW is approximate in both);
 BM25 scores were computed at build time with the whole corpus' document frequencies and average
-length (qa/index.py, ``_bm25_rows``); the lexicon is the whole corpus' in every shard; and every
+length (qa/store/writer.py, ``_bm25_rows``); the lexicon is the whole corpus' in every shard; and every
 signal that divides by "the best score" is computed after the merge, over the merged pool.
 Passages whose scores tie exactly may come out in another order.
 

@@ -27,7 +27,14 @@ from qa.api.app import create_app  # noqa: E402
 from qa.config import Settings  # noqa: E402
 
 PACKAGE = str(ROOT / "qa") + os.sep
-WAY = ("api/", "engine.py", "pipeline/", "answer.py", "ranking.py", "retrieve.py")
+WAY = (
+    "api/",
+    "engine.py",
+    "pipeline/",
+    "answer.py",
+    "ranking.py",
+    "retrieve.py",
+)  # the last three: before the stages
 # Functions read as attributes (@property, @cached_property) are data, not stops.
 PROPERTIES = {
     line.split("def ", 1)[1].split("(")[0]

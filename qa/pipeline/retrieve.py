@@ -107,12 +107,12 @@ class Retrieval(Plain):
         }
 
     def run(self, work: Work) -> None:
-        from qa.shards import merge
-
         retrievers = work.weights.retrievers
         if work.index.shard_count <= 1:
             work.pool = retrieve(work.index, work.query, self.candidates, retrievers, work.allowed)
             return
+        from qa.shards import merge  # here: qa/shards.py reads this module's retriever
+
         pools = self.fanout(work.index, work.query, self.candidates, retrievers, work.scope)
         merged = merge(work.index, work.query, pools, self.candidates, retrievers)
         if merged is not None:
