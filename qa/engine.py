@@ -184,7 +184,7 @@ class Engine:
         """Rank and answer (or refuse) one encoded question within ``scope`` (the whole corpus when
         None); ``weights`` other than the settings' are for ablations and baselines; ``read_all``:
         the reader reads every question, not only those its verdict decides (to calibrate it)."""
-        return self.pipeline.answer(
+        work = self.pipeline.work(
             index,
             query,
             weights or self.weights,
@@ -192,8 +192,8 @@ class Engine:
             scope=scope,
             explain=explain,
             read_all=read_all,
-            timings=timings,
         )
+        return self.pipeline.answer(work, timings)
 
     def ask(
         self,

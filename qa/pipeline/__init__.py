@@ -136,23 +136,10 @@ class Pipeline:
     def queries(self, questions: list[str], index: LoadedIndex) -> list[Query]:
         return self.query.run(questions, index)
 
-    def answer(
-        self,
-        index: LoadedIndex,
-        query: Query,
-        weights: Weights,
-        *,
-        top_k: int = 3,
-        scope: Scope | None = None,
-        explain: bool = False,
-        read_all: bool = False,
-        timings: dict[str, float] | None = None,
-    ) -> Result:
-        """Run the stages on one encoded question; ``timings``, when given, gathers the seconds each
-        stage took (summed over questions)."""
-        work = self.work(index, query, weights, top_k=top_k, scope=scope, explain=explain, read_all=read_all)
-        self.run(work, timings=timings)
-        return result_of(work)
+    def answer(self, work: Work, timings: dict[str, float] | None = None) -> Result:
+        """Run the stages on one question made ready by ``work``; ``timings``, when given, gathers
+        the seconds each stage took (summed over questions)."""
+        return result_of(self.run(work, timings=timings))
 
     @staticmethod
     def work(
