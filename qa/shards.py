@@ -29,26 +29,20 @@ from qa.store import CandidateView, LoadedIndex
 
 @dataclass(frozen=True)
 class ShardPool:
-    """What one shard found for a question: its candidates, with what ranking needs of them."""
+    """What one shard found for a question: its candidates, with what ranking needs of them — their
+    scores, not their vectors (the cosines are all the stages after retrieval read of those)."""
 
     passage_ids: list[str]
     bm25: np.ndarray  # raw BM25, with corpus-wide statistics
     in_dense: np.ndarray  # bool: in the shard's dense list
     in_bm25: np.ndarray  # bool: in the shard's keyword list
-    passage_vectors: np.ndarray  # float32, one row per candidate
-    sentence_vectors: np.ndarray  # the candidates' sentence rows, one after the other (float32)
+    dense: np.ndarray  # float32: each candidate's cosine with the question
+    sentences: np.ndarray  # float32: each candidate's sentences' cosines, one candidate after the other
 
     @classmethod
-    def empty(cls, dim: int) -> ShardPool:
+    def empty(cls) -> ShardPool:
         none = np.zeros(0, np.float32)
-        return cls(
-            [],
-            none,
-            none.astype(bool),
-            none.astype(bool),
-            np.zeros((0, dim), np.float32),
-            np.zeros((0, dim), np.float32),
-        )
+        return cls([], none, none.astype(bool), none.astype(bool), none, none)
 
 
 def search_shard(
@@ -62,15 +56,15 @@ def search_shard(
         else retrieve(shard, query, candidates, retrievers, allowed)
     )
     if pool is None:
-        return ShardPool.empty(shard.dim)
+        return ShardPool.empty()
     rows = pool.positions
     return ShardPool(
         passage_ids=[shard.passages[int(p)].passage_id for p in rows],
         bm25=pool.bm25,
         in_dense=pool.ranks.get("dense", np.zeros(len(rows), np.int64)) > 0,
         in_bm25=pool.ranks.get("bm25", np.zeros(len(rows), np.int64)) > 0,
-        passage_vectors=np.asarray(shard.passage_vectors[rows], np.float32),
-        sentence_vectors=shard.sentence_rows(rows),
+        dense=np.asarray(shard.passage_similarities(rows, query.vector), np.float32),
+        sentences=np.asarray(shard.sentence_similarities(rows, query.vector), np.float32),
     )
 
 
@@ -78,13 +72,12 @@ def merge(
     catalog: LoadedIndex, query: Query, pools: Sequence[ShardPool], candidates: int, retrievers: set[str]
 ) -> tuple[LoadedIndex, Pool] | None:
     """The shards' pools as one: each retriever's list cut to its first ``candidates`` over all
-    shards, and an index of just those passages (from the catalog, with the shards' vectors) to
-    rank them on. None when no shard found any."""
+    shards, and a view of just those passages (from the catalog, with the shards' scores) to rank
+    them on. None when no shard found any."""
     ids = [pid for pool in pools for pid in pool.passage_ids]
     if not ids:
         return None
-    passage_vectors = np.concatenate([p.passage_vectors for p in pools])
-    dense = passage_vectors @ query.vector  # the dense retriever's score: cosine with the question
+    dense = np.concatenate([p.dense for p in pools])  # the dense retriever's score
     bm25 = np.concatenate([p.bm25 for p in pools])
     ranks: dict[str, np.ndarray] = {}
     kept = np.zeros(len(ids), dtype=bool)
@@ -105,8 +98,9 @@ def merge(
     sentences = _sentence_slices(pools, catalog)
     view = _view(
         catalog,
+        query,
         passages,
-        passage_vectors[chosen],
+        dense[chosen],
         np.concatenate([sentences[j] for j in chosen]),
     )
     order = np.array(chosen, dtype=np.int64)
@@ -115,13 +109,13 @@ def merge(
 
 
 def _sentence_slices(pools: Sequence[ShardPool], catalog: LoadedIndex) -> list[np.ndarray]:
-    """Each candidate's sentence vectors, in the order of the concatenated pools."""
+    """Each candidate's sentences' cosines, in the order of the concatenated pools."""
     slices = []
     for pool in pools:
         start = 0
         for pid in pool.passage_ids:
             count = len(catalog.passages[catalog.positions[pid]].sentences)
-            slices.append(pool.sentence_vectors[start : start + count])
+            slices.append(pool.sentences[start : start + count])
             start += count
     return slices
 
@@ -154,19 +148,24 @@ class LocalShards:
 
 
 def _view(
-    catalog: LoadedIndex, passages: list, passage_vectors: np.ndarray, sentence_vectors: np.ndarray
+    catalog: LoadedIndex,
+    query: Query,
+    passages: list,
+    passage_scores: np.ndarray,
+    sentence_scores: np.ndarray,
 ) -> LoadedIndex:
-    """A small index of the merged candidates: the catalog's documents and lexicon, their vectors."""
+    """A small index of the merged candidates: the catalog's documents and lexicon, their scores."""
     offsets = np.zeros(len(passages) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(p.sentences) for p in passages])
+    none = np.zeros((0, catalog.dim), np.float32)
     return CandidateView(
         path=catalog.path,
         manifest=catalog.manifest,
         documents=catalog.documents,
         passages=passages,
         dense=None,
-        passage_vectors=passage_vectors,
-        sentence_vectors=sentence_vectors,
+        passage_vectors=none,
+        sentence_vectors=none,
         sentence_offsets=offsets,
         bm25=None,
         lexicon=catalog.lexicon,
@@ -174,4 +173,7 @@ def _view(
         stamp=catalog.stamp,
         _sentence_terms=catalog._sentence_terms,  # terms of a passage are computed once per build
         _passage_terms=catalog._passage_terms,
+        query_vector=query.vector,
+        passage_scores=passage_scores,
+        sentence_scores=sentence_scores,
     )

@@ -10,6 +10,9 @@ training question:
   cosine once every sentence holding a gold answer is removed — what the service finds when the
   documents do not say (the best one always, the second one half of the time);
 - a random other sentence of the article, half of the time;
+- with ``--cut``, the answer sentence itself with the clause holding the answer cut out (when the
+  rest is still a sentence and holds no gold answer): every word of the question's subject is
+  there, only the fact is missing;
 - and each SQuAD v2.0 unanswerable question of a training article with the sentence of its
   paragraph closest to it (written to look answerable from that paragraph).
 
@@ -56,6 +59,8 @@ PREFIXES = (
     "the article says ",
 )
 _WORD = re.compile(r"[A-Za-z][a-z]{2,}")
+# where a clause ends: punctuation, a dash between spaces, or a joining word
+_CLAUSE = re.compile(r"[,;:]|\s[–—-]\s|\s(?:and|but|which|who|whom|whose|while|whereas|where|when)\s")
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class Pair:
     question: str
     sentence: str
     label: float
-    kind: str  # positive | near | random | unanswerable
+    kind: str  # positive | near | random | cut | unanswerable
     # the gold answer's characters in ``sentence`` (positives only): the span head learns to point
     # at it (the short answer)
     answer: tuple[int, int] | None = None
@@ -130,6 +135,25 @@ class Rewriter:
         return text
 
 
+def without_answer(sentence: str, span: tuple[int, int], golds: tuple[str, ...]) -> str | None:
+    """``sentence`` with the clause holding ``span`` cut out, or None when what is left is not
+    much of a sentence (under six words, or under half of it) or still holds a gold answer."""
+    begin, end = span
+    cuts = [0, *(m.start() for m in _CLAUSE.finditer(sentence)), len(sentence)]
+    left = max(c for c in cuts if c <= begin)
+    right = min(c for c in cuts if c >= end)
+    rest = f"{sentence[:left].rstrip(' ,;:')} {sentence[right:].lstrip(' ,;:')}".strip()
+    rest = re.sub(r"\s+([,.;:])", r"\1", rest)
+    if len(rest.split()) < 6 or len(rest) < len(sentence) / 2:
+        return None
+    folded = " ".join(rest.lower().split())
+    if any(" ".join(g.lower().split()) in folded for g in golds):
+        return None
+    if rest[-1] not in ".!?":
+        rest += "."
+    return rest[:1].upper() + rest[1:]
+
+
 def training_pairs(
     train_v1: list[dict[str, Any]],
     train_v2: list[dict[str, Any]],
@@ -137,11 +161,14 @@ def training_pairs(
     seed: int,
     rewrite: float = 0.5,
     context: bool = False,
+    cut: float = 0.0,
 ) -> list[Pair]:
     """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
     sentence with the one before it in its paragraph (as the service reads a passage's sentence
-    with the one before it), whatever that one holds."""
+    with the one before it), whatever that one holds; ``cut``: the share of answer sentences also
+    read with the answer's clause cut out, as a negative."""
     rng = random.Random(seed)
+    cut_rng = random.Random(seed + 1)  # its own: the other pairs stay those drawn without --cut
     articles = [(a, article_sentences(a)) for a in train_v1]
     texts = [s.text for _, sentences in articles for s in sentences]
     counts = Counter(w.lower() for t in texts for w in _WORD.findall(t))
@@ -177,6 +204,10 @@ def training_pairs(
             first = sentences.index(positive[0])
             golds = tuple(x["text"] for x in qa["answers"])
             pairs.append(Pair(question, positive[0].text, 1.0, "positive", span, golds, before[first]))
+            if span is not None and cut_rng.random() < cut:
+                rest = without_answer(positive[0].text, span, golds)
+                if rest is not None:
+                    pairs.append(Pair(question, rest, 0.0, "cut", context=before[first]))
             if not kept:
                 continue
             order = sorted(kept, key=lambda i: -float(vectors[i] @ qvec))
@@ -556,6 +587,13 @@ def main(argv: list[str] | None = None) -> None:
         "with its predecessor; use --max-length 128)",
     )
     parser.add_argument(
+        "--cut",
+        type=float,
+        default=0.0,
+        help="the share of answer sentences also trained on as a negative with the answer's clause "
+        "cut out (0: none)",
+    )
+    parser.add_argument(
         "--quantisation",
         choices=("dynamic", "static"),
         default="dynamic",
@@ -577,7 +615,9 @@ def main(argv: list[str] | None = None) -> None:
         figures = evaluate(args.out, split, encoder, args.seed)
         print(json.dumps({**figures, "table": evaluation_table(figures)}, indent=2))
         return
-    pairs = training_pairs(split.train, split.train_v2, encoder, args.seed, context=args.context)
+    pairs = training_pairs(
+        split.train, split.train_v2, encoder, args.seed, context=args.context, cut=args.cut
+    )
     if args.limit:
         pairs = pairs[: args.limit]
     kinds = Counter(p.kind for p in pairs)
@@ -623,6 +663,7 @@ def main(argv: list[str] | None = None) -> None:
         "span_weight": args.span_weight,
         "outputs": ["logits", "start_logits", "end_logits"],
         "context": "previous sentence" if args.context else None,
+        "cut": args.cut,
         "train_seconds": round(trained),
         "quantisation": f"onnxruntime {args.quantisation} int8",
     }

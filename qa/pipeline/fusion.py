@@ -34,12 +34,12 @@ Stage = Literal["fusion", "rerank"]
 
 
 def _dense(index: LoadedIndex, query: Query, pool: Pool) -> np.ndarray:
-    return index.passage_vectors[pool.positions] @ query.vector
+    return index.passage_similarities(pool.positions, query.vector)
 
 
 def _sentence(index: LoadedIndex, query: Query, pool: Pool) -> np.ndarray:
-    rows = index.sentence_rows(pool.positions) @ query.vector
-    return segment_max(rows, index.sentence_counts(pool.positions))
+    similarities = index.sentence_similarities(pool.positions, query.vector)
+    return segment_max(similarities, index.sentence_counts(pool.positions))
 
 
 def _keyword(index: LoadedIndex, query: Query, pool: Pool) -> np.ndarray:

@@ -83,7 +83,7 @@ def _nearest(index: LoadedIndex, query: Query, k: int, allowed: np.ndarray | Non
     if allowed is None:
         assert index.dense is not None, "a catalog or a candidate view has nothing to search"
         return index.dense.search(query.vector.reshape(1, -1), k)[1]
-    scores = index.passage_vectors[allowed] @ query.vector
+    scores = index.passage_similarities(allowed, query.vector)
     best = np.argpartition(-scores, k - 1)[:k] if k < len(allowed) else np.arange(len(allowed))
     return allowed[best[np.argsort(-scores[best], kind="stable")]].reshape(1, -1)
 

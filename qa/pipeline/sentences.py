@@ -35,7 +35,7 @@ def score_sentences(index: LoadedIndex, positions: list[int], query: Query) -> l
         return []
     terms = [t for p in positions for t in index.sentence_terms(p)]
     coverages = index.lexicon.coverages(query.words, terms, ranking=True)
-    similarities = index.sentence_rows(positions) @ query.vector
+    similarities = index.sentence_similarities(positions, query.vector)
     wanted = expected_type(query.text)
     scores: list[list[SentenceScore]] = []
     row = 0

@@ -120,13 +120,47 @@ class LoadedIndex:
     def sentence_counts(self, positions: list[int] | np.ndarray) -> np.ndarray:
         return np.diff(self.sentence_offsets)[positions]
 
+    def passage_similarities(self, positions: list[int] | np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The cosine of each of these passages with a question's vector."""
+        return self.passage_vectors[positions] @ vector
+
+    def sentence_similarities(self, positions: list[int] | np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The cosine of each sentence of these passages with a question's vector, one passage
+        after the other."""
+        return self.sentence_rows(positions) @ vector
+
 
 class Catalog(LoadedIndex):
     """A sharded build as its router holds it: the whole corpus' documents, passages and lexicon,
     no vectors and no search structures (its shards hold those; qa/shards.py searches them)."""
 
 
+@dataclass
 class CandidateView(LoadedIndex):
-    """A sharded question's merged candidates (qa/shards.py's ``merge``): their passages and
-    vectors with the catalog's documents and lexicon, and nothing to search — retrieval is done;
-    the stages after it read this as they read one index."""
+    """A sharded question's merged candidates (qa/shards.py's ``merge``): their passages with the
+    catalog's documents and lexicon, and nothing to search — retrieval is done; the stages after it
+    read this as they read one index. No vectors: the shards sent each passage's and sentence's
+    cosine with the question instead (a float where a vector was 384), so it answers for that
+    question's vector only."""
+
+    query_vector: np.ndarray | None = None
+    passage_scores: np.ndarray | None = None  # the cosine of each passage with the question
+    sentence_scores: np.ndarray | None = None  # of each sentence, in sentence_offsets' rows
+
+    def _check(self, vector: np.ndarray) -> None:
+        mine = self.query_vector
+        if vector is not mine and (mine is None or not np.array_equal(vector, mine)):
+            raise ValueError("a candidate view holds the similarities of its own question's vector only")
+
+    def passage_similarities(self, positions: list[int] | np.ndarray, vector: np.ndarray) -> np.ndarray:
+        self._check(vector)
+        assert self.passage_scores is not None
+        return self.passage_scores[positions]
+
+    def sentence_similarities(self, positions: list[int] | np.ndarray, vector: np.ndarray) -> np.ndarray:
+        self._check(vector)
+        assert self.sentence_scores is not None
+        offsets = self.sentence_offsets
+        if not len(positions):
+            return np.zeros(0, np.float32)
+        return np.concatenate([self.sentence_scores[offsets[p] : offsets[p + 1]] for p in positions])

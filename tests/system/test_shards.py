@@ -3,6 +3,7 @@ checked like any index."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -11,7 +12,9 @@ from qa.builder import build_index
 from qa.cli import app
 from qa.engine import Engine
 from qa.errors import IndexCorrupt, ScopeEmpty
+from qa.pipeline.query import Query
 from qa.pipeline.scope import Scope
+from qa.shards import merge, search_shard
 from qa.store import check, load_index
 from tests.conftest import QUESTIONS, top, write_corpus
 
@@ -115,6 +118,34 @@ def test_a_scoped_question_on_shards_answers_as_on_one_index(small_settings, fak
         assert top(a) == top(b) and {c.doc_id for c in b.ranking} <= {"note3", "note7", "solar"}
     with pytest.raises(ScopeEmpty):
         three.ask("cranes?", scope=Scope.of(["no-such-document"]))
+
+
+def test_shards_send_their_candidates_cosines_not_their_vectors(small_settings, fake_encoder) -> None:
+    _many_documents(small_settings)
+    build_index(small_settings.model_copy(update={"shards": 3}), fake_encoder)
+    index = load_index(small_settings.index_dir)
+    vector = fake_encoder.encode(["How many cranes has harbour 7?"])[0]
+    query = Query("How many cranes has harbour 7?", vector, ["crane", "harbour"])
+    pools = [search_shard(shard, query, 5, {"dense", "bm25"}, None) for shard in index.shards]
+    for shard, pool in zip(index.shards, pools):
+        rows = [shard.positions[pid] for pid in pool.passage_ids]
+        assert pool.dense.shape == (len(rows),) and pool.sentences.ndim == 1
+        np.testing.assert_allclose(pool.dense, shard.passage_vectors[rows] @ vector, atol=1e-6)
+        np.testing.assert_allclose(pool.sentences, shard.sentence_rows(rows) @ vector, atol=1e-6)
+    merged = merge(index, query, pools, 5, {"dense", "bm25"})
+    assert merged is not None
+    view, pool = merged
+    assert view.passage_vectors.size == 0 and view.sentence_vectors.size == 0
+    # the view answers with the shards' cosines, for its own question only
+    first = view.passages[0].passage_id
+    owner = next(s for s in index.shards if first in s.positions)
+    np.testing.assert_allclose(
+        view.sentence_similarities([0], vector),
+        owner.sentence_rows([owner.positions[first]]) @ vector,
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="its own question"):
+        view.passage_similarities(pool.positions, -vector)
 
 
 def test_a_cluster_that_is_not_there_is_a_clear_error(small_settings) -> None:
