@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,9 @@ class RayShards:
     def __call__(
         self, index: LoadedIndex, query: Query, candidates: int, retrievers: set[str], scope: Scope | None
     ) -> list[ShardPool]:
+        sent = replace(query, words=[])  # the retrievers read its vector and terms, not its words' vectors
         calls = [
-            h.search.remote(str(index.path), index.fingerprint, query, candidates, retrievers, scope)
+            h.search.remote(str(index.path), index.fingerprint, sent, candidates, retrievers, scope)
             for h in self.handles
         ]
         return [call.result() for call in calls]
