@@ -490,15 +490,18 @@ def _quantise_static(fp32: Path, target: Path, tokenizer_file: Path, pairs: list
     prepared.unlink()
 
 
-def evaluate(folder: Path, split: Any, encoder: Any, seed: int) -> dict[str, Any]:
+def evaluate(folder: Path, split: Any, encoder: Any, seed: int, cut: float = 0.0) -> dict[str, Any]:
     """The reader on pairs built the same way from the 13 held-out articles (as asked, not
-    rewritten): AUC of the answer sentence against each kind of negative, and accuracy at 0.5."""
+    rewritten): AUC of the answer sentence against each kind of negative, and accuracy at 0.5.
+    ``cut``: add the answer sentences with the answer's clause cut out (their own AUC)."""
     from sklearn.metrics import roc_auc_score
 
     from qa.reader import Reader
 
     reader = Reader(folder)
-    pairs = training_pairs(split.held_out, [], encoder, seed, rewrite=0.0, context=reader.reads_context)
+    pairs = training_pairs(
+        split.held_out, [], encoder, seed, rewrite=0.0, context=reader.reads_context, cut=cut
+    )
     readings = [
         r
         for i in range(0, len(pairs), 64)
@@ -515,10 +518,12 @@ def evaluate(folder: Path, split: Any, encoder: Any, seed: int) -> dict[str, Any
         "accuracy_at_0.5": round(float(((probabilities >= 0.5) == (labels > 0)).mean()), 4),
     }
     positive = kinds == "positive"
-    for kind in ("near", "random"):
+    for kind in ("near", "random", "cut"):
+        if kind == "cut" and not cut:
+            continue
         rows = positive | (kinds == kind)
         figures[f"auc_positive_vs_{kind}"] = round(float(roc_auc_score(labels[rows], probabilities[rows])), 4)
-    for kind in ("positive", "near", "random"):
+    for kind in ("positive", "near", "random", "cut")[: 4 if cut else 3]:
         figures[f"mean_probability_{kind}"] = round(float(probabilities[kinds == kind].mean()), 4)
     if reader.points:
         # the short answer read from the answer sentence, scored as SQuAD scores it
@@ -536,6 +541,7 @@ LABELS = {
     "auc": "AUC, answer sentence against every negative",
     "auc_positive_vs_near": "AUC, answer sentence against the best sentence left once the answers are removed",
     "auc_positive_vs_random": "AUC, answer sentence against a random sentence of the article",
+    "auc_positive_vs_cut": "AUC, answer sentence against itself with the answer's clause cut out",
     "accuracy_at_0.5": "accuracy at probability 0.5",
     "short_answer_exact_match": "short answer read from the answer sentence: exact match",
     "short_answer_f1": "short answer read from the answer sentence: F1",
@@ -590,8 +596,8 @@ def main(argv: list[str] | None = None) -> None:
         "--cut",
         type=float,
         default=0.0,
-        help="the share of answer sentences also trained on as a negative with the answer's clause "
-        "cut out (0: none)",
+        help="the share of answer sentences also read as a negative with the answer's clause cut out "
+        "(0: none); with --evaluate, on the held-out articles",
     )
     parser.add_argument(
         "--quantisation",
@@ -612,7 +618,7 @@ def main(argv: list[str] | None = None) -> None:
     split = load_split(args.squad_v1, args.squad_v2)
     encoder = encoder_from(Settings())
     if args.evaluate:
-        figures = evaluate(args.out, split, encoder, args.seed)
+        figures = evaluate(args.out, split, encoder, args.seed, args.cut)
         print(json.dumps({**figures, "table": evaluation_table(figures)}, indent=2))
         return
     pairs = training_pairs(
