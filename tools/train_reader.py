@@ -518,12 +518,11 @@ def evaluate(folder: Path, split: Any, encoder: Any, seed: int, cut: float = 0.0
         "accuracy_at_0.5": round(float(((probabilities >= 0.5) == (labels > 0)).mean()), 4),
     }
     positive = kinds == "positive"
-    for kind in ("near", "random", "cut"):
-        if kind == "cut" and not cut:
-            continue
+    negatives = ("near", "random", "cut") if cut else ("near", "random")
+    for kind in negatives:
         rows = positive | (kinds == kind)
         figures[f"auc_positive_vs_{kind}"] = round(float(roc_auc_score(labels[rows], probabilities[rows])), 4)
-    for kind in ("positive", "near", "random", "cut")[: 4 if cut else 3]:
+    for kind in ("positive", *negatives):
         figures[f"mean_probability_{kind}"] = round(float(probabilities[kinds == kind].mean()), 4)
     if reader.points:
         # the short answer read from the answer sentence, scored as SQuAD scores it

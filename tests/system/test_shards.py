@@ -136,14 +136,18 @@ def test_shards_send_their_candidates_cosines_not_their_vectors(small_settings, 
     assert merged is not None
     view, pool = merged
     assert view.passage_vectors.size == 0 and view.sentence_vectors.size == 0
-    # the view answers with the shards' cosines, for its own question only
-    first = view.passages[0].passage_id
-    owner = next(s for s in index.shards if first in s.positions)
-    np.testing.assert_allclose(
-        view.sentence_similarities([0], vector),
-        owner.sentence_rows([owner.positions[first]]) @ vector,
-        atol=1e-6,
-    )
+    # the view answers with the shards' cosines, each passage's and sentence's own, for its own
+    # question only
+    assert len(view.passages) > 1
+    for position, passage in enumerate(view.passages):
+        owner = next(s for s in index.shards if passage.passage_id in s.positions)
+        row = owner.positions[passage.passage_id]
+        np.testing.assert_allclose(
+            view.passage_similarities([position], vector), owner.passage_vectors[[row]] @ vector, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            view.sentence_similarities([position], vector), owner.sentence_rows([row]) @ vector, atol=1e-6
+        )
     with pytest.raises(ValueError, match="its own question"):
         view.passage_similarities(pool.positions, -vector)
 
