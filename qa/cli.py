@@ -260,13 +260,13 @@ def serve(
         typer.Option("--ray", metavar="ADDRESS", help="Serve on this Ray cluster with Ray Serve ('auto')."),
     ] = None,
     shards: Annotated[
-        int | None, typer.Option(min=1, max=256, help="With --ray: shard deployments (default: the index's).")
+        int | None, typer.Option(min=1, max=256, help="With --ray: shards (default: the index's).")
     ] = None,
     replicas: Annotated[
-        int, typer.Option(min=1, help="With --ray: replicas of the router and of each shard.")
+        int, typer.Option(min=1, help="With --ray: router replicas, each with its own shards.")
     ] = 1,
     replica_cpus: Annotated[
-        float, typer.Option(min=0, help="With --ray: CPUs reserved for each replica.")
+        float, typer.Option(min=0, help="With --ray: CPUs reserved for each router replica and shard.")
     ] = 0.5,
 ) -> None:
     """Serve the HTTP API and the web page."""

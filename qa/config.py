@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # row) or float32. A change makes the index stale; docs/scaling.md "Cheaper per passage" gives the costs.
     sentence_vectors: str = Field(default="float16", pattern="^(float16|int8|float32)$")
     # Shards of a build (``qa index --shards K``): each a complete index of part of the corpus, searched
-    # together (qa/shards.py; on Ray Serve, one deployment each). None keeps the current build's count.
+    # together (qa/shards.py; on Ray Serve, one actor each). None keeps the current build's count.
     shards: int | None = Field(default=None, ge=1, le=256)
     faiss_exact_max: int = Field(default=50_000, description="above this many passages use HNSW")
     # Abstention defaults, used until `qa calibrate` stores fitted values in the index manifest.

@@ -10,7 +10,7 @@ signal that divides by "the best score" is computed after the merge, over the me
 Passages whose scores tie exactly may come out in another order.
 
 The shards are searched in this process (``LocalShards``, a sharded build served by ``qa serve``)
-or in Ray Serve deployments (qa/cluster/serve.py); both hand back the same ``ShardPool``.
+or in Ray actors under Ray Serve (qa/cluster/serve.py); both hand back the same ``ShardPool``.
 """
 
 from __future__ import annotations

@@ -89,8 +89,8 @@ def serve_workers(settings: Settings) -> None:
 
 
 def serve_on_ray(settings: Settings, address: str, shards: int | None, replicas: int, cpus: float) -> None:
-    """Ray Serve: the index built with ``shards`` shards if it has another count, then one deployment
-    per shard and the router, until SIGTERM or Ctrl+C."""
+    """Ray Serve: the index built with ``shards`` shards if it has another count, then the router's
+    replicas, each with an actor per shard, until SIGTERM or Ctrl+C."""
     from qa.cluster import connect
     from qa.store import IndexFolder
 
