@@ -14,7 +14,11 @@ training question:
   rest is still a sentence and holds no gold answer): every word of the question's subject is
   there, only the fact is missing;
 - and each SQuAD v2.0 unanswerable question of a training article with the sentence of its
-  paragraph closest to it (written to look answerable from that paragraph).
+  paragraph closest to it (written to look answerable from that paragraph);
+- with ``--hard-from READER``, the reader's own mistakes: of the ten sentences nearest the question
+  by cosine that hold no gold answer (the candidates the service reads), those READER rates above
+  ``--hard-above``, at most two, the highest first. Train them with ``--init`` from READER's weights
+  for a further epoch.
 
 SQuAD's questions share many words with their answer sentence, which teaches a model to count shared
 words. Half of the questions are rewritten as people type: a shared lower-case word replaced by a
@@ -162,11 +166,14 @@ def training_pairs(
     rewrite: float = 0.5,
     context: bool = False,
     cut: float = 0.0,
+    miner: Any = None,
+    hard_above: float = 0.28,
 ) -> list[Pair]:
     """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
     sentence with the one before it in its paragraph (as the service reads a passage's sentence
     with the one before it), whatever that one holds; ``cut``: the share of answer sentences also
-    read with the answer's clause cut out, as a negative."""
+    read with the answer's clause cut out, as a negative; ``miner``: a reader whose mistakes are
+    added as "hard" negatives (the near-topic sentences it rates above ``hard_above``)."""
     rng = random.Random(seed)
     cut_rng = random.Random(seed + 1)  # its own: the other pairs stay those drawn without --cut
     articles = [(a, article_sentences(a)) for a in train_v1]
@@ -211,6 +218,8 @@ def training_pairs(
             if not kept:
                 continue
             order = sorted(kept, key=lambda i: -float(vectors[i] @ qvec))
+            if miner is not None:
+                pairs += _mistakes(miner, question, [sentences[i].text for i in order[:10]], hard_above)
             pairs.append(Pair(question, sentences[order[0]].text, 0.0, "near", context=before[order[0]]))
             if len(order) > 1 and rng.random() < 0.5:
                 pairs.append(Pair(question, sentences[order[1]].text, 0.0, "near", context=before[order[1]]))
@@ -241,6 +250,14 @@ def training_pairs(
             pairs.append(Pair(question, sentences[best].text, 0.0, "unanswerable", context=before[best]))
     rng.shuffle(pairs)
     return pairs
+
+
+def _mistakes(miner: Any, question: str, candidates: list[str], above: float) -> list[Pair]:
+    """The candidates (none holds the answer) that ``miner`` rates above ``above``: at most two,
+    the highest first."""
+    probabilities = miner.read(question, candidates)
+    ranked = sorted(range(len(candidates)), key=lambda i: -probabilities[i])
+    return [Pair(question, candidates[i], 0.0, "hard") for i in ranked[:2] if probabilities[i] > above]
 
 
 def _previous(sentences: list[Any]) -> list[str]:
@@ -323,6 +340,7 @@ def train(
     max_length: int,
     seed: int,
     span_weight: float,
+    init: Path | None = None,
 ) -> Path:
     import torch
     from transformers import AutoTokenizer
@@ -333,6 +351,8 @@ def train(
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = reader_model(base)
+    if init is not None:  # trained weights (reader.pt) to train further
+        model.load_state_dict(torch.load(init))
     model.train()
     rng = random.Random(seed)
     per_epoch = math.ceil(len(pairs) / batch)
@@ -599,6 +619,16 @@ def main(argv: list[str] | None = None) -> None:
         "(0: none); with --evaluate, on the held-out articles",
     )
     parser.add_argument(
+        "--hard-from",
+        type=Path,
+        help="a reader folder (model.onnx): add the near-topic sentences it rates above --hard-above "
+        "as negatives (its mistakes)",
+    )
+    parser.add_argument("--hard-above", type=float, default=0.28, help="see --hard-from")
+    parser.add_argument(
+        "--init", type=Path, help="start from these trained weights (reader.pt) instead of --base's"
+    )
+    parser.add_argument(
         "--quantisation",
         choices=("dynamic", "static"),
         default="dynamic",
@@ -620,8 +650,20 @@ def main(argv: list[str] | None = None) -> None:
         figures = evaluate(args.out, split, encoder, args.seed, args.cut)
         print(json.dumps({**figures, "table": evaluation_table(figures)}, indent=2))
         return
+    miner = None
+    if args.hard_from is not None:
+        from qa.reader import Reader
+
+        miner = Reader(args.hard_from)
     pairs = training_pairs(
-        split.train, split.train_v2, encoder, args.seed, context=args.context, cut=args.cut
+        split.train,
+        split.train_v2,
+        encoder,
+        args.seed,
+        context=args.context,
+        cut=args.cut,
+        miner=miner,
+        hard_above=args.hard_above,
     )
     if args.limit:
         pairs = pairs[: args.limit]
@@ -644,6 +686,7 @@ def main(argv: list[str] | None = None) -> None:
             max_length=args.max_length,
             seed=args.seed,
             span_weight=args.span_weight,
+            init=args.init,
         )
         weights = args.out / "reader.pt"
         (work / "reader.pt").replace(weights)  # kept: --weights exports it again without training
@@ -669,6 +712,9 @@ def main(argv: list[str] | None = None) -> None:
         "outputs": ["logits", "start_logits", "end_logits"],
         "context": "previous sentence" if args.context else None,
         "cut": args.cut,
+        "hard_from": str(args.hard_from) if args.hard_from else None,
+        "hard_above": args.hard_above if args.hard_from else None,
+        "init": str(args.init) if args.init else None,
         "train_seconds": round(trained),
         "quantisation": f"onnxruntime {args.quantisation} int8",
     }
