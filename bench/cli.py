@@ -132,8 +132,12 @@ def bench_build(
 @app.command("ray-serve")
 def bench_ray_serve(
     scifact: Annotated[Path, typer.Argument(help="BEIR SciFact folder (corpus.jsonl.gz, queries.jsonl).")],
-    shards: Annotated[int, typer.Option(min=1, max=256, help="Shard deployments.")] = 2,
-    replicas: Annotated[list[int] | None, typer.Option(help="Replicas of each deployment (repeat).")] = None,
+    shards: Annotated[
+        int, typer.Option(min=1, max=256, help="Shards (one Ray actor each per router replica).")
+    ] = 2,
+    replicas: Annotated[
+        list[int] | None, typer.Option(help="Router replicas, each with its shards (repeat).")
+    ] = None,
     seconds: Annotated[float, typer.Option(help="Seconds of load per measurement.")] = 15,
     work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,

@@ -3,7 +3,7 @@ same corpus (BEIR SciFact's abstracts, its queries), answer cache off:
 
 - ``qa serve``, one index: the floor;
 - ``qa serve``, the same corpus as K shards searched in one process (the cost of the merge);
-- Ray Serve, K shard deployments and the router, with 1 and 2 replicas of each (a local one-node
+- Ray Serve, the router with 1 and 2 replicas, each with its K shard actors (a local one-node
   cluster, started for the run).
 
     qa bench ray-serve ../shared/benchmarks/beir-scifact [--shards 2] [--replicas 1 --replicas 2]
