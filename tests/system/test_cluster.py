@@ -5,6 +5,7 @@ does and rolls out a reindex without failing a request."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -87,6 +88,17 @@ def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed
                     assert body["citations"][0]["passage_id"] == expected.ranking[0].passage_id, question
         assert "Ray Serve: 3 shard(s), 1 replica(s) each" in server.log.read_text()  # served by Ray Serve
 
+        # A shard that dies is started again and reloads its build: the next questions are answered.
+        shards = shard_processes()
+        assert len(shards) == 3, shards  # one actor per shard, each its own process
+        os.kill(shards[0], signal.SIGKILL)
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            for question in QUESTIONS[:5]:  # with explain: not from the answer cache
+                response = client.post("/ask", json={"question": question, "explain": True})
+                assert response.status_code == 200, response.text
+                assert response.json()["answered"] == one.ask(question, use_cache=False).answered
+        assert shards[0] not in shard_processes() and len(shard_processes()) == 3
+
         slow = slow_bodies(server.port, 8)  # more than Serve's default of requests per replica
         try:
             time.sleep(1)
@@ -141,6 +153,19 @@ def test_ray_serve_answers_as_one_index_and_rolls_out_a_reindex_without_a_failed
         assert server.stop(timeout=60) == 0
         (settings.corpus_dir / "festival.md").unlink(missing_ok=True)
         build_index(settings, real_encoder)
+
+
+def shard_processes() -> list[int]:
+    """The pids of this machine's shard actors (Ray titles an actor's process ``ray::Shard``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and command.startswith(b"ray::Shard"):
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def test_replicas_that_do_not_fit_the_cluster_are_refused_with_the_figures(cluster, sharded) -> None:
