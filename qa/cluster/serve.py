@@ -135,7 +135,7 @@ def start_shards(shards: int, index_dir: str, cpus: float) -> list[Any]:
 
 
 class Router:
-    """The ingress: the service's app, its engine searching the shard deployments."""
+    """The ingress: the service's app, its engine searching its shard actors."""
 
     async def __init__(self, settings_json: str, shards: int, shard_cpus: float) -> None:  # type: ignore[misc]  # Serve awaits it
         import asyncio
