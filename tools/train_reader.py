@@ -219,7 +219,14 @@ def training_pairs(
                 continue
             order = sorted(kept, key=lambda i: -float(vectors[i] @ qvec))
             if miner is not None:
-                pairs += _mistakes(miner, question, [sentences[i].text for i in order[:10]], hard_above)
+                nearest = order[:10]
+                pairs += _mistakes(
+                    miner,
+                    question,
+                    [sentences[i].text for i in nearest],
+                    [before[i] for i in nearest],
+                    hard_above,
+                )
             pairs.append(Pair(question, sentences[order[0]].text, 0.0, "near", context=before[order[0]]))
             if len(order) > 1 and rng.random() < 0.5:
                 pairs.append(Pair(question, sentences[order[1]].text, 0.0, "near", context=before[order[1]]))
@@ -252,12 +259,18 @@ def training_pairs(
     return pairs
 
 
-def _mistakes(miner: Any, question: str, candidates: list[str], above: float) -> list[Pair]:
+def _mistakes(
+    miner: Any, question: str, candidates: list[str], contexts: list[str], above: float
+) -> list[Pair]:
     """The candidates (none holds the answer) that ``miner`` rates above ``above``: at most two,
-    the highest first."""
+    the highest first, each with the sentence before it (read with --context)."""
     probabilities = miner.read(question, candidates)
     ranked = sorted(range(len(candidates)), key=lambda i: -probabilities[i])
-    return [Pair(question, candidates[i], 0.0, "hard") for i in ranked[:2] if probabilities[i] > above]
+    return [
+        Pair(question, candidates[i], 0.0, "hard", context=contexts[i])
+        for i in ranked[:2]
+        if probabilities[i] > above
+    ]
 
 
 def _previous(sentences: list[Any]) -> list[str]:

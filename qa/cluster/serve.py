@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import serve
 
 from qa.config import Settings
@@ -96,8 +97,6 @@ class RayShards:
         self.actors = actors
 
     def prepare(self, index: LoadedIndex) -> None:
-        import ray
-
         if len(self.actors) != index.shard_count:
             raise IndexMismatch(
                 f"the index has {index.shard_count} shard(s) and this service runs {len(self.actors)}: "
@@ -109,8 +108,6 @@ class RayShards:
     def __call__(
         self, index: LoadedIndex, query: Query, candidates: int, retrievers: set[str], scope: Scope | None
     ) -> list[ShardPool]:
-        import ray
-
         sent = replace(query, words=[])  # the retrievers read its vector and terms, not its words' vectors
         return ray.get(
             [
@@ -123,8 +120,6 @@ class RayShards:
 def start_shards(shards: int, index_dir: str, cpus: float) -> list[Any]:
     """One actor per shard, owned by the calling router replica. Ray restarts one that dies (a
     search is safe to retry: it only reads)."""
-    import ray
-
     actor = ray.remote(Shard).options(
         num_cpus=cpus,
         max_restarts=-1,
@@ -186,8 +181,6 @@ def app_builder(args: dict[str, str]) -> Any:
 def run(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> None:
     """Deploy on the connected cluster, HTTP on ``settings.host:port`` from the head node; a
     deployment that fails to start is a QAError with Serve's reason (and nothing left running)."""
-    import ray
-
     needed = replica_cpus * replicas * (shards + 1)
     available = float(ray.cluster_resources().get("CPU", 0))
     if needed > available + 1e-9:  # Serve would wait for them for ever
