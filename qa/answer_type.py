@@ -12,7 +12,9 @@ _NUMBER_QUESTION = re.compile(
     r"\bhow (many|much)\b|\bwhat (percentage|proportion|fraction|amount|number|sum|share)\b", re.IGNORECASE
 )
 _TIME_QUESTION = re.compile(
-    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b", re.IGNORECASE
+    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b"
+    r"|\bwhat time (do|does|did|is|are|was|will)\b",
+    re.IGNORECASE,
 )
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
@@ -26,7 +28,9 @@ _MONTHS = (
 _TIME = re.compile(
     rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({_MONTHS})\b|\b(century|centuries|decade|decades|ago|yesterday|today|"
     rf"tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|"
-    rf"annually|weekly|daily)\b",
+    rf"annually|weekly|daily|noon|midday|midnight)\b"
+    # a time of day: "8 o'clock", "8:30", "8 am", "6.30 p.m."
+    rf"|\b\d{{1,2}}\s*o[’']\s*clock\b|\b\d{{1,2}}:[0-5]\d\b|\b\d{{1,2}}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?",
     re.IGNORECASE,
 )
 

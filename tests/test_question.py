@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from qa.answer_type import expected_type, satisfies
 from qa.question import correct, prepare, rarity, strip_document_phrases
 
 
@@ -76,3 +77,24 @@ def test_a_question_of_many_nonsense_words_costs_a_bounded_amount_of_work(
     assert len(searched) <= MAX_WORDS  # fuzzy matching against the vocabulary
     assert Counting.texts <= MAX_WORDS + 1  # the question and its unknown words' vectors
     assert len(result.explain["question_terms"]) > MAX_WORDS  # BM25 still reads the whole question
+
+
+@pytest.mark.parametrize(
+    ("sentence", "holds_a_time"),
+    [
+        ("The café opens at 8 o’clock every weekday.", True),
+        ("The desk is staffed from 8:30 on weekdays.", True),
+        ("Doors open at 7 pm.", True),
+        ("The last tour starts at 6.30 p.m. sharp.", True),
+        ("It closes at midnight.", True),
+        ("The task force was set up in 2019.", True),
+        ("A ticket costs 3.45 euros.", False),  # a price is not a time of day
+        ("The home side won 3:2.", False),
+        ("The café serves breakfast.", False),
+    ],
+)
+def test_a_when_question_is_answered_by_a_time_of_day(sentence: str, holds_a_time: bool) -> None:
+    assert expected_type("When does the café open?") == "time"
+    assert expected_type("What time does the café open?") == "time"
+    assert expected_type("What time period does it cover?") is None  # an era, not a time of day
+    assert satisfies("time", sentence, "When does the café open?") is holds_a_time

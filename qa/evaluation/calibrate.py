@@ -51,6 +51,7 @@ class Observation:
     answer_score: float = 0.0  # the best sentence's score (what the confidence reads beside the rule's)
     # per citation of the ranking: its relevance inputs (RELEVANCE_INPUTS) and whether it holds the answer
     citations: tuple[tuple[tuple[float, float, float], bool], ...] = ()
+    heading: bool = False  # the best passage's section heading asks the question (the reader does not decide)
 
 
 def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
@@ -75,6 +76,7 @@ def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Obs
                     (inputs, item.answerable and evidence_in(c.text, item.evidence))
                     for inputs, c in zip(result.relevance_inputs, result.ranking)
                 ),
+                s.get("heading", 0.0) > 0,
             )
         )
     return observations
@@ -86,7 +88,8 @@ def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
         for name in ("answerable", "similarity", "coverage", "typed", "correct")
     }
     arrays["reader"] = np.array([o.reader or 0.0 for o in obs])
-    arrays["factoid"] = np.array([o.factoid for o in obs], dtype=bool)
+    # the reader decides a fact question, unless its section's heading asks it
+    arrays["judged"] = np.array([o.factoid and not o.heading for o in obs], dtype=bool)
     return arrays
 
 
@@ -98,7 +101,7 @@ def admitted(obs: list[Observation], rule: Rule) -> np.ndarray:
     a = _arrays(obs)
     admitted = admits(a["similarity"], a["coverage"], a["typed"], thresholds.similarity, thresholds.coverage)
     if isinstance(rule, ReaderRule):
-        admitted &= ~a["factoid"] | (a["reader"] >= rule.reader)
+        admitted &= ~a["judged"] | (a["reader"] >= rule.reader)
     return admitted
 
 
@@ -178,7 +181,7 @@ def search_reader_rule(
     labels = a["answerable"].astype(bool)
     weights = source_weights(obs)
     base = admitted(obs, thresholds)
-    judged = np.ones(len(obs), dtype=bool) if everything else a["factoid"]
+    judged = np.ones(len(obs), dtype=bool) if everything else a["judged"]
     answered = base[None, :] & (~judged[None, :] | (a["reader"][None, :] >= READER_GRID[:, None]))
     answered_rate = (answered & labels).astype(float) @ weights / max((weights * labels).sum(), 1e-9)
     refused_rate = (~answered & ~labels).astype(float) @ weights / max((weights * ~labels).sum(), 1e-9)
@@ -546,6 +549,7 @@ def removed_observations(rows: list[Any], source: str = "squad-train") -> list[O
             factoid=r.signals.get("factoid", 0.0) > 0,
             answer_score=r.signals["answer_score"],
             citations=r.citations,
+            heading=r.signals.get("heading", 0.0) > 0,
         )
         for r in rows
     ]

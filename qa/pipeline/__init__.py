@@ -209,6 +209,7 @@ def result_of(work: Work) -> Result:
             "answer_score": max((s.score for s in sentences), default=0.0),
             "typed": 1.0 if evidence.typed else 0.0,
             "factoid": 1.0 if evidence.factoid else 0.0,
+            "heading": 0.0 if evidence.heading is None else 1.0,
             **({} if evidence.reader is None else {"reader": evidence.reader}),
             **_read_at_depths([r.probability for r in decision.readings.values()]),
         },

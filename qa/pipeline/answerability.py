@@ -17,9 +17,11 @@ from qa.answer_type import asks_for_a_fact, expected_type
 from qa.pipeline.confidence import Calibrated, calibrated_for
 from qa.pipeline.fusion import Candidate
 from qa.pipeline.query import Query
-from qa.pipeline.refusal import plain_reason
+from qa.pipeline.refusal import KEY_WORD_RARITY, plain_reason
 from qa.pipeline.sentences import SentenceScore
+from qa.question import rarity
 from qa.store import LoadedIndex, calibration_for
+from qa.terms import SOFT_HIGH, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
     from qa.config import Settings
@@ -123,6 +125,12 @@ class Evidence:
     typed: bool  # a sentence about the question holds the kind of value asked for (or none is asked)
     reader: float | None  # the reader's best probability over the sentences it read (None: no reader)
     factoid: bool = False  # the question asks for a fact (who, what, when, how many ...)
+    heading: str | None = None  # the passage's section asks this question in its heading (an FAQ's entry)
+
+    @property
+    def judged(self) -> bool:
+        """The reader's verdict decides: a fact question, not the one its section's heading asks."""
+        return self.factoid and self.heading is None
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,7 @@ class Answerability:
         sentences = (top.sentences or []) if top else []
         typed = holds_value(sentences, self.typed_share)
         factoid = asks_for_a_fact(query.text)
+        heading = asked_by_heading(index, query, top) if top and factoid else None
         decides = (
             isinstance(rule, ReaderRule) and factoid and rule.thresholds.admit(similarity, coverage, typed)
         )
@@ -200,7 +209,7 @@ class Answerability:
             else {}
         )
         best = max((r.probability for r in readings.values()), default=None)
-        evidence = Evidence(similarity, coverage, typed, best, factoid)
+        evidence = Evidence(similarity, coverage, typed, best, factoid, heading)
         failed, numbers = _decide(index, query, top, evidence, rule)
         reason = None if failed is None else plain_reason(index, query, top, failed, work.scope)
         calibrated = calibrated_for(index, self.reader)
@@ -209,6 +218,32 @@ class Answerability:
 
 def passage_coverage(index: LoadedIndex, query: Query, position: int) -> float:
     return index.lexicon.coverage(query.words, *index.passage_terms(position))
+
+
+def asked_by_heading(index: LoadedIndex, query: Query, top: Candidate) -> str | None:
+    """The question the passage's section asks in its heading ("## How long does shipping take?",
+    each entry of an FAQ file), when it is the question asked: the heading holds the question's key
+    words and the question the heading's (the same words, or words as close as "centres" and
+    "centers"). Its author wrote the section as the answer to that question, so the reader, which
+    judges whether a sentence states the fact asked for, need not. A heading that adds a key word
+    ("... shipping to Canada ...") is another question, and the reader decides."""
+    heading = index.passages[top.position].heading.rpartition(" › ")[2].strip()
+    if not heading.endswith("?") or not query.words:
+        return None
+    terms = (set(analyze_one(heading)), index.lexicon.ids(heading))
+    if index.lexicon.coverage(query.words, *terms) < FULL_COVERAGE:
+        return None
+    asked = {word.stem for word in query.words}
+    vectors = np.stack([word.vector for word in query.words])
+    lexicon = index.lexicon
+    keys = [word for word in content_words(heading) if rarity(word) >= KEY_WORD_RARITY]
+    for word, stem in zip(keys, stems(keys)):
+        known = lexicon.word_ids.get(word)
+        if stem not in asked and (
+            known is None or float((vectors @ lexicon.vectors[known]).max()) < SOFT_HIGH
+        ):
+            return None
+    return heading
 
 
 def _read(
@@ -256,6 +291,11 @@ def _decide(
             f"{needed:.2f}{lowered if needed < thresholds.similarity else ''}) and covers "
             f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
         )
+        if isinstance(rule, ReaderRule) and evidence.factoid and not evidence.judged:
+            return (
+                None,
+                f"answered: {numbers}, and its section's heading asks this question (“{evidence.heading}”)",
+            )
         if isinstance(rule, ReaderRule) and evidence.factoid:
             read = evidence.reader or 0.0  # a passage with no sentence to read states nothing
             verdict = (

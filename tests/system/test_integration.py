@@ -195,3 +195,40 @@ def test_onnx_runtime_gives_the_sentence_transformers_vectors(real_encoder) -> N
     torch_encoder = load_encoder(Settings().model, backend="torch")
     assert np.abs(real_encoder.encode(texts) - torch_encoder.encode(texts)).max() < 1e-5
     assert real_encoder.name == torch_encoder.name  # indexes built by either serve with the other
+
+
+def test_a_question_its_section_s_heading_asks_is_answered_by_the_section(tmp_path, real_encoder) -> None:
+    """An FAQ's entry (or a "## Question?" section) is its author's answer to that question: asked
+    in the same key words, the reader's doubt does not refuse it; a question adding a key word is
+    another question, which the reader still judges."""
+    from qa.builder import build_index
+    from qa.store import load_index
+    from tests.conftest import MODELS, write_corpus
+
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "faq.csv": 'question,answer\nHow long does shipping take?,"Orders ship within two working days '
+            'and arrive in three to five days."\nWhat payment methods do you accept?,"We accept Visa, '
+            'Mastercard, PayPal and bank transfer."\n',
+        },
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", onnx_dir=MODELS)
+    build_index(settings, real_encoder)
+    engine = Engine(settings, real_encoder, load_index(settings.index_dir, real_encoder))
+    assert engine.reader is not None
+
+    def evidence(question: str):
+        result = engine.ask(question, explain=True, use_cache=False)
+        return result, result.explain["decision"]
+
+    for asked in (
+        "How long does shipping take?",
+        "how long does shipping take",
+        "Which payment methods are accepted?",
+    ):
+        result, decision = evidence(asked)
+        assert result.answered and result.signals["heading"] == 1.0, (asked, decision)
+        assert "heading asks this question" in decision
+    result, decision = evidence("How long does shipping to Canada take?")  # a key word the heading lacks
+    assert result.signals["heading"] == 0.0 and "the reader gives" in decision

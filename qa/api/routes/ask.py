@@ -76,7 +76,7 @@ def _known_parameters(request: Request) -> None:
             [
                 {
                     "loc": ("query", quoted(name)[1:-1]),
-                    "msg": "Extra inputs are not permitted",
+                    "msg": "Unknown parameter: GET /ask takes q (the question), top_k, doc_id and where",
                     "type": "extra_forbidden",
                 }
                 for name in unknown[:5]
