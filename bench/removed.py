@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.squad import answer_scores, load_squad
 from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import encoder_from
 from qa.engine import Engine
 from qa.errors import QAError
+from qa.evaluation.calibrate import binned
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class Asked:
     short_em: float = 0.0  # its exact match and F1 against the gold answers (SQuAD's scoring)
     short_f1: float = 0.0
     signals: dict[str, float] | None = None
+    confidence: float | None = None  # the answer's (answer.confidence), when answered
     # per citation of the ranking: its relevance inputs and whether it holds a gold answer
     citations: tuple[tuple[tuple[float, float, float], bool], ...] = ()
 
@@ -160,6 +164,7 @@ def _asked(engine: Engine, article: dict[str, Any], qa: dict[str, Any], removed:
     asked.hit = result.answered and asked.ranked
     if result.answer is not None:
         asked.answer_text = result.answer.text
+        asked.confidence = result.answer.confidence
         asked.sentence = any(a in _squash(result.answer.text) for a in answers)
         if result.answer.short is not None:
             asked.short = result.answer.short.text
@@ -235,6 +240,7 @@ def run_removed(
         if r.removed and r.answered
     ]
     random.Random(seed).shuffle(examples)
+    given = [r for r in rows if r.confidence is not None]
     return {
         "articles": articles,
         "every": every,
@@ -242,6 +248,11 @@ def run_removed(
         "all": summarise(rows),
         "per_article": per_article,
         "answered_removed_examples": examples[:failures],
+        # answer.confidence against what came true, over every answer given (one to a question whose
+        # answer was removed is wrong): on held-out articles, questions the fit never saw
+        "confidence_reliability": binned(
+            np.array([r.confidence for r in given]), np.array([r.hit for r in given], dtype=float)
+        ),
         "rows": rows,
     }
 
@@ -266,6 +277,16 @@ def table(report: dict[str, Any]) -> str:
     for name, figures in report["per_article"].items():
         lines.append(_ROW.format(name=name, **figures))
     lines.append(_ROW.format(name="**all**", **report["all"]))
+    if report["confidence_reliability"]:
+        lines += [
+            "",
+            "answer.confidence against right answers (every answer given; to a removed answer, wrong):",
+        ]
+        lines += ["| confidence | answers | mean confidence | right |", "|---|---|---|---|"]
+        lines += [
+            f"| {b['bin']} | {b['count']} | {b['mean_probability']:.3f} | {b['true']:.3f} |"
+            for b in report["confidence_reliability"]
+        ]
     if report["answered_removed_examples"]:
         lines += ["", "answered although the answer was removed (examples):"]
         lines += [

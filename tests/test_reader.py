@@ -16,6 +16,7 @@ from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
 from qa.evaluation.calibrate import (
+    MIN_READER_QUESTIONS,
     Observation,
     confidence_data,
     fit_confidence,
@@ -177,6 +178,17 @@ def test_the_fitted_reader_threshold_separates_fact_questions_by_the_reader() ->
     assert judging_everything < balanced  # the why-question, judged too, is refused or costs refusals
 
 
+def test_the_reader_threshold_is_refitted_only_on_enough_fact_questions_of_each_kind() -> None:
+    thresholds = Thresholds(0.3, 0.5)
+    few = [observation(True, 0.9, "a"), observation(False, 0.1, "a")] * 5  # separable, but ten
+    kept, _ = search_reader_rule(few, thresholds, keep=0.28)
+    assert (kept.reader, kept.source) == (0.28, "default")
+    assert search_reader_rule(few, thresholds)[0].source == "calibrated"  # nothing to keep: fitted
+    enough = [observation(True, 0.9, "a"), observation(False, 0.5, "a")] * MIN_READER_QUESTIONS
+    refitted, balanced = search_reader_rule(enough, thresholds, keep=0.28)
+    assert refitted.source == "calibrated" and 0.5 < refitted.reader <= 0.9 and balanced == 1.0
+
+
 def test_the_confidence_is_as_often_right_as_it_says_on_answers_it_was_not_fitted_on() -> None:
     rng = np.random.default_rng(5)
 
@@ -264,7 +276,10 @@ def test_calibrate_fits_the_relevance_on_every_citation_and_the_engine_uses_the_
         ("How heavy is a queen bee?", None),
     ]
     engine = engine_with(built_settings, FakeReader(tmp_path / "r", 0.9))
-    calibration = fit(engine, {"mine.jsonl": [item(n, q, e) for n, (q, e) in enumerate(asked)]})
+    few = fit(engine, {"mine.jsonl": [item(n, q, e) for n, (q, e) in enumerate(asked)]})
+    assert "relevance" not in few and "confidence" not in few  # ten questions: the shipped models stay
+    assert "citation relevance: not refitted" in format_report(few)
+    calibration = fit(engine, {"mine.jsonl": [item(n, q, e) for n, (q, e) in enumerate(asked * 8)]})
     relevance = calibration["relevance"]
     assert relevance["inputs"] == list(RELEVANCE_INPUTS) and relevance["floor"] == 0.1
     assert "citation relevance: logistic over similarity" in format_report(calibration)

@@ -152,6 +152,35 @@ def search(obs: list[Observation]) -> tuple[Thresholds, float]:
     return Thresholds(float(GRID[i]), float(GRID[j]), "calibrated"), best
 
 
+FOLDS = 5  # one question file held out against itself
+
+
+def within_one_file(obs: list[Observation]) -> dict[str, float] | None:
+    """One question file held out against itself: for each fifth of its questions (each kind spread
+    over the fifths), the thresholds fitted on the other four fifths; the figures pooled over the
+    fifths. None when a fifth's training side lacks a kind."""
+    answered = np.zeros(len(obs), dtype=bool)
+    order = sorted(range(len(obs)), key=lambda i: (obs[i].answerable, i))
+    fold = np.empty(len(obs), dtype=int)
+    fold[order] = np.arange(len(obs)) % FOLDS
+    for f in range(FOLDS):
+        training = [o for o, k in zip(obs, fold) if k != f]
+        held = np.flatnonzero(fold == f)
+        if not len(held):
+            continue
+        if all(o.answerable for o in training) or not any(o.answerable for o in training):
+            return None
+        answered[held] = admitted([obs[i] for i in held], search(training)[0])
+    r = {k: round(float(v), 4) for k, v in _rates_of(_arrays(obs), answered).items()}
+    for kind in sorted({o.kind for o in obs if not o.answerable}):
+        r[f"refused_{kind}"] = round(float((~answered[[o.kind == kind for o in obs]]).mean()), 4)
+    return {
+        "folds": FOLDS,
+        **r,
+        "balanced_accuracy": round((r["answered_answerable"] + r["refused_unanswerable"]) / 2, 4),
+    }
+
+
 def source_weights(obs: list[Observation]) -> np.ndarray:
     """Each source weighs the same, and within it answerable and unanswerable questions weigh the
     same: a thousand SQuAD questions do not drown our hundred."""
@@ -166,15 +195,20 @@ def source_weights(obs: list[Observation]) -> np.ndarray:
 
 
 READER_GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
+# The reader's threshold is refitted only on at least this many fact questions of each kind (answerable,
+# and not): on fewer it follows a handful of questions, and the reader's own threshold (its rule.json,
+# fitted on 1,395 questions) is kept.
+MIN_READER_QUESTIONS = 30
 
 
 def search_reader_rule(
-    obs: list[Observation], thresholds: Thresholds, everything: bool = False
+    obs: list[Observation], thresholds: Thresholds, everything: bool = False, keep: float | None = None
 ) -> tuple[ReaderRule, float]:
     """The reader threshold, on top of ``thresholds``, with the best balanced accuracy on ``obs``
     (each source weighing the same, and within it answerable and unanswerable questions; centre of
     the ties). ``everything``: the reader judges every question, not only fact questions (the
-    ablation)."""
+    ablation). ``keep``: the threshold to keep when the questions the reader judges are too few
+    (MIN_READER_QUESTIONS of each kind); the rule then says its source is "default"."""
     if not any(o.answerable for o in obs) or all(o.answerable for o in obs):
         raise QAError("calibration needs both answerable and unanswerable questions")
     a = _arrays(obs)
@@ -182,18 +216,23 @@ def search_reader_rule(
     weights = source_weights(obs)
     base = admitted(obs, thresholds)
     judged = np.ones(len(obs), dtype=bool) if everything else a["judged"]
-    answered = base[None, :] & (~judged[None, :] | (a["reader"][None, :] >= READER_GRID[:, None]))
+    few = min((judged & labels).sum(), (judged & ~labels).sum()) < MIN_READER_QUESTIONS
+    grid = np.array([keep]) if keep is not None and few else READER_GRID
+    answered = base[None, :] & (~judged[None, :] | (a["reader"][None, :] >= grid[:, None]))
     answered_rate = (answered & labels).astype(float) @ weights / max((weights * labels).sum(), 1e-9)
     refused_rate = (~answered & ~labels).astype(float) @ weights / max((weights * ~labels).sum(), 1e-9)
     scores = (answered_rate + refused_rate) / 2
     best = float(scores.max())
     ties = np.flatnonzero(scores >= best - 1e-9)
-    reader = float(READER_GRID[ties[len(ties) // 2]])
-    return ReaderRule(thresholds.similarity, thresholds.coverage, reader, "calibrated"), best
+    reader = float(grid[ties[len(ties) // 2]])
+    source = "default" if grid is not READER_GRID else "calibrated"
+    return ReaderRule(thresholds.similarity, thresholds.coverage, reader, source), best
 
 
 def cross_validate(
-    by_source: dict[str, list[Observation]], reader_over: dict[str, list[Observation]] | None = None
+    by_source: dict[str, list[Observation]],
+    reader_over: dict[str, list[Observation]] | None = None,
+    keep: float | None = None,
 ) -> list[dict[str, Any]]:
     """Leave one source out: fit on the others, report on it. With ``reader_over`` (more sources
     the reader threshold is fitted on, never reported here), the reader rule."""
@@ -204,7 +243,7 @@ def cross_validate(
         rule: Rule = thresholds
         if reader_over is not None:
             extra = [o for obs in reader_over.values() for o in obs]
-            rule = search_reader_rule(training + extra, thresholds)[0]
+            rule = search_reader_rule(training + extra, thresholds, keep=keep)[0]
         rows.append(
             {
                 "source": held_out,
@@ -264,6 +303,7 @@ def fit(
         "balanced_accuracy": round(best, 4),
         "fitted": {k: round(v, 4) for k, v in rates(everything, thresholds).items()},
         "cross_validation": held_out,
+        "within_one_file": within_one_file(everything) if len(by_source) == 1 else None,
         "validation": _validated(validation_obs, thresholds),
         "trade_off": trade_off,
         "questions": len(everything),
@@ -273,15 +313,17 @@ def fit(
     }
     if engine.reader is not None:
         pooled = everything + [o for obs in (observed or {}).values() for o in obs]
-        rule, rule_best = search_reader_rule(pooled, thresholds)
+        keep = engine.reader.default_threshold
+        rule, rule_best = search_reader_rule(pooled, thresholds, keep=keep)
         calibration["reader_rule"] = {
             "reader": engine.reader.name,
             "threshold": rule.reader,
+            "refitted": rule.source == "calibrated",  # else the reader's own, kept: too few fact questions
             "balanced_accuracy": round(rule_best, 4),
             "sources": [*by_source, *(observed or {})],
             "questions": len(pooled),
             "fitted": {k: round(v, 4) for k, v in rates(pooled, rule).items()},
-            "cross_validation": cross_validate(by_source, observed or {}) if len(by_source) > 1 else [],
+            "cross_validation": cross_validate(by_source, observed or {}, keep) if len(by_source) > 1 else [],
             "validation": _validated(validation_obs, rule),
         }
     final: Rule = thresholds
@@ -315,11 +357,18 @@ def confidence_data(obs: list[Observation], rule: Rule) -> tuple[np.ndarray, np.
     return inputs, right, _weights_by_source([o.source for o in kept])
 
 
+# The confidence and the relevance are refitted only on at least this many cases of each outcome (right
+# and wrong answers; citations that hold the answer and that do not): on fewer, five weights follow a
+# handful of questions, and the reader's own models (its rule.json) are kept.
+MIN_LOGISTIC_CASES = 30
+
+
 def _logistic(inputs: tuple[str, ...], x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> Logistic | None:
-    """Logistic regression of ``y`` on ``x``; None when ``y`` is all true or all false."""
+    """Logistic regression of ``y`` on ``x``; None when either outcome has fewer than
+    MIN_LOGISTIC_CASES cases (too little to learn from)."""
     from sklearn.linear_model import LogisticRegression
 
-    if y.all() or not y.any():
+    if min(int(y.sum()), int((~y).sum())) < MIN_LOGISTIC_CASES:
         return None
     model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y, sample_weight=weights)
     return Logistic(
@@ -329,7 +378,7 @@ def _logistic(inputs: tuple[str, ...], x: np.ndarray, y: np.ndarray, weights: np
 
 def fit_confidence(obs: list[Observation], rule: Rule) -> Logistic | None:
     """A logistic model of whether an answer is right, on the answers ``rule`` gives to ``obs``;
-    None when they are all right or all wrong (nothing to learn)."""
+    None with too few right or wrong answers to learn from."""
     return _logistic(CONFIDENCE_INPUTS, *confidence_data(obs, rule))
 
 
@@ -375,7 +424,11 @@ def reliability(
             truth.append(y)
     if not given:
         return []
-    levels, hits = np.concatenate(given), np.concatenate(truth)
+    return binned(np.concatenate(given), np.concatenate(truth))
+
+
+def binned(levels: np.ndarray, hits: np.ndarray) -> list[dict[str, Any]]:
+    """The reliability table of probabilities ``levels`` against what came true, ``hits``."""
     table = []
     for low, high in zip(BINS, BINS[1:]):
         rows = (levels >= low) & (levels < high)
@@ -422,11 +475,14 @@ MIN_BALANCED_ACCURACY = 0.6
 
 def trustworthy(calibration: dict[str, Any]) -> tuple[bool, float, str]:
     """Whether a fit may be stored: its balanced accuracy (held out across the sources when there
-    are several, else on the fitting questions themselves) at least ``MIN_BALANCED_ACCURACY``; that
-    figure and what it was measured on."""
+    are several, else within the one file, else on the fitting questions themselves) at least
+    ``MIN_BALANCED_ACCURACY``; that figure and what it was measured on."""
     held_out = [row["balanced_accuracy"] for row in calibration["cross_validation"]]
+    within = calibration.get("within_one_file")
     if held_out:
         figure, on = sum(held_out) / len(held_out), "held out across the question files"
+    elif within:
+        figure, on = within["balanced_accuracy"], f"held out within the file ({within['folds']} folds)"
     else:
         figure, on = calibration["balanced_accuracy"], "on the fitting questions (one file: nothing held out)"
     return figure >= MIN_BALANCED_ACCURACY, figure, on
@@ -474,6 +530,15 @@ def format_report(calibration: dict[str, Any]) -> str:
                 row(r["source"], r) + f"   (similarity {th['similarity']:.2f}, coverage {th['coverage']:.2f})"
             )
         lines.append("")
+    within = calibration.get("within_one_file")
+    if within:
+        lines += [
+            f"held out within the file ({within['folds']} folds: fitted on four fifths of the questions, "
+            "figures on the fifth left out):",
+            header,
+            row("all questions", within),
+            "",
+        ]
     if calibration["validation"]:
         lines += ["validation only (never fitted on), at the thresholds above:", header]
         lines += [row(r["source"], r) for r in calibration["validation"]]
@@ -497,6 +562,10 @@ def format_report(calibration: dict[str, Any]) -> str:
             f"reader rule ({read['reader']}), the answer rule while the reader is loaded: the thresholds above "
             f"and, for a question asking for a fact, the reader's probability >= {read['threshold']:.2f}",
             f"(fitted on {read['questions']} questions: {', '.join(read['sources'])}; weighted balanced "
+            f"accuracy {read['balanced_accuracy']:.3f})"
+            if read.get("refitted", True)
+            else f"(the reader's own threshold, kept: fewer than {MIN_READER_QUESTIONS} fact questions of each "
+            f"kind, answerable and not, among the {read['questions']} to refit it on; weighted balanced "
             f"accuracy {read['balanced_accuracy']:.3f})",
             "",
         ]
@@ -515,6 +584,11 @@ def format_report(calibration: dict[str, Any]) -> str:
     for name, what in (("confidence", "answer confidence"), ("relevance", "citation relevance")):
         model = calibration.get(name)
         if not model:
+            lines += [
+                "",
+                f"{what}: not refitted (fewer than {MIN_LOGISTIC_CASES} cases of each outcome); the one "
+                "shipped with the reader stays",
+            ]
             continue
         weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(model["inputs"], model["weights"]))
         floor = f"; citations below {model['floor']:.2f} left out" if "floor" in model else ""
