@@ -140,12 +140,18 @@ def bench_ray_serve(
     ] = None,
     seconds: Annotated[float, typer.Option(help="Seconds of load per measurement.")] = 15,
     work_dir: Annotated[Path | None, typer.Option(help="Where to build (default: a temp dir).")] = None,
+    http: Annotated[
+        list[str] | None,
+        typer.Option(metavar="proxy|replicas", help="How Ray Serve takes HTTP (repeat; default both)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Query p50 and throughput through Ray Serve against qa serve on this machine."""
     from bench.ray_serve import run_ray_serve
 
-    _print_report(lambda: run_ray_serve(scifact, shards, replicas or [1, 2], seconds, work=work_dir), as_json)
+    _print_report(
+        lambda: run_ray_serve(scifact, shards, replicas or [1, 2], seconds, work=work_dir, http=http), as_json
+    )
 
 
 @app.command("compact")

@@ -55,6 +55,7 @@ def run_ray_serve(
     replicas: list[int] | None = None,
     seconds: float = 15,
     work: Path | None = None,
+    http: list[str] | None = None,
 ) -> dict[str, Any]:
     from bench.cluster import LocalCluster
 
@@ -86,11 +87,11 @@ def run_ray_serve(
             for count in replicas or [1, 2]:
                 # The router and the shards share the cores (rounded down: 3 x 0.667 would not fit in 2).
                 cpus = math.floor(1000 * cores / (count * (shards + 1))) / 1000
-                args = ["--ray", cluster.address, "--replicas", str(count), "--replica-cpus", str(cpus)]
-                server = ServerProcess(settings, NO_CACHE, args)
-                rows.append(
-                    _measure(f"Ray Serve, {shards} shards, {count} replica(s) each", server, queries, seconds)
-                )
+                for mode in http or ["proxy", "replicas"]:
+                    args = ["--ray", cluster.address, "--replicas", str(count), "--replica-cpus", str(cpus)]
+                    server = ServerProcess(settings, NO_CACHE, [*args, "--http", mode])
+                    label = f"Ray Serve, {shards} shards, {count} replica(s) each, HTTP by the {mode}"
+                    rows.append(_measure(label, server, queries, seconds))
     floor = rows[0]["p50_ms"]
     for row in rows:
         row["p50_vs_qa_serve"] = round(row["p50_ms"] / floor, 2)

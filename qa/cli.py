@@ -268,18 +268,32 @@ def serve(
     replica_cpus: Annotated[
         float, typer.Option(min=0, help="With --ray: CPUs reserved for each router replica and shard.")
     ] = 0.5,
+    http: Annotated[
+        str,
+        typer.Option(
+            "--http",
+            metavar="auto|proxy|replicas",
+            help="With --ray: HTTP through Serve's proxy on the head node, or answered by each replica "
+            "itself on the port of its node (faster: one node, or nodes behind a load balancer); auto: "
+            "the replicas on a one-node cluster.",
+        ),
+    ] = "auto",
 ) -> None:
     """Serve the HTTP API and the web page."""
     from qa.api import serve as serving
 
     settings = settings_from(corpus, index_dir, host=host, port=port, workers=workers, access_log=access_log)
+    if http not in ("auto", "proxy", "replicas"):
+        raise fail(f"--http is auto, proxy or replicas, not {http!r}", 2)
+    if ray is None and http != "auto":
+        raise fail("--http applies to Ray Serve: add --ray ADDRESS", 2)
     if ray is not None and (watch or settings.workers > 1):
         raise fail("--ray serves with Ray Serve replicas (--replicas): --watch and --workers do not apply", 2)
     if settings.workers > 1 and watch:
         raise fail("--watch needs a single worker: run `qa serve --watch --workers 1`", 2)
     try:
         if ray is not None:
-            serving.serve_on_ray(settings, ray, shards, replicas, replica_cpus)
+            serving.serve_on_ray(settings, ray, shards, replicas, replica_cpus, http)
         elif settings.workers > 1:
             serving.serve_workers(settings)
         else:

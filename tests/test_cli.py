@@ -274,3 +274,10 @@ def test_a_mistyped_index_folder_is_said_at_once_and_nothing_is_written(tmp_path
     assert not typo.exists()
     settings = Settings(index_dir=typo)
     assert settings.onnx_export_dir.name == "models" and not settings.onnx_export_dir.is_relative_to(typo)
+
+
+def test_serve_http_modes_are_checked_before_anything_starts(built_settings: Settings) -> None:
+    alone = run(built_settings, "serve", "--http", "replicas")
+    assert alone.exit_code == 2 and "--http applies to Ray Serve: add --ray ADDRESS" in alone.output
+    unknown = run(built_settings, "serve", "--ray", "auto", "--http", "sideways")
+    assert unknown.exit_code == 2 and "--http is auto, proxy or replicas, not 'sideways'" in unknown.output

@@ -88,9 +88,49 @@ def serve_workers(settings: Settings) -> None:
     )
 
 
-def serve_on_ray(settings: Settings, address: str, shards: int | None, replicas: int, cpus: float) -> None:
+class ThreadServer:
+    """uvicorn serving ``application`` from a thread of this process, on a port other processes of
+    the machine may listen on too (SO_REUSEPORT: the kernel spreads connections over them). How a
+    Ray Serve router replica answers HTTP itself (``qa serve --ray --http replicas``)."""
+
+    def __init__(self, application: Any, settings: Settings) -> None:
+        import uvicorn
+
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.socket.bind((settings.host, settings.port))
+        config = uvicorn.Config(
+            application,
+            log_config=None,
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            **_proxy_options(settings),
+        )
+        self.server = uvicorn.Server(config)  # no signal handlers outside the main thread
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="qa-http", daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        """Drain the requests in flight (at most GRACEFUL_SECONDS), then close the port."""
+        self.server.should_exit = True
+        self.thread.join(GRACEFUL_SECONDS + 5)
+        self.socket.close()
+
+
+def serve_on_ray(
+    settings: Settings, address: str, shards: int | None, replicas: int, cpus: float, http: str = "auto"
+) -> None:
     """Ray Serve: the index built with ``shards`` shards if it has another count, then the router's
-    replicas, each with an actor per shard, until SIGTERM or Ctrl+C."""
+    replicas, each with an actor per shard, until SIGTERM or Ctrl+C. ``http``: "proxy" (Serve's
+    HTTP proxy on the head node passes requests to the replicas), "replicas" (each replica answers
+    HTTP itself on the port of the node it runs on) or "auto" (the replicas on a one-node cluster)."""
     from qa.cluster import connect
     from qa.store import IndexFolder
 
@@ -113,11 +153,13 @@ def serve_on_ray(settings: Settings, address: str, shards: int | None, replicas:
         count = wanted
     from qa.cluster import serve as ray_serve
 
-    ray_serve.run(settings, count, replicas, cpus)
+    # Before deploying: replicas that answer HTTP themselves may be asked (and the server stopped)
+    # while the others still start.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    _say(f"Ray Serve: {count} shard(s), {replicas} replica(s) each")
+    http = ray_serve.run(settings, count, replicas, cpus, http)
+    _say(f"Ray Serve: {count} shard(s), {replicas} replica(s) each, HTTP by the {http}")
     _announce(settings)
     stop.wait()
     ray_serve.shutdown()

@@ -129,10 +129,19 @@ def start_shards(shards: int, index_dir: str, cpus: float) -> list[Any]:
     return [actor.remote(i, index_dir) for i in range(shards)]
 
 
-class Router:
-    """The ingress: the service's app, its engine searching its shard actors."""
+HTTP_MODES = ("proxy", "replicas")  # and "auto" for ``run``: the replicas on one node
 
-    async def __init__(self, settings_json: str, shards: int, shard_cpus: float) -> None:  # type: ignore[misc]  # Serve awaits it
+
+class Router:
+    """The ingress: the service's app, its engine searching its shard actors. Requests come through
+    Serve's HTTP proxy (``http="proxy"``), or each replica answers HTTP itself on the service's
+    port (``"replicas"``: uvicorn in a thread of the replica, the port shared by the replicas of a
+    node; Serve still places, checks and restarts them). The second skips the proxy's hop and
+    Serve's request path inside the replica (docs/scaling.md has the figures)."""
+
+    async def __init__(  # type: ignore[misc]  # Serve awaits it
+        self, settings_json: str, shards: int, shard_cpus: float, http: str = "proxy"
+    ) -> None:
         import asyncio
 
         from qa.encoder import serving_encoder
@@ -148,39 +157,74 @@ class Router:
             await asyncio.to_thread(self.engine.load)
         except IndexMissing as error:
             log.warning("%s; serving 503 until it is built", error)
+        self.http: Any = None
+        if http == "replicas":
+            from qa.api.serve import ThreadServer
+
+            self.http = ThreadServer(self.__serve_build_asgi_app__(), self.settings)
 
     def __serve_build_asgi_app__(self) -> Any:
         from qa.api import create_app
 
         return create_app(self.settings, engine=self.engine, follow=True)
 
+    def check_health(self) -> None:
+        """Serve's health check: a replica whose HTTP server stopped is replaced."""
+        if self.http is not None and not self.http.alive:
+            raise RuntimeError("the replica's HTTP server stopped")
 
-def application(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> Any:
+    def __del__(self) -> None:  # Serve calls it when it stops the replica
+        if getattr(self, "http", None) is not None:
+            self.http.stop()
+
+
+def application(
+    settings: Settings, shards: int, replicas: int, replica_cpus: float, http: str = "proxy"
+) -> Any:
     """The Serve application: ``replicas`` replicas of the router, each with its ``shards`` shard
-    actors; every one of them reserves ``replica_cpus``."""
+    actors; every one of them reserves ``replica_cpus``. ``http``: see ``Router``."""
+    if http not in HTTP_MODES:
+        raise QAError(f"HTTP is served by the proxy or the replicas, not {http!r}")
     router = serve.deployment(
         name="router",
         num_replicas=replicas,
         ray_actor_options={"num_cpus": replica_cpus},
         max_ongoing_requests=ROUTER_ONGOING_REQUESTS,
-    )(serve.ingress()(Router))
-    return router.bind(settings.model_dump_json(), shards, replica_cpus)
+    )(serve.ingress()(Router) if http == "proxy" else Router)
+    return router.bind(settings.model_dump_json(), shards, replica_cpus, http)
 
 
 def app_builder(args: dict[str, str]) -> Any:
     """For Serve's config files (``import_path: qa.cluster.serve:app_builder``, a KubeRay
     RayService: deploy/): settings from the environment (``QA_INDEX_DIR`` on a volume every node
-    mounts), ``args`` ``shards`` (default: the index's count), ``replicas``, ``replica_cpus``."""
+    mounts), ``args`` ``shards`` (default: the index's count), ``replicas``, ``replica_cpus``,
+    ``http`` (default: "proxy")."""
     from qa.store import IndexFolder
 
     settings = Settings()
     shards = int(args.get("shards") or IndexFolder(settings.index_dir).read_manifest().shards)
-    return application(settings, shards, int(args.get("replicas", 1)), float(args.get("replica_cpus", 1)))
+    return application(
+        settings,
+        shards,
+        int(args.get("replicas", 1)),
+        float(args.get("replica_cpus", 1)),
+        args.get("http", "proxy"),
+    )
 
 
-def run(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> None:
-    """Deploy on the connected cluster, HTTP on ``settings.host:port`` from the head node; a
-    deployment that fails to start is a QAError with Serve's reason (and nothing left running)."""
+def http_mode(http: str) -> str:
+    """``"auto"``: the replicas answer HTTP on a cluster of one node (nothing for the proxy to
+    route between nodes), the proxy on the head node otherwise."""
+    if http != "auto":
+        return http
+    return "replicas" if sum(1 for node in ray.nodes() if node.get("Alive")) == 1 else "proxy"
+
+
+def run(settings: Settings, shards: int, replicas: int, replica_cpus: float, http: str = "auto") -> str:
+    """Deploy on the connected cluster, HTTP on ``settings.host:port`` from the head node (by the
+    proxy) or from every node that runs a replica (by the replicas); a deployment that fails to
+    start is a QAError with Serve's reason (and nothing left running). Returns the HTTP mode."""
+    http = http_mode(http)
     needed = replica_cpus * replicas * (shards + 1)
     available = float(ray.cluster_resources().get("CPU", 0))
     if needed > available + 1e-9:  # Serve would wait for them for ever
@@ -188,14 +232,19 @@ def run(settings: Settings, shards: int, replicas: int, replica_cpus: float) -> 
             f"{replicas} replica(s) of {shards} shard(s) and the router at {replica_cpus} CPU each need "
             f"{needed:g} CPUs; the cluster has {available:g}: lower --replica-cpus or --replicas"
         )
-    serve.start(http_options={"host": settings.host, "port": settings.port, "location": "HeadOnly"})
+    location = "HeadOnly" if http == "proxy" else "NoServer"
+    serve.start(http_options={"host": settings.host, "port": settings.port, "location": location})
     try:
         serve.run(
-            application(settings, shards, replicas, replica_cpus), name="qa", route_prefix="/", blocking=False
+            application(settings, shards, replicas, replica_cpus, http),
+            name="qa",
+            route_prefix="/" if http == "proxy" else None,
+            blocking=False,
         )
     except RuntimeError as error:
         serve.shutdown()
         raise QAError(f"Ray Serve could not start the service: {str(error).splitlines()[0]}") from None
+    return http
 
 
 def shutdown() -> None:

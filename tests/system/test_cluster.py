@@ -194,3 +194,45 @@ def test_replicas_that_do_not_fit_the_cluster_are_refused_with_the_figures(clust
     )
     assert result.returncode == 1
     assert "need 16 CPUs; the cluster has 4: lower --replica-cpus or --replicas" in result.stderr
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets of this machine listen on ``port`` (/proc/net/tcp: state 0A is LISTEN)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
+
+
+def test_ray_serve_replicas_can_answer_http_themselves(cluster, sharded) -> None:
+    """--http replicas: no proxy; each router replica serves the port itself (two replicas, two
+    listening sockets on one port), answering as one index does, slow clients or not."""
+    settings, one, _ = sharded
+    args = ["--ray", cluster.address, "--shards", "3", "--replica-cpus", "0.25", "--replicas", "2"]
+    server = Server(settings, args=[*args, "--http", "replicas"])
+    try:
+        server.wait_ready(timeout=240)  # the first replica answers while Serve starts the second
+        deadline = time.monotonic() + 120
+        while "HTTP by the replicas" not in server.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "Ray Serve: 3 shard(s), 2 replica(s) each, HTTP by the replicas" in server.log.read_text()
+        assert listening_sockets(server.port) == 2  # one per replica, the port shared
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for question in QUESTIONS[:20]:
+                body = client.post("/ask", json={"question": question, "explain": True}).json()
+                expected = one.ask(question, use_cache=False)
+                assert body["answered"] == expected.answered, question
+                if expected.answered:
+                    assert body["citations"][0]["passage_id"] == expected.ranking[0].passage_id, question
+        slow = slow_bodies(server.port, 8)
+        try:
+            time.sleep(1)
+            assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+        finally:
+            for connection in slow:
+                connection.close()
+    finally:
+        assert server.stop(timeout=60) == 0
+    assert listening_sockets(server.port) == 0  # the replicas closed the port when Serve stopped them
