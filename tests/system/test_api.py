@@ -361,6 +361,12 @@ def test_a_document_is_uploaded_as_a_file_of_any_format_and_replaces_its_earlier
         empty = client.put("/admin/documents/blank/file?format=txt", content=b"...", headers=admin)
         assert empty.status_code == 422
         assert sorted(p.name for p in corpus.iterdir()) == before
+        # the format by the name the documents list gives it ("text") as well as by its suffix
+        named = client.put(
+            "/admin/documents/notes/file?format=text", content=b"Bees sleep at night.", headers=admin
+        )
+        assert named.status_code == 200, named.text
+        assert (corpus / "notes.txt").exists() and "notes" in named.json()["documents_added"]
     # every other route keeps the small body limit
     with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
         assert (

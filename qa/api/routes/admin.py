@@ -62,7 +62,12 @@ async def put_document(doc_id: str, body: DocumentIn, request: Request, engine: 
 # Uploads are held to QA_MAX_DOCUMENT_BYTES as they arrive; this is only the route's own ceiling,
 # above the 16 KiB every other body is held to (QA_MAX_BODY_BYTES).
 UPLOAD_CEILING = 1 << 30
-FORMATS = sorted({suffix.removeprefix(".") for suffix in READERS})
+# A file's format as its suffix ("md", "txt") or as the documents list it ("markdown", "text"); the
+# FAQ format has two suffixes, so it is named by one of them.
+_SUFFIXES = {suffix.removeprefix("."): suffix for suffix in READERS}
+_NAMES = {name: suffix for suffix, (name, _) in reversed(READERS.items()) if name != "faq"}  # first wins
+SUFFIX_OF = dict(sorted((_NAMES | _SUFFIXES).items()))
+FORMATS = list(SUFFIX_OF)
 FILE_ROUTE = r"^/admin/documents/[^/]+/file$"  # the one route whose body may be a whole document
 
 
@@ -82,12 +87,12 @@ async def put_file(
         str,
         Query(
             pattern="^(" + "|".join(FORMATS) + ")$",
-            description="The file's format, as its suffix: " + ", ".join(FORMATS) + ".",
+            description="The file's format, as its suffix or its name: " + ", ".join(FORMATS) + ".",
         ),
     ],
 ) -> ReindexReport:
     """The request body is the file itself (`curl -T manual.pdf '.../admin/documents/manual/file?format=pdf'`):
-    written into the corpus folder as `<doc_id>.<format>` (replacing the file the document came from,
+    written into the corpus folder as `<doc_id>.<suffix>` (`text` is written `.txt`; replacing the file the document came from,
     in any format) and read as `qa index` reads it (PDF and Word in a child process under the parse
     limits), then the incremental build swapped in. Needs QA_ADMIN_TOKEN. At most QA_MAX_DOCUMENT_BYTES
     (413 beyond); a file the build cannot use is a 422 and the corpus folder is left as it was."""
@@ -101,7 +106,7 @@ async def put_file(
     reloader = state_of(request.app).running.reloader
     return _reported(
         engine.index.fingerprint if engine.ready else None,
-        await counted(request.app, lambda: reloader.put_file(doc_id, f".{format}", bytes(raw))),
+        await counted(request.app, lambda: reloader.put_file(doc_id, SUFFIX_OF[format], bytes(raw))),
     )
 
 
