@@ -92,9 +92,9 @@ async def put_file(
     ],
 ) -> ReindexReport:
     """The request body is the file itself (`curl -T manual.pdf '.../admin/documents/manual/file?format=pdf'`):
-    written into the corpus folder as `<doc_id>.<suffix>` (`text` is written `.txt`; replacing the file the document came from,
-    in any format) and read as `qa index` reads it (PDF and Word in a child process under the parse
-    limits), then the incremental build swapped in. Needs QA_ADMIN_TOKEN. At most QA_MAX_DOCUMENT_BYTES
+    written into the corpus folder as `<doc_id>.<suffix>` (`text` as `.txt`), replacing the file the
+    document came from in any format, and read as `qa index` reads it (PDF and Word in a child process
+    under the parse limits), then the incremental build swapped in. Needs QA_ADMIN_TOKEN. At most QA_MAX_DOCUMENT_BYTES
     (413 beyond); a file the build cannot use is a 422 and the corpus folder is left as it was."""
     raw = bytearray()
     async for chunk in request.stream():
