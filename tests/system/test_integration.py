@@ -232,3 +232,16 @@ def test_a_question_its_section_s_heading_asks_is_answered_by_the_section(tmp_pa
         assert "heading asks this question" in decision
     result, decision = evidence("How long does shipping to Canada take?")  # a key word the heading lacks
     assert result.signals["heading"] == 0.0 and "the reader gives" in decision
+
+    # and the other way: a heading with a key word the question lacks asks another question
+    narrower = write_corpus(
+        tmp_path / "narrower",
+        {
+            "faq.csv": 'question,answer\nHow long does shipping to Canada take?,"Parcels to Canada take ten days."\n'
+        },
+    )
+    other = settings.model_copy(update={"corpus_dir": narrower, "index_dir": tmp_path / "narrower-index"})
+    build_index(other, real_encoder)
+    engine = Engine(other, real_encoder, load_index(other.index_dir, real_encoder))
+    result, decision = evidence("How long does shipping take?")
+    assert result.signals["heading"] == 0.0 and "the reader gives" in decision
