@@ -12,9 +12,7 @@ _NUMBER_QUESTION = re.compile(
     r"\bhow (many|much)\b|\bwhat (percentage|proportion|fraction|amount|number|sum|share)\b", re.IGNORECASE
 )
 _TIME_QUESTION = re.compile(
-    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b"
-    r"|\bwhat time (do|does|did|is|are|was|will)\b",
-    re.IGNORECASE,
+    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b", re.IGNORECASE
 )
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
