@@ -53,6 +53,12 @@ class Observation:
     citations: tuple[tuple[tuple[float, float, float], bool], ...] = ()
     heading: bool = False  # the best passage's section heading asks the question (the reader does not decide)
 
+    @property
+    def judged(self) -> bool:
+        """The reader's verdict decides, as in the service (``answerability._decide``): a fact question
+        its section's heading does not ask."""
+        return self.factoid and not self.heading
+
 
 def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
     observations = []
@@ -88,8 +94,7 @@ def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
         for name in ("answerable", "similarity", "coverage", "typed", "correct")
     }
     arrays["reader"] = np.array([o.reader or 0.0 for o in obs])
-    # the reader decides a fact question, unless its section's heading asks it
-    arrays["judged"] = np.array([o.factoid and not o.heading for o in obs], dtype=bool)
+    arrays["judged"] = np.array([o.judged for o in obs], dtype=bool)
     return arrays
 
 
@@ -217,7 +222,8 @@ def search_reader_rule(
     base = admitted(obs, thresholds)
     judged = np.ones(len(obs), dtype=bool) if everything else a["judged"]
     few = min((judged & labels).sum(), (judged & ~labels).sum()) < MIN_READER_QUESTIONS
-    grid = np.array([keep]) if keep is not None and few else READER_GRID
+    kept = keep is not None and few
+    grid = np.array([keep]) if kept else READER_GRID
     answered = base[None, :] & (~judged[None, :] | (a["reader"][None, :] >= grid[:, None]))
     answered_rate = (answered & labels).astype(float) @ weights / max((weights * labels).sum(), 1e-9)
     refused_rate = (~answered & ~labels).astype(float) @ weights / max((weights * ~labels).sum(), 1e-9)
@@ -225,7 +231,7 @@ def search_reader_rule(
     best = float(scores.max())
     ties = np.flatnonzero(scores >= best - 1e-9)
     reader = float(grid[ties[len(ties) // 2]])
-    source = "default" if grid is not READER_GRID else "calibrated"
+    source = "default" if kept else "calibrated"
     return ReaderRule(thresholds.similarity, thresholds.coverage, reader, source), best
 
 

@@ -127,11 +127,6 @@ class Evidence:
     factoid: bool = False  # the question asks for a fact (who, what, when, how many ...)
     heading: str | None = None  # the passage's section asks this question in its heading (an FAQ's entry)
 
-    @property
-    def judged(self) -> bool:
-        """The reader's verdict decides: a fact question, not the one its section's heading asks."""
-        return self.factoid and self.heading is None
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -200,6 +195,7 @@ class Answerability:
         typed = holds_value(sentences, self.typed_share)
         factoid = asks_for_a_fact(query.text)
         heading = asked_by_heading(index, query, top) if top and factoid else None
+        # read even when the heading decides: the confidence and the short answer use the reading
         decides = (
             isinstance(rule, ReaderRule) and factoid and rule.thresholds.admit(similarity, coverage, typed)
         )
@@ -291,12 +287,10 @@ def _decide(
             f"{needed:.2f}{lowered if needed < thresholds.similarity else ''}) and covers "
             f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
         )
-        if isinstance(rule, ReaderRule) and evidence.factoid and not evidence.judged:
-            return (
-                None,
-                f"answered: {numbers}, and its section's heading asks this question (“{evidence.heading}”)",
-            )
         if isinstance(rule, ReaderRule) and evidence.factoid:
+            if evidence.heading is not None:
+                asked = f"its section's heading asks this question (“{evidence.heading}”)"
+                return None, f"answered: {numbers}, and {asked}"
             read = evidence.reader or 0.0  # a passage with no sentence to read states nothing
             verdict = (
                 f"the reader gives {read:.2f} that it states the fact asked for (threshold {rule.reader:.2f})"
