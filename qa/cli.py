@@ -338,6 +338,8 @@ def evaluate(
         _write_starter(settings, starter)
         return
     paths = eval_sets or sorted(settings.eval_dir.glob("*.jsonl"))
+    if not paths:
+        raise fail(_no_question_file(settings))
     try:
         engine = load_engine(settings)
         report = evaluate_files(engine, paths)
@@ -369,6 +371,16 @@ def evaluate(
             f"corpus in {used['corpus']}/: {documents}, {used['passages']} passages\n"
         )
         typer.echo(format_report(report, failures=failures))
+
+
+def _no_question_file(settings: Settings) -> str:
+    """What to do when no question file is given and the default folder holds none (``qa`` run
+    outside the repository's checkout, whose tests/eval/ holds the article's)."""
+    return (
+        f"no question file: none given with --set, and {settings.eval_dir}/ (env QA_EVAL_DIR) holds none; "
+        "`qa eval --starter FILE` writes one to complete for your documents (docs/evaluation.md, "
+        '"A question file for your documents")'
+    )
 
 
 def _write_starter(settings: Settings, path: Path) -> None:
@@ -444,7 +456,9 @@ def calibrate(
     from qa.store import IndexFolder
 
     settings = settings_from(corpus, index_dir)
-    sources = eval_sets or [settings.eval_dir / name for name in FIT_SETS]
+    sources = eval_sets or [p for p in (settings.eval_dir / name for name in FIT_SETS) if p.exists()]
+    if not sources:
+        raise fail(_no_question_file(settings))
     if validate is None:
         validate = [p for p in (settings.eval_dir / name for name in VALIDATION_SETS) if p.exists()]
     try:

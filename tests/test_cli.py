@@ -210,6 +210,23 @@ def test_calibrate_fits_only_on_questions_about_these_documents(
     assert after == before
 
 
+def test_eval_and_calibrate_without_a_question_file_say_how_to_write_one(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    """Outside the repository's checkout the default folder (tests/eval/) holds no question file:
+    each command says so and what to do, instead of an empty report or a missing-file error."""
+    empty = tmp_path / "no-questions"
+    empty.mkdir()
+    settings = {"QA_MODEL": "hashing", "QA_EVAL_DIR": str(empty)}
+    where = ["--corpus", str(built_settings.corpus_dir), "--index", str(built_settings.index_dir)]
+    before = (built_settings.index_dir / "current" / "manifest.json").read_text()
+    for command in (["eval"], ["eval", "--ablation"], ["calibrate"]):
+        result = runner.invoke(app, [*command, *where], env=settings)
+        assert result.exit_code == 1, command
+        assert "no question file" in result.output and "qa eval --starter FILE" in result.output
+    assert (built_settings.index_dir / "current" / "manifest.json").read_text() == before
+
+
 def test_calibrate_does_not_store_a_fit_that_cannot_tell_answerable_from_not(
     built_settings: Settings, tmp_path: Path
 ) -> None:
