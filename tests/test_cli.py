@@ -227,6 +227,24 @@ def test_eval_and_calibrate_without_a_question_file_say_how_to_write_one(
     assert (built_settings.index_dir / "current" / "manifest.json").read_text() == before
 
 
+def test_a_broken_question_file_is_refused_naming_the_line_and_what_is_wrong(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    good = (
+        '{"id": "1", "question": "When did the Shinkansen open?", "answerable": true, "evidence": ["1964"]}'
+    )
+    for line, said in (
+        ('{"id": "2", "question": "Why?"}', "2: no 'answerable' field"),
+        ("[1, 2]", "2: not a JSON object"),
+        ('{"id": "2", "question": "Why?", "answerable": true, "evidence": "1964"}', "2: evidence is a list"),
+        ("{broken", "2: not a valid evaluation item"),
+    ):
+        path = tmp_path / "questions.jsonl"
+        path.write_text(f"{good}\n{line}\n", encoding="utf-8")
+        result = run(built_settings, "eval", "--set", str(path))
+        assert result.exit_code == 1 and f"questions.jsonl:{said}" in result.output, line
+
+
 def test_calibrate_does_not_store_a_fit_that_cannot_tell_answerable_from_not(
     built_settings: Settings, tmp_path: Path
 ) -> None:

@@ -38,6 +38,10 @@ def load_eval_set(path: Path) -> list[EvalItem]:
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise QAError(f"{path}:{number}: not a JSON object")
+            if not isinstance(row.get("evidence", []), list):
+                raise QAError(f"{path}:{number}: evidence is a list of strings")
             item = EvalItem(
                 id=str(row["id"]),
                 question=str(row["question"]),
@@ -45,7 +49,11 @@ def load_eval_set(path: Path) -> list[EvalItem]:
                 evidence=tuple(str(e) for e in row.get("evidence", [])),
                 kind=str(row.get("kind") or ("answerable" if row["answerable"] else "unanswerable")),
             )
-        except (ValueError, KeyError, TypeError) as error:
+        except KeyError as error:
+            raise QAError(
+                f"{path}:{number}: no {error} field (each line needs id, question, answerable)"
+            ) from error
+        except (ValueError, TypeError, AttributeError) as error:
             raise QAError(f"{path}:{number}: not a valid evaluation item ({error})") from error
         if item.id in seen:
             raise QAError(f"{path}:{number}: duplicate id {item.id!r}")
