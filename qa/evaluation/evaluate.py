@@ -53,7 +53,7 @@ def load_eval_set(path: Path) -> list[EvalItem]:
             raise QAError(
                 f"{path}:{number}: no {error} field (each line needs id, question, answerable)"
             ) from error
-        except (ValueError, TypeError, AttributeError) as error:
+        except (ValueError, TypeError) as error:
             raise QAError(f"{path}:{number}: not a valid evaluation item ({error})") from error
         if item.id in seen:
             raise QAError(f"{path}:{number}: duplicate id {item.id!r}")
