@@ -142,6 +142,12 @@ def test_a_missing_or_disabled_reader_is_none_and_said(
         ("Who developed GigaChat?", "who developed GigaChat"),
         ("What is the main goal of the task force?", "what the main goal of the task force is"),
         ("How many people were at the meeting?", "how many people were at the meeting"),
+        ("What colour is the kettle?", "what colour the kettle is"),
+        ("What is the goal of the planned reform?", "what the goal of the planned reform is"),
+        ("Which network was founded in 1943?", "which network was founded in 1943"),
+        ("Who was elected president?", "who was elected president"),
+        ("Which countries is Russia teaming up with?", None),  # where "is" goes is not plain
+        ("Where was the task force first presented?", None),
         ("How many eggs does the queen lay?", None),
         ("Did Putin sign it?", None),
         ("GigaChat developer", None),

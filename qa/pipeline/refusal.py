@@ -92,9 +92,40 @@ def what_is_asked(question: str) -> str | None:
             head.append(rest.pop(0))  # "how many eggs"
     if not rest:
         return None
-    subject = len(head) > (2 if head[0] == "how" else 1)  # "which network was", "how many people were"
-    if rest[0].lower() not in _AUXILIARY or (subject and rest[0].lower() in _BE):
+    verb, after = rest[0].lower(), rest[1:]
+    if verb not in _AUXILIARY:
         return " ".join(head + rest)  # the asked-for phrase is the subject: no inversion to undo
-    if rest[0].lower() in _BE and len(rest) > 1:
-        return " ".join(head + rest[1:] + [rest[0].lower()])  # "what is the goal" -> "what the goal is"
-    return None
+    if verb not in _BE or not after:
+        return None
+    noun = len(head) > (2 if head[0] == "how" else 1)  # "which network was", "how many people were"
+    # Is the asked-for phrase the subject ("which network was founded", "who was elected"), or does
+    # another subject follow the verb ("what colour is the kettle", "what is the goal")?
+    inverted = _starts_a_subject(after[0]) if noun else not _participle(after[0], "")
+    if not inverted:
+        return " ".join(head + rest)
+    if any(_participle(w, before) for before, w in zip(after, after[1:])):
+        return None  # "where was the task force first presented": the verb's place is not plain to find
+    return " ".join(head + after + [verb])  # "what is the goal" -> "what the goal is"
+
+
+_DETERMINERS = frozenset(
+    "the a an this that these those its his her their our my your it he she they we you".split()
+)
+_IRREGULAR_PARTICIPLES = frozenset(
+    "known given taken made built held led found seen written chosen done born paid sold thought "
+    "brought won begun meant called".split()
+)
+
+
+def _starts_a_subject(word: str) -> bool:
+    """A determiner, a pronoun or a name: a noun phrase of its own begins."""
+    return word.lower() in _DETERMINERS or word[:1].isupper()
+
+
+def _participle(word: str, before: str) -> bool:
+    """A verb's participle ("presented", "teaming", "known"), not an adjective after a determiner or
+    a possessive ("the planned reform", "the country's ruling party")."""
+    if before.lower() in _DETERMINERS or before.endswith("'s"):
+        return False
+    lower = word.lower()
+    return lower in _IRREGULAR_PARTICIPLES or (len(lower) > 4 and lower.endswith(("ed", "ing")))
