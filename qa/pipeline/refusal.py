@@ -108,7 +108,8 @@ def what_is_asked(question: str) -> str | None:
     return " ".join(head + after + [verb])  # "what is the goal" -> "what the goal is"
 
 
-_DETERMINERS = frozenset(
+# Words that begin a noun phrase of their own: determiners, possessives and personal pronouns.
+_NOUN_PHRASE_STARTS = frozenset(
     "the a an this that these those its his her their our my your it he she they we you".split()
 )
 _IRREGULAR_PARTICIPLES = frozenset(
@@ -119,13 +120,13 @@ _IRREGULAR_PARTICIPLES = frozenset(
 
 def _starts_a_subject(word: str) -> bool:
     """A determiner, a pronoun or a name: a noun phrase of its own begins."""
-    return word.lower() in _DETERMINERS or word[:1].isupper()
+    return word.lower() in _NOUN_PHRASE_STARTS or word[:1].isupper()
 
 
 def _participle(word: str, before: str) -> bool:
     """A verb's participle ("presented", "teaming", "known"), not an adjective after a determiner or
     a possessive ("the planned reform", "the country's ruling party")."""
-    if before.lower() in _DETERMINERS or before.endswith("'s"):
+    if before.lower() in _NOUN_PHRASE_STARTS or before.endswith("'s"):
         return False
     lower = word.lower()
     return lower in _IRREGULAR_PARTICIPLES or (len(lower) > 4 and lower.endswith(("ed", "ing")))
