@@ -325,6 +325,62 @@ def test_the_removed_document_lacks_exactly_the_answer_sentences() -> None:
     assert ArticleSentence(0, 0, 5, "a  2,000\nx").holds(["2,000 x"])  # spaces squashed as SQuAD's answers
 
 
+class RatingMiner:
+    """A reader whose probabilities are fixed per sentence; records what it was asked to read."""
+
+    def __init__(self, ratings: dict[str, float]) -> None:
+        self.ratings = ratings
+        self.read_calls: list[list[str]] = []
+
+    def read(self, question: str, sentences: list[str]) -> list[float]:
+        self.read_calls.append(sentences)
+        return [self.ratings.get(s, 0.0) for s in sentences]
+
+
+def test_a_mining_round_adds_the_miner_s_mistakes_and_leaves_the_other_pairs_as_they_were() -> None:
+    from collections import Counter
+
+    from tools.train_reader import CachedEncoder, training_pairs
+
+    encoder = CachedEncoder(HashingEncoder())
+
+    def pairs(miner: RatingMiner | None, above: float = 0.3) -> list:
+        return training_pairs([ARTICLE], [], encoder, seed=5, miner=miner, hard_above=above)
+
+    plain = pairs(None)
+    miner = RatingMiner({"Workers gather nectar.": 0.9, "Bees dance to show where flowers are.": 0.5})
+    mined = pairs(miner)
+    # it read the sentences that do not hold the answer, never the answer sentence
+    assert miner.read_calls and all("2,000" not in s for call in miner.read_calls for s in call)
+    hard = [p for p in mined if p.kind == "hard"]
+    assert sorted(p.sentence for p in hard) == [
+        "Bees dance to show where flowers are.",
+        "Workers gather nectar.",
+    ]
+    assert all(p.label == 0.0 for p in hard)
+    assert Counter(p for p in mined if p.kind != "hard") == Counter(plain)
+    # only what it rates above the line; a miner that makes no mistake adds nothing
+    assert [p.sentence for p in pairs(miner, above=0.6) if p.kind == "hard"] == ["Workers gather nectar."]
+    assert Counter(pairs(RatingMiner({}))) == Counter(plain)
+
+
+def test_the_training_encoder_embeds_each_list_of_texts_once() -> None:
+    from tools.train_reader import CachedEncoder
+
+    calls: list[list[str]] = []
+
+    class Counting(HashingEncoder):
+        def encode(self, texts: list[str]) -> np.ndarray:
+            calls.append(texts)
+            return super().encode(texts)
+
+    encoder = CachedEncoder(Counting())
+    first = encoder.encode(["a bee", "a hive"])
+    assert np.array_equal(encoder.encode(["a bee", "a hive"]), first)
+    encoder.encode(["a hive"])
+    assert calls == [["a bee", "a hive"], ["a hive"]]
+
+
 def test_the_removed_benchmark_asks_whole_then_without_the_answers(tmp_path: Path) -> None:
     from bench.removed import run_removed, table
 

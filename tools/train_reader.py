@@ -18,7 +18,8 @@ training question:
 - with ``--hard-from READER``, the reader's own mistakes: of the ten sentences nearest the question
   by cosine that hold no gold answer (the candidates the service reads), those READER rates above
   ``--hard-above``, at most two, the highest first. Train them with ``--init`` from READER's weights
-  for a further epoch.
+  for a further epoch. ``--rounds N`` does this within one run: after training, the reader just
+  trained mines its own mistakes and trains ``--round-epochs`` further on them, N times.
 
 SQuAD's questions share many words with their answer sentence, which teaches a model to count shared
 words. Half of the questions are rewritten as people type: a shared lower-case word replaced by a
@@ -279,6 +280,21 @@ def _previous(sentences: list[Any]) -> list[str]:
         sentences[i - 1].text if i > 0 and sentences[i - 1].paragraph == s.paragraph else ""
         for i, s in enumerate(sentences)
     ]
+
+
+class CachedEncoder:
+    """The bi-encoder, each list of texts embedded once: a mining round builds the same pairs again
+    (the same sentences, words and questions) with only the miner changed."""
+
+    def __init__(self, encoder: Any) -> None:
+        self._encoder = encoder
+        self._seen: dict[tuple[str, ...], np.ndarray] = {}
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        key = tuple(texts)
+        if key not in self._seen:
+            self._seen[key] = self._encoder.encode(texts)
+        return self._seen[key]
 
 
 def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]]:
@@ -637,7 +653,16 @@ def main(argv: list[str] | None = None) -> None:
         help="a reader folder (model.onnx): add the near-topic sentences it rates above --hard-above "
         "as negatives (its mistakes)",
     )
-    parser.add_argument("--hard-above", type=float, default=0.28, help="see --hard-from")
+    parser.add_argument("--hard-above", type=float, default=0.28, help="see --hard-from and --rounds")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="after training, this many rounds of: the reader just trained mines its own mistakes "
+        "(as --hard-from) and trains --round-epochs further on them with --round-lr",
+    )
+    parser.add_argument("--round-epochs", type=float, default=0.5)
+    parser.add_argument("--round-lr", type=float, default=2e-5)
     parser.add_argument(
         "--init", type=Path, help="start from these trained weights (reader.pt) instead of --base's"
     )
@@ -658,55 +683,53 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     split = load_split(args.squad_v1, args.squad_v2)
-    encoder = encoder_from(Settings())
+    encoder = CachedEncoder(encoder_from(Settings()))
     if args.evaluate:
         figures = evaluate(args.out, split, encoder, args.seed, args.cut)
         print(json.dumps({**figures, "table": evaluation_table(figures)}, indent=2))
         return
-    miner = None
-    if args.hard_from is not None:
-        from qa.reader import Reader
+    from qa.reader import Reader
 
-        miner = Reader(args.hard_from)
-    pairs = training_pairs(
-        split.train,
-        split.train_v2,
-        encoder,
-        args.seed,
-        context=args.context,
-        cut=args.cut,
-        miner=miner,
-        hard_above=args.hard_above,
-    )
-    if args.limit:
-        pairs = pairs[: args.limit]
-    kinds = Counter(p.kind for p in pairs)
-    print(
-        f"{len(split.train)} training articles ({len(split.held_out)} held out); {len(pairs)} pairs: "
-        + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
-        flush=True,
-    )
+    def pairs_from(miner: Any) -> list[Pair]:
+        pairs = training_pairs(
+            split.train,
+            split.train_v2,
+            encoder,
+            args.seed,
+            context=args.context,
+            cut=args.cut,
+            miner=miner,
+            hard_above=args.hard_above,
+        )
+        pairs = pairs[: args.limit] if args.limit else pairs
+        kinds = Counter(p.kind for p in pairs)
+        print(
+            f"{len(split.train)} training articles ({len(split.held_out)} held out); {len(pairs)} pairs: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+            flush=True,
+        )
+        return pairs
+
+    pairs = pairs_from(Reader(args.hard_from) if args.hard_from is not None else None)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if args.weights is None:
-        work = train(
-            pairs,
-            args.base,
-            args.out,
-            epochs=args.epochs,
-            batch=args.batch,
-            lr=args.lr,
-            max_length=args.max_length,
-            seed=args.seed,
-            span_weight=args.span_weight,
-            init=args.init,
-        )
-        weights = args.out / "reader.pt"
-        (work / "reader.pt").replace(weights)  # kept: --weights exports it again without training
-        shutil.rmtree(work)
-    else:
-        weights = args.weights
+    weights = args.weights
+    rounds: list[dict[str, Any]] = []
+    if weights is None:
+        weights = _train_into(args, pairs, init=args.init, epochs=args.epochs, lr=args.lr)
+        for number in range(1, args.rounds + 1):
+            # the reader as trained so far, exported as the service reads it, mines its mistakes
+            miner_folder = args.out / f"round-{number}-miner"
+            miner_folder.mkdir(exist_ok=True)
+            export(weights, miner_folder, args.base, "dynamic", [])
+            reads = {"max_length": args.max_length, "context": "previous sentence" if args.context else None}
+            (miner_folder / "meta.json").write_text(json.dumps(reads), encoding="utf-8")
+            pairs = pairs_from(Reader(miner_folder))
+            shutil.rmtree(miner_folder)
+            weights = _train_into(args, pairs, init=weights, epochs=args.round_epochs, lr=args.round_lr)
+            rounds.append({"pairs": len(pairs), "hard": sum(p.kind == "hard" for p in pairs)})
     trained = time.perf_counter() - started
+    kinds = Counter(p.kind for p in pairs)
     calibration = random.Random(args.seed).sample(pairs, min(256, len(pairs)))
     onnx_file = export(weights, args.out, args.base, args.quantisation, calibration)
     meta = {
@@ -726,13 +749,37 @@ def main(argv: list[str] | None = None) -> None:
         "context": "previous sentence" if args.context else None,
         "cut": args.cut,
         "hard_from": str(args.hard_from) if args.hard_from else None,
-        "hard_above": args.hard_above if args.hard_from else None,
+        "hard_above": args.hard_above if args.hard_from or args.rounds else None,
         "init": str(args.init) if args.init else None,
+        "rounds": [
+            {**r, "epochs": args.round_epochs, "lr": args.round_lr, "hard_above": args.hard_above}
+            for r in rounds
+        ],
         "train_seconds": round(trained),
         "quantisation": f"onnxruntime {args.quantisation} int8",
     }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     print(f"trained in {trained:.0f}s; wrote {onnx_file} ({onnx_file.stat().st_size / 2**20:.1f} MiB)")
+
+
+def _train_into(args: Any, pairs: list[Pair], *, init: Path | None, epochs: float, lr: float) -> Path:
+    """Train on ``pairs`` (from ``init``'s weights, or the base's) into ``--out``/reader.pt."""
+    work = train(
+        pairs,
+        args.base,
+        args.out,
+        epochs=epochs,
+        batch=args.batch,
+        lr=lr,
+        max_length=args.max_length,
+        seed=args.seed,
+        span_weight=args.span_weight,
+        init=init,
+    )
+    weights = args.out / "reader.pt"
+    (work / "reader.pt").replace(weights)  # kept: --weights exports it again without training
+    shutil.rmtree(work)
+    return weights
 
 
 if __name__ == "__main__":
