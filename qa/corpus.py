@@ -77,18 +77,28 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[str]]:
     """Document files under ``corpus_dir``, sorted, and the entries skipped with their reason.
 
     Hidden files and folders are ignored. A file must resolve inside the corpus folder: a symbolic
-    link to a file elsewhere (``/etc/passwd``) is skipped, so is anything but a regular file.
+    link to a file elsewhere (``/etc/passwd``) is skipped, so is anything but a regular file. An
+    index folder inside it (``qa index`` run there with the default ``index``) is skipped whole: its
+    files are not documents, and reading them would make every build change the corpus.
     """
     if not corpus_dir.is_dir():
         raise CorpusError(corpus_dir, "corpus folder does not exist")
     root = corpus_dir.resolve()
     files, skipped = [], []
-    for path in sorted(corpus_dir.rglob("*")):
+    indexes: list[Path] = []
+    for path in sorted(corpus_dir.rglob("*")):  # a folder comes before what it holds
         relative = path.relative_to(corpus_dir)
         if any(part.startswith((".", "_")) for part in relative.parts):
             continue
+        if any(relative.is_relative_to(index) for index in indexes):
+            continue
         try:
             if path.is_dir():
+                if _is_index_folder(path):
+                    indexes.append(relative)
+                    skipped.append(
+                        f"{relative.as_posix()}/: an index folder (`qa index` writes them), not documents"
+                    )
                 continue
             if path.suffix.lower() not in SUFFIXES:
                 skipped.append(f"{relative.as_posix()}: not a format qa reads ({', '.join(SUFFIXES)})")
@@ -112,6 +122,11 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[str]]:
         else:
             files.append(path)
     return files, skipped
+
+
+def _is_index_folder(path: Path) -> bool:
+    """The layout ``qa index`` writes (qa/store/folder.py): ``builds/`` and the ``current`` link."""
+    return (path / "builds").is_dir() and (path / "current").is_symlink()
 
 
 def _hard_links(path: Path) -> int:

@@ -74,6 +74,20 @@ def test_links_out_of_the_corpus_and_special_files_are_skipped(
     assert not any("root:x" in d.text for d in documents.values())
 
 
+def test_an_index_folder_inside_the_corpus_is_not_read_as_documents(small_settings: Settings) -> None:
+    # `qa index` run inside the documents' folder with the default index folder, `index`
+    settings = small_settings.model_copy(update={"index_dir": small_settings.corpus_dir / "index"})
+    first = build_index(settings, HashingEncoder())
+    assert sorted(first.documents_added) == ["bees", "solar", "trains"]
+    second = build_index(settings, HashingEncoder())
+    assert second.up_to_date and second.fingerprint == first.fingerprint  # its own files change nothing
+    assert second.skipped == ["index/: an index folder (`qa index` writes them), not documents"]
+    (settings.corpus_dir / "bees.txt").write_text("Bees make honey from nectar.", encoding="utf-8")
+    third = build_index(settings, HashingEncoder())
+    assert third.documents_changed == ["bees"] and not third.documents_added
+    assert sorted(load_index(settings.index_dir).documents) == ["bees", "solar", "trains"]
+
+
 # 2. Every malformed body is a 422 in JSON.
 
 
