@@ -364,6 +364,31 @@ def test_a_mining_round_adds_the_miner_s_mistakes_and_leaves_the_other_pairs_as_
     assert Counter(pairs(RatingMiner({}))) == Counter(plain)
 
 
+def test_a_swapped_question_asks_about_a_name_or_number_the_answer_sentence_does_not_hold() -> None:
+    import random
+
+    from tools.train_reader import names_and_numbers, swapped
+
+    sentence = "The Denver Broncos won Super Bowl 50 in 2016."
+    article = names_and_numbers(
+        "It was played in Santa Clara in 2016, after Super Bowl 49 and before Super Bowl 51."
+    )
+    assert article == ["Santa Clara", "2016", "Super Bowl", "49", "Super Bowl", "51"]
+    made = {
+        swapped("Who won Super Bowl 50 in 2016?", sentence, article, random.Random(seed))
+        for seed in range(40)
+    }
+    # a number for a number, a name for a name, never one the sentence holds or sharing its words
+    assert made == {
+        "Who won Super Bowl 49 in 2016?",
+        "Who won Super Bowl 51 in 2016?",
+        "Who won Santa Clara 50 in 2016?",
+        "Who won Super Bowl 50 in 49?",
+        "Who won Super Bowl 50 in 51?",
+    }
+    assert swapped("Who won the match?", sentence, article, random.Random(0)) is None  # nothing to swap
+
+
 def test_the_training_encoder_embeds_each_list_of_texts_once() -> None:
     from tools.train_reader import CachedEncoder
 

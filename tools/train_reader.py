@@ -13,6 +13,10 @@ training question:
 - with ``--cut``, the answer sentence itself with the clause holding the answer cut out (when the
   rest is still a sentence and holds no gold answer): every word of the question's subject is
   there, only the fact is missing;
+- with ``--swap``, the answer sentence read with the question asked about something else: one of
+  the question's names or numbers that the sentence holds replaced by another of the article's
+  that the sentence does not ("Which network broadcast Super Bowl 50?" → "... Super Bowl 49?"):
+  the sentence is on the question's subject and states a fact of its kind, not the one asked;
 - and each SQuAD v2.0 unanswerable question of a training article with the sentence of its
   paragraph closest to it (written to look answerable from that paragraph);
 - with ``--hard-from READER``, the reader's own mistakes: of the ten sentences nearest the question
@@ -73,7 +77,7 @@ class Pair:
     question: str
     sentence: str
     label: float
-    kind: str  # positive | near | random | cut | unanswerable
+    kind: str  # positive | near | random | cut | swap | hard | unanswerable
     # the gold answer's characters in ``sentence`` (positives only): the span head learns to point
     # at it (the short answer)
     answer: tuple[int, int] | None = None
@@ -159,6 +163,35 @@ def without_answer(sentence: str, span: tuple[int, int], golds: tuple[str, ...])
     return rest[:1].upper() + rest[1:]
 
 
+# a name (capitalised words in a row) or a number; a match at the start of a text is left out (its
+# first word is capitalised whatever it is)
+_NAME_OR_NUMBER = re.compile(r"\b(?:[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*|\d[\d,.]*\d|\d)\b")
+
+
+def names_and_numbers(text: str) -> list[str]:
+    return [m.group() for m in _NAME_OR_NUMBER.finditer(text) if m.start() > 0]
+
+
+def swapped(question: str, sentence: str, article_names: list[str], rng: random.Random) -> str | None:
+    """``question`` with one name or number (not its first word) that ``sentence`` also holds
+    replaced by another of the same kind from ``article_names`` that the sentence does not hold and
+    that shares no word with it; None when it has none."""
+    places = [m for m in _NAME_OR_NUMBER.finditer(question) if m.start() > 0 and m.group() in sentence]
+    if not places:
+        return None
+    place = rng.choice(places)
+    numeric = place.group()[0].isdigit()
+    words = set(place.group().split())
+    others = [
+        w
+        for w in article_names
+        if w[0].isdigit() == numeric and w not in sentence and not words & set(w.split())
+    ]
+    if not others:
+        return None
+    return question[: place.start()] + rng.choice(others) + question[place.end() :]
+
+
 def training_pairs(
     train_v1: list[dict[str, Any]],
     train_v2: list[dict[str, Any]],
@@ -169,14 +202,18 @@ def training_pairs(
     cut: float = 0.0,
     miner: Any = None,
     hard_above: float = 0.28,
+    swap: float = 0.0,
 ) -> list[Pair]:
     """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
     sentence with the one before it in its paragraph (as the service reads a passage's sentence
     with the one before it), whatever that one holds; ``cut``: the share of answer sentences also
     read with the answer's clause cut out, as a negative; ``miner``: a reader whose mistakes are
-    added as "hard" negatives (the near-topic sentences it rates above ``hard_above``)."""
+    added as "hard" negatives (the near-topic sentences it rates above ``hard_above``); ``swap``: the
+    share of answer sentences also read, as a negative, with the question asked about another name
+    or number of the article (``swapped``)."""
     rng = random.Random(seed)
     cut_rng = random.Random(seed + 1)  # its own: the other pairs stay those drawn without --cut
+    swap_rng = random.Random(seed + 2)  # the same for --swap
     articles = [(a, article_sentences(a)) for a in train_v1]
     texts = [s.text for _, sentences in articles for s in sentences]
     counts = Counter(w.lower() for t in texts for w in _WORD.findall(t))
@@ -188,6 +225,7 @@ def training_pairs(
     row = 0
     for article, sentences in articles:
         before = _previous(sentences) if context else [""] * len(sentences)
+        names = sorted({w for s in sentences for w in names_and_numbers(s.text)})
         vectors = sentence_vectors[row : row + len(sentences)]
         row += len(sentences)
         items = [(qa, number) for number, p in enumerate(article["paragraphs"]) for qa in p["qas"]]
@@ -212,6 +250,10 @@ def training_pairs(
             first = sentences.index(positive[0])
             golds = tuple(x["text"] for x in qa["answers"])
             pairs.append(Pair(question, positive[0].text, 1.0, "positive", span, golds, before[first]))
+            if swap and swap_rng.random() < swap:
+                asked_else = swapped(question, positive[0].text, names, swap_rng)
+                if asked_else is not None:
+                    pairs.append(Pair(asked_else, positive[0].text, 0.0, "swap", context=before[first]))
             if span is not None and cut_rng.random() < cut:
                 rest = without_answer(positive[0].text, span, golds)
                 if rest is not None:
@@ -648,6 +690,13 @@ def main(argv: list[str] | None = None) -> None:
         "(0: none); with --evaluate, on the held-out articles",
     )
     parser.add_argument(
+        "--swap",
+        type=float,
+        default=0.0,
+        help="the share of answer sentences also read as a negative with the question asked about "
+        "another name or number of the article (0: none)",
+    )
+    parser.add_argument(
         "--hard-from",
         type=Path,
         help="a reader folder (model.onnx): add the near-topic sentences it rates above --hard-above "
@@ -700,6 +749,7 @@ def main(argv: list[str] | None = None) -> None:
             cut=args.cut,
             miner=miner,
             hard_above=args.hard_above,
+            swap=args.swap,
         )
         pairs = pairs[: args.limit] if args.limit else pairs
         kinds = Counter(p.kind for p in pairs)
@@ -748,6 +798,7 @@ def main(argv: list[str] | None = None) -> None:
         "outputs": ["logits", "start_logits", "end_logits"],
         "context": "previous sentence" if args.context else None,
         "cut": args.cut,
+        "swap": args.swap,
         "hard_from": str(args.hard_from) if args.hard_from else None,
         "hard_above": args.hard_above if args.hard_from or args.rounds else None,
         "init": str(args.init) if args.init else None,
