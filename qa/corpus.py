@@ -125,8 +125,9 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[str]]:
 
 
 def _is_index_folder(path: Path) -> bool:
-    """The layout ``qa index`` writes (qa/store/folder.py): ``builds/`` and the ``current`` link."""
-    return (path / "builds").is_dir() and (path / "current").is_symlink()
+    from qa.store.folder import IndexFolder  # here: the store reads documents through this module
+
+    return IndexFolder(path).exists()
 
 
 def _hard_links(path: Path) -> int:

@@ -32,6 +32,10 @@ class IndexFolder:
     def current(self) -> Path:
         return self.path / "current"
 
+    def exists(self) -> bool:
+        """Whether the folder has this layout (``builds/`` and the ``current`` link)."""
+        return (self.path / "builds").is_dir() and self.current.is_symlink()
+
     def earlier_builds(self) -> list[Path]:
         """The builds kept besides the current one, newest first (their names begin with the time)."""
         current = self.current.resolve()
