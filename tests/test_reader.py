@@ -389,6 +389,42 @@ def test_a_swapped_question_asks_about_a_name_or_number_the_answer_sentence_does
     assert swapped("Who won the match?", sentence, article, random.Random(0)) is None  # nothing to swap
 
 
+def test_a_made_question_asks_for_a_name_or_number_of_its_sentence_in_its_clause() -> None:
+    import random
+
+    from tools.train_reader import made_question
+
+    sentence = "After a long season, the Denver Broncos won the final in 2016 with 24 points."
+    made = {made_question(sentence, random.Random(seed)) for seed in range(40)}
+    assert made == {
+        ("What won the final in 2016 with 24 points?", (25, 39)),
+        ("The Denver Broncos won the final in when with 24 points?", (57, 61)),
+        ("The Denver Broncos won the final in 2016 with how many points?", (67, 69)),
+    }
+    for _, (begin, end) in made:
+        assert sentence[begin:end] in {"Denver Broncos", "2016", "24"}  # the answer, verbatim
+    assert made_question("Honey bees live in colonies.", random.Random(0)) is None  # nothing to ask for
+    assert made_question("It was 2016.", random.Random(0)) is None  # too short to be a question
+
+
+def test_made_questions_pair_their_sentence_with_sentences_that_do_not_hold_the_value() -> None:
+    from collections import Counter
+
+    from tools.train_reader import CachedEncoder, training_pairs
+
+    encoder = CachedEncoder(HashingEncoder())
+    plain = training_pairs([ARTICLE], [], encoder, seed=5)
+    more = training_pairs([ARTICLE], [], encoder, seed=5, made=100, rewrite=0.0)
+    made = [p for p in more if p.kind.startswith("made")]
+    positives = [p for p in made if p.kind == "made"]
+    assert [p.question for p in positives] == ["The queen lays how many eggs a day?"]
+    (positive,) = positives
+    assert positive.label == 1.0 and positive.sentence[slice(*positive.answer)] == "2,000"
+    negatives = [p for p in made if p.label == 0.0]
+    assert negatives and all("2,000" not in p.sentence for p in negatives)
+    assert Counter(p for p in more if not p.kind.startswith("made")) == Counter(plain)
+
+
 def test_the_training_encoder_embeds_each_list_of_texts_once() -> None:
     from tools.train_reader import CachedEncoder
 

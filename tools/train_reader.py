@@ -192,6 +192,46 @@ def swapped(question: str, sentence: str, article_names: list[str], rng: random.
     return question[: place.start()] + rng.choice(others) + question[place.end() :]
 
 
+_YEAR = re.compile(r"1[0-9]{3}|20[0-9]{2}")
+
+
+def made_question(sentence: str, rng: random.Random) -> tuple[str, tuple[int, int]] | None:
+    """A question made by rule from ``sentence``: in the clause holding one of its names or numbers
+    (not its first word), that value replaced by what is asked for it ("what" for a name, "when" for
+    a year, "how many" for another number), as people type a question about a fact they half
+    remember ("The Broncos defeated the Panthers in 2016." → "The Broncos defeated the Panthers in
+    when?"); with the value's characters in the sentence (the answer). None when the sentence has
+    no such value or the question would be under six words."""
+    places = [
+        m
+        for m in _NAME_OR_NUMBER.finditer(sentence)
+        if m.start() > 0 and sentence[m.start() - 1] not in "(–-/" and sentence[m.end() : m.end() + 1] not in "–-/)"
+    ]
+    if not places:
+        return None
+    place = rng.choice(places)
+    value = place.group()
+    if _YEAR.fullmatch(value):
+        asked = "when"
+    elif value[0].isdigit():
+        asked = "how many"
+    else:
+        asked = "what"
+    cuts = [0, *(m.start() for m in _CLAUSE.finditer(sentence)), len(sentence)]
+    left = max(c for c in cuts if c <= place.start())
+    right = min(c for c in cuts if c >= place.end())
+    before = sentence[left : place.start()].lstrip(" ,;:–—-")
+    after = sentence[place.end() : right].rstrip(" ,;:.!?")
+    for joining in ("and ", "but ", "which ", "who ", "whom ", "whose ", "while ", "whereas ", "where ", "when "):
+        if before.startswith(joining):
+            before = before[len(joining) :]
+    before = re.sub(r"(?i)\b(?:the|an?)\s+$", "", before)  # "the what sided with" → "what sided with"
+    question = f"{before}{asked}{after}".strip()
+    if len(question.split()) < 6:
+        return None
+    return question[:1].upper() + question[1:] + "?", (place.start(), place.end())
+
+
 def training_pairs(
     train_v1: list[dict[str, Any]],
     train_v2: list[dict[str, Any]],
@@ -203,6 +243,7 @@ def training_pairs(
     miner: Any = None,
     hard_above: float = 0.28,
     swap: float = 0.0,
+    made: int = 0,
 ) -> list[Pair]:
     """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
     sentence with the one before it in its paragraph (as the service reads a passage's sentence
@@ -210,17 +251,23 @@ def training_pairs(
     read with the answer's clause cut out, as a negative; ``miner``: a reader whose mistakes are
     added as "hard" negatives (the near-topic sentences it rates above ``hard_above``); ``swap``: the
     share of answer sentences also read, as a negative, with the question asked about another name
-    or number of the article (``swapped``)."""
+    or number of the article (``swapped``); ``made``: about this many questions made by rule from the
+    articles' sentences (``made_question``), each with its sentence as the positive and the same
+    negatives as SQuAD's questions (the nearest sentences that do not hold the value asked for)."""
     rng = random.Random(seed)
     cut_rng = random.Random(seed + 1)  # its own: the other pairs stay those drawn without --cut
     swap_rng = random.Random(seed + 2)  # the same for --swap
+    made_rng = random.Random(seed + 3)  # and for --made
     articles = [(a, article_sentences(a)) for a in train_v1]
     texts = [s.text for _, sentences in articles for s in sentences]
     counts = Counter(w.lower() for t in texts for w in _WORD.findall(t))
     common = [w for w, _ in counts.most_common(15_000)]
     print(f"embedding {len(texts)} sentences and {len(common)} words ...", file=sys.stderr, flush=True)
     sentence_vectors = encoder.encode(texts)
-    rewriter = Rewriter(common, encoder.encode(common), rng)
+    word_vectors = encoder.encode(common)
+    rewriter = Rewriter(common, word_vectors, rng)
+    made_rewriter = Rewriter(common, word_vectors, made_rng)
+    made_share = made / max(1, len(texts))
     pairs: list[Pair] = []
     row = 0
     for article, sentences in articles:
@@ -276,6 +323,8 @@ def training_pairs(
             if rng.random() < 0.5:
                 other = rng.choice(kept)
                 pairs.append(Pair(question, sentences[other].text, 0.0, "random", context=before[other]))
+        if made:
+            pairs += _made_pairs(sentences, vectors, before, encoder, made_share, made_rewriter, rewrite)
     for article in train_v2:
         sentences = article_sentences(article)
         before = _previous(sentences) if context else [""] * len(sentences)
@@ -299,6 +348,47 @@ def training_pairs(
                 question = rewriter(question, sentences[best].text)
             pairs.append(Pair(question, sentences[best].text, 0.0, "unanswerable", context=before[best]))
     rng.shuffle(pairs)
+    return pairs
+
+
+def _made_pairs(
+    sentences: list[Any],
+    vectors: np.ndarray,
+    before: list[str],
+    encoder: Any,
+    share: float,
+    rewriter: Rewriter,
+    rewrite: float,
+) -> list[Pair]:
+    """Questions made by rule from ``share`` of an article's sentences, with their pairs: the
+    sentence (positive, the value as its answer), the nearest sentence that does not hold the value
+    (and the second nearest half of the time), and a random one half of the time."""
+    rng = rewriter.rng
+    made = []
+    for i, s in enumerate(sentences):
+        if rng.random() < share:
+            found = made_question(s.text, rng)
+            if found is not None:
+                made.append((i, *found))
+    if not made:
+        return []
+    question_vectors = encoder.encode([question for _, question, _ in made])
+    pairs = []
+    for (i, question, span), qvec in zip(made, question_vectors):
+        value = " ".join(sentences[i].text[span[0] : span[1]].split())
+        kept = [k for k, s in enumerate(sentences) if not s.holds([value])]
+        if rng.random() < rewrite:
+            question = rewriter(question, sentences[i].text)
+        pairs.append(Pair(question, sentences[i].text, 1.0, "made", span, (value,), before[i]))
+        if not kept:
+            continue
+        order = sorted(kept, key=lambda k: -float(vectors[k] @ qvec))
+        pairs.append(Pair(question, sentences[order[0]].text, 0.0, "made-near", context=before[order[0]]))
+        if len(order) > 1 and rng.random() < 0.5:
+            pairs.append(Pair(question, sentences[order[1]].text, 0.0, "made-near", context=before[order[1]]))
+        if rng.random() < 0.5:
+            other = rng.choice(kept)
+            pairs.append(Pair(question, sentences[other].text, 0.0, "made-random", context=before[other]))
     return pairs
 
 
@@ -697,6 +787,13 @@ def main(argv: list[str] | None = None) -> None:
         "another name or number of the article (0: none)",
     )
     parser.add_argument(
+        "--made",
+        type=int,
+        default=0,
+        help="about this many more questions, made by rule from the training articles' sentences "
+        "(a name or number asked for), with the same kinds of negatives (0: none)",
+    )
+    parser.add_argument(
         "--hard-from",
         type=Path,
         help="a reader folder (model.onnx): add the near-topic sentences it rates above --hard-above "
@@ -750,6 +847,7 @@ def main(argv: list[str] | None = None) -> None:
             miner=miner,
             hard_above=args.hard_above,
             swap=args.swap,
+            made=args.made,
         )
         pairs = pairs[: args.limit] if args.limit else pairs
         kinds = Counter(p.kind for p in pairs)
@@ -799,6 +897,7 @@ def main(argv: list[str] | None = None) -> None:
         "context": "previous sentence" if args.context else None,
         "cut": args.cut,
         "swap": args.swap,
+        "made": args.made,
         "hard_from": str(args.hard_from) if args.hard_from else None,
         "hard_above": args.hard_above if args.hard_from or args.rounds else None,
         "init": str(args.init) if args.init else None,
