@@ -450,6 +450,7 @@ def calibrate(
         VALIDATION_SETS,
         fit,
         format_report,
+        too_few,
         trustworthy,
     )
     from qa.evaluation.evaluate import load_eval_set
@@ -492,6 +493,12 @@ def calibrate(
                 "these questions cannot tell what the documents answer from what they do not, and the "
                 "thresholds already in the index stay. Add questions of both kinds (docs/evaluation.md, "
                 '"A question file for your documents")'
+            )
+        few = too_few(calibration)
+        if few is not None and not dry_run:
+            raise fail(
+                f"not stored: {few}; the rule already in the index stays. Add questions of both kinds "
+                '(docs/evaluation.md, "A question file for your documents"), or see the fit with --dry-run'
             )
         if default_out is not None and "reader_rule" in calibration:
             shipped = {"reader": calibration["reader_rule"]["threshold"]}

@@ -267,6 +267,30 @@ def test_calibrate_does_not_store_a_fit_that_cannot_tell_answerable_from_not(
     assert after == before
 
 
+def test_calibrate_does_not_store_a_fit_of_a_handful_of_questions_and_shows_the_rule_in_use(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    """Four questions that separate perfectly still cannot set the thresholds every question is
+    decided by: the fit is shown beside the rule in use, and not stored."""
+    rows = [
+        {"id": "a1", "question": "How many eggs does the queen lay a day?", "answerable": True, "evidence": ["2,000"]},
+        {"id": "a2", "question": "When did the Shinkansen open?", "answerable": True, "evidence": ["1964"]},
+        {"id": "u1", "question": "What is the capital of Peru?", "answerable": False, "kind": "off_topic"},
+        {"id": "u2", "question": "Who won the 1998 World Cup?", "answerable": False, "kind": "off_topic"},
+    ]
+    manifest = built_settings.index_dir / "current" / "manifest.json"
+    before = json.loads(manifest.read_text())["calibration"]
+    path = _questions(tmp_path / "few.jsonl", rows)
+    result = run(built_settings, "calibrate", "--set", str(path))
+    assert result.exit_code == 1
+    assert "not stored: 2 answerable and 2 unanswerable question(s)" in result.output
+    assert "the rule already in the index stays" in result.output
+    assert re.search(r"in use until now \((default|calibrated)\): similarity >= ", result.output)
+    assert json.loads(manifest.read_text())["calibration"] == before
+    shown = run(built_settings, "calibrate", "--set", str(path), "--dry-run")
+    assert shown.exit_code == 0 and "in use until now" in shown.output
+
+
 def test_a_starter_question_file_is_written_from_the_corpus_and_refused_until_completed(
     built_settings: Settings, tmp_path: Path
 ) -> None:

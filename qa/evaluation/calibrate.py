@@ -204,6 +204,7 @@ READER_GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
 # and not): on fewer it follows a handful of questions, and the reader's own threshold (its rule.json,
 # fitted on 1,395 questions) is kept.
 MIN_READER_QUESTIONS = 30
+MIN_FIT_QUESTIONS = 10  # of each kind, answerable and not, for `qa calibrate` to store a fit
 
 
 def search_reader_rule(
@@ -313,6 +314,7 @@ def fit(
         "validation": _validated(validation_obs, thresholds),
         "trade_off": trade_off,
         "questions": len(everything),
+        "answerable": sum(o.answerable for o in everything),
         "sources": list(by_source),
         "left_out": left_out,
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -337,6 +339,12 @@ def fit(
         final = ReaderRule(
             thresholds.similarity, thresholds.coverage, calibration["reader_rule"]["threshold"]
         )
+    in_use = engine.pipeline.answerability.rule_for(engine.index)
+    calibration["in_use"] = {
+        "rule": _values(in_use),
+        "source": in_use.source,
+        **{k: round(v, 4) for k, v in rates(everything, in_use).items()},
+    }
     fitted_on = {**by_source, **(observed or {})}
     confidence = logistic_report(fitted_on, validation_obs, final, fit_confidence, confidence_data)
     if confidence is not None:
@@ -494,6 +502,20 @@ def trustworthy(calibration: dict[str, Any]) -> tuple[bool, float, str]:
     return figure >= MIN_BALANCED_ACCURACY, figure, on
 
 
+def too_few(calibration: dict[str, Any]) -> str | None:
+    """Why a fit may not be stored for having too few questions (``MIN_FIT_QUESTIONS`` answerable
+    and as many unanswerable): the thresholds decide every question, and a handful moves them as far
+    as chance does. None when there are enough."""
+    answerable = calibration["answerable"]
+    unanswerable = calibration["questions"] - answerable
+    if min(answerable, unanswerable) >= MIN_FIT_QUESTIONS:
+        return None
+    return (
+        f"{answerable} answerable and {unanswerable} unanswerable question(s); a fit needs at least "
+        f"{MIN_FIT_QUESTIONS} of each to move the thresholds every question is decided by"
+    )
+
+
 def _validated(validation: dict[str, list[Observation]], rule: Rule) -> list[dict[str, Any]]:
     return [
         {"source": name, **{k: round(v, 4) for k, v in rates(obs, rule).items()}}
@@ -543,6 +565,17 @@ def format_report(calibration: dict[str, Any]) -> str:
             "figures on the fifth left out):",
             header,
             row("all questions", within),
+            "",
+        ]
+    in_use = calibration.get("in_use")
+    if in_use:
+        now = in_use["rule"]
+        reader = f", reader >= {now['reader']:.2f}" if "reader" in now else ""
+        lines += [
+            f"in use until now ({in_use['source']}): similarity >= {now['similarity']:.2f}, coverage >= "
+            f"{now['coverage']:.2f}{reader}; on the fitting questions:",
+            header,
+            row("all sources", in_use),
             "",
         ]
     if calibration["validation"]:
