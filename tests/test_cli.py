@@ -273,7 +273,12 @@ def test_calibrate_does_not_store_a_fit_of_a_handful_of_questions_and_shows_the_
     """Four questions that separate perfectly still cannot set the thresholds every question is
     decided by: the fit is shown beside the rule in use, and not stored."""
     rows = [
-        {"id": "a1", "question": "How many eggs does the queen lay a day?", "answerable": True, "evidence": ["2,000"]},
+        {
+            "id": "a1",
+            "question": "How many eggs does the queen lay a day?",
+            "answerable": True,
+            "evidence": ["2,000"],
+        },
         {"id": "a2", "question": "When did the Shinkansen open?", "answerable": True, "evidence": ["1964"]},
         {"id": "u1", "question": "What is the capital of Peru?", "answerable": False, "kind": "off_topic"},
         {"id": "u2", "question": "Who won the 1998 World Cup?", "answerable": False, "kind": "off_topic"},

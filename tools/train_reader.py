@@ -205,7 +205,9 @@ def made_question(sentence: str, rng: random.Random) -> tuple[str, tuple[int, in
     places = [
         m
         for m in _NAME_OR_NUMBER.finditer(sentence)
-        if m.start() > 0 and sentence[m.start() - 1] not in "(–-/" and sentence[m.end() : m.end() + 1] not in "–-/)"
+        if m.start() > 0
+        and sentence[m.start() - 1] not in "(–-/"
+        and sentence[m.end() : m.end() + 1] not in "–-/)"
     ]
     if not places:
         return None
@@ -222,7 +224,18 @@ def made_question(sentence: str, rng: random.Random) -> tuple[str, tuple[int, in
     right = min(c for c in cuts if c >= place.end())
     before = sentence[left : place.start()].lstrip(" ,;:–—-")
     after = sentence[place.end() : right].rstrip(" ,;:.!?")
-    for joining in ("and ", "but ", "which ", "who ", "whom ", "whose ", "while ", "whereas ", "where ", "when "):
+    for joining in (
+        "and ",
+        "but ",
+        "which ",
+        "who ",
+        "whom ",
+        "whose ",
+        "while ",
+        "whereas ",
+        "where ",
+        "when ",
+    ):
         if before.startswith(joining):
             before = before[len(joining) :]
     before = re.sub(r"(?i)\b(?:the|an?)\s+$", "", before)  # "the what sided with" → "what sided with"
