@@ -17,6 +17,9 @@ training question:
   the question's names or numbers that the sentence holds replaced by another of the article's
   that the sentence does not ("Which network broadcast Super Bowl 50?" → "... Super Bowl 49?"):
   the sentence is on the question's subject and states a fact of its kind, not the one asked;
+- with ``--made N``, about N more questions made by rule from the training articles' sentences (a
+  name, year or number of a clause asked for: ``made_question``), each with its sentence as the
+  positive and the same kinds of negatives as SQuAD's questions;
 - and each SQuAD v2.0 unanswerable question of a training article with the sentence of its
   paragraph closest to it (written to look answerable from that paragraph);
 - with ``--hard-from READER``, the reader's own mistakes: of the ten sentences nearest the question
@@ -69,7 +72,9 @@ PREFIXES = (
 )
 _WORD = re.compile(r"[A-Za-z][a-z]{2,}")
 # where a clause ends: punctuation, a dash between spaces, or a joining word
-_CLAUSE = re.compile(r"[,;:]|\s[–—-]\s|\s(?:and|but|which|who|whom|whose|while|whereas|where|when)\s")
+_JOINERS = "and|but|which|who|whom|whose|while|whereas|where|when"
+_CLAUSE = re.compile(rf"[,;:]|\s[–—-]\s|\s(?:{_JOINERS})\s")
+_JOINING = re.compile(rf"^(?:{_JOINERS})\s+")  # a clause's joining word
 
 
 @dataclass(frozen=True)
@@ -224,20 +229,7 @@ def made_question(sentence: str, rng: random.Random) -> tuple[str, tuple[int, in
     right = min(c for c in cuts if c >= place.end())
     before = sentence[left : place.start()].lstrip(" ,;:–—-")
     after = sentence[place.end() : right].rstrip(" ,;:.!?")
-    for joining in (
-        "and ",
-        "but ",
-        "which ",
-        "who ",
-        "whom ",
-        "whose ",
-        "while ",
-        "whereas ",
-        "where ",
-        "when ",
-    ):
-        if before.startswith(joining):
-            before = before[len(joining) :]
+    before = _JOINING.sub("", before)  # "while Danny ... ranked" → "Danny ... ranked"
     before = re.sub(r"(?i)\b(?:the|an?)\s+$", "", before)  # "the what sided with" → "what sided with"
     question = f"{before}{asked}{after}".strip()
     if len(question.split()) < 6:
