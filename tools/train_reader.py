@@ -322,12 +322,7 @@ def training_pairs(
                     [before[i] for i in nearest],
                     hard_above,
                 )
-            pairs.append(Pair(question, sentences[order[0]].text, 0.0, "near", context=before[order[0]]))
-            if len(order) > 1 and rng.random() < 0.5:
-                pairs.append(Pair(question, sentences[order[1]].text, 0.0, "near", context=before[order[1]]))
-            if rng.random() < 0.5:
-                other = rng.choice(kept)
-                pairs.append(Pair(question, sentences[other].text, 0.0, "random", context=before[other]))
+            pairs += _negatives(question, sentences, before, order, kept, rng)
         if made:
             pairs += _made_pairs(sentences, vectors, before, encoder, made_share, made_rewriter, rewrite)
     for article in train_v2:
@@ -388,12 +383,28 @@ def _made_pairs(
         if not kept:
             continue
         order = sorted(kept, key=lambda k: -float(vectors[k] @ qvec))
-        pairs.append(Pair(question, sentences[order[0]].text, 0.0, "made-near", context=before[order[0]]))
-        if len(order) > 1 and rng.random() < 0.5:
-            pairs.append(Pair(question, sentences[order[1]].text, 0.0, "made-near", context=before[order[1]]))
-        if rng.random() < 0.5:
-            other = rng.choice(kept)
-            pairs.append(Pair(question, sentences[other].text, 0.0, "made-random", context=before[other]))
+        pairs += _negatives(question, sentences, before, order, kept, rng, kind="made-")
+    return pairs
+
+
+def _negatives(
+    question: str,
+    sentences: list[Any],
+    before: list[str],
+    order: list[int],
+    kept: list[int],
+    rng: random.Random,
+    kind: str = "",
+) -> list[Pair]:
+    """A question's negatives: the nearest sentence without its answer (``order``: those sentences,
+    nearest first), the second nearest half of the time, and a random one of ``kept`` half of the
+    time; ``kind`` prefixes their kinds ("near", "random")."""
+    pairs = [Pair(question, sentences[order[0]].text, 0.0, f"{kind}near", context=before[order[0]])]
+    if len(order) > 1 and rng.random() < 0.5:
+        pairs.append(Pair(question, sentences[order[1]].text, 0.0, f"{kind}near", context=before[order[1]]))
+    if rng.random() < 0.5:
+        other = rng.choice(kept)
+        pairs.append(Pair(question, sentences[other].text, 0.0, f"{kind}random", context=before[other]))
     return pairs
 
 
