@@ -446,12 +446,10 @@ def calibrate(
     reader rule is fitted as well (on SQuAD's training side too with --squad-v1)."""
     from qa.evaluation.calibrate import (
         FIT_SETS,
-        MIN_BALANCED_ACCURACY,
         VALIDATION_SETS,
         fit,
         format_report,
-        too_few,
-        trustworthy,
+        not_storable,
     )
     from qa.evaluation.evaluate import load_eval_set
     from qa.store import IndexFolder
@@ -486,19 +484,11 @@ def calibrate(
         )
         text = format_report(calibration)
         typer.echo(json.dumps({**calibration, "table": text}, indent=2) if as_json else text)
-        good, figure, measured = trustworthy(calibration)
-        if not good and not dry_run:
+        why_not = not_storable(calibration)
+        if why_not is not None and not dry_run:
             raise fail(
-                f"not stored: balanced accuracy {figure:.3f} {measured} is below {MIN_BALANCED_ACCURACY}; "
-                "these questions cannot tell what the documents answer from what they do not, and the "
-                "thresholds already in the index stay. Add questions of both kinds (docs/evaluation.md, "
-                '"A question file for your documents")'
-            )
-        few = too_few(calibration)
-        if few is not None and not dry_run:
-            raise fail(
-                f"not stored: {few}; the rule already in the index stays. Add questions of both kinds "
-                '(docs/evaluation.md, "A question file for your documents"), or see the fit with --dry-run'
+                f"not stored: {why_not}. Add questions of both kinds (docs/evaluation.md, "
+                '"A question file for your documents"), or see the fit with --dry-run'
             )
         if default_out is not None and "reader_rule" in calibration:
             shipped = {"reader": calibration["reader_rule"]["threshold"]}

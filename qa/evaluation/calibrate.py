@@ -487,10 +487,12 @@ def logistic_report(
 MIN_BALANCED_ACCURACY = 0.6
 
 
-def trustworthy(calibration: dict[str, Any]) -> tuple[bool, float, str]:
-    """Whether a fit may be stored: its balanced accuracy (held out across the sources when there
-    are several, else within the one file, else on the fitting questions themselves) at least
-    ``MIN_BALANCED_ACCURACY``; that figure and what it was measured on."""
+def not_storable(calibration: dict[str, Any]) -> str | None:
+    """Why a fit may not be stored, or None when it may. It must tell answerable from unanswerable
+    questions with a balanced accuracy of at least ``MIN_BALANCED_ACCURACY`` (held out across the
+    sources when there are several, else within the one file, else on the fitting questions
+    themselves), on at least ``MIN_FIT_QUESTIONS`` of each kind: the thresholds decide every
+    question, and a handful moves them as far as chance does."""
     held_out = [row["balanced_accuracy"] for row in calibration["cross_validation"]]
     within = calibration.get("within_one_file")
     if held_out:
@@ -499,21 +501,21 @@ def trustworthy(calibration: dict[str, Any]) -> tuple[bool, float, str]:
         figure, on = within["balanced_accuracy"], f"held out within the file ({within['folds']} folds)"
     else:
         figure, on = calibration["balanced_accuracy"], "on the fitting questions (one file: nothing held out)"
-    return figure >= MIN_BALANCED_ACCURACY, figure, on
-
-
-def too_few(calibration: dict[str, Any]) -> str | None:
-    """Why a fit may not be stored for having too few questions (``MIN_FIT_QUESTIONS`` answerable
-    and as many unanswerable): the thresholds decide every question, and a handful moves them as far
-    as chance does. None when there are enough."""
+    if figure < MIN_BALANCED_ACCURACY:
+        return (
+            f"balanced accuracy {figure:.3f} {on} is below {MIN_BALANCED_ACCURACY}; these questions cannot "
+            "tell what the documents answer from what they do not, and the thresholds already in the "
+            "index stay"
+        )
     answerable = calibration["answerable"]
     unanswerable = calibration["questions"] - answerable
-    if min(answerable, unanswerable) >= MIN_FIT_QUESTIONS:
-        return None
-    return (
-        f"{answerable} answerable and {unanswerable} unanswerable question(s); a fit needs at least "
-        f"{MIN_FIT_QUESTIONS} of each to move the thresholds every question is decided by"
-    )
+    if min(answerable, unanswerable) < MIN_FIT_QUESTIONS:
+        return (
+            f"{answerable} answerable and {unanswerable} unanswerable question(s); a fit needs at least "
+            f"{MIN_FIT_QUESTIONS} of each to move the thresholds every question is decided by; the rule "
+            "already in the index stays"
+        )
+    return None
 
 
 def _validated(validation: dict[str, list[Observation]], rule: Rule) -> list[dict[str, Any]]:
