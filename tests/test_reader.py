@@ -413,7 +413,7 @@ def test_made_questions_pair_their_sentence_with_sentences_that_do_not_hold_the_
     from tools.train_reader import CachedEncoder, training_pairs
 
     encoder = CachedEncoder(HashingEncoder())
-    plain = training_pairs([ARTICLE], [], encoder, seed=5)
+    plain = training_pairs([ARTICLE], [], encoder, seed=5, rewrite=0.0)
     more = training_pairs([ARTICLE], [], encoder, seed=5, made=100, rewrite=0.0)
     made = [p for p in more if p.kind.startswith("made")]
     positives = [p for p in made if p.kind == "made"]
