@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -133,6 +135,30 @@ def test_a_missing_or_disabled_reader_is_none_and_said(
     with caplog.at_level(logging.WARNING):
         assert load_reader(str(tmp_path / "nothing")) is None
     assert "answering without the reader" in caplog.text
+
+
+def test_readyz_warns_of_a_reader_with_no_fitted_threshold(built_settings: Settings, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from qa.api import create_app
+    from qa.reader import BUNDLED
+
+    folder = tmp_path / "reader"
+    folder.mkdir()
+    for name in ("model.onnx", "tokenizer.json", "meta.json"):
+        shutil.copy(BUNDLED / name, folder / name)  # the shipped weights without their rule.json
+    settings = built_settings.model_copy(update={"reader": str(folder)})
+
+    def ready() -> dict[str, Any]:
+        with TestClient(create_app(settings, encoder=HashingEncoder())) as client:
+            return client.get("/readyz").json()
+
+    unfitted = ready()
+    assert unfitted["reader_threshold"] == 0.0
+    assert len(unfitted["warnings"]) == 1 and "refuses nothing" in unfitted["warnings"][0]
+    (folder / "rule.json").write_text(json.dumps({"reader": 0.3}), encoding="utf-8")
+    fitted = ready()
+    assert fitted["reader_threshold"] == 0.3 and fitted["warnings"] == []
 
 
 @pytest.mark.parametrize(

@@ -374,6 +374,8 @@ class Ready(BaseModel):
                     "calibration": "default",
                     "reader": "reader-23096745",
                     "answer_rule": "reader",
+                    "reader_threshold": 0.28,
+                    "warnings": [],
                     "last_reload_error": None,
                     "pipeline": [
                         {"stage": "query", "about": "the question made ready, encoded, its words weighed"},
@@ -410,6 +412,16 @@ class Ready(BaseModel):
     answer_rule: str = Field(
         default="thresholds",
         description="reader (the reader's probability with the other evidence) or thresholds.",
+    )
+    reader_threshold: float | None = Field(
+        default=None,
+        description="The least probability the reader must give a fact question's best sentence "
+        "(null without the reader).",
+    )
+    warnings: list[str] = Field(
+        default=[],
+        description="What the operator should fix in what is served (a reader with no fitted "
+        "threshold refuses nothing), each with how.",
     )
     last_reload_error: str | None = Field(default=None, description="Why the last reload failed, if it did.")
     pipeline: list[dict[str, Any]] = Field(

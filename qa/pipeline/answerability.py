@@ -90,6 +90,19 @@ class ReaderRule:
 Rule = Thresholds | ReaderRule
 
 
+def rule_warnings(rule: Rule, reader: Reader | None) -> list[str]:
+    """What an operator should fix in the rule in use: a reader with no threshold fitted for it (no
+    ``rule.json`` beside it, no calibration of this index for it) lets every fact answer through."""
+    if reader is None or not isinstance(rule, ReaderRule) or rule.reader > 0.0:
+        return []
+    return [
+        f"the reader {reader.name} has no fitted threshold (no rule.json beside it, and this index is "
+        "not calibrated for it), so it refuses nothing: fit one with `qa calibrate --squad-v1 "
+        "SQUAD_V1 --default-out <the reader's folder>/rule.json`, or run `qa calibrate` on your own "
+        "questions (docs/evaluation.md)"
+    ]
+
+
 def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None = None) -> Rule:
     """The answer rule: the calibrated thresholds when the manifest holds some for this model, else
     the settings' defaults; with the reader, and its threshold (calibrated for this reader, else
@@ -175,6 +188,12 @@ class Answerability:
             threads = max(1, len(os.sched_getaffinity(0)) // self.settings.workers)
             self.reader = load_reader(self.settings.reader, threads)
             self._load = False
+            if self.reader is not None and self.reader.default_threshold <= 0.0:
+                log.warning(
+                    "the reader in %s has no rule.json: unless `qa calibrate` fits a threshold for it, "
+                    "it refuses nothing (/readyz says so)",
+                    self.reader.folder,
+                )
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,7 @@ from qa.api.schemas import Health, Problem, Ready
 from qa.api.state import state_of
 from qa.config import Settings
 from qa.engine import Engine
-from qa.pipeline.answerability import ReaderRule
+from qa.pipeline.answerability import ReaderRule, rule_warnings
 from qa.store import LoadedIndex, staleness
 
 router = APIRouter(tags=["health"])
@@ -65,6 +65,8 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
         calibration=rule.source,
         reader=engine.reader.name if engine.reader else None,
         answer_rule="reader" if isinstance(rule, ReaderRule) else "thresholds",
+        reader_threshold=rule.reader if isinstance(rule, ReaderRule) else None,
+        warnings=rule_warnings(rule, engine.reader),
         last_reload_error=state_of(request.app).running.reloader.last_error,
         pipeline=engine.pipeline.describe(),
     )
