@@ -468,6 +468,56 @@ def test_the_training_encoder_embeds_each_list_of_texts_once() -> None:
     assert calls == [["a bee", "a hive"], ["a hive"]]
 
 
+def _wordnet_folder(tmp_path: Path) -> Path:
+    """A WordNet dict folder of four synsets, in the database's own line format."""
+    folder = tmp_path / "dict"
+    folder.mkdir()
+    licence = "  1 This software and database is being provided to you\n"
+    (folder / "data.verb").write_text(
+        licence
+        + "00000001 30 v 03 launch 0 found 0 set_up 0 000 | set up or found\n"
+        + "00000002 30 v 02 launch 0 plunge 0 000 | begin with vigour\n"
+        + "00000003 30 v 02 launch 0 catapult 0 000 | propel with force\n",
+        encoding="latin-1",
+    )
+    (folder / "data.noun1").write_text(
+        licence + "00000004 09 n 02 study 0 survey 0 000 | a detailed critical inspection\n",
+        encoding="latin-1",
+    )
+    (folder / "index.verb").write_text(
+        licence + "launch v 3 0 3 0 00000001 00000002 00000003  \n", encoding="latin-1"
+    )
+    (folder / "index.noun").write_text(licence + "study n 1 0 1 0 00000004  \n", encoding="latin-1")
+    return folder
+
+
+def test_synonyms_come_from_the_first_senses_in_the_word_s_own_form(tmp_path: Path) -> None:
+    from tools.synonyms import WordNet
+
+    folder = _wordnet_folder(tmp_path)
+    wordnet = WordNet(folder)
+    assert wordnet("launched") == ["founded", "plunged"]  # a third sense, and "set_up", left out
+    assert wordnet("launch") == ["found", "plunge"]
+    assert wordnet("studies") == ["surveys"]
+    assert wordnet("hive") == []
+    assert WordNet(folder, senses=3)("launch")[-1] == "catapult"
+
+
+def test_a_rewritten_question_takes_a_known_synonym_of_the_sentence_s_word_first(tmp_path: Path) -> None:
+    import random
+
+    from tools.synonyms import WordNet
+    from tools.train_reader import Rewriter
+
+    words = ["launched", "founded", "plunged", "started"]
+    vectors = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.9, 0.436]])  # cosines to "launched"
+    plain = Rewriter(words, vectors, random.Random(1))
+    with_synonyms = Rewriter(words, vectors, random.Random(1), WordNet(_wordnet_folder(tmp_path)))
+    assert plain.neighbours("launched") == ["started", "founded"]
+    # "plunged" is a synonym too, but of another sense than the one its cosine says the words share
+    assert with_synonyms.neighbours("launched") == ["founded", "started"]
+
+
 def test_the_removed_benchmark_asks_whole_then_without_the_answers(tmp_path: Path) -> None:
     from bench.removed import run_removed, table
 

@@ -52,6 +52,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from bench.removed import article_sentences, gold_answers, load_split
 from bench.squad import answer_scores
 from qa.config import bundled_model_path
 from qa.reader import second_text
+from tools.synonyms import WordNet
 
 PREFIXES = (
     "according to the article, ",
@@ -98,22 +100,39 @@ class Pair:
 class Rewriter:
     """Questions as people type them, in other words than the sentence that answers them."""
 
-    def __init__(self, words: list[str], vectors: np.ndarray, rng: random.Random) -> None:
+    def __init__(
+        self,
+        words: list[str],
+        vectors: np.ndarray,
+        rng: random.Random,
+        synonyms: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.rng = rng
         self.words = words
         self.ids = {w: i for i, w in enumerate(words)}
         self.vectors = vectors
+        self.synonyms = synonyms
         self._neighbours: dict[str, list[str]] = {}
 
     def neighbours(self, word: str) -> list[str]:
-        """Near words by the bi-encoder's cosine, not the same word in another form."""
+        """Near words by the bi-encoder's cosine, not the same word in another form; with
+        ``synonyms`` (``tools.synonyms.WordNet``), first the word's synonyms among the known words
+        whose cosine is not far off (0.35: the sense the articles use)."""
         if word not in self._neighbours:
             found: list[str] = []
             if word in self.ids:
-                sims = self.vectors @ self.vectors[self.ids[word]]
+                vector = self.vectors[self.ids[word]]
+                for other in self.synonyms(word) if self.synonyms else []:
+                    if (
+                        other in self.ids
+                        and other[:4] != word[:4]
+                        and self.vectors[self.ids[other]] @ vector > 0.35
+                    ):
+                        found.append(other)
+                sims = self.vectors @ vector
                 for i in np.argsort(-sims)[1:12]:
                     other = self.words[i]
-                    if sims[i] > 0.55 and other[:4] != word[:4]:
+                    if sims[i] > 0.55 and other[:4] != word[:4] and other not in found:
                         found.append(other)
             self._neighbours[word] = found[:5]
         return self._neighbours[word]
@@ -249,6 +268,7 @@ def training_pairs(
     hard_above: float = 0.28,
     swap: float = 0.0,
     made: int = 0,
+    synonyms: Callable[[str], list[str]] | None = None,
 ) -> list[Pair]:
     """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
     sentence with the one before it in its paragraph (as the service reads a passage's sentence
@@ -270,8 +290,8 @@ def training_pairs(
     print(f"embedding {len(texts)} sentences and {len(common)} words ...", file=sys.stderr, flush=True)
     sentence_vectors = encoder.encode(texts)
     word_vectors = encoder.encode(common)
-    rewriter = Rewriter(common, word_vectors, rng)
-    made_rewriter = Rewriter(common, word_vectors, made_rng)
+    rewriter = Rewriter(common, word_vectors, rng, synonyms)
+    made_rewriter = Rewriter(common, word_vectors, made_rng, synonyms)
     made_share = made / max(1, len(texts))
     pairs: list[Pair] = []
     row = 0
@@ -810,6 +830,12 @@ def main(argv: list[str] | None = None) -> None:
         "(a name or number asked for), with the same kinds of negatives (0: none)",
     )
     parser.add_argument(
+        "--synonyms",
+        type=Path,
+        help="a WordNet dict folder: rewritten questions also take the shared words' synonyms "
+        "(tools/synonyms.py says where one is)",
+    )
+    parser.add_argument(
         "--hard-from",
         type=Path,
         help="a reader folder (model.onnx): add the near-topic sentences it rates above --hard-above "
@@ -852,6 +878,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     from qa.reader import Reader
 
+    synonyms = WordNet(args.synonyms) if args.synonyms else None
+
     def pairs_from(miner: Any) -> list[Pair]:
         pairs = training_pairs(
             split.train,
@@ -864,6 +892,7 @@ def main(argv: list[str] | None = None) -> None:
             hard_above=args.hard_above,
             swap=args.swap,
             made=args.made,
+            synonyms=synonyms,
         )
         pairs = pairs[: args.limit] if args.limit else pairs
         kinds = Counter(p.kind for p in pairs)
@@ -914,6 +943,7 @@ def main(argv: list[str] | None = None) -> None:
         "cut": args.cut,
         "swap": args.swap,
         "made": args.made,
+        "synonyms": "WordNet 3.0 (its first two senses)" if args.synonyms else None,
         "hard_from": str(args.hard_from) if args.hard_from else None,
         "hard_above": args.hard_above if args.hard_from or args.rounds else None,
         "init": str(args.init) if args.init else None,
