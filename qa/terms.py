@@ -14,6 +14,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+from qa.answer_type import is_value_word
 from qa.question import rarity
 
 STEMMER_LANGUAGE = "english"
@@ -24,8 +25,12 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s' token pattern
 
 # A question word missing from a passage counts as present in proportion to its best cosine with a
 # word of the passage: not at all below SOFT_LOW, fully from SOFT_HIGH ("centres" ~ "centers").
+# Except a value ("1837" and "1835", "east" and "west": close as vectors, never the same fact,
+# `answer_type.is_value_word`): it counts only where the text holds it exactly, or, for a decade
+# ("1960s"), a year of it.
 SOFT_LOW = 0.5
 SOFT_HIGH = 0.8
+_DECADE = re.compile(r"(\d{3})0s")
 
 
 _local = threading.local()
@@ -81,6 +86,16 @@ class QueryWord:
     vector: np.ndarray
     weight: float  # whether the corpus can answer: rarity in English times closeness to the question
     rank_weight: float  # which passage or sentence answers: rarity in the corpus times closeness
+
+
+def _holds(word: QueryWord, text_stems: set[str]) -> bool:
+    """Whether a text holds the question's word as such: its stem, or a year of a decade asked for."""
+    if word.stem in text_stems:
+        return True
+    decade = _DECADE.fullmatch(word.word)
+    return decade is not None and any(
+        len(stem) == 4 and stem.isdigit() and stem.startswith(decade[1]) for stem in text_stems
+    )
 
 
 class Lexicon:
@@ -145,8 +160,8 @@ class Lexicon:
 
     def matches(self, query: list[QueryWord], texts: list[tuple[set[str], np.ndarray]]) -> np.ndarray:
         """For each text and each question word, how far the text holds it: 1 for the same stem,
-        else the closeness of its nearest word (0 below SOFT_LOW)."""
-        exact = np.array([[word.stem in stems for word in query] for stems, _ in texts], dtype=np.float32)
+        else the closeness of its nearest word (0 below SOFT_LOW; always 0 for a value)."""
+        exact = np.array([[_holds(word, stems) for word in query] for stems, _ in texts], dtype=np.float32)
         soft = np.zeros_like(exact)
         lengths = np.array([len(ids) for _, ids in texts])
         if lengths.sum() and query:
@@ -155,4 +170,5 @@ class Lexicon:
             similarity = self.vectors[distinct] @ np.stack([word.vector for word in query]).T
             partial = np.clip((similarity - SOFT_LOW) / (SOFT_HIGH - SOFT_LOW), 0.0, 1.0)[rows]
             soft = segment_max(partial, lengths)  # the closest word of each text
+            soft[:, [is_value_word(word.word) for word in query]] = 0.0
         return np.maximum(exact, soft)

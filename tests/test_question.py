@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from qa.answer_type import expected_type, satisfies
+from qa.answer_type import expected_type, is_value_word, satisfies
 from qa.question import correct, prepare, rarity, strip_document_phrases
+from qa.terms import Lexicon, QueryWord
 
 
 @pytest.mark.parametrize(
@@ -96,3 +98,39 @@ def test_a_question_of_many_nonsense_words_costs_a_bounded_amount_of_work(
 def test_a_when_question_is_answered_by_a_time_of_day(sentence: str, holds_a_time: bool) -> None:
     assert expected_type("When does the café open?") == "time"
     assert satisfies("time", sentence, "When does the café open?") is holds_a_time
+
+
+def test_a_number_of_the_question_counts_only_where_the_text_holds_it_exactly() -> None:
+    """Coverage takes a word close in meaning as partly present ("centres" for "centers"), but a
+    neighbouring number or value is another fact: "1964" in the text does not cover "1965"."""
+    close = np.array([[1.0, 0.0], [0.9, np.sqrt(1 - 0.81)]], dtype=np.float32)  # cosine 0.9
+    lexicon = Lexicon({}, 1, ["1964", "centres"], np.vstack([close[0], close[0]]))
+    text = ({"1964", "centr"}, np.array([0, 1]))
+
+    def held(word: str) -> float:
+        asked = QueryWord(word, word, close[1], weight=1.0, rank_weight=1.0)
+        return float(lexicon.matches([asked], [text])[0, 0])
+
+    assert held("centers") == pytest.approx(1.0)
+    assert held("1965") == 0.0
+    assert held("1964") == 1.0
+    assert held("1960s") == 1.0  # a year of the decade asked for
+    assert held("1970s") == 0.0
+    assert held("west") == 0.0  # as close to "centres" as "centers" is, but a value
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [
+        ("1837", True),
+        ("1960s", True),
+        ("four", True),
+        ("western", True),
+        ("September", True),
+        ("tend", False),
+        ("easter", False),
+        ("centres", False),
+    ],
+)
+def test_numbers_and_other_values_of_a_closed_set_are_told_apart(word: str, value: bool) -> None:
+    assert is_value_word(word) is value
