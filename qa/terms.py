@@ -89,12 +89,18 @@ class QueryWord:
 
 
 def _holds(word: QueryWord, text_stems: set[str]) -> bool:
-    """Whether a text holds the question's word as such: its stem, or a year of a decade asked for."""
+    """Whether a text holds the question's word as such: its stem; for a number, the same number
+    ("1970's" and "1970s") or a year of the decade asked for ("1965" for "1960s")."""
     if word.stem in text_stems:
         return True
+    if not any(c.isdigit() for c in word.word):
+        return False
+    bare = word.stem.removesuffix("s")
     decade = _DECADE.fullmatch(word.word)
-    return decade is not None and any(
-        len(stem) == 4 and stem.isdigit() and stem.startswith(decade[1]) for stem in text_stems
+    return any(
+        stem.removesuffix("s") == bare
+        or (decade is not None and len(stem) == 4 and stem.isdigit() and stem.startswith(decade[1]))
+        for stem in text_stems
     )
 
 
@@ -157,6 +163,12 @@ class Lexicon:
         if not query or total == 0 or not texts:
             return np.ones(len(texts))
         return (self.matches(query, texts) @ weights) / total
+
+    @staticmethod
+    def numbers_missing(query: list[QueryWord], text_stems: set[str]) -> list[str]:
+        """The numbers the question gives ("in 1837", "Apollo 13") that a text does not hold: a
+        passage without them speaks of another year, another mission."""
+        return [w.word for w in query if any(c.isdigit() for c in w.word) and not _holds(w, text_stems)]
 
     def matches(self, query: list[QueryWord], texts: list[tuple[set[str], np.ndarray]]) -> np.ndarray:
         """For each text and each question word, how far the text holds it: 1 for the same stem,

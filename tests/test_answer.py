@@ -215,3 +215,16 @@ def test_the_stage_profile_accounts_for_the_whole_question(built_settings) -> No
     assert "of which the reader (ONNX Runtime)" not in stages  # no reader loaded
     whole = [row["share"] for name, row in stages.items() if not name.startswith("of which")]
     assert sum(whole) == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_passage_without_the_number_the_question_gives_does_not_answer_it(built_settings: Settings) -> None:
+    """ "1965" is as close to "1964" as a synonym is to its word, and another year: the passage on the
+    Shinkansen of 1964 does not say what opened in 1965."""
+    engine = engine_for(built_settings)
+    held = engine.ask("Which high-speed train opened in Japan in 1964?", explain=True)
+    assert held.answered and held.citations[0].doc_id == "trains"
+    other = engine.ask("Which high-speed train opened in Japan in 1965?", explain=True)
+    assert not other.answered and other.explain is not None
+    assert other.reason is not None and other.reason.endswith("doesn't mention 1965.")
+    assert "does not hold 1965" in other.explain["decision"]
+    assert other.explain["signals"]["numbers_missing"] == ["1965"] and not other.explain["signals"]["typed"]

@@ -135,10 +135,13 @@ class Evidence:
 
     similarity: float  # max(passage cosine, best sentence cosine)
     coverage: float  # rarity-weighted share of the question's content words found in the passage
-    typed: bool  # a sentence about the question holds the kind of value asked for (or none is asked)
+    # a sentence about the question holds the kind of value asked for (or none is asked), and the
+    # passage holds every number the question gives
+    typed: bool
     reader: float | None  # the reader's best probability over the sentences it read (None: no reader)
     factoid: bool = False  # the question asks for a fact (who, what, when, how many ...)
     heading: str | None = None  # the passage's section asks this question in its heading (an FAQ's entry)
+    numbers_missing: tuple[str, ...] = ()  # numbers of the question the passage does not hold ("1837")
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,9 @@ class Answerability:
         coverage = passage_coverage(index, query, top.position) if top else 0.0
         similarity = top.similarity if top else 0.0
         sentences = (top.sentences or []) if top else []
-        typed = holds_value(sentences, self.typed_share)
+        passage_stems = index.passage_terms(top.position)[0] if top else set()
+        missing = tuple(index.lexicon.numbers_missing(query.words, passage_stems)) if top else ()
+        typed = holds_value(sentences, self.typed_share) and not missing
         factoid = asks_for_a_fact(query.text)
         heading = asked_by_heading(index, query, top) if top and factoid else None
         # read even when the heading decides: the confidence and the short answer use the reading
@@ -224,7 +229,7 @@ class Answerability:
             else {}
         )
         best = max((r.probability for r in readings.values()), default=None)
-        evidence = Evidence(similarity, coverage, typed, best, factoid, heading)
+        evidence = Evidence(similarity, coverage, typed, best, factoid, heading, missing)
         failed, numbers = _decide(index, query, top, evidence, rule)
         reason = None if failed is None else plain_reason(index, query, top, failed, work.scope)
         calibrated = calibrated_for(index, self.reader)
@@ -330,6 +335,11 @@ def _decide(
         return "coverage", (
             f"no passage in the corpus answers this: the closest passage covers {coverage:.0%} of the "
             f"question's key words, below the threshold {thresholds.coverage:.0%}{missing}"
+        )
+    if evidence.numbers_missing:
+        return "number", (
+            f"no passage in the corpus answers this: the closest passage does not hold "
+            f"{', '.join(evidence.numbers_missing)}, which the question gives"
         )
     return "value", _no_value(query)
 

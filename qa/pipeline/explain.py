@@ -59,6 +59,7 @@ def explanation(work: Work, stages: list[dict[str, Any]]) -> dict[str, Any]:
             "similarity": round(evidence.similarity, 4),
             "coverage": round(evidence.coverage, 4),
             "typed": evidence.typed,
+            "numbers_missing": list(evidence.numbers_missing),
             "asks_for_a_fact": evidence.factoid,
             "reader": None if evidence.reader is None else round(evidence.reader, 4),
         },

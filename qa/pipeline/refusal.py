@@ -46,13 +46,17 @@ def plain_reason(
             expected_type(query.text) or "", "the value"
         )
         return f"{they} {dont} give {wanted} for this. The closest passage, in “{where}”, has none."
-    held = index.lexicon.matches(query.words, [index.passage_terms(top.position)])[0] if query.words else []
-    text = index.documents[passage.doc_id].text[passage.start : passage.end].lower()
-    missing = [
-        w.word
-        for w, h in sorted(zip(query.words, held), key=lambda p: -p[0].weight)
-        if h < 0.5 and rarity(w.word) >= KEY_WORD_RARITY and w.word.lower() not in text
-    ][:3]
+    terms = index.passage_terms(top.position)
+    if failed == "number":  # a number the question gives: "Apollo 13", "in 1837"
+        missing = index.lexicon.numbers_missing(query.words, terms[0])[:3]
+    else:
+        held = index.lexicon.matches(query.words, [terms])[0] if query.words else []
+        text = index.documents[passage.doc_id].text[passage.start : passage.end].lower()
+        missing = [
+            w.word
+            for w, h in sorted(zip(query.words, held), key=lambda p: -p[0].weight)
+            if h < 0.5 and rarity(w.word) >= KEY_WORD_RARITY and w.word.lower() not in text
+        ][:3]
     if not missing:
         return f"{they} {dont} say. The closest passage, in “{where}”, is about something else."
     listed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " or " + missing[-1]
