@@ -30,7 +30,7 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s' token pattern
 # ("1960s"), a year of it.
 SOFT_LOW = 0.5
 SOFT_HIGH = 0.8
-_DECADE = re.compile(r"(\d{3})0s")
+_DECADE = re.compile(r"(\d{3}|\d)0s")  # "1960s", "60s"
 
 
 _local = threading.local()
@@ -88,20 +88,62 @@ class QueryWord:
     rank_weight: float  # which passage or sentence answers: rarity in the corpus times closeness
 
 
+# Number words, to compare with numbers written in figures ("4th" and "fourth", "17th" and "seventeenth").
+_NUMBER_WORD_VALUES = {
+    word: str(value)
+    for value, words in enumerate(
+        (
+            "zero",
+            "one first",
+            "two second",
+            "three third",
+            "four fourth",
+            "five fifth",
+            "six sixth",
+            "seven seventh",
+            "eight eighth",
+            "nine ninth",
+            "ten tenth",
+            "eleven eleventh",
+            "twelve twelfth",
+            "thirteen thirteenth",
+            "fourteen fourteenth",
+            "fifteen fifteenth",
+            "sixteen sixteenth",
+            "seventeen seventeenth",
+            "eighteen eighteenth",
+            "nineteen nineteenth",
+            "twenty twentieth",
+        )
+    )
+    for word in words.split()
+}
+_LEADING_DIGITS = re.compile(r"\d+")
+
+
+def _number(token: str) -> str | None:
+    """The number a token writes: its leading figures ("30th", "1970s", "3d") or its number word."""
+    figures = _LEADING_DIGITS.match(token)
+    return figures[0] if figures else _NUMBER_WORD_VALUES.get(token)
+
+
 def _holds(word: QueryWord, text_stems: set[str]) -> bool:
     """Whether a text holds the question's word as such: its stem; for a number, the same number
-    ("1970's" and "1970s") or a year of the decade asked for ("1965" for "1960s")."""
+    however written ("30th" and "30", "4th" and "fourth", "1970's" and "1970s") or a year of the
+    decade asked for ("1965" for "1960s" or "60s")."""
     if word.stem in text_stems:
         return True
     if not any(c.isdigit() for c in word.word):
         return False
-    bare = word.stem.removesuffix("s")
+    asked = _number(word.word)
     decade = _DECADE.fullmatch(word.word)
-    return any(
-        stem.removesuffix("s") == bare
-        or (decade is not None and len(stem) == 4 and stem.isdigit() and stem.startswith(decade[1]))
-        for stem in text_stems
-    )
+    for stem in text_stems:
+        number = _number(stem)
+        if number == asked:
+            return True
+        if decade is not None and number is not None and len(number) == 4 and number[:3].endswith(decade[1]):
+            return True  # a year of the decade
+    return False
 
 
 class Lexicon:

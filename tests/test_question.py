@@ -7,7 +7,7 @@ import pytest
 
 from qa.answer_type import expected_type, is_value_word, satisfies
 from qa.question import correct, prepare, rarity, strip_document_phrases
-from qa.terms import Lexicon, QueryWord
+from qa.terms import Lexicon, QueryWord, analyze_one, content_words, stems
 
 
 @pytest.mark.parametrize(
@@ -134,3 +134,23 @@ def test_a_number_of_the_question_counts_only_where_the_text_holds_it_exactly() 
 )
 def test_numbers_and_other_values_of_a_closed_set_are_told_apart(word: str, value: bool) -> None:
     assert is_value_word(word) is value
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "missing"),
+    [
+        ("What opened on January 30th?", "It opened on January 30 at noon.", []),
+        ("Who came 4th in 2011?", "In 2011 they came fourth.", []),
+        ("What was built in the 17th century?", "It was built in the seventeenth century.", []),
+        ("What aired in the 70s?", "It aired in 1974.", []),
+        ("What aired in the 1960s?", "It aired in 1974.", ["1960s"]),
+        ("What first opened in 1837?", "The market was opened in 1835.", ["1837"]),
+        ("Who flew on Apollo 13?", "Apollo 11 landed in 1969.", ["13"]),
+    ],
+)
+def test_a_number_is_held_however_it_is_written(question: str, text: str, missing: list[str]) -> None:
+    words = [
+        QueryWord(w, s, np.zeros(2), 1.0, 1.0)
+        for w, s in zip(content_words(question), stems(content_words(question)))
+    ]
+    assert Lexicon.numbers_missing(words, set(analyze_one(text))) == missing

@@ -214,6 +214,8 @@ class Answerability:
         coverage = passage_coverage(index, query, top.position) if top else 0.0
         similarity = top.similarity if top else 0.0
         sentences = (top.sentences or []) if top else []
+        # every number the question gives, held by this passage itself, not only somewhere else in
+        # its document (both measured: docs/evaluation.md, "Numbers taken as they are")
         passage_stems = index.passage_terms(top.position)[0] if top else set()
         missing = tuple(index.lexicon.numbers_missing(query.words, passage_stems)) if top else ()
         typed = holds_value(sentences, self.typed_share) and not missing
