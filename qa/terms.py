@@ -26,8 +26,8 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s' token pattern
 # A question word missing from a passage counts as present in proportion to its best cosine with a
 # word of the passage: not at all below SOFT_LOW, fully from SOFT_HIGH ("centres" ~ "centers").
 # Except a value ("1837" and "1835", "east" and "west": close as vectors, never the same fact,
-# `answer_type.is_value_word`): it counts only where the text holds it exactly, or, for a decade
-# ("1960s"), a year of it.
+# `answer_type.is_value_word`): it counts only where the text holds it (a number however written,
+# `_holds`).
 SOFT_LOW = 0.5
 SOFT_HIGH = 0.8
 _DECADE = re.compile(r"(\d{3}|\d)0s")  # "1960s", "60s"
@@ -127,10 +127,20 @@ def _number(token: str) -> str | None:
     return figures[0] if figures else _NUMBER_WORD_VALUES.get(token)
 
 
+def _in_decade(year: str, decade: str) -> bool:
+    """Whether a year ("1974") falls in the decade or century a question writes as ``decade``, its
+    figures before "0s": "197" ("1970s"), "7" ("70s"), "120" ("1200s": the century, as usually meant)."""
+    if len(year) != 4:
+        return False
+    if len(decade) == 1:
+        return year[2] == decade
+    return year.startswith(decade[:2] if decade.endswith("0") else decade)
+
+
 def _holds(word: QueryWord, text_stems: set[str]) -> bool:
     """Whether a text holds the question's word as such: its stem; for a number, the same number
     however written ("30th" and "30", "4th" and "fourth", "1970's" and "1970s") or a year of the
-    decade asked for ("1965" for "1960s" or "60s")."""
+    decade or century asked for ("1965" for "1960s" or "60s", "1215" for "1200s")."""
     if word.stem in text_stems:
         return True
     if not any(c.isdigit() for c in word.word):
@@ -139,10 +149,8 @@ def _holds(word: QueryWord, text_stems: set[str]) -> bool:
     decade = _DECADE.fullmatch(word.word)
     for stem in text_stems:
         number = _number(stem)
-        if number == asked:
+        if number is not None and (number == asked or (decade is not None and _in_decade(number, decade[1]))):
             return True
-        if decade is not None and number is not None and len(number) == 4 and number[:3].endswith(decade[1]):
-            return True  # a year of the decade
     return False
 
 

@@ -144,6 +144,8 @@ def test_numbers_and_other_values_of_a_closed_set_are_told_apart(word: str, valu
         ("What was built in the 17th century?", "It was built in the seventeenth century.", []),
         ("What aired in the 70s?", "It aired in 1974.", []),
         ("What aired in the 1960s?", "It aired in 1974.", ["1960s"]),
+        ("Who ruled in the early 1200s?", "He ruled from 1206.", []),
+        ("Who ruled in the 1210s?", "He ruled from 1206.", ["1210s"]),
         ("What first opened in 1837?", "The market was opened in 1835.", ["1837"]),
         ("Who flew on Apollo 13?", "Apollo 11 landed in 1969.", ["13"]),
     ],
