@@ -47,9 +47,14 @@ _VALUE_WORD = re.compile(
 )
 
 
+def is_number(word: str) -> bool:
+    """A word written with figures ("1837", "30th", "1960s")."""
+    return any(c.isdigit() for c in word)
+
+
 def is_value_word(word: str) -> bool:
     """A number or another word naming one value of a closed set ("1837", "four", "west")."""
-    return any(c.isdigit() for c in word) or _VALUE_WORD.fullmatch(word) is not None
+    return is_number(word) or _VALUE_WORD.fullmatch(word) is not None
 
 
 def expected_type(question: str) -> str | None:

@@ -14,7 +14,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from qa.answer_type import is_value_word
+from qa.answer_type import is_number, is_value_word
 from qa.question import rarity
 
 STEMMER_LANGUAGE = "english"
@@ -143,7 +143,7 @@ def _holds(word: QueryWord, text_stems: set[str]) -> bool:
     decade or century asked for ("1965" for "1960s" or "60s", "1215" for "1200s")."""
     if word.stem in text_stems:
         return True
-    if not any(c.isdigit() for c in word.word):
+    if not is_number(word.word):
         return False
     asked = _number(word.word)
     decade = _DECADE.fullmatch(word.word)
@@ -218,7 +218,7 @@ class Lexicon:
     def numbers_missing(query: list[QueryWord], text_stems: set[str]) -> list[str]:
         """The numbers the question gives ("in 1837", "Apollo 13") that a text does not hold: a
         passage without them speaks of another year, another mission."""
-        return [w.word for w in query if any(c.isdigit() for c in w.word) and not _holds(w, text_stems)]
+        return [w.word for w in query if is_number(w.word) and not _holds(w, text_stems)]
 
     def matches(self, query: list[QueryWord], texts: list[tuple[set[str], np.ndarray]]) -> np.ndarray:
         """For each text and each question word, how far the text holds it: 1 for the same stem,
