@@ -5,14 +5,15 @@ figure in the docs is typed by hand.
     qa eval --json > docs/figures/eval.json
     python docs/tables.py        (make docs-tables; --check: exit 1 if a page is out of date)
 
-A table sits in a page between two markers naming its file:
+A table sits in a page (of docs/, or the README) between two markers naming its file:
 
     <!-- table: removed-held-out.json -->
     ...written here...
     <!-- end table -->
 
 A report with a "table" (every `qa bench ... --json`) gives that table; `qa eval --json` gives its
-per-file report.
+per-file report, each kind of question on a row of its own, or one row a file with
+`<!-- table: eval.json files -->`.
 """
 
 from __future__ import annotations
@@ -24,17 +25,25 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 FIGURES = DOCS / "figures"
-BLOCK = re.compile(r"(<!-- table: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL)
+BLOCK = re.compile(
+    r"(<!-- table: (?P<name>[\w.-]+)(?: (?P<view>files))? -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL
+)
+PAGES = [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]
 
 
-def render(report: dict) -> str:
+def render(report: dict, view: str | None = None) -> str:
     if "table" in report:
         return str(report["table"]).rstrip("\n")
     if "sets" in report or "used" in report:
         from qa.evaluation.evaluate import format_report
 
         sets = report.get("sets") or {"questions": {k: v for k, v in report.items() if k != "used"}}
-        return "```\n" + format_report(sets).rstrip("\n") + "\n```"
+        lines = format_report(sets).rstrip("\n").splitlines()
+        if view == "files":  # the header and a row a file: no row per kind, no footer, no legend
+            lines = [
+                line for line in lines[: lines.index("") if "" in lines else None] if not line.startswith(" ")
+            ]
+        return "```\n" + "\n".join(lines) + "\n```"
     raise ValueError("a report with neither a table nor qa eval's metrics")
 
 
@@ -46,7 +55,8 @@ def rewrite(page: Path) -> bool:
         source = FIGURES / match["name"]
         if not source.is_file():
             raise SystemExit(f"{page.name}: no {source.relative_to(DOCS.parent)} for its table")
-        return f"{match[1]}{render(json.loads(source.read_text(encoding='utf-8')))}\n{match[4]}"
+        report = json.loads(source.read_text(encoding="utf-8"))
+        return f"{match[1]}{render(report, match['view'])}\n{match[5]}"
 
     new = BLOCK.sub(filled, text)
     if new != text:
@@ -57,7 +67,7 @@ def rewrite(page: Path) -> bool:
 def main() -> None:
     check = "--check" in sys.argv[1:]
     changed = []
-    for page in sorted(DOCS.glob("*.md")):
+    for page in PAGES:
         before = page.read_text(encoding="utf-8")
         if rewrite(page):
             changed.append(page.name)

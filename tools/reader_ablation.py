@@ -10,7 +10,11 @@ The reader's int8 model scales its activations by the whole batch it is given, s
 among five gets a slightly different probability than read alone, as the service reads it: the
 thresholds fitted here compare variants; `qa calibrate --squad-v1` fits the service's.
 
-    python -m tools.reader_ablation SQUAD_V1 [--every N] [--cache FILE]
+    python -m tools.reader_ablation SQUAD_V1 [--every N] [--cache FILE] [--separation]
+
+``--separation`` prints instead how well each input alone tells the answerable questions from the
+unanswerable ones (answer removed, or near-topic), by source and by kind of question: the fact
+questions the reader judges, and the others (why, how, yes/no).
 """
 
 from __future__ import annotations
@@ -175,12 +179,40 @@ def _row(name: str, label: str, r: dict[str, float]) -> str:
     )
 
 
+SEPARATED_BY = ("similarity", "coverage", "reader", "answer_score")
+
+
+def separation(sources: dict[str, list[Observation]]) -> str:
+    """The AUC of each input, answerable against answer-removed or near-topic questions (0.5: it
+    tells them apart no better than chance; below: the unanswerable ones score higher)."""
+    from sklearn.metrics import roc_auc_score
+
+    lines = [
+        "| source | questions | answerable / not | " + " | ".join(SEPARATED_BY) + " |",
+        "|---|---|---|" + "---|" * len(SEPARATED_BY),
+    ]
+    for source in ("squad-train", *REPORTED):
+        for judged, kind in ((True, "fact (the reader judges)"), (False, "why, how, yes/no")):
+            obs = [o for o in sources.get(source, []) if o.judged == judged and o.kind != "off_topic"]
+            labels = [o.answerable for o in obs]
+            if len(set(labels)) < 2:
+                continue
+            aucs = [roc_auc_score(labels, [getattr(o, name) or 0.0 for o in obs]) for name in SEPARATED_BY]
+            lines.append(
+                f"| {source} | {kind} | {sum(labels)} / {len(labels) - sum(labels)} | "
+                + " | ".join(f"{auc:.3f}" for auc in aucs)
+                + " |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("squad_v1", type=Path)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--cache", type=Path, help="the questions' signals are kept here and reused")
     parser.add_argument("--json", action="store_true", help='print {"table": ...} (docs/tables.py reads it)')
+    parser.add_argument("--separation", action="store_true", help="each input's AUC instead of the variants")
     args = parser.parse_args(argv)
     if args.cache and args.cache.is_file():
         rows = json.loads(args.cache.read_text(encoding="utf-8"))
@@ -190,6 +222,10 @@ def main(argv: list[str] | None = None) -> None:
             args.cache.write_text(json.dumps(rows), encoding="utf-8")
     fitting = ["squad-train", *FIT_SETS]
     sources = observations(rows, Settings().reader_sentences)
+    if args.separation:
+        table = separation(sources)
+        print(json.dumps({"table": table}, indent=2) if args.json else table)
+        return
     lines = [
         "| variant | reported on | hit@1 | answered | refused removed / near-topic | refused off-topic | balanced |",
         "|---|---|---|---|---|---|---|",
