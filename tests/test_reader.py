@@ -175,6 +175,9 @@ def test_readyz_warns_of_a_reader_with_no_fitted_threshold(built_settings: Setti
         ("Which countries is Russia teaming up with?", None),  # where "is" goes is not plain
         ("Where was the task force first presented?", None),
         ("How many eggs does the queen lay?", None),
+        ("how many holiday days do I get", None),  # the asked-for phrase runs on to "do I get"
+        ("What kind of AI markets does Russia want?", None),
+        ("Which bank built the model that was shown?", "which bank built the model that was shown"),
         ("Did Putin sign it?", None),
         ("GigaChat developer", None),
         ("  ?  ", None),

@@ -98,6 +98,10 @@ def what_is_asked(question: str) -> str | None:
         return None
     verb, after = rest[0].lower(), rest[1:]
     if verb not in _AUXILIARY:
+        if _inversion_follows(after):
+            # the asked-for phrase runs on and an inverted verb follows ("how many holiday days do I
+            # get", "what kind of AI markets does Russia want"): undoing it means rewriting the verb
+            return None
         return " ".join(head + rest)  # the asked-for phrase is the subject: no inversion to undo
     if verb not in _BE or not after:
         return None
@@ -110,6 +114,14 @@ def what_is_asked(question: str) -> str | None:
     if any(_participle(w, before) for before, w in zip(after, after[1:])):
         return None  # "where was the task force first presented": the verb's place is not plain to find
     return " ".join(head + after + [verb])  # "what is the goal" -> "what the goal is"
+
+
+def _inversion_follows(words: list[str]) -> bool:
+    """An auxiliary with a subject after it ("... do I get", "... does Russia want") within the
+    first few words: the question's verb is inverted further on."""
+    return any(
+        word.lower() in _AUXILIARY and _starts_a_subject(after) for word, after in zip(words[:4], words[1:5])
+    )
 
 
 # Words that begin a noun phrase of their own: determiners, possessives and personal pronouns.
