@@ -34,7 +34,7 @@ RELEVANCE_FLOOR = 0.1
 # What `qa calibrate` fits on by default, in Settings.eval_dir (our own questions: one file reusing
 # the article's words, one in other words), and what it only reports: questions written by someone
 # else, and ours asking why, how and yes/no in other words, where no signal of the rule tells
-# answered from not (docs/evaluation.md): fitted on, they would pull the thresholds to an extreme.
+# answered from not (docs/evaluation.md): fitted on, they pull the thresholds to answering everything.
 FIT_SETS = ("questions.jsonl", "reworded.jsonl")
 VALIDATION_SETS = ("paraphrase_questions.jsonl", "why_how.jsonl")
 
