@@ -62,6 +62,7 @@ import numpy as np
 from bench.removed import article_sentences, gold_answers, load_split
 from bench.squad import answer_scores
 from qa.config import bundled_model_path
+from qa.question import zipf
 from qa.reader import second_text
 from tools.synonyms import WordNet
 
@@ -256,6 +257,55 @@ def made_question(sentence: str, rng: random.Random) -> tuple[str, tuple[int, in
     return question[:1].upper() + question[1:] + "?", (place.start(), place.end())
 
 
+_AUXILIARIES = "is|are|was|were|has|have|had|can|could|will|would|should|may|might|must"
+# A sentence's first clause as subject, auxiliary and the rest: "The museum was founded in 1852 by ..."
+_POLAR = re.compile(
+    rf"^(?P<subject>[A-Z][^,;:()–—]{{1,60}}?)\s(?P<aux>{_AUXILIARIES})\s(?P<rest>[^,;:()–—]+)"
+)
+_BECAUSE = re.compile(r"\s(?:because(?: of)?|due to|in order to|so that|to ensure|as a result of)\s")
+_NOT_A_SUBJECT = re.compile(
+    r"(?i)^(?:in|on|at|after|before|during|since|by|for|from|with|when|while|although|if|as|however|"
+    r"it|there|this|these|that|those|he|she|they|we|thus|hence|also|therefore|moreover|most|some|many|"
+    r"any|another|such|other|each|both|all|one)\b|\b(?:who|which|that|whose)\b"
+)
+_DETERMINERS = frozenset("the a an its his her their".split())
+
+
+def polar_question(sentence: str, rng: random.Random) -> tuple[str, tuple[int, int]] | None:
+    """A why or yes/no question made by rule from ``sentence`` (SQuAD has few of either), by
+    putting its first clause's auxiliary first: "The museum was founded in 1852 by Henry Cole." →
+    "Was the museum founded in 1852 by Henry Cole?"; with a "because", "due to", "to ensure" ...
+    in that clause, the why question of what comes before it ("Why was the museum closed?"). With
+    the characters of one name, number or word of what it asks about, which the nearest sentences
+    made its negatives must not hold. None when the sentence does not start so plainly."""
+    match = _POLAR.match(sentence)
+    if match is None or _NOT_A_SUBJECT.search(match["subject"]) or len(match["subject"].split()) > 6:
+        return None
+    subject, aux, rest = match["subject"], match["aux"], match["rest"].rstrip(" .!?")
+    if aux in ("has", "have", "had") and not re.match(r"(?:been|\w+(?:ed|en))\b", rest):
+        return None  # "had a long history": the main verb, not an auxiliary
+    because = _BECAUSE.search(rest)
+    asked, why = (rest[: because.start()], rest[because.end() :]) if because else (rest, rest)
+    if len(asked.split()) < 2 or len(why.split()) < 2:
+        return None
+    offset = match.start("rest") + (because.end() if because else 0)
+    values = list(_NAME_OR_NUMBER.finditer(why)) or [m for m in re.finditer(r"[A-Za-z]{6,}", why)]
+    if not values:
+        return None
+    value = rng.choice(values)
+    first = subject.split()[0]
+    words = subject.split()
+    named = len(words) > 1 and words[1][:1].isupper()  # "Marco Polo's"
+    if first.lower() in _DETERMINERS or (zipf(first.lower()) >= 3.5 and not named):  # "The museum", "Oxygen"
+        subject = first.lower() + subject[len(first) :]
+    question = (
+        f"Why {aux} {subject} {asked.strip()}?"
+        if because
+        else f"{aux.capitalize()} {subject} {asked.strip()}?"
+    )
+    return question, (offset + value.start(), offset + value.end())
+
+
 def training_pairs(
     train_v1: list[dict[str, Any]],
     train_v2: list[dict[str, Any]],
@@ -269,6 +319,7 @@ def training_pairs(
     swap: float = 0.0,
     made: int = 0,
     synonyms: Callable[[str], list[str]] | None = None,
+    polar: int = 0,
 ) -> list[Pair]:
     """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
     sentence with the one before it in its paragraph (as the service reads a passage's sentence
@@ -278,11 +329,13 @@ def training_pairs(
     share of answer sentences also read, as a negative, with the question asked about another name
     or number of the article (``swapped``); ``made``: about this many questions made by rule from the
     articles' sentences (``made_question``), each with its sentence as the positive and the same
-    negatives as SQuAD's questions (the nearest sentences that do not hold the value asked for)."""
+    negatives as SQuAD's questions (the nearest sentences that do not hold the value asked for);
+    ``polar``: the same for about this many why and yes/no questions (``polar_question``)."""
     rng = random.Random(seed)
     cut_rng = random.Random(seed + 1)  # its own: the other pairs stay those drawn without --cut
     swap_rng = random.Random(seed + 2)  # the same for --swap
     made_rng = random.Random(seed + 3)  # and for --made
+    polar_rng = random.Random(seed + 4)  # and for --polar
     articles = [(a, article_sentences(a)) for a in train_v1]
     texts = [s.text for _, sentences in articles for s in sentences]
     counts = Counter(w.lower() for t in texts for w in _WORD.findall(t))
@@ -293,6 +346,9 @@ def training_pairs(
     rewriter = Rewriter(common, word_vectors, rng, synonyms)
     made_rewriter = Rewriter(common, word_vectors, made_rng, synonyms)
     made_share = made / max(1, len(texts))
+    polar_rewriter = Rewriter(common, word_vectors, polar_rng, synonyms)
+    # polar_question makes a question of about one sentence in five
+    polar_share = min(1.0, 5 * polar / max(1, len(texts)))
     pairs: list[Pair] = []
     row = 0
     for article, sentences in articles:
@@ -345,6 +401,18 @@ def training_pairs(
             pairs += _negatives(question, sentences, before, order, kept, rng)
         if made:
             pairs += _made_pairs(sentences, vectors, before, encoder, made_share, made_rewriter, rewrite)
+        if polar:
+            pairs += _made_pairs(
+                sentences,
+                vectors,
+                before,
+                encoder,
+                polar_share,
+                polar_rewriter,
+                rewrite,
+                polar_question,
+                "polar",
+            )
     for article in train_v2:
         sentences = article_sentences(article)
         before = _previous(sentences) if context else [""] * len(sentences)
@@ -379,15 +447,18 @@ def _made_pairs(
     share: float,
     rewriter: Rewriter,
     rewrite: float,
+    maker: Callable[[str, random.Random], tuple[str, tuple[int, int]] | None] = made_question,
+    kind: str = "made",
 ) -> list[Pair]:
-    """Questions made by rule from ``share`` of an article's sentences, with their pairs: the
-    sentence (positive, the value as its answer), the nearest sentence that does not hold the value
-    (and the second nearest half of the time), and a random one half of the time."""
+    """Questions made by rule (``maker``) from ``share`` of an article's sentences, with their
+    pairs: the sentence (positive; for ``made_question``'s, the value as its answer), the nearest
+    sentence that does not hold the value (and the second nearest half of the time), and a random
+    one half of the time."""
     rng = rewriter.rng
     made = []
     for i, s in enumerate(sentences):
         if rng.random() < share:
-            found = made_question(s.text, rng)
+            found = maker(s.text, rng)
             if found is not None:
                 made.append((i, *found))
     if not made:
@@ -399,11 +470,12 @@ def _made_pairs(
         kept = [k for k, s in enumerate(sentences) if not s.holds([value])]
         if rng.random() < rewrite:
             question = rewriter(question, sentences[i].text)
-        pairs.append(Pair(question, sentences[i].text, 1.0, "made", span, (value,), before[i]))
+        answer = (span, (value,)) if maker is made_question else (None, ())  # a yes/no has no short answer
+        pairs.append(Pair(question, sentences[i].text, 1.0, kind, *answer, before[i]))
         if not kept:
             continue
         order = sorted(kept, key=lambda k: -float(vectors[k] @ qvec))
-        pairs += _negatives(question, sentences, before, order, kept, rng, kind="made-")
+        pairs += _negatives(question, sentences, before, order, kept, rng, kind=f"{kind}-")
     return pairs
 
 
@@ -830,6 +902,13 @@ def main(argv: list[str] | None = None) -> None:
         "(a name or number asked for), with the same kinds of negatives (0: none)",
     )
     parser.add_argument(
+        "--polar",
+        type=int,
+        default=0,
+        help="about this many why and yes/no questions, made by rule from the training articles' "
+        "sentences (their auxiliary put first), with the same kinds of negatives (0: none)",
+    )
+    parser.add_argument(
         "--synonyms",
         type=Path,
         help="a WordNet dict folder: rewritten questions also take the shared words' synonyms "
@@ -893,6 +972,7 @@ def main(argv: list[str] | None = None) -> None:
             swap=args.swap,
             made=args.made,
             synonyms=synonyms,
+            polar=args.polar,
         )
         pairs = pairs[: args.limit] if args.limit else pairs
         kinds = Counter(p.kind for p in pairs)
@@ -943,6 +1023,7 @@ def main(argv: list[str] | None = None) -> None:
         "cut": args.cut,
         "swap": args.swap,
         "made": args.made,
+        "polar": args.polar,
         "synonyms": "WordNet 3.0 (its first two senses)" if args.synonyms else None,
         "hard_from": str(args.hard_from) if args.hard_from else None,
         "hard_above": args.hard_above if args.hard_from or args.rounds else None,
