@@ -436,6 +436,28 @@ def test_a_made_question_asks_for_a_name_or_number_of_its_sentence_in_its_clause
     assert made_question("It was 2016.", random.Random(0)) is None  # too short to be a question
 
 
+def test_a_polar_question_puts_the_auxiliary_first_and_a_why_question_asks_for_the_reason() -> None:
+    import random
+
+    from tools.train_reader import polar_question
+
+    sentence = "The dynasty was established by Kublai Khan in 1271."
+    made = {polar_question(sentence, random.Random(seed)) for seed in range(20)}
+    assert {question for question, _ in made} == {"Was the dynasty established by Kublai Khan in 1271?"}
+    # what its negatives must not hold: a name or number of what it asks about, verbatim
+    assert {sentence[begin:end] for _, (begin, end) in made} == {"Kublai Khan", "1271"}
+    why = "The museum was closed to visitors because of flooding in the basement."
+    question, (begin, end) = polar_question(why, random.Random(0))
+    assert question == "Why was the museum closed to visitors?" and why[begin:end] in {"flooding", "basement"}
+    assert polar_question("Oxygen is poisonous to anaerobic bacteria.", random.Random(0))[0] == (
+        "Is oxygen poisonous to anaerobic bacteria?"  # a common word opening the sentence, not a name
+    )
+    assert polar_question("In 1852 the museum was founded.", random.Random(0)) is None  # no plain subject
+    assert (
+        polar_question("The country had a long history of wars.", random.Random(0)) is None
+    )  # "had": the verb
+
+
 def test_made_questions_pair_their_sentence_with_sentences_that_do_not_hold_the_value() -> None:
     from collections import Counter
 

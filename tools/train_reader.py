@@ -275,9 +275,10 @@ def polar_question(sentence: str, rng: random.Random) -> tuple[str, tuple[int, i
     """A why or yes/no question made by rule from ``sentence`` (SQuAD has few of either), by
     putting its first clause's auxiliary first: "The museum was founded in 1852 by Henry Cole." →
     "Was the museum founded in 1852 by Henry Cole?"; with a "because", "due to", "to ensure" ...
-    in that clause, the why question of what comes before it ("Why was the museum closed?"). With
-    the characters of one name, number or word of what it asks about, which the nearest sentences
-    made its negatives must not hold. None when the sentence does not start so plainly."""
+    in that clause, the why question of what comes before it ("Why was the museum closed to
+    visitors?"). With the characters of one name, number or word of what it asks about, which the
+    nearest sentences made its negatives must not hold. None when the sentence does not start so
+    plainly."""
     match = _POLAR.match(sentence)
     if match is None or _NOT_A_SUBJECT.search(match["subject"]) or len(match["subject"].split()) > 6:
         return None
