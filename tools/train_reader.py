@@ -85,7 +85,7 @@ class Pair:
     question: str
     sentence: str
     label: float
-    kind: str  # positive | near | random | cut | swap | hard | unanswerable
+    kind: str  # positive | near | random | cut | swap | hard | unanswerable | made | polar (and their negatives)
     # the gold answer's characters in ``sentence`` (positives only): the span head learns to point
     # at it (the short answer)
     answer: tuple[int, int] | None = None
@@ -471,8 +471,18 @@ def _made_pairs(
         kept = [k for k, s in enumerate(sentences) if not s.holds([value])]
         if rng.random() < rewrite:
             question = rewriter(question, sentences[i].text)
-        answer = (span, (value,)) if maker is made_question else (None, ())  # a yes/no has no short answer
-        pairs.append(Pair(question, sentences[i].text, 1.0, kind, *answer, before[i]))
+        short = maker is made_question  # a why or yes/no question has no short answer to point at
+        pairs.append(
+            Pair(
+                question,
+                sentences[i].text,
+                1.0,
+                kind,
+                span if short else None,
+                (value,) if short else (),
+                before[i],
+            )
+        )
         if not kept:
             continue
         order = sorted(kept, key=lambda k: -float(vectors[k] @ qvec))
