@@ -476,6 +476,41 @@ def test_made_questions_pair_their_sentence_with_sentences_that_do_not_hold_the_
     assert Counter(p for p in more if not p.kind.startswith("made")) == Counter(plain)
 
 
+def test_written_questions_pair_their_evidence_sentence_and_unanswered_ones_only_negatives() -> None:
+    from collections import Counter
+
+    import pytest
+
+    from tools.train_reader import CachedEncoder, training_pairs
+
+    encoder = CachedEncoder(HashingEncoder())
+    written = [
+        {"article": "Bees", "question": "Why do bees dance?", "evidence": "to show where flowers are"},
+        {"article": "Bees", "question": "How long does a queen live?", "evidence": None},
+        {"article": "Wasps", "question": "Do wasps make honey?", "evidence": None},  # another article: unused
+    ]
+    plain = training_pairs([ARTICLE], [], encoder, seed=5, rewrite=0.0)
+    more = training_pairs([ARTICLE], [], encoder, seed=5, rewrite=0.0, written=written, written_repeat=2)
+    asked = [p for p in more if p.kind.startswith("written")]
+    positives = [p for p in asked if p.label == 1.0]
+    assert {(p.question, p.sentence) for p in positives} == {
+        ("Why do bees dance?", "Bees dance to show where flowers are.")
+    }
+    assert len(positives) == 2  # each pair twice
+    assert all(
+        p.sentence != "Bees dance to show where flowers are."
+        for p in asked
+        if p.question == "Why do bees dance?" and p.label == 0.0
+    )
+    unanswered = [p for p in asked if p.question == "How long does a queen live?"]
+    assert unanswered and all(p.label == 0.0 for p in unanswered)
+    assert Counter(p.kind for p in unanswered) == {"written-near": 4, "written-random": 2}
+    assert not any("wasps" in p.question for p in asked)
+    assert Counter(p for p in more if not p.kind.startswith("written")) == Counter(plain)
+    with pytest.raises(ValueError, match="not in the article"):
+        training_pairs([ARTICLE], [], encoder, seed=5, written=[{**written[0], "evidence": "bees sing"}])
+
+
 def test_the_training_encoder_embeds_each_list_of_texts_once() -> None:
     from tools.train_reader import CachedEncoder
 

@@ -20,6 +20,10 @@ training question:
 - with ``--made N``, about N more questions made by rule from the training articles' sentences (a
   name, year or number of a clause asked for: ``made_question``), each with its sentence as the
   positive and the same kinds of negatives as SQuAD's questions;
+- with ``--written FILE``, questions written by hand about the training articles in other words
+  than theirs (``tools/written_questions.jsonl``): an answerable one with the sentence holding its
+  evidence as the positive and a random sentence as a negative, an unanswered one with its two
+  nearest sentences and a random one as negatives (``written_pairs``);
 - and each SQuAD v2.0 unanswerable question of a training article with the sentence of its
   paragraph closest to it (written to look answerable from that paragraph);
 - with ``--hard-from READER``, the reader's own mistakes: of the ten sentences nearest the question
@@ -85,7 +89,7 @@ class Pair:
     question: str
     sentence: str
     label: float
-    kind: str  # positive | near | random | cut | swap | hard | unanswerable | made | polar (and their negatives)
+    kind: str  # positive | near | random | cut | swap | hard | unanswerable | made | polar | written (and their negatives)
     # the gold answer's characters in ``sentence`` (positives only): the span head learns to point
     # at it (the short answer)
     answer: tuple[int, int] | None = None
@@ -321,6 +325,8 @@ def training_pairs(
     made: int = 0,
     synonyms: Callable[[str], list[str]] | None = None,
     polar: int = 0,
+    written: list[dict[str, Any]] | None = None,
+    written_repeat: int = 1,
 ) -> list[Pair]:
     """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
     sentence with the one before it in its paragraph (as the service reads a passage's sentence
@@ -331,12 +337,18 @@ def training_pairs(
     or number of the article (``swapped``); ``made``: about this many questions made by rule from the
     articles' sentences (``made_question``), each with its sentence as the positive and the same
     negatives as SQuAD's questions (the nearest sentences that do not hold the value asked for);
-    ``polar``: the same for about this many why and yes/no questions (``polar_question``)."""
+    ``polar``: the same for about this many why and yes/no questions (``polar_question``);
+    ``written``: questions written by hand about the training articles (``written_pairs``), each of
+    their pairs ``written_repeat`` times."""
     rng = random.Random(seed)
     cut_rng = random.Random(seed + 1)  # its own: the other pairs stay those drawn without --cut
     swap_rng = random.Random(seed + 2)  # the same for --swap
     made_rng = random.Random(seed + 3)  # and for --made
     polar_rng = random.Random(seed + 4)  # and for --polar
+    written_rng = random.Random(seed + 5)  # and for --written
+    written_by_title: dict[str, list[dict[str, Any]]] = {}
+    for item in written or []:
+        written_by_title.setdefault(item["article"], []).append(item)
     articles = [(a, article_sentences(a)) for a in train_v1]
     texts = [s.text for _, sentences in articles for s in sentences]
     counts = Counter(w.lower() for t in texts for w in _WORD.findall(t))
@@ -402,6 +414,11 @@ def training_pairs(
             pairs += _negatives(question, sentences, before, order, kept, rng)
         if made:
             pairs += _made_pairs(sentences, vectors, before, encoder, made_share, made_rewriter, rewrite)
+        if article["title"] in written_by_title:
+            asked = written_pairs(
+                written_by_title[article["title"]], article, sentences, vectors, before, encoder, written_rng
+            )
+            pairs += asked * written_repeat
         if polar:
             pairs += _made_pairs(
                 sentences,
@@ -487,6 +504,59 @@ def _made_pairs(
             continue
         order = sorted(kept, key=lambda k: -float(vectors[k] @ qvec))
         pairs += _negatives(question, sentences, before, order, kept, rng, kind=f"{kind}-")
+    return pairs
+
+
+def written_pairs(
+    items: list[dict[str, Any]],
+    article: dict[str, Any],
+    sentences: list[Any],
+    vectors: np.ndarray,
+    before: list[str],
+    encoder: Any,
+    rng: random.Random,
+) -> list[Pair]:
+    """Pairs of questions written by hand about one article, in other words than its sentences
+    (``{"article", "question", "evidence"}``; SQuAD's crowd-workers mostly reused their sentence's
+    words, and questions made by rule share every word with it). An answerable question (its
+    ``evidence`` a verbatim phrase of the article): the sentence holding the phrase as the
+    positive and a random other sentence as a negative. One the article does not
+    answer (``evidence`` null): its two nearest sentences and a random one, all negatives, the
+    near-topic case the decision must refuse."""
+    starts = []
+    offset = 0
+    for paragraph in article["paragraphs"]:
+        starts.append(offset)
+        offset += len(paragraph["context"]) + 1
+    whole = "\n".join(p["context"] for p in article["paragraphs"])
+    question_vectors = encoder.encode([item["question"] for item in items])
+    pairs: list[Pair] = []
+    everything = list(range(len(sentences)))
+    for item, qvec in zip(items, question_vectors):
+        question, evidence = item["question"], item.get("evidence")
+        order = sorted(everything, key=lambda i: -float(vectors[i] @ qvec))
+        if evidence is None:
+            pairs += [
+                Pair(question, sentences[i].text, 0.0, "written-near", context=before[i]) for i in order[:2]
+            ]
+            other = rng.choice(order[2:] or order)
+            pairs.append(Pair(question, sentences[other].text, 0.0, "written-random", context=before[other]))
+            continue
+        at = whole.find(evidence)
+        if at < 0:
+            raise ValueError(f"{article['title']}: the evidence of {question!r} is not in the article")
+        holding = [
+            i
+            for i, s in enumerate(sentences)
+            if starts[s.paragraph] + s.start <= at < starts[s.paragraph] + s.end
+        ]
+        if not holding:
+            continue
+        pairs.append(Pair(question, sentences[holding[0]].text, 1.0, "written", context=before[holding[0]]))
+        # a random other sentence only: the article often says the same again nearby, and a
+        # nearest sentence taken as a negative would too often hold the answer
+        other = rng.choice([i for i in everything if i != holding[0]] or everything)
+        pairs.append(Pair(question, sentences[other].text, 0.0, "written-random", context=before[other]))
     return pairs
 
 
@@ -920,6 +990,13 @@ def main(argv: list[str] | None = None) -> None:
         "sentences (their auxiliary put first), with the same kinds of negatives (0: none)",
     )
     parser.add_argument(
+        "--written",
+        type=Path,
+        help="questions written by hand about the training articles (JSON lines: article, question, "
+        "evidence or null), with their pairs (written_pairs)",
+    )
+    parser.add_argument("--written-repeat", type=int, default=3, help="each --written pair this many times")
+    parser.add_argument(
         "--synonyms",
         type=Path,
         help="a WordNet dict folder: rewritten questions also take the shared words' synonyms "
@@ -969,6 +1046,11 @@ def main(argv: list[str] | None = None) -> None:
     from qa.reader import Reader
 
     synonyms = WordNet(args.synonyms) if args.synonyms else None
+    written = (
+        [json.loads(line) for line in args.written.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if args.written
+        else None
+    )
 
     def pairs_from(miner: Any) -> list[Pair]:
         pairs = training_pairs(
@@ -984,6 +1066,8 @@ def main(argv: list[str] | None = None) -> None:
             made=args.made,
             synonyms=synonyms,
             polar=args.polar,
+            written=written,
+            written_repeat=args.written_repeat,
         )
         pairs = pairs[: args.limit] if args.limit else pairs
         kinds = Counter(p.kind for p in pairs)
@@ -1035,6 +1119,7 @@ def main(argv: list[str] | None = None) -> None:
         "swap": args.swap,
         "made": args.made,
         "polar": args.polar,
+        "written": {"file": str(args.written), "repeat": args.written_repeat} if args.written else None,
         "synonyms": "WordNet 3.0 (its first two senses)" if args.synonyms else None,
         "hard_from": str(args.hard_from) if args.hard_from else None,
         "hard_above": args.hard_above if args.hard_from or args.rounds else None,
