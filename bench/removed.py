@@ -127,16 +127,57 @@ def questions_of(article: dict[str, Any], every: int) -> list[dict[str, Any]]:
     return items[::every]
 
 
-def ask_article(engine: Engine, article: dict[str, Any], every: int, group: int, seed: int) -> list[Asked]:
-    """Ask one article's questions (every ``every``-th) whole and, in groups, with answers removed."""
-    settings = engine.settings
-    sentences = article_sentences(article)
-    corpus = settings.corpus_dir
+def _article_engine(root: Path, base: Settings) -> Engine:
+    """An engine over ``root``/corpus, where one article at a time is written and indexed."""
+    (root / "corpus").mkdir(parents=True, exist_ok=True)
+    settings = base.model_copy(
+        update={
+            "corpus_dir": root / "corpus",
+            "index_dir": root / "index",
+            "onnx_dir": base.onnx_export_dir,
+            "cache_size": 0,
+        }
+    )
+    return Engine(settings, encoder_from(settings))
+
+
+def _index_article(engine: Engine, text: str) -> None:
+    corpus = engine.settings.corpus_dir
     for old in corpus.glob("*.md"):
         old.unlink()
-    (corpus / "article.md").write_text(_document(article, sentences, set()), encoding="utf-8")
-    build_index(settings, engine.build_encoder)
+    (corpus / "article.md").write_text(text, encoding="utf-8")
+    build_index(engine.settings, engine.build_encoder)
     engine.load()
+
+
+def ask_written(
+    squad_v1: Path, squad_v2: Path, items: list[dict[str, Any]], settings: Settings | None = None
+) -> list[tuple[dict[str, Any], Any, bool]]:
+    """Questions written about the training articles (``{"article", "question", "evidence"}``,
+    tools/written_questions.jsonl), each asked of its whole article as a one-document corpus:
+    (item, result, whether the first passage of the ranking holds its evidence)."""
+    by_title: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        by_title.setdefault(item["article"], []).append(item)
+    asked = []
+    with tempfile.TemporaryDirectory(prefix="qa-written-") as tmp:
+        engine = _article_engine(Path(tmp), settings or Settings())
+        for article in load_split(squad_v1, squad_v2).train:
+            if article["title"] not in by_title:
+                continue
+            _index_article(engine, _document(article, article_sentences(article), set()))
+            for item in by_title[article["title"]]:
+                result = engine.ask(item["question"], 1, use_cache=False, read_all=True)
+                first = _squash(result.ranking[0].text) if result.ranking else ""
+                evidence = item.get("evidence")
+                asked.append((item, result, bool(evidence) and _squash(evidence) in first))
+    return asked
+
+
+def ask_article(engine: Engine, article: dict[str, Any], every: int, group: int, seed: int) -> list[Asked]:
+    """Ask one article's questions (every ``every``-th) whole and, in groups, with answers removed."""
+    sentences = article_sentences(article)
+    _index_article(engine, _document(article, sentences, set()))
     items = questions_of(article, every)
     results = [_asked(engine, article, qa, removed=False) for qa in items]
     order = list(range(len(items)))
@@ -145,9 +186,7 @@ def ask_article(engine: Engine, article: dict[str, Any], every: int, group: int,
         members = [items[i] for i in order[offset : offset + group]]
         deleted = {i for i, s in enumerate(sentences) for qa in members if s.holds(gold_answers(qa))}
         text = _document(article, sentences, deleted)
-        (corpus / "article.md").write_text(text, encoding="utf-8")
-        build_index(settings, engine.build_encoder)
-        engine.load()
+        _index_article(engine, text)
         for qa in members:
             if any(a in text for a in gold_answers(qa)):
                 continue  # the answer text occurs elsewhere: not a question the document cannot answer
@@ -216,18 +255,7 @@ def run_removed(
     if chosen is None:
         raise QAError(f"--articles must be held-out, train or all, not {articles!r}")
     with tempfile.TemporaryDirectory(prefix="qa-removed-") as tmp:
-        root = work_dir or Path(tmp)
-        (root / "corpus").mkdir(parents=True, exist_ok=True)
-        base = settings or Settings()
-        bench_settings = base.model_copy(
-            update={
-                "corpus_dir": root / "corpus",
-                "index_dir": root / "index",
-                "onnx_dir": base.onnx_export_dir,
-                "cache_size": 0,
-            }
-        )
-        engine = Engine(bench_settings, encoder_from(bench_settings))
+        engine = _article_engine(work_dir or Path(tmp), settings or Settings())
         rows: list[Asked] = []
         per_article = {}
         for article in chosen:

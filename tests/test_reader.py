@@ -618,3 +618,34 @@ def test_the_removed_benchmark_asks_whole_then_without_the_answers(tmp_path: Pat
     assert all(not any(a in r.answer_text for a in r.answers) for r in removed)
     assert 0.0 <= figures["refused_removed"] <= 1.0 and figures["answered"] > 0
     assert "| Bees | 3 |" in table({k: v for k, v in report.items() if k != "rows"})
+
+
+def test_written_questions_are_asked_of_their_own_training_article(tmp_path: Path) -> None:
+    from bench.removed import ask_written
+
+    trained = {
+        "title": "Trains",
+        "paragraphs": [
+            {"context": "Trains run on rails. Steam engines burned coal to make steam.", "qas": []}
+        ],
+    }
+    other = {"title": "Boats", "paragraphs": [{"context": "Boats float on water.", "qas": []}]}
+    held_out = {"title": "Bees", "paragraphs": [{"context": "Bees make honey.", "qas": []}]}
+    v1, v2 = tmp_path / "v1.json", tmp_path / "v2.json"
+    v1.write_text(json.dumps({"data": [trained, other, held_out]}), encoding="utf-8")
+    v2.write_text(json.dumps({"data": [trained, other]}), encoding="utf-8")
+    items = [
+        {"article": "Trains", "question": "What did steam engines burn?", "evidence": "burned coal"},
+        {"article": "Trains", "question": "How fast were the first trains?", "evidence": None},
+        {
+            "article": "Bees",
+            "question": "Do bees make honey?",
+            "evidence": "make honey",
+        },  # held out: never asked
+    ]
+    settings = Settings(model="hashing", reader="off", onnx_dir=tmp_path / "models")
+    asked = ask_written(v1, v2, items, settings)
+    assert [item["question"] for item, _, _ in asked] == [items[0]["question"], items[1]["question"]]
+    (_, found, holds), (_, _, unanswered) = asked
+    assert found.ranking and holds  # a one-passage article: its first passage holds the evidence
+    assert not unanswered  # nothing to hold

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.removed import run_removed, squad_v2_beside
+from bench.removed import ask_written, run_removed, squad_v2_beside
 from qa.answer_type import asks_for_a_fact
 from qa.cli import load_engine
 from qa.config import Settings
@@ -53,6 +53,9 @@ VARIANTS: dict[str, tuple[int, bool]] = {
     "reading 5 sentences": (5, False),
 }
 REPORTED = ["squad-held-out", *FIT_SETS, *VALIDATION_SETS]
+# Questions written about the training articles in other words (docs/reader.md): asked too, and
+# shown in the separation table; neither fitted on nor in the variants' table.
+WRITTEN = Path(__file__).with_name("written_questions.jsonl")
 # Each input of the decision left out: it always passes, and the rest is fitted again without it.
 LEFT_OUT: dict[str, Callable[[Observation], Observation]] = {
     "without the similarity threshold": lambda o: replace(o, similarity=1.0),
@@ -84,6 +87,18 @@ def collect(squad_v1: Path, every: int, settings: Settings) -> list[dict[str, An
                     "signals": r.signals,
                 }
             )
+    written = [json.loads(line) for line in WRITTEN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for item, result, correct in ask_written(squad_v1, squad_v2_beside(squad_v1), written, settings):
+        kind = "answerable" if item.get("evidence") else "near_topic"
+        rows.append(
+            {
+                "source": "written",
+                "question": item["question"],
+                "kind": kind,
+                "correct": correct,
+                "signals": result.signals,
+            }
+        )
     for name in (*FIT_SETS, *VALIDATION_SETS):
         for item in load_eval_set(settings.eval_dir / name):
             result = engine.ask(item.question, 1, use_cache=False, read_all=True)
@@ -191,7 +206,7 @@ def separation(sources: dict[str, list[Observation]]) -> str:
         "| source | questions | answerable / not | " + " | ".join(SEPARATED_BY) + " |",
         "|---|---|---|" + "---|" * len(SEPARATED_BY),
     ]
-    for source in ("squad-train", *REPORTED):
+    for source in ("squad-train", "written", *REPORTED):
         for judged, kind in ((True, "fact (the reader judges)"), (False, "why, how, yes/no")):
             obs = [o for o in sources.get(source, []) if o.judged == judged and o.kind != "off_topic"]
             labels = [o.answerable for o in obs]
