@@ -170,7 +170,7 @@ def ask_written(
                 result = engine.ask(item["question"], 1, use_cache=False, read_all=True)
                 first = _squash(result.ranking[0].text) if result.ranking else ""
                 evidence = item.get("evidence")
-                asked.append((item, result, bool(evidence) and _squash(evidence) in first))
+                asked.append((item, result, bool(evidence) and _squash(str(evidence)) in first))
     return asked
 
 

@@ -88,12 +88,12 @@ def collect(squad_v1: Path, every: int, settings: Settings) -> list[dict[str, An
                 }
             )
     written = [json.loads(line) for line in WRITTEN.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for item, result, correct in ask_written(squad_v1, squad_v2_beside(squad_v1), written, settings):
-        kind = "answerable" if item.get("evidence") else "near_topic"
+    for asked, result, correct in ask_written(squad_v1, squad_v2_beside(squad_v1), written, settings):
+        kind = "answerable" if asked.get("evidence") else "near_topic"
         rows.append(
             {
                 "source": "written",
-                "question": item["question"],
+                "question": asked["question"],
                 "kind": kind,
                 "correct": correct,
                 "signals": result.signals,
