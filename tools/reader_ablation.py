@@ -14,7 +14,9 @@ thresholds fitted here compare variants; `qa calibrate --squad-v1` fits the serv
 
 ``--separation`` prints instead how well each input alone tells the answerable questions from the
 unanswerable ones (answer removed, or near-topic), by source and by kind of question: the fact
-questions the reader judges, and the others (why, how, yes/no).
+questions the reader judges, and the others (why, how, yes/no). Its sources include the questions
+written about the training articles in other words (tools/written_questions.jsonl, each asked of its
+own article), which the variants neither fit on nor report.
 """
 
 from __future__ import annotations
