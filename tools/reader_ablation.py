@@ -46,6 +46,7 @@ from qa.evaluation.calibrate import (
 from qa.evaluation.evaluate import evidence_in, load_eval_set
 from qa.pipeline.confidence import confidence_inputs
 from qa.question import strip_document_phrases
+from tools.train_reader import load_written
 
 # name -> (sentences read, the reader judges every question rather than fact questions only)
 VARIANTS: dict[str, tuple[int, bool]] = {
@@ -89,7 +90,7 @@ def collect(squad_v1: Path, every: int, settings: Settings) -> list[dict[str, An
                     "signals": r.signals,
                 }
             )
-    written = [json.loads(line) for line in WRITTEN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    written = load_written(WRITTEN)
     for asked, result, correct in ask_written(squad_v1, squad_v2_beside(squad_v1), written, settings):
         kind = "answerable" if asked.get("evidence") else "near_topic"
         rows.append(

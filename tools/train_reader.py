@@ -507,6 +507,12 @@ def _made_pairs(
     return pairs
 
 
+def load_written(path: Path) -> list[dict[str, Any]]:
+    """The questions written about the training articles: JSON lines of article, question and
+    evidence (a verbatim phrase of the article, or null where the article does not answer)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def written_pairs(
     items: list[dict[str, Any]],
     article: dict[str, Any],
@@ -535,7 +541,7 @@ def written_pairs(
     for item, qvec in zip(items, question_vectors):
         question, evidence = item["question"], item.get("evidence")
         order = sorted(everything, key=lambda i: -float(vectors[i] @ qvec))
-        if evidence is None:
+        if not evidence:
             pairs += [
                 Pair(question, sentences[i].text, 0.0, "written-near", context=before[i]) for i in order[:2]
             ]
@@ -1046,11 +1052,7 @@ def main(argv: list[str] | None = None) -> None:
     from qa.reader import Reader
 
     synonyms = WordNet(args.synonyms) if args.synonyms else None
-    written = (
-        [json.loads(line) for line in args.written.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if args.written
-        else None
-    )
+    written = load_written(args.written) if args.written else None
 
     def pairs_from(miner: Any) -> list[Pair]:
         pairs = training_pairs(
