@@ -298,8 +298,8 @@ def polar_question(sentence: str, rng: random.Random) -> tuple[str, tuple[int, i
     if not values:
         return None
     value = rng.choice(values)
-    first = subject.split()[0]
     words = subject.split()
+    first = words[0]
     named = len(words) > 1 and words[1][:1].isupper()  # "Marco Polo's"
     if first.lower() in _DETERMINERS or (zipf(first.lower()) >= 3.5 and not named):  # "The museum", "Oxygen"
         subject = first.lower() + subject[len(first) :]
