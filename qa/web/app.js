@@ -182,18 +182,20 @@ form.addEventListener("submit", (event) => {
   ask(question, scope.value);
 });
 
-function fromAddress() {
+function fromAddress(onLoad = false) {
   // Show what the address asks: on load, and on Back or Forward.
   const params = new URLSearchParams(location.search);
   const question = (params.get("q") || "").trim();
-  input.value = question;
+  if (onLoad && asked) return;  // a question asked while the page loaded stands
   scope.value = [...scope.options].some((o) => o.value === params.get("doc")) ? params.get("doc") : "";
+  if (onLoad && !question) return;  // keep what was typed while the page loaded
+  input.value = question;
   document.title = question ? `${question} · Cited answers` : "Cited answers";
   if (question) ask(question, scope.value, false);
   else result.replaceChildren();
 }
 
-window.addEventListener("popstate", fromAddress);
+window.addEventListener("popstate", () => fromAddress());
 
 async function loadDocuments() {
   try {
@@ -222,4 +224,4 @@ async function loadSuggestions() {
 }
 
 loadSuggestions();
-loadDocuments().then(fromAddress);
+loadDocuments().then(() => fromAddress(true));  // the address's document needs the list first

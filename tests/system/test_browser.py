@@ -224,6 +224,29 @@ def test_the_previous_answer_is_cleared_while_the_next_question_loads(page) -> N
     page.locator(".refusal").wait_for()
 
 
+def test_what_is_typed_or_asked_while_the_page_loads_is_kept(page) -> None:
+    held: list = []
+    page.route("**/documents*", lambda route: held.append(route))  # the list arrives when let through
+    listed = "document.querySelectorAll('#scope option').length > 1"
+
+    page.goto("/")
+    page.get_by_label("Your question").fill("Who developed GigaChat?")
+    held.pop().continue_()
+    page.wait_for_function(listed)
+    assert page.get_by_label("Your question").input_value() == "Who developed GigaChat?"
+
+    asks: list[str] = []
+    page.on("request", lambda request: asks.append(request.url) if request.url.endswith("/ask") else None)
+    page.goto("/")
+    page.get_by_label("Your question").fill("Who developed GigaChat?")
+    page.keyboard.press("Enter")
+    page.locator(".answer mark").wait_for()
+    held.pop().continue_()
+    page.wait_for_function(listed)
+    page.locator(".answer mark").wait_for()
+    assert len(asks) == 1  # asked once, not again when the list arrives
+
+
 def test_dark_mode_follows_the_reader_preference(browser, article_server: Server) -> None:
     context = browser.new_context(
         viewport={"width": 1280, "height": 900}, base_url=article_server.url, color_scheme="dark"
