@@ -177,7 +177,9 @@ def _previous(settings: Settings, encoder: Encoder) -> LoadedIndex | None:
         IndexFolder(settings.index_dir).verify_checksums(previous.manifest)
     except QAError as error:
         if not isinstance(error, IndexMissing):
-            log.warning("the current build is not reused: %s", error)
+            # this is that rebuild: the advice the error ends with is no use here
+            reason = str(error).removesuffix("; rebuild it with `qa index`")
+            log.warning("the current build is not reused (%s): everything is built anew", reason)
         return None
     return previous
 

@@ -32,6 +32,16 @@ SOFT_LOW = 0.5
 SOFT_HIGH = 0.8
 _DECADE = re.compile(r"(\d{3}|\d)0s")  # "1960s", "60s"
 
+# Signs a text writes for a word a question spells out: "$136 billion" answers "how many dollars",
+# "30%" "what percent". Keyword analysis reads each as its word, in texts and in questions alike.
+_SIGN_WORDS = {"$": "dollars", "%": "percent", "€": "euros", "£": "pounds", "¥": "yen", "₽": "rubles"}
+_SIGN = re.compile("[" + re.escape("".join(_SIGN_WORDS)) + "]")
+
+
+def spell_signs(text: str) -> str:
+    """``text`` with each currency or percent sign written as its word ("$5" -> " dollars 5")."""
+    return _SIGN.sub(lambda sign: f" {_SIGN_WORDS[sign[0]]} ", text)
+
 
 _local = threading.local()
 
@@ -47,7 +57,11 @@ def _stemmer() -> Stemmer.Stemmer:
 def analyze(texts: list[str]) -> list[list[str]]:
     """Stemmed content words of each text (bm25s' tokenizer with PyStemmer)."""
     tokens = bm25s.tokenize(
-        texts, stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False
+        [spell_signs(text) for text in texts],
+        stopwords=STOPWORDS,
+        stemmer=_stemmer(),
+        return_ids=False,
+        show_progress=False,
     )
     return [list(words) for words in tokens]
 
@@ -59,7 +73,7 @@ def analyze_one(text: str) -> list[str]:
 def content_words(text: str) -> list[str]:
     """Lowercased words of ``text`` that are not stop words, in order, without repeats."""
     seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
+    for word in _WORD.findall(spell_signs(text).lower()):
         if word not in _STOPSET:
             seen.setdefault(word, None)
     return list(seen)

@@ -156,3 +156,20 @@ def test_a_number_is_held_however_it_is_written(question: str, text: str, missin
         for w, s in zip(content_words(question), stems(content_words(question)))
     ]
     assert Lexicon.numbers_missing(words, set(analyze_one(text))) == missing
+
+
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "word"),
+    [
+        ("What is the dollar value of the boost?", "a boost of over $136 billion by 2030", "dollars"),
+        ("What percent of firms use it?", "Some 30% of firms use it.", "percent"),
+        ("How many euros did it cost?", "It cost €4 million.", "euros"),
+    ],
+)
+def test_a_sign_is_read_as_the_word_a_question_spells_out(question: str, text: str, word: str) -> None:
+    stem = stems([word])[0]
+    assert stem in stems(content_words(question))
+    assert stem in analyze_one(text)  # for keyword search
+    assert word in content_words(text)  # for word coverage

@@ -11,7 +11,7 @@ from qa.builder import build_index
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, HashingEncoder
 from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
-from qa.store import BuildContent, check, load_index, write_build
+from qa.store import FORMAT_VERSION, BuildContent, IndexFolder, check, load_index, write_build
 
 
 def test_build_writes_manifest_and_loads(built_settings: Settings) -> None:
@@ -31,6 +31,21 @@ def test_build_writes_manifest_and_loads(built_settings: Settings) -> None:
 def test_other_model_or_dimension_is_refused(built_settings: Settings) -> None:
     with pytest.raises(IndexMismatch, match="built with model hashing-256 .*configured model is hashing-64"):
         load_index(built_settings.index_dir, HashingEncoder(64))
+
+
+def test_an_index_of_an_earlier_format_is_built_anew(built_settings: Settings, caplog) -> None:
+    manifest = IndexFolder(built_settings.index_dir).current / "manifest.json"
+    earlier = json.loads(manifest.read_text(encoding="utf-8")) | {"format_version": FORMAT_VERSION - 1}
+    manifest.write_text(json.dumps(earlier), encoding="utf-8")
+    with pytest.raises(
+        IndexMismatch, match=f"index format {FORMAT_VERSION - 1} is not {FORMAT_VERSION}; rebuild"
+    ):
+        load_index(built_settings.index_dir, HashingEncoder())
+    with caplog.at_level("WARNING", logger="qa"):
+        report = build_index(built_settings, HashingEncoder())
+    assert sorted(report.documents_added) == ["bees", "solar", "trains"]
+    assert "everything is built anew" in caplog.text and "rebuild it with" not in caplog.text
+    assert load_index(built_settings.index_dir, HashingEncoder()).manifest.format_version == FORMAT_VERSION
 
 
 def test_missing_index(small_settings: Settings) -> None:

@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from qa.corpus import Document
 from qa.passages import Passage
 
-FORMAT_VERSION = 3  # 2: the manifest records each file's size and checksum; 3: sentence_map.npy
+FORMAT_VERSION = 4  # 2: the manifest records each file's size and checksum; 3: sentence_map.npy;
+# 4: keyword analysis reads "$" and "%" as words (`terms.spell_signs`)
 
 
 def shard_of(doc_id: str, shards: int) -> int:
