@@ -227,12 +227,12 @@ def test_the_previous_answer_is_cleared_while_the_next_question_loads(page) -> N
 def test_what_is_typed_or_asked_while_the_page_loads_is_kept(page) -> None:
     held: list = []
     page.route("**/documents*", lambda route: held.append(route))  # the list arrives when let through
-    listed = "document.querySelectorAll('#scope option').length > 1"
+    listed = page.locator("#scope option").nth(1)  # a document beside "all documents"
 
     page.goto("/")
     page.get_by_label("Your question").fill("Who developed GigaChat?")
     held.pop().continue_()
-    page.wait_for_function(listed)
+    listed.wait_for(state="attached")
     assert page.get_by_label("Your question").input_value() == "Who developed GigaChat?"
 
     asks: list[str] = []
@@ -242,7 +242,7 @@ def test_what_is_typed_or_asked_while_the_page_loads_is_kept(page) -> None:
     page.keyboard.press("Enter")
     page.locator(".answer mark").wait_for()
     held.pop().continue_()
-    page.wait_for_function(listed)
+    listed.wait_for(state="attached")
     page.locator(".answer mark").wait_for()
     assert len(asks) == 1  # asked once, not again when the list arrives
 
