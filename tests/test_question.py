@@ -158,8 +158,6 @@ def test_a_number_is_held_however_it_is_written(question: str, text: str, missin
     assert Lexicon.numbers_missing(words, set(analyze_one(text))) == missing
 
 
-
-
 @pytest.mark.parametrize(
     ("question", "text", "word"),
     [
