@@ -92,8 +92,8 @@ class Settings(BaseSettings):
     # Abstention defaults, used until `qa calibrate` stores fitted values in the index manifest.
     # These are what `qa calibrate` fits for the bundled all-MiniLM-L6-v2 on our two question files
     # (tests/eval/questions.jsonl and reworded.jsonl); docs/evaluation.md gives the cross-validated figures.
-    abstain_similarity: float = 0.21
-    abstain_coverage: float = 0.42
+    abstain_similarity: float = 0.22
+    abstain_coverage: float = 0.58
     faiss_type: str = Field(default="auto", pattern="^(auto|flat|hnsw)$")
     # The reader (qa/reader.py): "bundled" (the weights shipped in qa/models/reader), a folder holding
     # model.onnx and tokenizer.json, or "off" (the similarity/coverage thresholds alone decide).

@@ -105,6 +105,27 @@ def test_calibration_searches_thresholds_under_the_service_rule() -> None:
         ]
 
 
+def test_the_threshold_search_prefers_a_broad_optimum_to_a_spike_one_question_wide() -> None:
+    from qa.evaluation.calibrate import Observation, search
+
+    def asked(answerable: bool, coverage: float) -> Observation:
+        return Observation(
+            answerable, "answerable" if answerable else "near_topic", 0.5, coverage, True, True
+        )
+
+    # coverage threshold 0.21 alone: every answerable answered, 4 of 5 refused (0.90);
+    # from 0.22 to 0.41: one answerable question lost (0.85); above: nothing answered
+    observations = [
+        asked(True, 0.21),
+        *[asked(True, 0.41)] * 9,
+        *[asked(False, 0.20)] * 4,
+        asked(False, 0.85),
+    ]
+    thresholds, balanced = search(observations)
+    assert 0.22 <= thresholds.coverage <= 0.41  # inside the broad region, not on the spike
+    assert balanced == pytest.approx(0.85)  # the chosen setting's own balanced accuracy
+
+
 def test_unknown_words_are_named_when_refusing(built_settings: Settings) -> None:
     result = engine_for(built_settings).ask("What is the warranty of solar panels in Brazil?", explain=True)
     assert result.explain is not None

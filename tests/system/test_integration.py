@@ -18,19 +18,19 @@ pytestmark = pytest.mark.slow
 # and the ones written by someone else in their own words (validation only: nothing is fitted on them).
 FLOORS = {
     "questions.jsonl": {
-        "hit@1": 0.83,
-        "hit@3": 0.91,
+        "hit@1": 0.79,
+        "hit@3": 0.86,
         "mrr": 0.90,
-        "answer_sentence_hit": 0.81,
-        "answered_rate": 0.93,
-        "abstention_rate": 0.84,
+        "answer_sentence_hit": 0.77,
+        "answered_rate": 0.87,
+        "abstention_rate": 0.89,
     },
     "paraphrase_questions.jsonl": {
-        "hit@1": 0.61,
-        "hit@3": 0.73,
-        "answer_sentence_hit": 0.57,
-        "answered_rate": 0.80,
-        "abstention_rate": 0.85,
+        "hit@1": 0.54,
+        "hit@3": 0.64,
+        "answer_sentence_hit": 0.50,
+        "answered_rate": 0.66,
+        "abstention_rate": 0.90,
     },
 }
 
