@@ -21,7 +21,7 @@ import numpy as np
 from qa.config import Settings
 from qa.corpus import Document, DocumentEdit, Edits, read_corpus
 from qa.encoder import Encoder
-from qa.errors import BuildCancelled, IndexMissing, QAError
+from qa.errors import REBUILD_ADVICE, BuildCancelled, IndexMissing, QAError
 from qa.passages import Passage, split_document
 from qa.store import (
     FORMAT_VERSION,
@@ -177,8 +177,7 @@ def _previous(settings: Settings, encoder: Encoder) -> LoadedIndex | None:
         IndexFolder(settings.index_dir).verify_checksums(previous.manifest)
     except QAError as error:
         if not isinstance(error, IndexMissing):
-            # this is that rebuild: the advice the error ends with is no use here
-            reason = str(error).removesuffix("; rebuild it with `qa index`")
+            reason = str(error).removesuffix(REBUILD_ADVICE)  # this is that rebuild
             log.warning("the current build is not reused (%s): everything is built anew", reason)
         return None
     return previous

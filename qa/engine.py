@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from qa.config import Settings
 from qa.encoder import Encoder
 from qa.errors import (
+    REBUILD_ADVICE,
     BuildCancelled,
     IndexCorrupt,
     IndexMissing,
@@ -156,9 +157,7 @@ class Engine:
             return True
         with self._cache_lock:
             self._index = None
-        raise ServingDamaged(
-            "the index is damaged and no earlier build is intact; rebuild it with `qa index`"
-        )
+        raise ServingDamaged(f"the index is damaged and no earlier build is intact{REBUILD_ADVICE}")
 
     def swap(self, index: LoadedIndex) -> None:
         with self._cache_lock:

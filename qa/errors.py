@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 ECHO_CHARS = 64  # the most of a client's input an error message repeats
+# How a message about an unusable index ends; `qa index` itself leaves it off (it is that rebuild).
+REBUILD_ADVICE = "; rebuild it with `qa index`"
 
 
 def quoted(value: str) -> str:
@@ -41,7 +43,7 @@ class IndexCorrupt(QAError):
     """An index file is unreadable or inconsistent with the manifest."""
 
     def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"index file {path} is unusable: {problem}; rebuild it with `qa index`")
+        super().__init__(f"index file {path} is unusable: {problem}{REBUILD_ADVICE}")
         self.path = str(path)
 
 

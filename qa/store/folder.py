@@ -16,7 +16,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
-from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
+from qa.errors import REBUILD_ADVICE, IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
 from qa.store.format import FORMAT_VERSION, Manifest, file_records, first_error
 
 KEEP_BUILDS = 2  # the current build and the one before it (a running server may still hold it)
@@ -77,7 +77,7 @@ class IndexFolder:
             raise IndexCorrupt(shown, "not a JSON object")
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexMismatch(
-                f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}; rebuild it with `qa index`"
+                f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}{REBUILD_ADVICE}"
             )
         try:
             return Manifest.model_validate(manifest)
