@@ -215,10 +215,41 @@ def test_a_refusal_names_key_words_the_passage_lacks_and_speaks_of_the_scoped_do
     named = reason.split("doesn't mention ")[-1]
     assert reason.startswith("The documents don't say.") and "doesn't mention" in reason
     assert not {"get", "short", "article"} & set(named.rstrip(".").replace(" or ", ", ").split(", "))
-    scoped = plain_reason(index, query, top, "similarity", Scope.of(["solar"]))
-    assert scoped.startswith("This document doesn't seem to cover this: nothing in it comes close")
-    both = plain_reason(index, query, top, "similarity", Scope.of(["solar", "bees"]))
-    assert both.startswith("These documents don't seem to cover this: nothing in them")
+    scoped = plain_reason(index, query, top, "coverage", Scope.of(["solar"]))
+    assert scoped.startswith("This document doesn't say.")
+    both = plain_reason(index, query, top, "coverage", Scope.of(["solar", "bees"]))
+    assert both.startswith("These documents don't say.")
+
+
+def test_a_question_nothing_comes_close_to_is_told_so_unless_the_passage_names_part_of_it(
+    built_settings: Settings,
+) -> None:
+    """Below the similarity threshold, a passage that names nothing of the question is "nothing comes
+    close"; one that names the train but not employees is said to lack the employees (spelt as
+    the question spells it)."""
+    from qa.pipeline.refusal import plain_reason
+    from qa.pipeline.scope import Scope
+
+    engine = engine_for(built_settings)
+    index = engine.index
+
+    def reason(question: str, scope: Scope | None = None) -> str:
+        (query,) = engine.queries([question], index)
+        work = engine.pipeline.run(engine.pipeline.work(index, query, engine.weights), until="rerank")
+        return plain_reason(index, query, work.candidates[0], "similarity", scope)
+
+    assert reason("How many employees does the Shinkansen have?") == (
+        "The documents don't say. The closest passage, in “High-speed trains”, doesn't mention employees."
+    )
+    assert reason("Who is the CEO of the Shinkansen?").endswith("doesn't mention CEO.")  # as typed
+    far = "Which colour are flamingos?"
+    assert (
+        reason(far) == "The documents don't seem to cover this: nothing in them comes close to the question."
+    )
+    assert reason(far, Scope.of(["solar"])).startswith(
+        "This document doesn't seem to cover this: nothing in it"
+    )
+    assert reason(far, Scope.of(["solar", "bees"])).startswith("These documents don't seem to cover this")
 
 
 def test_the_stage_profile_accounts_for_the_whole_question(built_settings) -> None:

@@ -3,6 +3,7 @@ thresholds (those stay in ``explain``)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from qa.answer_type import expected_type
@@ -36,7 +37,11 @@ def plain_reason(
     passage = index.passages[top.position]
     where = passage.heading.split(" › ")[-1] if passage.heading else index.documents[passage.doc_id].title
     if failed == "similarity":
-        return f"{they} {dont} seem to cover this: nothing in {_it(they)} comes close to the question."
+        # nothing close; but when the closest passage names some of what is asked and lacks the rest
+        # ("How many employees does Sberbank have?"), that is what to say
+        holds, lacks = _key_words(index, query, top)
+        if not (holds and lacks):
+            return f"{they} {dont} seem to cover this: nothing in {_it(they)} comes close to the question."
     if failed == "reader":
         clause = what_is_asked(query.asked)
         said = f"say {clause}" if clause else "answer this question"
@@ -50,17 +55,32 @@ def plain_reason(
     if failed == "number":  # a number the question gives: "Apollo 13", "in 1837"
         missing = index.lexicon.numbers_missing(query.words, terms[0])[:3]
     else:
-        held = index.lexicon.matches(query.words, [terms])[0] if query.words else []
-        text = index.documents[passage.doc_id].text[passage.start : passage.end].lower()
-        missing = [
-            w.word
-            for w, h in sorted(zip(query.words, held), key=lambda p: -p[0].weight)
-            if h < 0.5 and rarity(w.word) >= KEY_WORD_RARITY and w.word.lower() not in text
-        ][:3]
+        missing = _key_words(index, query, top)[1][:3]
     if not missing:
         return f"{they} {dont} say. The closest passage, in “{where}”, is about something else."
+    missing = [_as_typed(word, query.asked) for word in missing]
     listed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " or " + missing[-1]
     return f"{they} {dont} say. The closest passage, in “{where}”, doesn't mention {listed}."
+
+
+def _key_words(index: LoadedIndex, query: Query, top: Candidate) -> tuple[list[str], list[str]]:
+    """The question's key words (rarer than filler) that the closest passage holds, even in other
+    forms, and those it does not, the weightiest first."""
+    passage = index.passages[top.position]
+    held = index.lexicon.matches(query.words, [index.passage_terms(top.position)])[0] if query.words else []
+    text = index.documents[passage.doc_id].text[passage.start : passage.end].lower()
+    holds, lacks = [], []
+    for word, share in sorted(zip(query.words, held), key=lambda p: -p[0].weight):
+        if rarity(word.word) < KEY_WORD_RARITY:
+            continue
+        (holds if share >= 0.5 or word.word.lower() in text else lacks).append(word.word)
+    return holds, lacks
+
+
+def _as_typed(word: str, question: str) -> str:
+    """The word as the question spells it ("CEO", not "ceo")."""
+    found = re.search(rf"\b{re.escape(word)}\b", question, re.IGNORECASE)
+    return found.group(0) if found else word
 
 
 def _subject(index: LoadedIndex, scope: Scope | None) -> tuple[str, str]:
