@@ -4,6 +4,7 @@ hand: a page whose table differs from its report fails here."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,15 @@ def test_the_files_view_of_an_eval_report_keeps_one_row_a_file(tmp_path: Path, m
     rows = files_view.split("```")[1].strip("\n").splitlines()
     assert rows[0].startswith("set / kind") and [row.split()[0] for row in rows[1:]] == names
     assert "  answerable" in full and "hit@1     answered" in full  # the full report keeps them
+
+
+def test_every_link_between_the_pages_leads_to_a_file() -> None:
+    """A relative link in the README or docs/ (a page, an image) names a file of the repository."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page in pages
+        for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8"))
+        if "://" not in target and not target.startswith("mailto:") and not (page.parent / target).exists()
+    ]
+    assert len(pages) > 5 and not broken
