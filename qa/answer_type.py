@@ -25,7 +25,7 @@ _MONTHS = (
 )
 _TIME = re.compile(
     rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({_MONTHS})\b|\b(century|centuries|decade|decades|ago|yesterday|today|"
-    rf"tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|"
+    rf"tomorrow|(?:mon|tues|wednes|thurs|fri|satur|sun)days?|weekends?|weekdays?|spring|summer|autumn|fall|winter|"
     rf"annually|weekly|daily|noon|midday|midnight)\b"
     # a time of day: "8 o'clock", "8:30", "8 am", "6.30 p.m."
     rf"|\b\d{{1,2}}\s*o[’']\s*clock\b|\b\d{{1,2}}:[0-5]\d\b|\b\d{{1,2}}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?",

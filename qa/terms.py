@@ -132,6 +132,11 @@ _NUMBER_WORD_VALUES = {
     )
     for word in words.split()
 }
+# and as texts hold them, stemmed ("twelv", "twenti")
+_NUMBER_WORD_VALUES |= {
+    stem: _NUMBER_WORD_VALUES[word]
+    for word, stem in zip(_NUMBER_WORD_VALUES, stems(list(_NUMBER_WORD_VALUES)))
+}
 _LEADING_DIGITS = re.compile(r"\d+")
 
 
