@@ -226,22 +226,25 @@ def test_a_question_nothing_comes_close_to_is_told_so_unless_the_passage_names_p
 ) -> None:
     """Below the similarity threshold, a passage that names nothing of the question is "nothing comes
     close"; one that names the train but not employees is said to lack the employees (spelt as
-    the question spells it)."""
+    the question spells it). A passage lacking no key word is said to lack a less rare word, not to
+    be "about something else"."""
     from qa.pipeline.refusal import plain_reason
     from qa.pipeline.scope import Scope
 
     engine = engine_for(built_settings)
     index = engine.index
 
-    def reason(question: str, scope: Scope | None = None) -> str:
+    def reason(question: str, scope: Scope | None = None, failed: str = "similarity") -> str:
         (query,) = engine.queries([question], index)
         work = engine.pipeline.run(engine.pipeline.work(index, query, engine.weights), until="rerank")
-        return plain_reason(index, query, work.candidates[0], "similarity", scope)
+        return plain_reason(index, query, work.candidates[0], failed, scope)
 
     assert reason("How many employees does the Shinkansen have?") == (
         "The documents don't say. The closest passage, in “High-speed trains”, doesn't mention employees."
     )
     assert reason("Who is the CEO of the Shinkansen?").endswith("doesn't mention CEO.")  # as typed
+    # it lacks no key word: a less rare word it lacks is named rather than "about something else"
+    assert reason("When do the trains run in summer?", failed="coverage").endswith("doesn't mention summer.")
     far = "Which colour are flamingos?"
     assert (
         reason(far) == "The documents don't seem to cover this: nothing in them comes close to the question."

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 # rarity: "get" 0.25, "short" 0.67, "article" 0.91; "budget" 1.18, "microchips" 3.5): filler is not
 # what the passage lacks.
 KEY_WORD_RARITY = 1.0
+# When it lacks no key word, a less rare word it lacks is named ("summer" 0.77, "price" 0.77), not
+# filler ("short" 0.67): "doesn't mention summer" says more than "is about something else".
+LESSER_WORD_RARITY = 0.7
 
 
 def plain_reason(
@@ -55,7 +58,9 @@ def plain_reason(
     if failed == "number":  # a number the question gives: "Apollo 13", "in 1837"
         missing = index.lexicon.numbers_missing(query.words, terms[0])[:3]
     else:
-        missing = _key_words(index, query, top)[1][:3]
+        missing = (
+            _key_words(index, query, top)[1][:3] or _key_words(index, query, top, LESSER_WORD_RARITY)[1][:1]
+        )
     if not missing:
         return f"{they} {dont} say. The closest passage, in “{where}”, is about something else."
     missing = [_as_typed(word, query.asked) for word in missing]
@@ -63,7 +68,9 @@ def plain_reason(
     return f"{they} {dont} say. The closest passage, in “{where}”, doesn't mention {listed}."
 
 
-def _key_words(index: LoadedIndex, query: Query, top: Candidate) -> tuple[list[str], list[str]]:
+def _key_words(
+    index: LoadedIndex, query: Query, top: Candidate, rarer_than: float = KEY_WORD_RARITY
+) -> tuple[list[str], list[str]]:
     """The question's key words (rarer than filler) that the closest passage holds, even in other
     forms, and those it does not, the weightiest first."""
     passage = index.passages[top.position]
@@ -71,7 +78,7 @@ def _key_words(index: LoadedIndex, query: Query, top: Candidate) -> tuple[list[s
     text = index.documents[passage.doc_id].text[passage.start : passage.end].lower()
     holds, lacks = [], []
     for word, share in sorted(zip(query.words, held), key=lambda p: -p[0].weight):
-        if rarity(word.word) < KEY_WORD_RARITY:
+        if rarity(word.word) < rarer_than:
             continue
         (holds if share >= 0.5 or word.word.lower() in text else lacks).append(word.word)
     return holds, lacks
