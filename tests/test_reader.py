@@ -511,6 +511,50 @@ def test_written_questions_pair_their_evidence_sentence_and_unanswered_ones_only
         training_pairs([ARTICLE], [], encoder, seed=5, written=[{**written[0], "evidence": "bees sing"}])
 
 
+def test_written_documents_give_their_questions_pairs_and_leave_squad_s_pairs_as_they_were(
+    tmp_path: Path,
+) -> None:
+    from collections import Counter
+
+    from tools.train_reader import CachedEncoder, load_documents, training_pairs
+
+    shop = {
+        "title": "Bike shop",
+        "text": "The shop opens at 9 am.\n\nA city bike costs 15 euros a day. E-bikes cost 35 euros a day.",
+        "questions": [
+            {"question": "How much is an e-bike?", "evidence": "E-bikes cost 35 euros"},
+            {"question": "Do you sell helmets?", "evidence": None},
+        ],
+    }
+    (tmp_path / "documents.jsonl").write_text(json.dumps(shop) + "\n", encoding="utf-8")
+    documents, items = load_documents(tmp_path / "documents.jsonl")
+    assert [len(d["paragraphs"]) for d in documents] == [2]
+    assert [i["article"] for i in items] == ["Bike shop", "Bike shop"]
+    encoder = CachedEncoder(HashingEncoder())
+    plain = training_pairs([ARTICLE], [], encoder, seed=5, rewrite=0.0)
+    more = training_pairs([ARTICLE], [], encoder, seed=5, rewrite=0.0, written=items, documents=documents)
+    read = [p for p in more if p.kind.startswith("document")]
+    assert {(p.question, p.sentence) for p in read if p.label == 1.0} == {
+        ("How much is an e-bike?", "E-bikes cost 35 euros a day.")
+    }
+    assert Counter(p.kind for p in read if p.question == "Do you sell helmets?") == {
+        "document-near": 2,
+        "document-random": 1,
+    }
+    assert Counter(p for p in more if not p.kind.startswith("document")) == Counter(plain)
+
+
+def test_each_answer_of_the_written_documents_is_in_one_sentence_of_its_document() -> None:
+    from bench.removed import article_sentences
+    from tools.train_reader import load_documents
+
+    documents, items = load_documents(Path(__file__).parent.parent / "tools" / "written_documents.jsonl")
+    sentences = {d["title"]: [s.text for s in article_sentences(d)] for d in documents}
+    answered = [i for i in items if i["evidence"]]
+    assert len(documents) >= 20 and len(answered) >= 100 and len(items) > len(answered)
+    assert all(sum(i["evidence"] in s for s in sentences[i["article"]]) == 1 for i in answered)
+
+
 def test_the_training_encoder_embeds_each_list_of_texts_once() -> None:
     from tools.train_reader import CachedEncoder
 

@@ -327,6 +327,7 @@ def training_pairs(
     polar: int = 0,
     written: list[dict[str, Any]] | None = None,
     written_repeat: int = 1,
+    documents: list[dict[str, Any]] | None = None,
 ) -> list[Pair]:
     """The pairs described above; ``rewrite``: the share of questions rewritten; ``context``: each
     sentence with the one before it in its paragraph (as the service reads a passage's sentence
@@ -339,7 +340,8 @@ def training_pairs(
     negatives as SQuAD's questions (the nearest sentences that do not hold the value asked for);
     ``polar``: the same for about this many why and yes/no questions (``polar_question``);
     ``written``: questions written by hand about the training articles (``written_pairs``), each of
-    their pairs ``written_repeat`` times."""
+    their pairs ``written_repeat`` times; ``documents``: more articles (``load_documents``), read for
+    their ``written`` questions only."""
     rng = random.Random(seed)
     cut_rng = random.Random(seed + 1)  # its own: the other pairs stay those drawn without --cut
     swap_rng = random.Random(seed + 2)  # the same for --swap
@@ -431,6 +433,22 @@ def training_pairs(
                 polar_question,
                 "polar",
             )
+    for article in documents or []:
+        # after SQuAD's articles, so that their pairs and draws stay those made without documents
+        sentences = article_sentences(article)
+        before = _previous(sentences) if context else [""] * len(sentences)
+        vectors = encoder.encode([s.text for s in sentences])
+        asked = written_pairs(
+            written_by_title.get(article["title"], []),
+            article,
+            sentences,
+            vectors,
+            before,
+            encoder,
+            written_rng,
+            kind="document",
+        )
+        pairs += asked * written_repeat
     for article in train_v2:
         sentences = article_sentences(article)
         before = _previous(sentences) if context else [""] * len(sentences)
@@ -513,6 +531,22 @@ def load_written(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def load_documents(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Short documents written here, of the kinds people keep answers in (a shop's guide, a lease, a
+    timetable's rules), with questions written about each: JSON lines of title, text (paragraphs
+    split by blank lines) and questions (question and evidence, or null where the document does not
+    say). As articles in SQuAD's form and as --written items, for ``written_pairs``."""
+    articles, items = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        document = json.loads(line)
+        paragraphs = [{"context": p, "qas": []} for p in document["text"].split("\n\n")]
+        articles.append({"title": document["title"], "paragraphs": paragraphs})
+        items += [{"article": document["title"], **q} for q in document["questions"]]
+    return articles, items
+
+
 def written_pairs(
     items: list[dict[str, Any]],
     article: dict[str, Any],
@@ -521,6 +555,7 @@ def written_pairs(
     before: list[str],
     encoder: Any,
     rng: random.Random,
+    kind: str = "written",
 ) -> list[Pair]:
     """Pairs of questions written by hand about one article, in other words than its sentences
     (``{"article", "question", "evidence"}``; SQuAD's crowd-workers mostly reused their sentence's
@@ -543,10 +578,10 @@ def written_pairs(
         order = sorted(everything, key=lambda i: -float(vectors[i] @ qvec))
         if not evidence:
             pairs += [
-                Pair(question, sentences[i].text, 0.0, "written-near", context=before[i]) for i in order[:2]
+                Pair(question, sentences[i].text, 0.0, f"{kind}-near", context=before[i]) for i in order[:2]
             ]
             other = rng.choice(order[2:] or order)
-            pairs.append(Pair(question, sentences[other].text, 0.0, "written-random", context=before[other]))
+            pairs.append(Pair(question, sentences[other].text, 0.0, f"{kind}-random", context=before[other]))
             continue
         at = whole.find(evidence)
         if at < 0:
@@ -558,11 +593,11 @@ def written_pairs(
         ]
         if not holding:
             continue
-        pairs.append(Pair(question, sentences[holding[0]].text, 1.0, "written", context=before[holding[0]]))
+        pairs.append(Pair(question, sentences[holding[0]].text, 1.0, kind, context=before[holding[0]]))
         # a random other sentence only: the article often says the same again nearby, and a
         # nearest sentence taken as a negative would too often hold the answer
         other = rng.choice([i for i in everything if i != holding[0]] or everything)
-        pairs.append(Pair(question, sentences[other].text, 0.0, "written-random", context=before[other]))
+        pairs.append(Pair(question, sentences[other].text, 0.0, f"{kind}-random", context=before[other]))
     return pairs
 
 
@@ -666,12 +701,13 @@ def reader_model(base: str) -> Any:
     return SpanReader()
 
 
-def span_targets(inputs: Any, chunk: list[Pair]) -> tuple[list[int], list[int]]:
-    """The first and last token of each positive's answer in the sentence; -100 (ignored) for
-    negatives and for an answer cut off by truncation."""
+def span_targets(inputs: Any, chunk: list[Pair], null: bool = False) -> tuple[list[int], list[int]]:
+    """The first and last token of each positive's answer in the sentence; -100 (ignored) for an
+    answer cut off by truncation, and for negatives unless ``null``: then they point at [CLS] (token
+    0), as SQuAD 2.0 readers mark "no answer here"."""
     starts, ends = [], []
     for row, pair in enumerate(chunk):
-        first = last = -100
+        first = last = 0 if null and pair.label == 0 else -100
         if pair.answer is not None:
             begin, finish = pair.answer
             ids = inputs.sequence_ids(row)
@@ -697,6 +733,7 @@ def train(
     seed: int,
     span_weight: float,
     init: Path | None = None,
+    null_span: bool = False,
 ) -> Path:
     import torch
     from transformers import AutoTokenizer
@@ -734,7 +771,7 @@ def train(
                 return_tensors="pt",
                 return_offsets_mapping=True,
             )
-            starts, ends = span_targets(inputs, chunk)
+            starts, ends = span_targets(inputs, chunk, null_span)
             logits, start_logits, end_logits = model(
                 inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"]
             )
@@ -742,6 +779,7 @@ def train(
             if any(s >= 0 for s in starts):
                 # only the sentence's tokens can be the answer
                 outside = inputs["token_type_ids"] == 0
+                outside[:, 0] = not null_span  # [CLS]: "no answer here", with --null-span
                 start_logits = start_logits.masked_fill(outside, -1e4)
                 end_logits = end_logits.masked_fill(outside, -1e4)
                 spans = (
@@ -960,6 +998,11 @@ def main(argv: list[str] | None = None) -> None:
         default=0.5,
         help="weight of the answer-span loss (0: no span head training)",
     )
+    parser.add_argument(
+        "--null-span",
+        action="store_true",
+        help="the span head is also trained on negatives, to point at [CLS] (no answer in the sentence)",
+    )
     parser.add_argument("--limit", type=int, default=0, help="train on at most this many pairs (0 = all)")
     parser.add_argument(
         "--context",
@@ -1002,6 +1045,12 @@ def main(argv: list[str] | None = None) -> None:
         "evidence or null), with their pairs (written_pairs)",
     )
     parser.add_argument("--written-repeat", type=int, default=3, help="each --written pair this many times")
+    parser.add_argument(
+        "--documents",
+        type=Path,
+        help="short documents written here with questions about them (JSON lines: title, text, "
+        "questions), read as --written questions are (load_documents)",
+    )
     parser.add_argument(
         "--synonyms",
         type=Path,
@@ -1053,6 +1102,9 @@ def main(argv: list[str] | None = None) -> None:
 
     synonyms = WordNet(args.synonyms) if args.synonyms else None
     written = load_written(args.written) if args.written else None
+    documents, about_documents = load_documents(args.documents) if args.documents else ([], [])
+    if about_documents:
+        written = (written or []) + about_documents
 
     def pairs_from(miner: Any) -> list[Pair]:
         pairs = training_pairs(
@@ -1070,6 +1122,7 @@ def main(argv: list[str] | None = None) -> None:
             polar=args.polar,
             written=written,
             written_repeat=args.written_repeat,
+            documents=documents,
         )
         pairs = pairs[: args.limit] if args.limit else pairs
         kinds = Counter(p.kind for p in pairs)
@@ -1115,6 +1168,7 @@ def main(argv: list[str] | None = None) -> None:
         "max_length": args.max_length,
         "seed": args.seed,
         "span_weight": args.span_weight,
+        "null_span": args.null_span,
         "outputs": ["logits", "start_logits", "end_logits"],
         "context": "previous sentence" if args.context else None,
         "cut": args.cut,
@@ -1122,6 +1176,11 @@ def main(argv: list[str] | None = None) -> None:
         "made": args.made,
         "polar": args.polar,
         "written": {"file": str(args.written), "repeat": args.written_repeat} if args.written else None,
+        "documents": (
+            {"file": str(args.documents), "documents": len(documents), "questions": len(about_documents)}
+            if args.documents
+            else None
+        ),
         "synonyms": "WordNet 3.0 (its first two senses)" if args.synonyms else None,
         "hard_from": str(args.hard_from) if args.hard_from else None,
         "hard_above": args.hard_above if args.hard_from or args.rounds else None,
@@ -1150,6 +1209,7 @@ def _train_into(args: Any, pairs: list[Pair], *, init: Path | None, epochs: floa
         seed=args.seed,
         span_weight=args.span_weight,
         init=init,
+        null_span=args.null_span,
     )
     weights = args.out / "reader.pt"
     (work / "reader.pt").replace(weights)  # kept: --weights exports it again without training
