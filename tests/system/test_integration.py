@@ -9,7 +9,7 @@ import pytest
 from qa.config import Settings
 from qa.engine import Engine
 from qa.evaluation.evaluate import load_eval_set, run_eval
-from tests.conftest import EVAL_SET, ROOT, Server
+from tests.conftest import EVAL_SET, MODELS, ROOT, Server
 
 pytestmark = pytest.mark.slow
 
@@ -18,18 +18,18 @@ pytestmark = pytest.mark.slow
 # and the ones written by someone else in their own words (validation only: nothing is fitted on them).
 FLOORS = {
     "questions.jsonl": {
-        "hit@1": 0.79,
-        "hit@3": 0.86,
+        "hit@1": 0.80,
+        "hit@3": 0.87,
         "mrr": 0.90,
-        "answer_sentence_hit": 0.77,
-        "answered_rate": 0.87,
-        "abstention_rate": 0.89,
+        "answer_sentence_hit": 0.79,
+        "answered_rate": 0.88,
+        "abstention_rate": 0.92,
     },
     "paraphrase_questions.jsonl": {
         "hit@1": 0.54,
         "hit@3": 0.64,
         "answer_sentence_hit": 0.50,
-        "answered_rate": 0.66,
+        "answered_rate": 0.71,
         "abstention_rate": 0.90,
     },
 }
@@ -123,6 +123,27 @@ def test_evaluation_floors(article_settings: Settings, real_encoder, name: str) 
     assert metrics["abstention_by_kind"]["off_topic"] == 1.0
     below = {k: (metrics[k], floor) for k, floor in FLOORS[name].items() if metrics[k] < floor}
     assert not below, f"metrics below their floors: {below}"
+
+
+def test_practical_documents_are_answered_and_what_they_do_not_say_is_mostly_refused(
+    tmp_path, real_encoder
+) -> None:
+    """A second corpus unlike the article (bench/practical: a bike rental, a bakery, a tennis club;
+    never trained on): floors one question under the shipped service's figures."""
+    import shutil
+
+    from qa.builder import build_index
+
+    practical = ROOT / "bench" / "practical"
+    shutil.copytree(practical / "corpus", tmp_path / "corpus")
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", onnx_dir=MODELS)
+    build_index(settings, real_encoder)
+    engine = Engine(settings, real_encoder)
+    engine.load()
+    metrics = run_eval(engine, load_eval_set(practical / "questions.jsonl"))
+    assert metrics["grounding_violations"] == 0
+    assert metrics["abstention_by_kind"]["off_topic"] == 1.0
+    assert metrics["hit@1"] >= 0.89 and metrics["abstention_by_kind"]["near_topic"] >= 0.56, metrics
 
 
 GIGACHAT = (
