@@ -39,12 +39,12 @@ def plain_reason(
         return f"Nothing in {they[0].lower() + they[1:]} relates to this question."
     passage = index.passages[top.position]
     where = passage.heading.split(" › ")[-1] if passage.heading else index.documents[passage.doc_id].title
-    if failed == "similarity":
+    # the question's words, with their rarity, that the closest passage does not hold and those it does
+    lacks, holds = _words_held(index, query, top) if failed not in ("reader", "value", "number") else ([], [])
+    if failed == "similarity" and not (_key(holds) and _key(lacks)):
         # nothing close; but when the closest passage names some of what is asked and lacks the rest
         # ("How many employees does Sberbank have?"), that is what to say
-        holds, lacks = _key_words(index, query, top)
-        if not (holds and lacks):
-            return f"{they} {dont} seem to cover this: nothing in {_it(they)} comes close to the question."
+        return f"{they} {dont} seem to cover this: nothing in {_it(they)} comes close to the question."
     if failed == "reader":
         clause = what_is_asked(query.asked)
         said = f"say {clause}" if clause else "answer this question"
@@ -54,13 +54,10 @@ def plain_reason(
             expected_type(query.text) or "", "the value"
         )
         return f"{they} {dont} give {wanted} for this. The closest passage, in “{where}”, has none."
-    terms = index.passage_terms(top.position)
     if failed == "number":  # a number the question gives: "Apollo 13", "in 1837"
-        missing = index.lexicon.numbers_missing(query.words, terms[0])[:3]
+        missing = index.lexicon.numbers_missing(query.words, index.passage_terms(top.position)[0])[:3]
     else:
-        missing = (
-            _key_words(index, query, top)[1][:3] or _key_words(index, query, top, LESSER_WORD_RARITY)[1][:1]
-        )
+        missing = _key(lacks)[:3] or [word for word, rare in lacks if rare >= LESSER_WORD_RARITY][:1]
     if not missing:
         return f"{they} {dont} say. The closest passage, in “{where}”, is about something else."
     missing = [_as_typed(word, query.asked) for word in missing]
@@ -68,20 +65,24 @@ def plain_reason(
     return f"{they} {dont} say. The closest passage, in “{where}”, doesn't mention {listed}."
 
 
-def _key_words(
-    index: LoadedIndex, query: Query, top: Candidate, rarer_than: float = KEY_WORD_RARITY
-) -> tuple[list[str], list[str]]:
-    """The question's key words (rarer than filler) that the closest passage holds, even in other
-    forms, and those it does not, the weightiest first."""
+def _words_held(
+    index: LoadedIndex, query: Query, top: Candidate
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The question's words, each with its rarity, that the closest passage lacks and those it holds
+    (even in other forms), the weightiest first."""
     passage = index.passages[top.position]
     held = index.lexicon.matches(query.words, [index.passage_terms(top.position)])[0] if query.words else []
     text = index.documents[passage.doc_id].text[passage.start : passage.end].lower()
-    holds, lacks = [], []
+    lacks: list[tuple[str, float]] = []
+    holds: list[tuple[str, float]] = []
     for word, share in sorted(zip(query.words, held), key=lambda p: -p[0].weight):
-        if rarity(word.word) < rarer_than:
-            continue
-        (holds if share >= 0.5 or word.word.lower() in text else lacks).append(word.word)
-    return holds, lacks
+        (holds if share >= 0.5 or word.word.lower() in text else lacks).append((word.word, rarity(word.word)))
+    return lacks, holds
+
+
+def _key(words: list[tuple[str, float]]) -> list[str]:
+    """The key words among them: rarer than filler."""
+    return [word for word, rare in words if rare >= KEY_WORD_RARITY]
 
 
 def _as_typed(word: str, question: str) -> str:
