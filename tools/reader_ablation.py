@@ -256,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
             read = observations(rows, depth)
             training = [o for s in fitting if s != held for o in read[s]]
             rule, _ = search_reader_rule(training, thresholds, everything=everything)
-            lines.append(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(read[held], rule)))
+            # the rule judges fact questions; to judge every question, each is read as one
+            judged = [replace(o, factoid=True) for o in read[held]] if everything else read[held]
+            lines.append(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(judged, rule)))
         training = [o for s in fitting if s != held for o in sources[s]]
         lines.append(
             _row(
