@@ -14,11 +14,27 @@ _NUMBER_QUESTION = re.compile(
 _TIME_QUESTION = re.compile(
     r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b", re.IGNORECASE
 )
-_NUMBER_WORDS = (
-    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    "hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|trillions|dozen|dozens|half|percent"
+# Number words and their values, cardinal and ordinal ("four", "fourth": 4): what a sentence holds
+# as a number here, what word coverage takes only as it is, and what ``qa/terms.py`` compares
+# with figures ("4th" and "fourth").
+_CARDINALS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty"
+).split()
+_ORDINALS = (
+    "- first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+    "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
+).split()
+_TENS = {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+NUMBER_WORDS: dict[str, int] = {
+    **{word: value for value, word in enumerate(_CARDINALS)},
+    **{word: value for value, word in enumerate(_ORDINALS) if value},
+    **_TENS,
+}
+_SCALES = "hundreds?|thousands?|millions?|billions?|trillions?"
+_NUMBER = re.compile(
+    rf"\d|\b({'|'.join([*_CARDINALS[1:], *_TENS])}|{_SCALES}|dozens?|half|percent)\b", re.IGNORECASE
 )
-_NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.IGNORECASE)
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
     "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
@@ -37,9 +53,7 @@ _TIME = re.compile(
 # the compass. Two of them are close as vectors ("east" ~ "west" 0.80, "three" ~ "four" 0.82) and
 # are never the same fact, so word coverage takes them only as they are (`qa/terms.py`).
 _VALUE_WORD = re.compile(
-    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|"
-    r"seventy|eighty|ninety|hundreds?|thousands?|millions?|billions?|trillions?|"
-    r"first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|"
+    rf"{'|'.join(NUMBER_WORDS)}|{_SCALES}|"
     r"january|february|march|april|june|july|august|september|october|november|december|"
     r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|winter|"
     r"north|south|east|west|northern|southern|eastern|western|northeast|northwest|southeast|southwest",

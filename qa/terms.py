@@ -14,7 +14,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from qa.answer_type import is_number, is_value_word
+from qa.answer_type import NUMBER_WORDS, is_number, is_value_word
 from qa.question import rarity
 
 STEMMER_LANGUAGE = "english"
@@ -103,35 +103,7 @@ class QueryWord:
 
 
 # Number words, to compare with numbers written in figures ("4th" and "fourth", "17th" and "seventeenth").
-_NUMBER_WORD_VALUES = {
-    word: str(value)
-    for value, words in enumerate(
-        (
-            "zero",
-            "one first",
-            "two second",
-            "three third",
-            "four fourth",
-            "five fifth",
-            "six sixth",
-            "seven seventh",
-            "eight eighth",
-            "nine ninth",
-            "ten tenth",
-            "eleven eleventh",
-            "twelve twelfth",
-            "thirteen thirteenth",
-            "fourteen fourteenth",
-            "fifteen fifteenth",
-            "sixteen sixteenth",
-            "seventeen seventeenth",
-            "eighteen eighteenth",
-            "nineteen nineteenth",
-            "twenty twentieth",
-        )
-    )
-    for word in words.split()
-}
+_NUMBER_WORD_VALUES = {word: str(value) for word, value in NUMBER_WORDS.items()}
 # and as texts hold them, stemmed ("twelv", "twenti")
 _NUMBER_WORD_VALUES |= {
     stem: _NUMBER_WORD_VALUES[word]
