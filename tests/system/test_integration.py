@@ -128,8 +128,9 @@ def test_evaluation_floors(article_settings: Settings, real_encoder, name: str) 
 def test_practical_documents_are_answered_and_what_they_do_not_say_is_mostly_refused(
     tmp_path, real_encoder
 ) -> None:
-    """A second corpus unlike the article (bench/practical: a bike rental, a bakery, a tennis club;
-    never trained on): floors one question under the shipped service's figures."""
+    """A second corpus unlike the article (bench/practical: a bike rental, a bakery, a tennis club, a
+    cinema, a laundrette, a town hall's ceremonies; never trained on): floors one question under the
+    shipped service's figures."""
     import shutil
 
     from qa.builder import build_index
@@ -143,7 +144,7 @@ def test_practical_documents_are_answered_and_what_they_do_not_say_is_mostly_ref
     metrics = run_eval(engine, load_eval_set(practical / "questions.jsonl"))
     assert metrics["grounding_violations"] == 0
     assert metrics["abstention_by_kind"]["off_topic"] == 1.0
-    assert metrics["hit@1"] >= 0.89 and metrics["abstention_by_kind"]["near_topic"] >= 0.56, metrics
+    assert metrics["hit@1"] >= 0.75 and metrics["abstention_by_kind"]["near_topic"] >= 0.60, metrics
 
 
 GIGACHAT = (
