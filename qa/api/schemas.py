@@ -374,7 +374,7 @@ class Ready(BaseModel):
                     "calibration": "default",
                     "reader": "reader-23096745",
                     "answer_rule": "reader",
-                    "reader_threshold": 0.29,
+                    "reader_threshold": 0.33,
                     "warnings": [],
                     "last_reload_error": None,
                     "pipeline": [

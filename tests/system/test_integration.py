@@ -13,23 +13,23 @@ from tests.conftest import EVAL_SET, MODELS, ROOT, Server
 
 pytestmark = pytest.mark.slow
 
-# Floors, one question under the measured values (see docs/bench.md and docs/evaluation.md): a regression below them fails CI.
+# Floors, one question under the measured values (see docs/benchmarks.md and docs/evaluation.md): a regression below them fails CI.
 # hit@1 counts a refused answerable question as a miss. Both files are checked: our own questions,
 # and the ones written by someone else in their own words (validation only: nothing is fitted on them).
 FLOORS = {
     "questions.jsonl": {
-        "hit@1": 0.80,
-        "hit@3": 0.87,
+        "hit@1": 0.83,
+        "hit@3": 0.88,
         "mrr": 0.90,
-        "answer_sentence_hit": 0.79,
-        "answered_rate": 0.88,
+        "answer_sentence_hit": 0.81,
+        "answered_rate": 0.90,
         "abstention_rate": 0.92,
     },
     "paraphrase_questions.jsonl": {
-        "hit@1": 0.54,
-        "hit@3": 0.64,
-        "answer_sentence_hit": 0.50,
-        "answered_rate": 0.71,
+        "hit@1": 0.57,
+        "hit@3": 0.66,
+        "answer_sentence_hit": 0.52,
+        "answered_rate": 0.73,
         "abstention_rate": 0.90,
     },
 }
@@ -144,7 +144,7 @@ def test_practical_documents_are_answered_and_what_they_do_not_say_is_mostly_ref
     metrics = run_eval(engine, load_eval_set(practical / "questions.jsonl"))
     assert metrics["grounding_violations"] == 0
     assert metrics["abstention_by_kind"]["off_topic"] == 1.0
-    assert metrics["hit@1"] >= 0.75 and metrics["abstention_by_kind"]["near_topic"] >= 0.60, metrics
+    assert metrics["hit@1"] >= 0.75 and metrics["abstention_by_kind"]["near_topic"] >= 0.64, metrics
 
 
 GIGACHAT = (
