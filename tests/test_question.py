@@ -129,6 +129,8 @@ def test_a_number_of_the_question_counts_only_where_the_text_holds_it_exactly() 
         ("four", True),
         ("western", True),
         ("September", True),
+        ("seventeenth", True),
+        ("ninety", True),
         ("tend", False),
         ("easter", False),
         ("centres", False),
@@ -136,6 +138,14 @@ def test_a_number_of_the_question_counts_only_where_the_text_holds_it_exactly() 
 )
 def test_numbers_and_other_values_of_a_closed_set_are_told_apart(word: str, value: bool) -> None:
     assert is_value_word(word) is value
+
+
+def test_every_number_word_is_a_number_the_sentence_holds() -> None:
+    """A "how many" question is answered by "fifteen" and "sixty" as by "15" (one list of number
+    words serves the answer type, the value words and the numbers compared with figures)."""
+    for word in ("fifteen", "sixty", "twelve", "a dozen"):
+        assert satisfies("number", f"The hall has {word} rooms.", "How many rooms does the hall have?")
+    assert not satisfies("number", "The hall has large rooms.", "How many rooms does the hall have?")
 
 
 @pytest.mark.parametrize(
@@ -146,6 +156,7 @@ def test_numbers_and_other_values_of_a_closed_set_are_told_apart(word: str, valu
         ("How much is a cake for 12?", "A cake for twelve people costs $48.", []),
         ("Who won 20 titles?", "She won twenty titles.", []),
         ("What was built in the 17th century?", "It was built in the seventeenth century.", []),
+        ("Who retires at 60?", "Staff retire at sixty.", []),
         ("What aired in the 70s?", "It aired in 1974.", []),
         ("What aired in the 1960s?", "It aired in 1974.", ["1960s"]),
         ("Who ruled in the early 1200s?", "He ruled from 1206.", []),
