@@ -6,9 +6,10 @@ Fitted on SQuAD's training side (``qa bench removed --articles train``) and our 
 reported on SQuAD's held-out articles (answer present: answered and right; answer removed: refused),
 on each of our files by cross-validation (fitted on the other sources), on the validation file
 (never fitted on), and on bench/practical's documents (never trained or fitted on). Questions are
-asked once, reading 5 sentences; each variant only refits the rule. The reader's int8 model scales its activations by the whole batch it is given, so a sentence read
-among five gets a slightly different probability than read alone, as the service reads it: the
-thresholds fitted here compare variants; `qa calibrate --squad-v1` fits the service's.
+asked once, reading 5 sentences; each variant only refits the rule. The reader's int8 model scales
+its activations by the whole batch it is given, so a sentence read among five gets a slightly
+different probability than read alone, as the service reads it: the thresholds fitted here compare
+variants; `qa calibrate --squad-v1` fits the service's.
 
     python -m tools.reader_ablation SQUAD_V1 [--every N] [--cache FILE] [--separation]
 

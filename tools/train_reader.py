@@ -677,8 +677,8 @@ def batches(pairs: list[Pair], size: int, rng: random.Random) -> list[list[Pair]
 def reader_model(base: str) -> Any:
     """The reader to train: the bundled BERT with its one-logit head on [CLS] (does the sentence
     state the answer?) and a start/end head over the sentence's tokens (where?). The span head is
-    trained on positives only (on negatives too with ``--null-span``); it gives the short answer (it left the verdict's held-out AUC where
-    it was: docs/reader.md)."""
+    trained on positives only (on negatives too with ``--null-span``); it gives the short answer (it
+    left the verdict's held-out AUC where it was: docs/reader.md)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
