@@ -491,7 +491,8 @@ def calibrate(
                 '"A question file for your documents"), or see the fit with --dry-run'
             )
         if default_out is not None and "reader_rule" in calibration:
-            shipped = {"reader": calibration["reader_rule"]["threshold"]}
+            read = calibration["reader_rule"]
+            shipped = {"reader": read["threshold"], "judges": read["judges"]}
             for name, keys in (("confidence", ()), ("relevance", ("floor",))):
                 if name in calibration:
                     stored = calibration[name]

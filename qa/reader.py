@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from qa.errors import QAError
+from qa.pipeline.answerability import FACT, JUDGES
 from qa.pipeline.confidence import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Calibrated, Logistic
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ class Reader:
         rule_file = folder / "rule.json"
         rule = json.loads(rule_file.read_text(encoding="utf-8")) if rule_file.is_file() else {}
         self.default_threshold = float(rule.get("reader", 0.0))
+        # and which questions it judges with it: fact questions, or every question
+        self.default_judges = rule.get("judges", FACT)
+        if self.default_judges not in JUDGES:
+            raise QAError(f"{rule_file}: \"judges\" must be one of {', '.join(JUDGES)}")
         # and the answers' confidence and citations' relevance fitted with it (same command)
         self.default_calibrated = Calibrated(
             Logistic.from_json(rule.get("confidence"), CONFIDENCE_INPUTS),

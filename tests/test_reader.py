@@ -18,15 +18,17 @@ from qa.config import Settings
 from qa.encoder import HashingEncoder
 from qa.engine import Engine
 from qa.evaluation.calibrate import (
+    EVERY_MARGIN,
     MIN_READER_QUESTIONS,
     Observation,
     confidence_data,
     fit_confidence,
+    fit_reader_rule,
     rates,
     reliability,
     search_reader_rule,
 )
-from qa.pipeline.answerability import ReaderRule, Thresholds, thresholds_for
+from qa.pipeline.answerability import EVERY, FACT, ReaderRule, Thresholds, thresholds_for
 from qa.pipeline.confidence import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Calibrated, Logistic
 from qa.pipeline.refusal import what_is_asked
 from qa.reader import Reading, load_reader
@@ -40,6 +42,7 @@ class FakeReader:
     def __init__(self, folder: Path, probability: float) -> None:
         self.folder = folder
         self.default_threshold = RULE["reader"]
+        self.default_judges = FACT
         self.default_calibrated = Calibrated()
         self.name = "fake-reader"
         self.probability = probability
@@ -120,6 +123,23 @@ def test_a_fact_answer_carries_the_words_the_reader_points_at_verbatim_inside_th
     )
 
 
+def test_a_reader_judging_every_question_decides_why_questions_too(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    why = "Why do worker bees gather nectar and pollen from flowers?"
+    doubting = FakeReader(tmp_path / "no", 0.05)
+    judging_facts = engine_with(built_settings, doubting).ask(why, explain=True)
+    assert judging_facts.answered  # a why question: the thresholds decide
+    assert judging_facts.explain["signals"]["judged_by_reader"] is False
+    doubting.default_judges = EVERY
+    judging_every = engine_with(built_settings, doubting).ask(why, explain=True)
+    assert not judging_every.answered
+    assert judging_every.explain["signals"]["judged_by_reader"] is True
+    assert judging_every.explain["thresholds"]["reader_judges"] == EVERY
+    assert "the reader gives 0.05" in judging_every.explain["decision"]
+    assert engine_with(built_settings, FakeReader(tmp_path / "yes", 0.95)).ask(why).answered
+
+
 def test_the_answer_rule_follows_the_reader(built_settings: Settings, tmp_path: Path) -> None:
     engine = engine_with(built_settings, None)
     assert isinstance(thresholds_for(engine.index, built_settings), Thresholds)
@@ -159,6 +179,12 @@ def test_readyz_warns_of_a_reader_with_no_fitted_threshold(built_settings: Setti
     (folder / "rule.json").write_text(json.dumps({"reader": 0.3}), encoding="utf-8")
     fitted = ready()
     assert fitted["reader_threshold"] == 0.3 and fitted["warnings"] == []
+    assert fitted["reader_judges"] == FACT  # a rule.json that does not say: fact questions
+    (folder / "rule.json").write_text(json.dumps({"reader": 0.3, "judges": EVERY}), encoding="utf-8")
+    assert ready()["reader_judges"] == EVERY
+    (folder / "rule.json").write_text(json.dumps({"reader": 0.3, "judges": "some"}), encoding="utf-8")
+    broken = ready()  # a rule.json that cannot be read: served without the reader, as when it is missing
+    assert broken["reader"] is None and broken["answer_rule"] == "thresholds" and broken["status"] == "ready"
 
 
 @pytest.mark.parametrize(
@@ -209,8 +235,25 @@ def test_the_fitted_reader_threshold_separates_fact_questions_by_the_reader() ->
     assert not rule.admit(0.1, 0.7, True, True, 0.9)  # the thresholds still apply
     figures = rates(obs, rule)
     assert figures["answered_answerable"] == 1.0 and figures["refused_near_topic"] == 1.0
-    _, judging_everything = search_reader_rule(obs, thresholds, everything=True)
+    _, judging_everything = search_reader_rule(obs, thresholds, EVERY)
     assert judging_everything < balanced  # the why-question, judged too, is refused or costs refusals
+
+
+def test_calibrate_lets_the_reader_judge_every_question_only_where_that_fits_better() -> None:
+    thresholds = Thresholds(0.3, 0.5)
+    facts = [observation(True, 0.9, "a"), observation(False, 0.1, "a")] * MIN_READER_QUESTIONS
+    # why questions the thresholds admit: answerable ones the reader rates high, unanswered ones low
+    telling = [observation(True, 0.8, "a", factoid=False), observation(False, 0.1, "a", factoid=False)]
+    rule, balanced, by_judges = fit_reader_rule(facts + telling * MIN_READER_QUESTIONS, thresholds)
+    assert rule.judges == EVERY and balanced == 1.0 and by_judges[EVERY] > by_judges[FACT] + EVERY_MARGIN
+    assert rates(telling, rule)["refused_near_topic"] == 1.0
+    # the reader rates them alike: judging them would refuse answerable ones or answer none better
+    blind = [observation(True, 0.2, "a", factoid=False), observation(False, 0.2, "a", factoid=False)]
+    rule, _, by_judges = fit_reader_rule(facts + blind * MIN_READER_QUESTIONS, thresholds)
+    assert rule.judges == FACT and by_judges[EVERY] <= by_judges[FACT]
+    # too few questions of each kind to refit either: the reader's own threshold and choice stay
+    kept, _, _ = fit_reader_rule(facts[:4] + telling, thresholds, keep=0.28, keep_judges=EVERY)
+    assert (kept.reader, kept.judges, kept.source) == (0.28, EVERY, "default")
 
 
 def test_the_reader_threshold_is_refitted_only_on_enough_fact_questions_of_each_kind() -> None:

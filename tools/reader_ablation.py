@@ -48,6 +48,7 @@ from qa.evaluation.calibrate import (
     source_weights,
 )
 from qa.evaluation.evaluate import evidence_in, load_eval_set
+from qa.pipeline.answerability import EVERY, FACT
 from qa.pipeline.confidence import confidence_inputs
 from qa.question import strip_document_phrases
 from tools.train_reader import load_written
@@ -277,10 +278,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, (depth, everything) in VARIANTS.items():
             read = observations(rows, depth)
             training = [o for s in fitting if s != held for o in read[s]]
-            rule, _ = search_reader_rule(training, thresholds, everything=everything)
-            # the rule judges fact questions; to judge every question, each is read as one
-            judged = [replace(o, factoid=True) for o in read[held]] if everything else read[held]
-            lines.append(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(judged, rule)))
+            rule, _ = search_reader_rule(training, thresholds, EVERY if everything else FACT)
+            lines.append(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(read[held], rule)))
         training = [o for s in fitting if s != held for o in sources[s]]
         lines.append(
             _row(

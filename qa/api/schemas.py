@@ -375,6 +375,7 @@ class Ready(BaseModel):
                     "reader": "reader-23096745",
                     "answer_rule": "reader",
                     "reader_threshold": 0.33,
+                    "reader_judges": "fact",
                     "warnings": [],
                     "last_reload_error": None,
                     "pipeline": [
@@ -415,8 +416,14 @@ class Ready(BaseModel):
     )
     reader_threshold: float | None = Field(
         default=None,
-        description="The least probability the reader must give a fact question's best sentence "
+        description="The least probability the reader must give a judged question's best sentence "
         "(null without the reader).",
+    )
+    reader_judges: str | None = Field(
+        default=None,
+        description="Which questions the reader's probability decides: fact (who, what, when, how many "
+        "...; why, how and yes/no questions are left to the thresholds) or every (null without the "
+        "reader). `qa calibrate` chooses.",
     )
     warnings: list[str] = Field(
         default=[],

@@ -24,7 +24,7 @@ import numpy as np
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluation.evaluate import EvalItem, evidence_in, missing_evidence
-from qa.pipeline.answerability import ReaderRule, Rule, Thresholds, admits
+from qa.pipeline.answerability import EVERY, FACT, JUDGES, ReaderRule, Rule, Thresholds, admits
 from qa.pipeline.confidence import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Logistic, confidence_inputs
 
 GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
@@ -58,9 +58,13 @@ class Observation:
 
     @property
     def judged(self) -> bool:
-        """The reader's verdict decides, as in the service (``answerability._decide``): a fact question
-        its section's heading does not ask."""
-        return self.factoid and not self.heading
+        """The reader's verdict decides, as in the service (``answerability._decide``) by default: a
+        fact question its section's heading does not ask."""
+        return self.judged_by(FACT)
+
+    def judged_by(self, judges: str) -> bool:
+        """The reader's verdict decides under a rule whose reader judges ``judges`` (FACT or EVERY)."""
+        return (self.factoid or judges == EVERY) and not self.heading
 
 
 def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Observation]:
@@ -91,13 +95,13 @@ def observe(engine: Engine, items: list[EvalItem], source: str = "") -> list[Obs
     return observations
 
 
-def _arrays(obs: list[Observation]) -> dict[str, np.ndarray]:
+def _arrays(obs: list[Observation], judges: str = FACT) -> dict[str, np.ndarray]:
     arrays = {
         name: np.array([getattr(o, name) for o in obs])
         for name in ("answerable", "similarity", "coverage", "typed", "correct")
     }
     arrays["reader"] = np.array([o.reader or 0.0 for o in obs])
-    arrays["judged"] = np.array([o.judged for o in obs], dtype=bool)
+    arrays["judged"] = np.array([o.judged_by(judges) for o in obs], dtype=bool)
     return arrays
 
 
@@ -106,7 +110,7 @@ def admitted(obs: list[Observation], rule: Rule) -> np.ndarray:
     if not obs:
         return np.zeros(0, dtype=bool)
     thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
-    a = _arrays(obs)
+    a = _arrays(obs, rule.judges if isinstance(rule, ReaderRule) else FACT)
     admitted = admits(a["similarity"], a["coverage"], a["typed"], thresholds.similarity, thresholds.coverage)
     if isinstance(rule, ReaderRule):
         admitted &= ~a["judged"] | (a["reader"] >= rule.reader)
@@ -174,10 +178,11 @@ def search(obs: list[Observation]) -> tuple[Thresholds, float]:
 FOLDS = 5  # one question file held out against itself
 
 
-def within_one_file(obs: list[Observation]) -> dict[str, float] | None:
+def within_one_file(obs: list[Observation], reader: tuple[float, str] | None = None) -> dict[str, float] | None:
     """One question file held out against itself: for each fifth of its questions (each kind spread
-    over the fifths), the thresholds fitted on the other four fifths; the figures pooled over the
-    fifths. None when a fifth's training side lacks a kind."""
+    over the fifths), the thresholds fitted on the other four fifths (with ``reader``, the reader's own
+    threshold and questions it judges, the reader rule as `qa calibrate` fits it); the figures pooled
+    over the fifths. None when a fifth's training side lacks a kind."""
     answered = np.zeros(len(obs), dtype=bool)
     order = sorted(range(len(obs)), key=lambda i: (obs[i].answerable, i))
     fold = np.empty(len(obs), dtype=int)
@@ -189,7 +194,9 @@ def within_one_file(obs: list[Observation]) -> dict[str, float] | None:
             continue
         if all(o.answerable for o in training) or not any(o.answerable for o in training):
             return None
-        answered[held] = admitted([obs[i] for i in held], search(training)[0])
+        thresholds = search(training)[0]
+        rule: Rule = thresholds if reader is None else fit_reader_rule(training, thresholds, *reader)[0]
+        answered[held] = admitted([obs[i] for i in held], rule)
     r = {k: round(float(v), 4) for k, v in _rates_of(_arrays(obs), answered).items()}
     for kind in sorted({o.kind for o in obs if not o.answerable}):
         r[f"refused_{kind}"] = round(float((~answered[[o.kind == kind for o in obs]]).mean()), 4)
@@ -222,20 +229,20 @@ MIN_FIT_QUESTIONS = 10  # of each kind, answerable and not, for `qa calibrate` t
 
 
 def search_reader_rule(
-    obs: list[Observation], thresholds: Thresholds, everything: bool = False, keep: float | None = None
+    obs: list[Observation], thresholds: Thresholds, judges: str = FACT, keep: float | None = None
 ) -> tuple[ReaderRule, float]:
     """The reader threshold, on top of ``thresholds``, with the best balanced accuracy on ``obs``
     (each source weighing the same, and within it answerable and unanswerable questions; centre of
-    the ties). ``everything``: the reader judges every question, not only fact questions (the
-    ablation). ``keep``: the threshold to keep when the questions the reader judges are too few
-    (MIN_READER_QUESTIONS of each kind); the rule then says its source is "default"."""
+    the ties), the reader judging ``judges`` (fact questions, or every question). ``keep``: the
+    threshold to keep when the questions the reader judges are too few (MIN_READER_QUESTIONS of
+    each kind); the rule then says its source is "default"."""
     if not any(o.answerable for o in obs) or all(o.answerable for o in obs):
         raise QAError("calibration needs both answerable and unanswerable questions")
-    a = _arrays(obs)
+    a = _arrays(obs, judges)
     labels = a["answerable"].astype(bool)
     weights = source_weights(obs)
     base = admitted(obs, thresholds)
-    judged = np.ones(len(obs), dtype=bool) if everything else a["judged"]
+    judged = a["judged"]
     few = min((judged & labels).sum(), (judged & ~labels).sum()) < MIN_READER_QUESTIONS
     kept = keep is not None and few
     grid = np.array([keep]) if kept else READER_GRID
@@ -247,13 +254,37 @@ def search_reader_rule(
     ties = np.flatnonzero(scores >= best - 1e-9)
     reader = float(grid[ties[len(ties) // 2]])
     source = "default" if kept else "calibrated"
-    return ReaderRule(thresholds.similarity, thresholds.coverage, reader, source), best
+    return ReaderRule(thresholds.similarity, thresholds.coverage, reader, source, judges), best
+
+
+# The reader is let judge every question, not only fact questions, when that fits the questions at
+# least this much better (weighted balanced accuracy): on a tie the reader keeps to the questions it
+# was measured on most.
+EVERY_MARGIN = 0.01
+
+
+def fit_reader_rule(
+    obs: list[Observation], thresholds: Thresholds, keep: float | None = None, keep_judges: str = FACT
+) -> tuple[ReaderRule, float, dict[str, float]]:
+    """The reader rule on top of ``thresholds``: its threshold fitted with the reader judging fact
+    questions and with it judging every question, and the better of the two (EVERY only by
+    EVERY_MARGIN); with too few questions for either (``keep``), the reader's own threshold and
+    ``keep_judges``. Also each form's weighted balanced accuracy."""
+    fits = {judges: search_reader_rule(obs, thresholds, judges, keep) for judges in JUDGES}
+    scores = {judges: round(score, 4) for judges, (_, score) in fits.items()}
+    if all(rule.source == "default" for rule, _ in fits.values()):
+        rule, _ = fits[keep_judges]
+        return rule, fits[keep_judges][1], scores
+    better = fits[EVERY][1] >= fits[FACT][1] + EVERY_MARGIN
+    rule, score = fits[EVERY if better else FACT]
+    return rule, score, scores
 
 
 def cross_validate(
     by_source: dict[str, list[Observation]],
     reader_over: dict[str, list[Observation]] | None = None,
     keep: float | None = None,
+    keep_judges: str = FACT,
 ) -> list[dict[str, Any]]:
     """Leave one source out: fit on the others, report on it. With ``reader_over`` (more sources
     the reader threshold is fitted on, never reported here), the reader rule."""
@@ -264,7 +295,7 @@ def cross_validate(
         rule: Rule = thresholds
         if reader_over is not None:
             extra = [o for obs in reader_over.values() for o in obs]
-            rule = search_reader_rule(training + extra, thresholds, keep=keep)[0]
+            rule = fit_reader_rule(training + extra, thresholds, keep, keep_judges)[0]
         rows.append(
             {
                 "source": held_out,
@@ -335,24 +366,30 @@ def fit(
     }
     if engine.reader is not None:
         pooled = everything + [o for obs in (observed or {}).values() for o in obs]
-        keep = engine.reader.default_threshold
-        rule, rule_best = search_reader_rule(pooled, thresholds, keep=keep)
+        keep, keep_judges = engine.reader.default_threshold, engine.reader.default_judges
+        rule, rule_best, by_judges = fit_reader_rule(pooled, thresholds, keep, keep_judges)
         calibration["reader_rule"] = {
             "reader": engine.reader.name,
             "threshold": rule.reader,
-            "refitted": rule.source == "calibrated",  # else the reader's own, kept: too few fact questions
+            "judges": rule.judges,
+            "refitted": rule.source == "calibrated",  # else the reader's own, kept: too few questions
             "balanced_accuracy": round(rule_best, 4),
+            "balanced_accuracy_by_judges": by_judges,
             "sources": [*by_source, *(observed or {})],
             "questions": len(pooled),
             "fitted": {k: round(v, 4) for k, v in rates(pooled, rule).items()},
-            "cross_validation": cross_validate(by_source, observed or {}, keep) if len(by_source) > 1 else [],
+            "cross_validation": (
+                cross_validate(by_source, observed or {}, keep, keep_judges) if len(by_source) > 1 else []
+            ),
+            "within_one_file": (
+                within_one_file(everything, reader=(keep, keep_judges)) if len(by_source) == 1 else None
+            ),
             "validation": _validated(validation_obs, rule),
         }
     final: Rule = thresholds
     if engine.reader is not None:
-        final = ReaderRule(
-            thresholds.similarity, thresholds.coverage, calibration["reader_rule"]["threshold"]
-        )
+        stored = calibration["reader_rule"]
+        final = ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], judges=stored["judges"])
     in_use = engine.pipeline.answerability.rule_for(engine.index)
     calibration["in_use"] = {
         "rule": _values(in_use),
@@ -539,7 +576,7 @@ def _validated(validation: dict[str, list[Observation]], rule: Rule) -> list[dic
     ]
 
 
-def _values(rule: Rule) -> dict[str, float]:
+def _values(rule: Rule) -> dict[str, float | str]:
     if isinstance(rule, ReaderRule):
         return rule.to_json()
     return {"similarity": rule.similarity, "coverage": rule.coverage}
@@ -612,18 +649,32 @@ def format_report(calibration: dict[str, Any]) -> str:
         )
     read = calibration.get("reader_rule")
     if read:
+        judged = "every question" if read.get("judges") == EVERY else "a question asking for a fact"
+        by_judges = read.get("balanced_accuracy_by_judges", {})
         lines += [
             "",
             f"reader rule ({read['reader']}), the answer rule while the reader is loaded: the thresholds above "
-            f"and, for a question asking for a fact, the reader's probability >= {read['threshold']:.2f}",
+            f"and, for {judged}, the reader's probability >= {read['threshold']:.2f}",
             f"(fitted on {read['questions']} questions: {', '.join(read['sources'])}; weighted balanced "
             f"accuracy {read['balanced_accuracy']:.3f})"
             if read.get("refitted", True)
-            else f"(the reader's own threshold, kept: fewer than {MIN_READER_QUESTIONS} fact questions of each "
-            f"kind, answerable and not, among the {read['questions']} to refit it on; weighted balanced "
+            else f"(the reader's own threshold, kept: fewer than {MIN_READER_QUESTIONS} questions it judges of "
+            f"each kind, answerable and not, among the {read['questions']} to refit it on; weighted balanced "
             f"accuracy {read['balanced_accuracy']:.3f})",
-            "",
         ]
+        if len(by_judges) > 1:
+            lines.append(
+                f"(the reader judging fact questions {by_judges[FACT]:.3f}, every question {by_judges[EVERY]:.3f}; "
+                f"every question is chosen only if it fits {EVERY_MARGIN} better)"
+            )
+        lines.append("")
+        if read.get("within_one_file"):
+            lines += [
+                "held out within the file, the reader rule fitted as above on four fifths of the questions:",
+                header,
+                row("all questions", read["within_one_file"]),
+                "",
+            ]
         if read["cross_validation"]:
             lines += [
                 "held out (thresholds and reader fitted on the other sources, figures on this one):",

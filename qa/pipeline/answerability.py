@@ -64,27 +64,42 @@ def admits(similarity: Any, coverage: Any, typed: Any, min_similarity: Any, min_
     return (similarity >= min_similarity * factor) & (coverage >= min_coverage) & typed
 
 
+# Which questions the reader judges: those asking for a fact (who, what, when, how many ...), or every
+# question, why, how and yes/no too. `qa calibrate` chooses, on the questions it is given.
+FACT, EVERY = "fact", "every"
+JUDGES = (FACT, EVERY)
+
+
 @dataclass(frozen=True)
 class ReaderRule:
-    """The answer rule when the reader is there: the thresholds' rule, and, for a question asking
-    for a fact (``answer_type.asks_for_a_fact``), the reader's probability that the passage states
-    it at least ``reader``. Why, how and yes/no questions are left to the thresholds: the reader was
-    not trained on them and doubts their answers (docs/reader.md). Fitted by `qa calibrate`."""
+    """The answer rule when the reader is there: the thresholds' rule, and, for a question the reader
+    judges, the reader's probability that the passage states the answer at least ``reader``. By
+    default it judges questions asking for a fact (``answer_type.asks_for_a_fact``) and leaves why,
+    how and yes/no questions to the thresholds: on the article's questions it doubts their answers
+    (docs/reader.md); `qa calibrate` lets it judge every question where the questions it is fitted
+    on say so (``judges``)."""
 
     similarity: float
     coverage: float
-    reader: float  # the least probability the reader must give a fact question's best sentence
+    reader: float  # the least probability the reader must give a judged question's best sentence
     source: str = "default"
+    judges: str = FACT  # FACT or EVERY
 
     @property
     def thresholds(self) -> Thresholds:
         return Thresholds(self.similarity, self.coverage, self.source)
 
-    def admit(self, similarity: float, coverage: float, typed: bool, factoid: bool, read: float) -> bool:
-        return self.thresholds.admit(similarity, coverage, typed) and (not factoid or read >= self.reader)
+    def judges_question(self, factoid: bool) -> bool:
+        """Whether the reader's verdict decides a question (``factoid``: it asks for a fact)."""
+        return factoid or self.judges == EVERY
 
-    def to_json(self) -> dict[str, float]:
-        return {"similarity": self.similarity, "coverage": self.coverage, "reader": self.reader}
+    def admit(self, similarity: float, coverage: float, typed: bool, factoid: bool, read: float) -> bool:
+        return self.thresholds.admit(similarity, coverage, typed) and (
+            not self.judges_question(factoid) or read >= self.reader
+        )
+
+    def to_json(self) -> dict[str, float | str]:
+        return {"similarity": self.similarity, "coverage": self.coverage, "reader": self.reader, "judges": self.judges}
 
 
 Rule = Thresholds | ReaderRule
@@ -117,8 +132,11 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
         return thresholds
     stored = (calibration or {}).get("reader_rule")
     if stored and stored.get("reader") == reader.name:
-        return ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated")
-    return ReaderRule(thresholds.similarity, thresholds.coverage, reader.default_threshold, thresholds.source)
+        judges = stored.get("judges", FACT)
+        return ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated", judges)
+    return ReaderRule(
+        thresholds.similarity, thresholds.coverage, reader.default_threshold, thresholds.source, reader.default_judges
+    )
 
 
 def holds_value(scores: list[SentenceScore], share: float = TYPED_SHARE) -> bool:
@@ -220,11 +238,11 @@ class Answerability:
         missing = tuple(index.lexicon.numbers_missing(query.words, passage_stems)) if top else ()
         typed = holds_value(sentences, self.typed_share) and not missing
         factoid = asks_for_a_fact(query.text)
-        heading = asked_by_heading(index, query, top) if top and factoid else None
+        judged = isinstance(rule, ReaderRule) and rule.judges_question(factoid)
+        heading = asked_by_heading(index, query, top) if top and (judged or work.read_all) else None
         # read even when the heading decides: the confidence and the short answer use the reading
-        decides = (
-            isinstance(rule, ReaderRule) and factoid and rule.thresholds.admit(similarity, coverage, typed)
-        )
+        thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
+        decides = judged and thresholds.admit(similarity, coverage, typed)
         readings = (
             _read(index, query, top, sentences, self.reader, self.read)
             if decides or work.read_all or work.explain
@@ -313,7 +331,7 @@ def _decide(
             f"{needed:.2f}{lowered if needed < thresholds.similarity else ''}) and covers "
             f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
         )
-        if isinstance(rule, ReaderRule) and evidence.factoid:
+        if isinstance(rule, ReaderRule) and rule.judges_question(evidence.factoid):
             if evidence.heading is not None:
                 asked = f"its section's heading asks this question (“{evidence.heading}”)"
                 return None, f"answered: {numbers}, and {asked}"

@@ -31,6 +31,7 @@ def explanation(work: Work, stages: list[dict[str, Any]]) -> dict[str, Any]:
         "rule": "reader" if isinstance(rule, ReaderRule) else "thresholds",
         "similarity_needed": thresholds.similarity_needed(evidence.coverage),
         "reader": rule.reader if isinstance(rule, ReaderRule) else None,
+        "reader_judges": rule.judges if isinstance(rule, ReaderRule) else None,
     }
     return {
         "question_terms": query.terms,
@@ -61,6 +62,7 @@ def explanation(work: Work, stages: list[dict[str, Any]]) -> dict[str, Any]:
             "typed": evidence.typed,
             "numbers_missing": list(evidence.numbers_missing),
             "asks_for_a_fact": evidence.factoid,
+            "judged_by_reader": isinstance(rule, ReaderRule) and rule.judges_question(evidence.factoid),
             "reader": None if evidence.reader is None else round(evidence.reader, 4),
         },
         "thresholds": limits,
