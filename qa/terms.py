@@ -129,19 +129,25 @@ def _in_decade(year: str, decade: str) -> bool:
 
 
 # A day of the week is held by a text naming the part of the week it falls in: "open at weekends"
-# answers "are you open on Saturday?" (a day is a value, so no vector brings the two together).
+# answers "are you open on Saturday?" (a day is a value, so no vector brings the two together); and
+# a part of the week by a text naming one of its days: "Monday to Friday" answers "on weekdays?".
 _PART_OF_WEEK = {
     **dict.fromkeys(("saturday", "sunday"), "weekend"),
     **dict.fromkeys(("monday", "tuesday", "wednesday", "thursday", "friday"), "weekday"),
 }
+_DAYS_OF = {part: {day for day, of in _PART_OF_WEEK.items() if of == part} for part in ("weekend", "weekday")}
 
 
 def _holds(word: QueryWord, text_stems: set[str]) -> bool:
     """Whether a text holds the question's word as such: its stem; for a day, the part of the week
-    it falls in ("weekends" for "Saturday"); for a number, the same number however written ("30th"
+    it falls in ("weekends" for "Saturday"), and for a part of the week, one of its days ("Monday"
+    for "weekdays"); for a number, the same number however written ("30th"
     and "30", "4th" and "fourth", "1970's" and "1970s") or a year of the decade or century asked for
     ("1965" for "1960s" or "60s", "1215" for "1200s")."""
-    if word.stem in text_stems or _PART_OF_WEEK.get(word.stem.lower()) in text_stems:
+    stem = word.stem.lower()
+    if word.stem in text_stems or _PART_OF_WEEK.get(stem) in text_stems:
+        return True
+    if not _DAYS_OF.get(stem, set()).isdisjoint(text_stems):
         return True
     if not is_number(word.word):
         return False

@@ -129,9 +129,13 @@ def test_a_number_of_the_question_counts_only_where_the_text_holds_it_exactly() 
         ("tuesday", "Open from 9 am on weekdays.", True),
         ("tuesday", "Open from 9 am at weekends.", False),
         ("saturday", "Open from 9 am on weekdays.", False),
+        ("weekdays", "Open from 9 am, Monday to Friday.", True),
+        ("weekends", "Open on Sundays only.", True),
+        ("weekends", "Open from 9 am, Monday to Friday.", False),
+        ("weekdays", "Closed on Saturdays and Sundays.", False),
     ],
 )
-def test_a_day_is_held_by_the_part_of_the_week_it_falls_in(day: str, text: str, holds: bool) -> None:
+def test_a_day_and_the_part_of_the_week_it_falls_in_hold_each_other(day: str, text: str, holds: bool) -> None:
     asked = QueryWord(day, stems([day])[0], np.zeros(2), weight=1.0, rank_weight=1.0)
     lexicon = Lexicon({}, 1, [], np.zeros((0, 2), dtype=np.float32))
     assert lexicon.matches([asked], [(set(analyze_one(text)), np.array([], dtype=np.int64))])[0, 0] == holds
