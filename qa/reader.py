@@ -65,7 +65,7 @@ class Reader:
         # and which questions it judges with it: fact questions, or every question
         self.default_judges = rule.get("judges", FACT)
         if self.default_judges not in JUDGES:
-            raise QAError(f"{rule_file}: \"judges\" must be one of {', '.join(JUDGES)}")
+            raise QAError(f'{rule_file}: "judges" must be one of {", ".join(JUDGES)}')
         # and the answers' confidence and citations' relevance fitted with it (same command)
         self.default_calibrated = Calibrated(
             Logistic.from_json(rule.get("confidence"), CONFIDENCE_INPUTS),

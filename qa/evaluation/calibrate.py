@@ -178,7 +178,9 @@ def search(obs: list[Observation]) -> tuple[Thresholds, float]:
 FOLDS = 5  # one question file held out against itself
 
 
-def within_one_file(obs: list[Observation], reader: tuple[float, str] | None = None) -> dict[str, float] | None:
+def within_one_file(
+    obs: list[Observation], reader: tuple[float, str] | None = None
+) -> dict[str, float] | None:
     """One question file held out against itself: for each fifth of its questions (each kind spread
     over the fifths), the thresholds fitted on the other four fifths (with ``reader``, the reader's own
     threshold and questions it judges, the reader rule as `qa calibrate` fits it); the figures pooled
@@ -389,7 +391,9 @@ def fit(
     final: Rule = thresholds
     if engine.reader is not None:
         stored = calibration["reader_rule"]
-        final = ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], judges=stored["judges"])
+        final = ReaderRule(
+            thresholds.similarity, thresholds.coverage, stored["threshold"], judges=stored["judges"]
+        )
     in_use = engine.pipeline.answerability.rule_for(engine.index)
     calibration["in_use"] = {
         "rule": _values(in_use),

@@ -99,7 +99,12 @@ class ReaderRule:
         )
 
     def to_json(self) -> dict[str, float | str]:
-        return {"similarity": self.similarity, "coverage": self.coverage, "reader": self.reader, "judges": self.judges}
+        return {
+            "similarity": self.similarity,
+            "coverage": self.coverage,
+            "reader": self.reader,
+            "judges": self.judges,
+        }
 
 
 Rule = Thresholds | ReaderRule
@@ -133,9 +138,15 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
     stored = (calibration or {}).get("reader_rule")
     if stored and stored.get("reader") == reader.name:
         judges = stored.get("judges", FACT)
-        return ReaderRule(thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated", judges)
+        return ReaderRule(
+            thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated", judges
+        )
     return ReaderRule(
-        thresholds.similarity, thresholds.coverage, reader.default_threshold, thresholds.source, reader.default_judges
+        thresholds.similarity,
+        thresholds.coverage,
+        reader.default_threshold,
+        thresholds.source,
+        reader.default_judges,
     )
 
 
