@@ -361,6 +361,15 @@ def test_calibrate_fits_the_relevance_on_every_citation_and_the_engine_uses_the_
     relevance = calibration["relevance"]
     assert relevance["inputs"] == list(RELEVANCE_INPUTS) and relevance["floor"] == 0.1
     assert "citation relevance: logistic over similarity" in format_report(calibration)
+    # one file: the reader rule held out within it, and a word when the default did better than that
+    held = calibration["reader_rule"]["within_one_file"]
+    assert held is not None and 0.0 <= held["balanced_accuracy"] <= 1.0
+    assert calibration["in_use"]["source"] == "default"
+    for in_use, said in ((held["balanced_accuracy"] + 0.01, True), (held["balanced_accuracy"], False)):
+        calibration["in_use"]["balanced_accuracy"] = in_use
+        assert (
+            "The default rule, never fitted on these questions, does better" in format_report(calibration)
+        ) == said
     IndexFolder(built_settings.index_dir).save_calibration(calibration)
     engine.load()
     stored = calibrated_for(engine.index, engine.reader)

@@ -627,7 +627,8 @@ def format_report(calibration: dict[str, Any]) -> str:
     in_use = calibration.get("in_use")
     if in_use:
         now = in_use["rule"]
-        reader = f", reader >= {now['reader']:.2f}" if "reader" in now else ""
+        every = " on every question" if now.get("judges") == EVERY else ""
+        reader = f", reader >= {now['reader']:.2f}{every}" if "reader" in now else ""
         lines += [
             f"in use until now ({in_use['source']}): similarity >= {now['similarity']:.2f}, coverage >= "
             f"{now['coverage']:.2f}{reader}; on the fitting questions:",
@@ -669,16 +670,29 @@ def format_report(calibration: dict[str, Any]) -> str:
         if len(by_judges) > 1:
             lines.append(
                 f"(the reader judging fact questions {by_judges[FACT]:.3f}, every question {by_judges[EVERY]:.3f}; "
-                f"every question is chosen only if it fits {EVERY_MARGIN} better)"
+                f"every question is chosen only if it fits {EVERY_MARGIN} better, with its threshold refitted)"
             )
         lines.append("")
-        if read.get("within_one_file"):
+        held = read.get("within_one_file")
+        if held:
             lines += [
                 "held out within the file, the reader rule fitted as above on four fifths of the questions:",
                 header,
-                row("all questions", read["within_one_file"]),
+                row("all questions", held),
                 "",
             ]
+            in_use = calibration.get("in_use")
+            if (
+                in_use
+                and in_use["source"] == "default"
+                and in_use["balanced_accuracy"] > held["balanced_accuracy"]
+            ):
+                lines += [
+                    f"The default rule, never fitted on these questions, does better on them (balanced accuracy "
+                    f"{in_use['balanced_accuracy']:.3f}) than the fit does held out ({held['balanced_accuracy']:.3f}): "
+                    "with more questions of your own the fit would be worth more; --dry-run keeps the rule in use.",
+                    "",
+                ]
         if read["cross_validation"]:
             lines += [
                 "held out (thresholds and reader fitted on the other sources, figures on this one):",
