@@ -56,6 +56,19 @@ def test_explain_reports_scores_thresholds_and_decision(built_settings: Settings
     assert any(s["coverage"] > 0 for s in explain["sentences"])
 
 
+def test_the_decision_names_unknown_words_as_asked_and_tells_a_figure_from_its_threshold(
+    built_settings: Settings,
+) -> None:
+    from qa.pipeline.answerability import _figure, _share
+
+    assert (_figure(0.576, 0.58), _figure(0.58, 0.576)) == ("0.576", "0.580")
+    assert (_figure(0.41, 0.58), _share(0.41, 0.58), _share(0.576, 0.58)) == ("0.41", "41%", "57.6%")
+    result = engine_for(built_settings).ask("How many workers have toothache in the colony?", explain=True)
+    assert result.explain is not None and not result.answered
+    never_used = result.explain["decision"].rpartition("(never used in the corpus: ")[2]
+    assert "toothache" in never_used.rstrip(")").split(", ")  # as asked, not the stem "toothach"
+
+
 def test_a_passage_holding_every_key_word_needs_half_the_similarity(built_settings: Settings) -> None:
     assert Thresholds(0.4, 0.5).similarity_needed(FULL_COVERAGE) == 0.2
     assert Thresholds(0.4, 0.5).similarity_needed(FULL_COVERAGE - 0.01) == 0.4
@@ -245,6 +258,10 @@ def test_a_question_nothing_comes_close_to_is_told_so_unless_the_passage_names_p
     assert reason("Who is the CEO of the Shinkansen?").endswith("doesn't mention CEO.")  # as typed
     # it lacks no key word: a less rare word it lacks is named rather than "about something else"
     assert reason("When do the trains run in summer?", failed="coverage").endswith("doesn't mention summer.")
+    # nor any less rare word: on the subject (the similarity passed) but holding too few of its words
+    assert reason("When do the trains run?", failed="coverage").endswith(
+        "holds too few of the question's words."
+    )
     far = "Which colour are flamingos?"
     assert (
         reason(far) == "The documents don't seem to cover this: nothing in them comes close to the question."

@@ -340,7 +340,8 @@ def _decide(
         numbers = (
             f"the best passage has similarity {similarity:.2f} (threshold "
             f"{needed:.2f}{lowered if needed < thresholds.similarity else ''}) and covers "
-            f"{coverage:.0%} of the question's key words (threshold {thresholds.coverage:.0%})"
+            f"{_share(coverage, thresholds.coverage)} of the question's key words (threshold "
+            f"{_share(thresholds.coverage, coverage)})"
         )
         if isinstance(rule, ReaderRule) and rule.judges_question(evidence.factoid):
             if evidence.heading is not None:
@@ -348,7 +349,8 @@ def _decide(
                 return None, f"answered: {numbers}, and {asked}"
             read = evidence.reader or 0.0  # a passage with no sentence to read states nothing
             verdict = (
-                f"the reader gives {read:.2f} that it states the fact asked for (threshold {rule.reader:.2f})"
+                f"the reader gives {_figure(read, rule.reader)} that it states the fact asked for (threshold "
+                f"{_figure(rule.reader, read)})"
             )
             if read < rule.reader:
                 return "reader", f"no passage in the corpus answers this: {numbers}, but {verdict}"
@@ -358,14 +360,15 @@ def _decide(
     if similarity < needed:
         return "similarity", (
             f"no passage in the corpus answers this: the closest passage has similarity "
-            f"{similarity:.2f}, below the threshold {needed:.2f}"
+            f"{_figure(similarity, needed)}, below the threshold {_figure(needed, similarity)}"
         )
     if coverage < thresholds.coverage:
-        unknown = index.lexicon.unknown(query.terms)
+        as_asked = {word.stem.lower(): word.word for word in query.words}  # "toothache", not "toothach"
+        unknown = [as_asked.get(stem, stem) for stem in index.lexicon.unknown(query.terms)]
         missing = f" (never used in the corpus: {', '.join(unknown)})" if unknown else ""
         return "coverage", (
-            f"no passage in the corpus answers this: the closest passage covers {coverage:.0%} of the "
-            f"question's key words, below the threshold {thresholds.coverage:.0%}{missing}"
+            f"no passage in the corpus answers this: the closest passage covers {_share(coverage, thresholds.coverage)} "
+            f"of the question's key words, below the threshold {_share(thresholds.coverage, coverage)}{missing}"
         )
     if evidence.numbers_missing:
         return "number", (
@@ -373,6 +376,17 @@ def _decide(
             f"{', '.join(evidence.numbers_missing)}, which the question gives"
         )
     return "value", _no_value(query)
+
+
+def _figure(value: float, other: float) -> str:
+    """A value beside the threshold it is compared with, to two decimals, or three when two would
+    print them equal ("0.576, below the threshold 0.580", not "0.58, below the threshold 0.58")."""
+    return f"{value:.2f}" if f"{value:.2f}" != f"{other:.2f}" else f"{value:.3f}"
+
+
+def _share(value: float, other: float) -> str:
+    """The same as a percentage: "57.6%, below the threshold 58.0%"."""
+    return f"{value:.0%}" if f"{value:.0%}" != f"{other:.0%}" else f"{value:.1%}"
 
 
 def _no_value(query: Query) -> str:

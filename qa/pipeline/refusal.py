@@ -58,6 +58,8 @@ def plain_reason(
         missing = index.lexicon.numbers_missing(query.words, index.passage_terms(top.position)[0])[:3]
     else:
         missing = _key(lacks)[:3] or [word for word, rare in lacks if rare >= LESSER_WORD_RARITY][:1]
+    if not missing and failed == "coverage":  # on the subject, but too few of the question's words
+        return f"{they} {dont} say. The closest passage, in “{where}”, holds too few of the question's words."
     if not missing:
         return f"{they} {dont} say. The closest passage, in “{where}”, is about something else."
     missing = [_as_typed(word, query.asked) for word in missing]
