@@ -141,9 +141,9 @@ _DAYS_OF = {part: {day for day, of in _PART_OF_WEEK.items() if of == part} for p
 def _holds(word: QueryWord, text_stems: set[str]) -> bool:
     """Whether a text holds the question's word as such: its stem; for a day, the part of the week
     it falls in ("weekends" for "Saturday"), and for a part of the week, one of its days ("Monday"
-    for "weekdays"); for a number, the same number however written ("30th"
-    and "30", "4th" and "fourth", "1970's" and "1970s") or a year of the decade or century asked for
-    ("1965" for "1960s" or "60s", "1215" for "1200s")."""
+    for "weekdays"); for a number, the same number however written ("30th" and "30", "4th" and
+    "fourth", "1970's" and "1970s") or a year of the decade or century asked for ("1965" for
+    "1960s" or "60s", "1215" for "1200s")."""
     stem = word.stem.lower()
     if word.stem in text_stems or _PART_OF_WEEK.get(stem) in text_stems:
         return True
