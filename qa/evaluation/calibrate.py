@@ -275,10 +275,10 @@ def fit_reader_rule(
     fits = {judges: search_reader_rule(obs, thresholds, judges, keep) for judges in JUDGES}
     scores = {judges: round(score, 4) for judges, (_, score) in fits.items()}
     if all(rule.source == "default" for rule, _ in fits.values()):
-        rule, _ = fits[keep_judges]
-        return rule, fits[keep_judges][1], scores
-    better = fits[EVERY][1] >= fits[FACT][1] + EVERY_MARGIN
-    rule, score = fits[EVERY if better else FACT]
+        chosen = keep_judges
+    else:
+        chosen = EVERY if fits[EVERY][1] >= fits[FACT][1] + EVERY_MARGIN else FACT
+    rule, score = fits[chosen]
     return rule, score, scores
 
 
