@@ -531,13 +531,15 @@ def load_written(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def load_documents(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_documents(*paths: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Short documents written here, of the kinds people keep answers in (a shop's guide, a lease, a
     timetable's rules), with questions written about each: JSON lines of title, text (paragraphs
     split by blank lines) and questions (question and evidence, or null where the document does not
-    say). As articles in SQuAD's form and as --written items, for ``written_pairs``."""
+    say), from each file in order. As articles in SQuAD's form and as --written items, for
+    ``written_pairs``."""
     articles, items = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines = [line for path in paths for line in path.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
         if not line.strip():
             continue
         document = json.loads(line)
@@ -1048,8 +1050,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--documents",
         type=Path,
+        nargs="+",
         help="short documents written here with questions about them (JSON lines: title, text, "
-        "questions), read as --written questions are (load_documents)",
+        "questions), read as --written questions are (load_documents); one file or more, in order",
     )
     parser.add_argument(
         "--synonyms",
@@ -1102,7 +1105,7 @@ def main(argv: list[str] | None = None) -> None:
 
     synonyms = WordNet(args.synonyms) if args.synonyms else None
     written = load_written(args.written) if args.written else None
-    documents, about_documents = load_documents(args.documents) if args.documents else ([], [])
+    documents, about_documents = load_documents(*(args.documents or []))
     if about_documents:
         written = (written or []) + about_documents
 
@@ -1177,7 +1180,11 @@ def main(argv: list[str] | None = None) -> None:
         "polar": args.polar,
         "written": {"file": str(args.written), "repeat": args.written_repeat} if args.written else None,
         "documents": (
-            {"file": str(args.documents), "documents": len(documents), "questions": len(about_documents)}
+            {
+                "file": ", ".join(str(path) for path in args.documents),
+                "documents": len(documents),
+                "questions": len(about_documents),
+            }
             if args.documents
             else None
         ),
