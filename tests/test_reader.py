@@ -332,7 +332,7 @@ def test_citations_carry_their_relevance_and_those_below_the_floor_are_left_out(
 def test_calibrate_fits_the_relevance_on_every_citation_and_the_engine_uses_the_stored_fit(
     built_settings: Settings, tmp_path: Path
 ) -> None:
-    from qa.evaluation.calibrate import fit, format_report
+    from qa.evaluation.calibrate import default_does_better, fit, format_report, not_storable
     from qa.evaluation.evaluate import EvalItem
     from qa.pipeline.confidence import calibrated_for
     from qa.store import IndexFolder
@@ -365,11 +365,19 @@ def test_calibrate_fits_the_relevance_on_every_citation_and_the_engine_uses_the_
     held = calibration["reader_rule"]["within_one_file"]
     assert held is not None and 0.0 <= held["balanced_accuracy"] <= 1.0
     assert calibration["in_use"]["source"] == "default"
+    calibration["within_one_file"]["balanced_accuracy"] = 0.9  # the thresholds' own fit passes
     for in_use, said in ((held["balanced_accuracy"] + 0.01, True), (held["balanced_accuracy"], False)):
         calibration["in_use"]["balanced_accuracy"] = in_use
         assert (
             "The default rule, never fitted on these questions, does better" in format_report(calibration)
         ) == said
+        # and then the fit is not stored: the default is the better rule for questions to come
+        assert (
+            "the default rule, never fitted on these questions" in (not_storable(calibration) or "")
+        ) == said
+    calibration["in_use"]["source"] = "calibrated"  # a rule fitted before, maybe on these questions
+    calibration["in_use"]["balanced_accuracy"] = held["balanced_accuracy"] + 0.01
+    assert default_does_better(calibration) is None
     IndexFolder(built_settings.index_dir).save_calibration(calibration)
     engine.load()
     stored = calibrated_for(engine.index, engine.reader)

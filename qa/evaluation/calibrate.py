@@ -570,7 +570,30 @@ def not_storable(calibration: dict[str, Any]) -> str | None:
             f"{MIN_FIT_QUESTIONS} of each to move the thresholds every question is decided by; the rule "
             "already in the index stays"
         )
+    better = default_does_better(calibration)
+    if better is not None:
+        default, held = better
+        return (
+            f"the default rule, never fitted on these questions, does better on them (balanced accuracy "
+            f"{default:.3f}) than the fit does held out within the file ({held:.3f}), so the default stays; "
+            "with more questions of your own the fit would be worth more"
+        )
     return None
+
+
+def default_does_better(calibration: dict[str, Any]) -> tuple[float, float] | None:
+    """For a fit on one file: the default rule's balanced accuracy on its questions, which it never
+    saw, and the fit's held out within the file (the reader rule's when the reader is loaded), when
+    the default's is the higher; else None. Both are figures on questions the rule was not fitted
+    on, so the higher one is the better choice for questions to come."""
+    in_use = calibration.get("in_use")
+    read = calibration.get("reader_rule")
+    held = read.get("within_one_file") if read else calibration.get("within_one_file")
+    if not held or not in_use or in_use["source"] != "default":
+        return None
+    if in_use["balanced_accuracy"] <= held["balanced_accuracy"]:
+        return None
+    return in_use["balanced_accuracy"], held["balanced_accuracy"]
 
 
 def _validated(validation: dict[str, list[Observation]], rule: Rule) -> list[dict[str, Any]]:
@@ -681,16 +704,11 @@ def format_report(calibration: dict[str, Any]) -> str:
                 row("all questions", held),
                 "",
             ]
-            in_use = calibration.get("in_use")
-            if (
-                in_use
-                and in_use["source"] == "default"
-                and in_use["balanced_accuracy"] > held["balanced_accuracy"]
-            ):
+            better = default_does_better(calibration)
+            if better is not None:
                 lines += [
                     f"The default rule, never fitted on these questions, does better on them (balanced accuracy "
-                    f"{in_use['balanced_accuracy']:.3f}) than the fit does held out ({held['balanced_accuracy']:.3f}): "
-                    "with more questions of your own the fit would be worth more; --dry-run keeps the rule in use.",
+                    f"{better[0]:.3f}) than the fit does held out ({better[1]:.3f}): the fit is not stored.",
                     "",
                 ]
         if read["cross_validation"]:
