@@ -574,18 +574,19 @@ def not_storable(calibration: dict[str, Any]) -> str | None:
     if better is not None:
         default, held = better
         return (
-            f"the default rule, never fitted on these questions, does better on them (balanced accuracy "
-            f"{default:.3f}) than the fit does held out within the file ({held:.3f}), so the default stays; "
-            "with more questions of your own the fit would be worth more"
+            f"the default rule does better on these questions (balanced accuracy {default:.3f}) than the "
+            f"fit does held out within the file ({held:.3f}), so the default stays; with more questions "
+            "of your own the fit would be worth more"
         )
     return None
 
 
 def default_does_better(calibration: dict[str, Any]) -> tuple[float, float] | None:
-    """For a fit on one file: the default rule's balanced accuracy on its questions, which it never
-    saw, and the fit's held out within the file (the reader rule's when the reader is loaded), when
-    the default's is the higher; else None. Both are figures on questions the rule was not fitted
-    on, so the higher one is the better choice for questions to come."""
+    """For a fit on one file: the default rule's balanced accuracy on its questions and the fit's
+    held out within the file (the reader rule's when the reader is loaded), when the default's is
+    the higher; else None. The default was fitted on other questions than an operator's, so both
+    are figures on questions the rule was not fitted on, and the higher is the better choice for
+    questions to come."""
     in_use = calibration.get("in_use")
     read = calibration.get("reader_rule")
     held = read.get("within_one_file") if read else calibration.get("within_one_file")
@@ -707,8 +708,8 @@ def format_report(calibration: dict[str, Any]) -> str:
             better = default_does_better(calibration)
             if better is not None:
                 lines += [
-                    f"The default rule, never fitted on these questions, does better on them (balanced accuracy "
-                    f"{better[0]:.3f}) than the fit does held out ({better[1]:.3f}): the fit is not stored.",
+                    f"The default rule does better on these questions (balanced accuracy {better[0]:.3f}) than "
+                    f"the fit does held out ({better[1]:.3f}): such a fit is not stored.",
                     "",
                 ]
         if read["cross_validation"]:
