@@ -614,7 +614,7 @@ def test_each_answer_of_the_written_documents_is_in_one_sentence_of_its_document
     assert len({d["title"] for d in documents}) == len(documents)
     sentences = {d["title"]: [s.text for s in article_sentences(d)] for d in documents}
     answered = [i for i in items if i["evidence"]]
-    assert len(news) >= 20 and len(answered) >= 100 and len(items) > len(answered)
+    assert len(shipped) >= 20 and len(news) >= 20 and len(answered) >= 100 and len(items) > len(answered)
     assert all(sum(i["evidence"] in s for s in sentences[i["article"]]) == 1 for i in answered)
 
 
