@@ -14,6 +14,7 @@ _NUMBER_QUESTION = re.compile(
 _TIME_QUESTION = re.compile(
     r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b", re.IGNORECASE
 )
+_DURATION_QUESTION = re.compile(r"\bhow long\b(?! ago)", re.IGNORECASE)
 # Number words and their values, cardinal and ordinal ("four", "fourth": 4): what a sentence holds
 # as a number here, what word coverage takes only as it is, and what ``qa/terms.py`` compares
 # with figures ("4th" and "fourth").
@@ -47,6 +48,19 @@ _TIME = re.compile(
     rf"|\b\d{{1,2}}\s*o[’']\s*clock\b|\b\d{{1,2}}:[0-5]\d\b|\b\d{{1,2}}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?",
     re.IGNORECASE,
 )
+# A length of time, not any number or date: a unit of time ("nine months", "a week", "a 30-second
+# advert"), an end or a start ("until the end of the Parliament", "since 2019"), a span of years
+# ("1892 to 1894", "1892–94"), or a length ("25 km", "six miles": "how long is the bridge")
+_LENGTH = (
+    r"km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|m|feet|foot|ft|yards?|inches|[cmn]m|nanomet(?:re|er)s?"
+)
+_DURATION = re.compile(
+    r"\b(seconds?|minutes?|hours?|days?|nights?|weeks?|fortnights?|months?|years?|decades?|centuries|century"
+    r"|periods?|eras?|ages|lifetime|overnight|permanently|indefinitely|forever|until|till|since|throughout)\b"
+    r"|\b\d{4}\s*(?:-|–|to|and)\s*\d{2,4}\b|\b1[0-9]{3}s\b|\b20[0-9]{2}s\b"
+    rf"|(?:\d|\b(?:{'|'.join(_CARDINALS[1:])}|a|an|half)\b)[\s-]*(?:{_LENGTH})\b",
+    re.IGNORECASE,
+)
 
 
 # Words that name one value of a closed set: numbers, ordinals, months, days, seasons, the points of
@@ -72,9 +86,11 @@ def is_value_word(word: str) -> bool:
 
 
 def expected_type(question: str) -> str | None:
-    """ "number", "time" or None (any answer will do)."""
+    """ "number", "time", "duration" (how long) or None (any answer will do)."""
     if _TIME_QUESTION.search(question):
         return "time"
+    if _DURATION_QUESTION.search(question):
+        return "duration"
     if _NUMBER_QUESTION.search(question):
         return "number"
     return None
@@ -84,6 +100,8 @@ def satisfies(answer_type: str | None, sentence: str, question: str) -> bool:
     """The sentence holds a value of the expected type that the question did not already give."""
     if answer_type is None:
         return True
+    if answer_type == "duration":
+        return _new(_DURATION, sentence, question)
     pattern = _TIME if answer_type == "time" else _NUMBER
     asked = {m.group(0).lower() for m in pattern.finditer(question)}
     found = {m.group(0).lower() for m in pattern.finditer(sentence)}
@@ -91,6 +109,12 @@ def satisfies(answer_type: str | None, sentence: str, question: str) -> bool:
         found |= {m.group(0) for m in re.finditer(r"\d[\d,.]*", sentence)}
         asked |= {m.group(0) for m in re.finditer(r"\d[\d,.]*", question)}
     return bool(found - asked)
+
+
+def _new(pattern: re.Pattern[str], sentence: str, question: str) -> bool:
+    """The sentence holds a match of the pattern that the question does not."""
+    asked = {m.group(0).lower() for m in pattern.finditer(question)}
+    return any(m.group(0).lower() not in asked for m in pattern.finditer(sentence))
 
 
 # Questions that ask for a fact: a name, a thing, a place, a time, a quantity. The reader was trained

@@ -102,6 +102,31 @@ def test_a_when_question_is_answered_by_a_time_of_day(sentence: str, holds_a_tim
     assert satisfies("time", sentence, "When does the café open?") is holds_a_time
 
 
+@pytest.mark.parametrize(
+    ("sentence", "holds_a_length_of_time"),
+    [
+        ("The trial runs for six weeks.", True),
+        ("He was in bed for nine months.", True),
+        ("A 30-second advert was shown.", True),
+        ("Tesla held the post from 1892 to 1894.", True),
+        ("The coalition lasts until the end of the Parliament.", True),
+        ("The bridge is 25 km long.", True),
+        ("The trial starts in Leeds in March 2025.", False),  # a date, not how long
+        ("The 5,000 residents of the town took part.", False),  # a number, not how long
+        ("The trial is run by the council.", False),
+    ],
+)
+def test_a_how_long_question_needs_a_length_of_time_not_any_number(
+    sentence: str, holds_a_length_of_time: bool
+) -> None:
+    """News passages hold dates and numbers almost everywhere, so "how long" taken as a number or a
+    time would pass any of them: "How long will the exhibition run?" against the sentence that it
+    opens in March."""
+    assert expected_type("How long does the trial run?") == "duration"
+    assert expected_type("How long ago was it built?") == "time"
+    assert satisfies("duration", sentence, "How long does the trial run?") is holds_a_length_of_time
+
+
 def test_a_number_of_the_question_counts_only_where_the_text_holds_it_exactly() -> None:
     """Coverage takes a word close in meaning as partly present ("centres" for "centers"), but a
     neighbouring number or value is another fact: "1964" in the text does not cover "1965"."""
