@@ -723,6 +723,24 @@ def span_targets(inputs: Any, chunk: list[Pair], null: bool = False) -> tuple[li
     return starts, ends
 
 
+def parameter_groups(model: Any, lr: float, decay: float) -> list[dict[str, Any]]:
+    """The model's parameters with their learning rates: ``lr`` for the top layer and the heads,
+    ``lr`` × decay^k for the layer k below the top, and the embeddings below the lowest layer
+    (layer-wise decay: the lower layers, which hold most of what the base model knows of words and
+    their paraphrases, move least). ``decay`` 1: one rate for all."""
+    layers = model.inner.config.num_hidden_layers
+    groups: dict[float, list[Any]] = {}
+    for name, parameter in model.named_parameters():
+        if ".embeddings." in name:
+            depth = layers
+        elif ".encoder.layer." in name:
+            depth = layers - 1 - int(name.split(".encoder.layer.")[1].split(".")[0])
+        else:  # the pooler and the two heads
+            depth = 0
+        groups.setdefault(lr * decay**depth, []).append(parameter)
+    return [{"params": params, "lr": rate} for rate, params in groups.items()]
+
+
 def train(
     pairs: list[Pair],
     base: str,
@@ -736,6 +754,7 @@ def train(
     span_weight: float,
     init: Path | None = None,
     null_span: bool = False,
+    layer_decay: float = 1.0,
 ) -> Path:
     import torch
     from transformers import AutoTokenizer
@@ -752,7 +771,7 @@ def train(
     rng = random.Random(seed)
     per_epoch = math.ceil(len(pairs) / batch)
     steps = int(epochs * per_epoch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(parameter_groups(model, lr, layer_decay), lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
@@ -992,6 +1011,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=4e-5)
+    parser.add_argument(
+        "--layer-decay",
+        type=float,
+        default=1.0,
+        help="learning rate of each layer below the top: this times the one above (1: the same for all)",
+    )
     parser.add_argument("--max-length", type=int, default=96)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument(
@@ -1168,6 +1193,7 @@ def main(argv: list[str] | None = None) -> None:
         "epochs": args.epochs,
         "batch": args.batch,
         "lr": args.lr,
+        "layer_decay": args.layer_decay,
         "max_length": args.max_length,
         "seed": args.seed,
         "span_weight": args.span_weight,
@@ -1217,6 +1243,7 @@ def _train_into(args: Any, pairs: list[Pair], *, init: Path | None, epochs: floa
         span_weight=args.span_weight,
         init=init,
         null_span=args.null_span,
+        layer_decay=args.layer_decay,
     )
     weights = args.out / "reader.pt"
     (work / "reader.pt").replace(weights)  # kept: --weights exports it again without training
