@@ -635,6 +635,34 @@ def test_the_training_encoder_embeds_each_list_of_texts_once() -> None:
     assert calls == [["a bee", "a hive"], ["a hive"]]
 
 
+def test_layer_decay_slows_each_layer_below_the_top_and_the_embeddings_most() -> None:
+    """``--layer-decay``: the heads and the top layer learn at the full rate, each layer below at
+    ``decay`` times the one above, the embeddings below the lowest layer; 1 leaves one rate."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from tools.train_reader import parameter_groups
+
+    class Tiny(torch.nn.Module):  # the reader's shape (tools.train_reader.reader_model), two layers
+        def __init__(self) -> None:
+            super().__init__()
+            config = BertConfig(
+                vocab_size=30, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16
+            )
+            self.inner = BertForSequenceClassification(config)
+            self.span = torch.nn.Linear(8, 2)
+
+    model = Tiny()
+    rate = {id(p): g["lr"] for g in parameter_groups(model, 1.0, 0.5) for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(rate) == len(named)
+    assert rate[id(named["span.weight"])] == rate[id(named["inner.classifier.weight"])] == 1.0
+    assert rate[id(named["inner.bert.encoder.layer.1.attention.self.query.weight"])] == 1.0
+    assert rate[id(named["inner.bert.encoder.layer.0.attention.self.query.weight"])] == 0.5
+    assert rate[id(named["inner.bert.embeddings.word_embeddings.weight"])] == 0.25
+    assert [g["lr"] for g in parameter_groups(model, 1.0, 1.0)] == [1.0]
+
+
 def _wordnet_folder(tmp_path: Path) -> Path:
     """A WordNet dict folder of four synsets, in the database's own line format."""
     folder = tmp_path / "dict"
