@@ -51,9 +51,7 @@ _TIME = re.compile(
 # A length of time, not any number or date: a unit of time ("nine months", "a week", "a 30-second
 # advert"), an end or a start ("until the end of the Parliament", "since 2019"), a span of years
 # ("1892 to 1894", "1892–94"), or a length ("25 km", "six miles": "how long is the bridge")
-_LENGTH = (
-    r"km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|m|feet|foot|ft|yards?|inches|[cmn]m|nanomet(?:re|er)s?"
-)
+_LENGTH = r"km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|[cmn]?m|feet|foot|ft|yards?|inches|nanomet(?:re|er)s?"
 _DURATION = re.compile(
     r"\b(seconds?|minutes?|hours?|days?|nights?|weeks?|fortnights?|months?|years?|decades?|centuries|century"
     r"|periods?|eras?|ages|lifetime|overnight|permanently|indefinitely|forever|until|till|since|throughout)\b"
