@@ -98,21 +98,20 @@ def satisfies(answer_type: str | None, sentence: str, question: str) -> bool:
     """The sentence holds a value of the expected type that the question did not already give."""
     if answer_type is None:
         return True
-    if answer_type == "duration":
-        return _new(_DURATION, sentence, question)
-    pattern = _TIME if answer_type == "time" else _NUMBER
-    asked = {m.group(0).lower() for m in pattern.finditer(question)}
-    found = {m.group(0).lower() for m in pattern.finditer(sentence)}
+    pattern = {"time": _TIME, "duration": _DURATION}.get(answer_type, _NUMBER)
+    asked, found = _values(pattern, question), _values(pattern, sentence)
     if answer_type == "number":  # a number inside a longer token ("$136", "2,000") counts as a number
-        found |= {m.group(0) for m in re.finditer(r"\d[\d,.]*", sentence)}
-        asked |= {m.group(0) for m in re.finditer(r"\d[\d,.]*", question)}
+        found |= _values(_FIGURE, sentence)
+        asked |= _values(_FIGURE, question)
     return bool(found - asked)
 
 
-def _new(pattern: re.Pattern[str], sentence: str, question: str) -> bool:
-    """The sentence holds a match of the pattern that the question does not."""
-    asked = {m.group(0).lower() for m in pattern.finditer(question)}
-    return any(m.group(0).lower() not in asked for m in pattern.finditer(sentence))
+_FIGURE = re.compile(r"\d[\d,.]*")
+
+
+def _values(pattern: re.Pattern[str], text: str) -> set[str]:
+    """The pattern's matches in the text, lower-cased."""
+    return {m.group(0).lower() for m in pattern.finditer(text)}
 
 
 # Questions that ask for a fact: a name, a thing, a place, a time, a quantity. The reader was trained
