@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 
@@ -19,8 +20,16 @@ def decoded(path: Path, raw: bytes) -> str:
     return raw.decode(encoding)
 
 
+# UTF-32's marks first: UTF-32-LE's begins with UTF-16-LE's
+_BYTE_ORDER_MARKS = (
+    ("utf_32", (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)),
+    ("utf_16", (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)),
+)
+
+
 def encoding_of(raw: bytes) -> str | None:
-    """None for UTF-8; else the encoding charset-normalizer finds the least garbled reading in
+    """None for UTF-8; the UTF-16 or UTF-32 a byte-order mark names ("" when the bytes do not fit
+    it, as a file cut short); else the encoding charset-normalizer finds the least garbled reading in
     (among equally good ones Windows-1252, the commonest for Western text, as cp1250 and the others
     tie with it on short texts), or "" when none fits."""
     try:
@@ -28,6 +37,13 @@ def encoding_of(raw: bytes) -> str | None:
         return None
     except UnicodeDecodeError:
         pass
+    for encoding, marks in _BYTE_ORDER_MARKS:
+        if raw.startswith(marks):  # a byte-order mark says which; bytes it does not fit are no text
+            try:
+                raw.decode(encoding)
+                return encoding
+            except UnicodeDecodeError:
+                return ""
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(raw))
