@@ -36,6 +36,8 @@ _SCALES = "hundreds?|thousands?|millions?|billions?|trillions?"
 _NUMBER = re.compile(
     rf"\d|\b({'|'.join([*_CARDINALS[1:], *_TENS])}|{_SCALES}|dozens?|half|percent)\b", re.IGNORECASE
 )
+# a figure as written, digits with their separators ("2,000", "136.5"), inside a longer token too ("$136")
+_FIGURE = re.compile(r"\d[\d,.]*")
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
     "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
@@ -100,13 +102,10 @@ def satisfies(answer_type: str | None, sentence: str, question: str) -> bool:
         return True
     pattern = {"time": _TIME, "duration": _DURATION}.get(answer_type, _NUMBER)
     asked, found = _values(pattern, question), _values(pattern, sentence)
-    if answer_type == "number":  # a number inside a longer token ("$136", "2,000") counts as a number
+    if answer_type == "number":  # a figure inside a longer token counts as a number
         found |= _values(_FIGURE, sentence)
         asked |= _values(_FIGURE, question)
     return bool(found - asked)
-
-
-_FIGURE = re.compile(r"\d[\d,.]*")
 
 
 def _values(pattern: re.Pattern[str], text: str) -> set[str]:

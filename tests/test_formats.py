@@ -306,8 +306,8 @@ def test_html_text_is_the_page_text_not_markdown_escapes(tmp_path: Path) -> None
 
 def test_every_file_is_accounted_for_and_other_encodings_are_read(tmp_path: Path) -> None:
     """A file of a format qa does not read is listed once with the formats it reads; a text in
-    Windows-1252 is read (the guess recorded), not refused, and one with a UTF-16 byte-order mark as
-    UTF-16; bytes no encoding fits, or cut short of the one their mark names, are refused."""
+    Windows-1252 is read (the guess recorded), not refused, and one with a UTF-16 or UTF-32 byte-order
+    mark in that encoding; bytes no encoding fits, or cut short of the one their mark names, are refused."""
     (tmp_path / "data.json").write_text('{"a": 1}', encoding="utf-8")
     (tmp_path / "notes.rtf").write_text("{\\rtf1 Hello}", encoding="utf-8")
     text = "Café crème and naïve résumés: the café opens at nine, closes at five, all year round."
@@ -317,9 +317,10 @@ def test_every_file_is_accounted_for_and_other_encodings_are_read(tmp_path: Path
     assert menu.text == text and menu.encoding == "cp1252"
     assert [s.split(":")[0] for s in corpus.skipped] == ["data.json", "notes.rtf"]
     assert all("not a format qa reads (.md, " in s for s in corpus.skipped)
-    (tmp_path / "menu.txt").write_bytes(text.encode("utf-16"))  # Windows' "Unicode": a byte-order mark
-    (menu,) = read_corpus(tmp_path).documents
-    assert menu.text == text and menu.encoding == "utf_16"
+    for encoding in ("utf_16", "utf_32"):  # Windows' "Unicode" and its wider kin: a byte-order mark
+        (tmp_path / "menu.txt").write_bytes(text.encode(encoding))
+        (menu,) = read_corpus(tmp_path).documents
+        assert menu.text == text and menu.encoding == encoding
     for cut_short in (text.encode("utf-16")[:-1], codecs.BOM_UTF16_LE + b"bad"):
         (tmp_path / "menu.txt").write_bytes(cut_short)  # odd in length: not UTF-16, nor Windows-1252
         with pytest.raises(CorpusError, match="not text in any encoding"):
