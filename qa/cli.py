@@ -492,7 +492,7 @@ def calibrate(
             )
         if default_out is not None and "reader_rule" in calibration:
             read = calibration["reader_rule"]
-            shipped = {"reader": read["threshold"], "judges": read["judges"]}
+            shipped = {"reader": read["threshold"], "judges": read["judges"], "overrule": read["overrule"]}
             for name, keys in (("confidence", ()), ("relevance", ("floor",))):
                 if name in calibration:
                     stored = calibration[name]

@@ -66,6 +66,13 @@ class Reader:
         self.default_judges = rule.get("judges", FACT)
         if self.default_judges not in JUDGES:
             raise QAError(f'{rule_file}: "judges" must be one of {", ".join(JUDGES)}')
+        # and the probability at which it answers a question the coverage threshold refuses (none: never)
+        overrule = rule.get("overrule")
+        if overrule is not None and (
+            isinstance(overrule, bool) or not isinstance(overrule, int | float) or not 0 <= overrule <= 1
+        ):
+            raise QAError(f'{rule_file}: "overrule" must be a probability between 0 and 1, or null')
+        self.default_overrule: float | None = None if overrule is None else float(overrule)
         # and the answers' confidence and citations' relevance fitted with it (same command)
         self.default_calibrated = Calibrated(
             Logistic.from_json(rule.get("confidence"), CONFIDENCE_INPUTS),

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from qa.evaluation.calibrate import (
     fit_reader_rule,
     rates,
     reliability,
+    search_overrule,
     search_reader_rule,
 )
 from qa.pipeline.answerability import EVERY, FACT, ReaderRule, Thresholds, thresholds_for
@@ -43,6 +45,7 @@ class FakeReader:
         self.folder = folder
         self.default_threshold = RULE["reader"]
         self.default_judges = FACT
+        self.default_overrule: float | None = None
         self.default_calibrated = Calibrated()
         self.name = "fake-reader"
         self.probability = probability
@@ -140,6 +143,28 @@ def test_a_reader_judging_every_question_decides_why_questions_too(
     assert engine_with(built_settings, FakeReader(tmp_path / "yes", 0.95)).ask(why).answered
 
 
+def test_a_sure_reader_answers_a_question_in_other_words_that_the_coverage_threshold_refuses(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    question = "How many eggs does the ruler of the hive produce daily?"  # few of the passage's words
+    assert not engine_with(built_settings, None).ask(question).answered  # the coverage threshold refuses
+    sure = FakeReader(tmp_path / "sure", 0.95)
+    assert not engine_with(built_settings, sure).ask(question).answered  # no overrule: the thresholds decide
+    sure.default_overrule = 0.9
+    result = engine_with(built_settings, sure).ask(question, explain=True)
+    assert result.answered and "2,000 eggs" in result.answer.text
+    assert "the reader gives 0.95" in result.explain["decision"]
+    assert "0.90 or more overrules the coverage threshold" in result.explain["decision"]
+    assert result.explain["thresholds"]["reader_overrules_coverage"] == 0.9
+    unsure = FakeReader(tmp_path / "unsure", 0.6)
+    unsure.default_overrule = 0.9
+    refused = engine_with(built_settings, unsure).ask(question, explain=True)
+    assert not refused.answered and "the reader gives 0.60" in refused.explain["decision"]
+    assert "doesn't mention" in (refused.reason or "")  # the plain reason, as for any coverage refusal
+    # a question the similarity threshold refuses is not the reader's to overrule
+    assert not engine_with(built_settings, sure).ask("When did the bullet train start running?").answered
+
+
 def test_the_answer_rule_follows_the_reader(built_settings: Settings, tmp_path: Path) -> None:
     engine = engine_with(built_settings, None)
     assert isinstance(thresholds_for(engine.index, built_settings), Thresholds)
@@ -180,8 +205,12 @@ def test_readyz_warns_of_a_reader_with_no_fitted_threshold(built_settings: Setti
     fitted = ready()
     assert fitted["reader_threshold"] == 0.3 and fitted["warnings"] == []
     assert fitted["reader_judges"] == FACT  # a rule.json that does not say: fact questions
-    (folder / "rule.json").write_text(json.dumps({"reader": 0.3, "judges": EVERY}), encoding="utf-8")
-    assert ready()["reader_judges"] == EVERY
+    assert fitted["reader_overrule"] is None  # nor when to overrule the coverage: never
+    rule = {"reader": 0.3, "judges": EVERY, "overrule": 0.85}
+    (folder / "rule.json").write_text(json.dumps(rule), encoding="utf-8")
+    assert (ready()["reader_judges"], ready()["reader_overrule"]) == (EVERY, 0.85)
+    (folder / "rule.json").write_text(json.dumps({"reader": 0.3, "overrule": 2}), encoding="utf-8")
+    assert ready()["reader"] is None  # not a probability: served without the reader
     (folder / "rule.json").write_text(json.dumps({"reader": 0.3, "judges": "some"}), encoding="utf-8")
     broken = ready()  # a rule.json that cannot be read: served without the reader, as when it is missing
     assert broken["reader"] is None and broken["answer_rule"] == "thresholds" and broken["status"] == "ready"
@@ -237,6 +266,49 @@ def test_the_fitted_reader_threshold_separates_fact_questions_by_the_reader() ->
     assert figures["answered_answerable"] == 1.0 and figures["refused_near_topic"] == 1.0
     _, judging_everything = search_reader_rule(obs, thresholds, EVERY)
     assert judging_everything < balanced  # the why-question, judged too, is refused or costs refusals
+
+
+def test_the_reader_overrules_the_coverage_threshold_alone_and_only_when_sure() -> None:
+    rule = ReaderRule(0.3, 0.5, 0.2, overrule=0.9)
+    # close enough, a value of the kind asked for, too few of the question's key words
+    assert rule.admit(0.5, 0.2, True, True, 0.95)
+    assert not rule.admit(0.5, 0.2, True, True, 0.85)  # not sure enough
+    assert not rule.admit(0.5, 0.2, True, False, 0.95)  # not a fact question: the thresholds decide
+    assert replace(rule, judges=EVERY).admit(0.5, 0.2, True, False, 0.95)  # unless it judges every one
+    assert not rule.admit(0.1, 0.2, True, True, 0.99)  # too far from the question
+    assert not rule.admit(0.5, 0.2, False, True, 0.99)  # no value of the kind asked for
+    assert not ReaderRule(0.3, 0.5, 0.2).admit(0.5, 0.2, True, True, 0.99)  # no overrule fitted
+    assert rule.admit(0.5, 0.7, True, True, 0.25)  # what the thresholds admit: the reader's threshold
+
+
+def short_of_coverage(answerable: bool, reader: float, source: str = "a") -> Observation:
+    """A fact question close enough to its passage, which holds few of its key words."""
+    kind = "answerable" if answerable else "near_topic"
+    return Observation(answerable, kind, 0.5, 0.2, True, True, source, reader, True)
+
+
+def test_calibrate_lets_the_reader_overrule_the_coverage_where_the_answers_it_adds_are_as_often_right() -> (
+    None
+):
+    rule = ReaderRule(0.3, 0.5, 0.5)
+    # the rule answers four questions, three rightly (weighted: 0.6, the unanswerable weighing double)
+    answered = [observation(True, 0.9, "a")] * 3 + [observation(False, 0.9, "a")]
+    refused = [observation(False, 0.1, "a")]
+    added = [short_of_coverage(True, 0.97), short_of_coverage(True, 0.93), short_of_coverage(False, 0.88)]
+    below = [short_of_coverage(True, 0.8)]
+    obs = answered + refused + added + below
+    assert (
+        search_overrule(obs, rule) == 0.89
+    )  # the lowest step before 0.88, where they are right half the time
+    fitted = rates(obs, ReaderRule(0.3, 0.5, 0.5, overrule=0.89))
+    assert fitted["answered_answerable"] == 5 / 6 and fitted["refused_near_topic"] == 2 / 3
+    # the surest answer it would add is wrong: it never overrules
+    assert search_overrule([*answered, *refused, short_of_coverage(False, 0.99), *added], rule) is None
+    assert search_overrule(answered + refused, rule) is None  # nothing to add
+    # too few questions to refit on: the reader's own stays, as its threshold does
+    assert search_overrule(obs, ReaderRule(0.3, 0.5, 0.5, overrule=0.75), keep=True) == 0.75
+    fitted_rule, _, _ = fit_reader_rule(obs, Thresholds(0.3, 0.5))
+    assert fitted_rule.overrule == 0.89
 
 
 def test_calibrate_lets_the_reader_judge_every_question_only_where_that_fits_better() -> None:

@@ -1,6 +1,7 @@
 """What the reader adds to the answer rule, and what reading more sentences buys: the thresholds
-alone; with the reader judging fact questions (the service) or every question; on the reader's
-best over the first 1, 3 or 5 sentences; each reported on what it was not fitted on.
+alone; with the reader judging fact questions (the service) or every question, with and without
+its overruling the coverage threshold; on the reader's best over the first 1, 3 or 5 sentences; each
+reported on what it was not fitted on.
 
 Fitted on SQuAD's training side (``qa bench removed --articles train``) and our two question files;
 reported on SQuAD's held-out articles (answer present: answered and right; answer removed: refused),
@@ -44,11 +45,12 @@ from qa.evaluation.calibrate import (
     Observation,
     rates,
     search,
+    search_overrule,
     search_reader_rule,
     source_weights,
 )
 from qa.evaluation.evaluate import evidence_in, load_eval_set
-from qa.pipeline.answerability import EVERY, FACT
+from qa.pipeline.answerability import EVERY, FACT, ReaderRule, Thresholds
 from qa.pipeline.confidence import confidence_inputs
 from qa.question import strip_document_phrases
 from tools.train_reader import load_written
@@ -73,6 +75,18 @@ LEFT_OUT: dict[str, Callable[[Observation], Observation]] = {
     "without the key-word coverage threshold": lambda o: replace(o, coverage=1.0),
     "without the answer type (a value of the kind asked for)": lambda o: replace(o, typed=True),
 }
+
+
+def reader_rule(training: list[Observation], thresholds: Thresholds, judges: str = FACT) -> ReaderRule:
+    """The reader rule as `qa calibrate` fits it on ``training``: the reader's threshold, then the
+    probability at which it overrules the coverage threshold."""
+    rule, _ = search_reader_rule(training, thresholds, judges)
+    return replace(rule, overrule=search_overrule(training, rule))
+
+
+def _named(name: str, rule: ReaderRule) -> str:
+    overrule = "never" if rule.overrule is None else f"{rule.overrule:.2f}"
+    return f"{name} (reader >= {rule.reader:.2f}, overrules coverage at {overrule})"
 
 
 def collect(squad_v1: Path, every: int, settings: Settings) -> list[dict[str, Any]]:
@@ -278,8 +292,11 @@ def main(argv: list[str] | None = None) -> None:
         for name, (depth, everything) in VARIANTS.items():
             read = observations(rows, depth)
             training = [o for s in fitting if s != held for o in read[s]]
-            rule, _ = search_reader_rule(training, thresholds, EVERY if everything else FACT)
-            lines.append(_row(f"{name} (reader >= {rule.reader:.2f})", label, rates(read[held], rule)))
+            rule = reader_rule(training, thresholds, EVERY if everything else FACT)
+            lines.append(_row(_named(name, rule), label, rates(read[held], rule)))
+            if depth == 1 and not everything:  # the service, the reader never overruling the coverage
+                rule = replace(rule, overrule=None)
+                lines.append(_row(f"{name} without the overrule", label, rates(read[held], rule)))
         training = [o for s in fitting if s != held for o in sources[s]]
         lines.append(
             _row(
@@ -292,8 +309,8 @@ def main(argv: list[str] | None = None) -> None:
             read = {source: [change(o) for o in obs] for source, obs in sources.items()}
             without, _ = search([o for s in FIT_SETS if s != held for o in read[s]])
             training = [o for s in fitting if s != held for o in read[s]]
-            rule, _ = search_reader_rule(training, without)
-            lines.append(_row(f"the service {name}", label, rates(read[held], rule)))
+            rule = reader_rule(training, without)
+            lines.append(_row(_named(f"the service {name}", rule), label, rates(read[held], rule)))
 
     table = "\n".join(lines)
     print(json.dumps({"table": table}, indent=2) if args.json else table)

@@ -376,6 +376,7 @@ class Ready(BaseModel):
                     "answer_rule": "reader",
                     "reader_threshold": 0.33,
                     "reader_judges": "fact",
+                    "reader_overrule": 0.8,
                     "warnings": [],
                     "last_reload_error": None,
                     "pipeline": [
@@ -424,6 +425,12 @@ class Ready(BaseModel):
         description="Which questions the reader's probability decides: fact (who, what, when, how many "
         "...; why, how and yes/no questions are left to the thresholds) or every (null without the "
         "reader). `qa calibrate` chooses.",
+    )
+    reader_overrule: float | None = Field(
+        default=None,
+        description="The probability at which the reader answers a question the coverage threshold "
+        "alone refuses (asked in other words than the passage's); null: never, or no reader. "
+        "`qa calibrate` fits it.",
     )
     warnings: list[str] = Field(
         default=[],

@@ -15,7 +15,7 @@ are asked and reported, never fitted on.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,16 @@ import numpy as np
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.evaluation.evaluate import EvalItem, evidence_in, missing_evidence
-from qa.pipeline.answerability import EVERY, FACT, JUDGES, ReaderRule, Rule, Thresholds, admits
+from qa.pipeline.answerability import (
+    EVERY,
+    FACT,
+    JUDGES,
+    ReaderRule,
+    Rule,
+    Thresholds,
+    admits,
+    short_of_coverage,
+)
 from qa.pipeline.confidence import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Logistic, confidence_inputs
 
 GRID = np.round(np.arange(0.0, 0.91, 0.01), 2)
@@ -102,6 +111,9 @@ def _arrays(obs: list[Observation], judges: str = FACT) -> dict[str, np.ndarray]
     }
     arrays["reader"] = np.array([o.reader or 0.0 for o in obs])
     arrays["judged"] = np.array([o.judged_by(judges) for o in obs], dtype=bool)
+    # the questions the reader's verdict can answer against the coverage threshold (its section's
+    # heading aside: a heading asking the question holds its key words)
+    arrays["asks"] = np.array([o.factoid or judges == EVERY for o in obs], dtype=bool)
     return arrays
 
 
@@ -114,7 +126,15 @@ def admitted(obs: list[Observation], rule: Rule) -> np.ndarray:
     admitted = admits(a["similarity"], a["coverage"], a["typed"], thresholds.similarity, thresholds.coverage)
     if isinstance(rule, ReaderRule):
         admitted &= ~a["judged"] | (a["reader"] >= rule.reader)
+        if rule.overrule is not None:
+            admitted |= _overruled(a, rule) & (a["reader"] >= rule.overrule)
     return admitted
+
+
+def _overruled(a: dict[str, np.ndarray], rule: ReaderRule) -> np.ndarray:
+    """The questions the reader can answer against the coverage threshold (``ReaderRule.may_overrule``)."""
+    short = short_of_coverage(a["similarity"], a["coverage"], a["typed"], rule.similarity, rule.coverage)
+    return np.asarray(short & a["asks"], dtype=bool)
 
 
 def _admitted(a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray) -> np.ndarray:
@@ -179,7 +199,7 @@ FOLDS = 5  # one question file held out against itself
 
 
 def within_one_file(
-    obs: list[Observation], reader: tuple[float, str] | None = None
+    obs: list[Observation], reader: tuple[float, str, float | None] | None = None
 ) -> dict[str, float] | None:
     """One question file held out against itself: for each fifth of its questions (each kind spread
     over the fifths), the thresholds fitted on the other four fifths (with ``reader``, the reader's own
@@ -245,8 +265,7 @@ def search_reader_rule(
     weights = source_weights(obs)
     base = admitted(obs, thresholds)
     judged = a["judged"]
-    few = min((judged & labels).sum(), (judged & ~labels).sum()) < MIN_READER_QUESTIONS
-    kept = keep is not None and few
+    kept = keep is not None and _too_few(a)
     grid = np.array([keep]) if kept else READER_GRID
     answered = base[None, :] & (~judged[None, :] | (a["reader"][None, :] >= grid[:, None]))
     answered_rate = (answered & labels).astype(float) @ weights / max((weights * labels).sum(), 1e-9)
@@ -259,6 +278,46 @@ def search_reader_rule(
     return ReaderRule(thresholds.similarity, thresholds.coverage, reader, source, judges), best
 
 
+def _too_few(a: dict[str, np.ndarray]) -> bool:
+    """Fewer than MIN_READER_QUESTIONS questions the reader judges of each kind, answerable and not."""
+    labels = a["answerable"].astype(bool)
+    return bool(min((a["judged"] & labels).sum(), (a["judged"] & ~labels).sum()) < MIN_READER_QUESTIONS)
+
+
+# The reader's probability at which it answers a question the coverage threshold refuses is searched
+# from the surest down, in steps of 0.01, to no lower than 0.5 (the reader's own even odds).
+OVERRULE_GRID = np.round(np.arange(0.99, 0.495, -0.01), 2)
+
+
+def search_overrule(obs: list[Observation], rule: ReaderRule, keep: bool = False) -> float | None:
+    """The probability at which the reader answers a question ``rule``'s thresholds refuse for its
+    coverage alone: walking down OVERRULE_GRID, the lowest at which the answers it adds on ``obs``
+    are, at every step so far, right at least as often as the answers the rule gives already (each
+    source weighing the same, and within it answerable and unanswerable questions): the reader
+    answers a question in other words only where that adds no more wrong answers, in proportion,
+    than the rule gives. None when no step does (or nothing is added). ``keep``: keep ``rule``'s own
+    (the reader's) when the questions the reader judges are too few, as for its threshold."""
+    a = _arrays(obs, rule.judges)
+    if keep and _too_few(a):
+        return rule.overrule
+    weights = source_weights(obs)
+    right = a["answerable"].astype(bool) & a["correct"].astype(bool)
+    answered = admitted(obs, replace(rule, overrule=None))
+    if not answered.any():
+        return None
+    floor = weights[answered & right].sum() / weights[answered].sum()
+    open_to = _overruled(a, rule)
+    chosen = None
+    for overrule in OVERRULE_GRID:
+        added = open_to & (a["reader"] >= overrule)
+        if not added.any():
+            continue
+        if weights[added & right].sum() / weights[added].sum() < floor:
+            break
+        chosen = float(overrule)
+    return chosen
+
+
 # The reader is let judge every question, not only fact questions, when that fits the questions at
 # least this much better (weighted balanced accuracy): on a tie the reader keeps to the questions it
 # was measured on most.
@@ -266,12 +325,18 @@ EVERY_MARGIN = 0.01
 
 
 def fit_reader_rule(
-    obs: list[Observation], thresholds: Thresholds, keep: float | None = None, keep_judges: str = FACT
+    obs: list[Observation],
+    thresholds: Thresholds,
+    keep: float | None = None,
+    keep_judges: str = FACT,
+    keep_overrule: float | None = None,
 ) -> tuple[ReaderRule, float, dict[str, float]]:
     """The reader rule on top of ``thresholds``: its threshold fitted with the reader judging fact
     questions and with it judging every question, and the better of the two (EVERY only by
-    EVERY_MARGIN); with too few questions for either (``keep``), the reader's own threshold and
-    ``keep_judges``. Also each form's weighted balanced accuracy."""
+    EVERY_MARGIN), then the probability at which it overrules the coverage threshold
+    (``search_overrule``); with too few questions for either (``keep``), the reader's own threshold,
+    ``keep_judges`` and ``keep_overrule``. Also each form's weighted balanced accuracy (without the
+    overrule: it answers questions the threshold's fit never sees)."""
     fits = {judges: search_reader_rule(obs, thresholds, judges, keep) for judges in JUDGES}
     scores = {judges: round(score, 4) for judges, (_, score) in fits.items()}
     if all(rule.source == "default" for rule, _ in fits.values()):
@@ -279,7 +344,8 @@ def fit_reader_rule(
     else:
         chosen = EVERY if fits[EVERY][1] >= fits[FACT][1] + EVERY_MARGIN else FACT
     rule, score = fits[chosen]
-    return rule, score, scores
+    kept = replace(rule, overrule=keep_overrule)
+    return replace(rule, overrule=search_overrule(obs, kept, keep=keep is not None)), score, scores
 
 
 def cross_validate(
@@ -287,6 +353,7 @@ def cross_validate(
     reader_over: dict[str, list[Observation]] | None = None,
     keep: float | None = None,
     keep_judges: str = FACT,
+    keep_overrule: float | None = None,
 ) -> list[dict[str, Any]]:
     """Leave one source out: fit on the others, report on it. With ``reader_over`` (more sources
     the reader threshold is fitted on, never reported here), the reader rule."""
@@ -297,7 +364,7 @@ def cross_validate(
         rule: Rule = thresholds
         if reader_over is not None:
             extra = [o for obs in reader_over.values() for o in obs]
-            rule = fit_reader_rule(training + extra, thresholds, keep, keep_judges)[0]
+            rule = fit_reader_rule(training + extra, thresholds, keep, keep_judges, keep_overrule)[0]
         rows.append(
             {
                 "source": held_out,
@@ -368,12 +435,13 @@ def fit(
     }
     if engine.reader is not None:
         pooled = everything + [o for obs in (observed or {}).values() for o in obs]
-        keep, keep_judges = engine.reader.default_threshold, engine.reader.default_judges
-        rule, rule_best, by_judges = fit_reader_rule(pooled, thresholds, keep, keep_judges)
+        own = (engine.reader.default_threshold, engine.reader.default_judges, engine.reader.default_overrule)
+        rule, rule_best, by_judges = fit_reader_rule(pooled, thresholds, *own)
         calibration["reader_rule"] = {
             "reader": engine.reader.name,
             "threshold": rule.reader,
             "judges": rule.judges,
+            "overrule": rule.overrule,
             "refitted": rule.source == "calibrated",  # else the reader's own, kept: too few questions
             "balanced_accuracy": round(rule_best, 4),
             "balanced_accuracy_by_judges": by_judges,
@@ -381,18 +449,20 @@ def fit(
             "questions": len(pooled),
             "fitted": {k: round(v, 4) for k, v in rates(pooled, rule).items()},
             "cross_validation": (
-                cross_validate(by_source, observed or {}, keep, keep_judges) if len(by_source) > 1 else []
+                cross_validate(by_source, observed or {}, *own) if len(by_source) > 1 else []
             ),
-            "within_one_file": (
-                within_one_file(everything, reader=(keep, keep_judges)) if len(by_source) == 1 else None
-            ),
+            "within_one_file": (within_one_file(everything, reader=own) if len(by_source) == 1 else None),
             "validation": _validated(validation_obs, rule),
         }
     final: Rule = thresholds
     if engine.reader is not None:
         stored = calibration["reader_rule"]
         final = ReaderRule(
-            thresholds.similarity, thresholds.coverage, stored["threshold"], judges=stored["judges"]
+            thresholds.similarity,
+            thresholds.coverage,
+            stored["threshold"],
+            judges=stored["judges"],
+            overrule=stored["overrule"],
         )
     in_use = engine.pipeline.answerability.rule_for(engine.index)
     calibration["in_use"] = {
@@ -604,7 +674,7 @@ def _validated(validation: dict[str, list[Observation]], rule: Rule) -> list[dic
     ]
 
 
-def _values(rule: Rule) -> dict[str, float | str]:
+def _values(rule: Rule) -> dict[str, float | str | None]:
     if isinstance(rule, ReaderRule):
         return rule.to_json()
     return {"similarity": rule.similarity, "coverage": rule.coverage}
@@ -653,6 +723,8 @@ def format_report(calibration: dict[str, Any]) -> str:
         now = in_use["rule"]
         every = " on every question" if now.get("judges") == EVERY else ""
         reader = f", reader >= {now['reader']:.2f}{every}" if "reader" in now else ""
+        if now.get("overrule") is not None:
+            reader += f", coverage overruled at reader >= {now['overrule']:.2f}"
         lines += [
             f"in use until now ({in_use['source']}): similarity >= {now['similarity']:.2f}, coverage >= "
             f"{now['coverage']:.2f}{reader}; on the fitting questions:",
@@ -684,6 +756,11 @@ def format_report(calibration: dict[str, Any]) -> str:
             "",
             f"reader rule ({read['reader']}), the answer rule while the reader is loaded: the thresholds above "
             f"and, for {judged}, the reader's probability >= {read['threshold']:.2f}",
+            "a question refused for coverage alone (asked in other words) is answered when the reader gives "
+            f">= {read['overrule']:.2f}"
+            if read.get("overrule") is not None
+            else "the reader never overrules the coverage threshold (no probability adds answers as often right "
+            "as the rule's)",
             f"(fitted on {read['questions']} questions: {', '.join(read['sources'])}; weighted balanced "
             f"accuracy {read['balanced_accuracy']:.3f})"
             if read.get("refitted", True)

@@ -64,6 +64,17 @@ def admits(similarity: Any, coverage: Any, typed: Any, min_similarity: Any, min_
     return (similarity >= min_similarity * factor) & (coverage >= min_coverage) & typed
 
 
+def short_of_coverage(
+    similarity: Any, coverage: Any, typed: Any, min_similarity: Any, min_coverage: Any
+) -> Any:
+    """The thresholds' rule refuses only for coverage: the passage is close enough and holds a value
+    of the kind asked for, but too few of the question's key words (the question in other words).
+    Written once, as ``admits``, for one question or many."""
+    return ~admits(similarity, coverage, typed, min_similarity, min_coverage) & admits(
+        similarity, 0.0, typed, min_similarity, 0.0
+    )
+
+
 # Which questions the reader judges: those asking for a fact (who, what, when, how many ...), or every
 # question, why, how and yes/no too. `qa calibrate` chooses, on the questions it is given.
 FACT, EVERY = "fact", "every"
@@ -77,13 +88,19 @@ class ReaderRule:
     default it judges questions asking for a fact (``answer_type.asks_for_a_fact``) and leaves why,
     how and yes/no questions to the thresholds: on the article's questions it doubts their answers
     (docs/reader.md); `qa calibrate` lets it judge every question where the questions it is fitted
-    on say so (``judges``)."""
+    on say so (``judges``).
+
+    A question the thresholds refuse only for coverage (``short_of_coverage``: asked in other words
+    than the passage's) is answered when the reader is sure the passage's sentence states the fact
+    asked for: its probability at least ``overrule`` (None: never). `qa calibrate` fits it
+    (``calibrate.search_overrule``)."""
 
     similarity: float
     coverage: float
     reader: float  # the least probability the reader must give a judged question's best sentence
     source: str = "default"
     judges: str = FACT  # FACT or EVERY
+    overrule: float | None = None  # the probability at which the reader overrules the coverage threshold
 
     @property
     def thresholds(self) -> Thresholds:
@@ -93,17 +110,27 @@ class ReaderRule:
         """Whether the reader's verdict decides a question (``factoid``: it asks for a fact)."""
         return factoid or self.judges == EVERY
 
-    def admit(self, similarity: float, coverage: float, typed: bool, factoid: bool, read: float) -> bool:
-        return self.thresholds.admit(similarity, coverage, typed) and (
-            not self.judges_question(factoid) or read >= self.reader
+    def may_overrule(self, similarity: float, coverage: float, typed: bool, factoid: bool) -> bool:
+        """Whether the reader's verdict can answer a question the thresholds refuse for coverage."""
+        return (
+            self.overrule is not None
+            and self.judges_question(factoid)
+            and bool(short_of_coverage(similarity, coverage, typed, self.similarity, self.coverage))
         )
 
-    def to_json(self) -> dict[str, float | str]:
+    def admit(self, similarity: float, coverage: float, typed: bool, factoid: bool, read: float) -> bool:
+        """The answer rule for one question (``read``: the reader's best probability)."""
+        if self.thresholds.admit(similarity, coverage, typed):
+            return not self.judges_question(factoid) or read >= self.reader
+        return self.may_overrule(similarity, coverage, typed, factoid) and read >= (self.overrule or 0.0)
+
+    def to_json(self) -> dict[str, float | str | None]:
         return {
             "similarity": self.similarity,
             "coverage": self.coverage,
             "reader": self.reader,
             "judges": self.judges,
+            "overrule": self.overrule,
         }
 
 
@@ -138,8 +165,10 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
     stored = (calibration or {}).get("reader_rule")
     if stored and stored.get("reader") == reader.name:
         judges = stored.get("judges", FACT)
+        # a calibration made before the reader could overrule the coverage: the reader's own
+        overrule = stored["overrule"] if "overrule" in stored else reader.default_overrule
         return ReaderRule(
-            thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated", judges
+            thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated", judges, overrule
         )
     return ReaderRule(
         thresholds.similarity,
@@ -147,6 +176,7 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
         reader.default_threshold,
         thresholds.source,
         reader.default_judges,
+        reader.default_overrule,
     )
 
 
@@ -253,7 +283,10 @@ class Answerability:
         heading = asked_by_heading(index, query, top) if top and (judged or work.read_all) else None
         # read even when the heading decides: the confidence and the short answer use the reading
         thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
-        decides = judged and thresholds.admit(similarity, coverage, typed)
+        decides = judged and (
+            thresholds.admit(similarity, coverage, typed)
+            or (isinstance(rule, ReaderRule) and rule.may_overrule(similarity, coverage, typed, factoid))
+        )
         readings = (
             _read(index, query, top, sentences, self.reader, self.read)
             if decides or work.read_all or work.explain
@@ -366,10 +399,25 @@ def _decide(
         as_asked = {word.stem.lower(): word.word for word in query.words}  # "toothache", not "toothach"
         unknown = [as_asked.get(stem, stem) for stem in index.lexicon.unknown(query.terms)]
         missing = f" (never used in the corpus: {', '.join(unknown)})" if unknown else ""
-        return "coverage", (
-            f"no passage in the corpus answers this: the closest passage covers {_share(coverage, thresholds.coverage)} "
-            f"of the question's key words, below the threshold {_share(thresholds.coverage, coverage)}{missing}"
+        covers = (
+            f"the closest passage covers {_share(coverage, thresholds.coverage)} of the question's key "
+            f"words, below the threshold {_share(thresholds.coverage, coverage)}{missing}"
         )
+        if (
+            isinstance(rule, ReaderRule)
+            and rule.overrule is not None
+            and rule.may_overrule(similarity, coverage, typed, evidence.factoid)
+        ):
+            # asked in other words than the passage's: the reader, sure enough, answers it
+            read = evidence.reader or 0.0
+            verdict = (
+                f"the reader gives {_figure(read, rule.overrule)} that it states the fact asked for "
+                f"({_figure(rule.overrule, read)} or more overrules the coverage threshold)"
+            )
+            if read >= rule.overrule:
+                return None, f"answered: {covers}, but {verdict}"
+            return "coverage", f"no passage in the corpus answers this: {covers}, and {verdict}"
+        return "coverage", f"no passage in the corpus answers this: {covers}"
     if evidence.numbers_missing:
         return "number", (
             f"no passage in the corpus answers this: the closest passage does not hold "

@@ -32,6 +32,7 @@ def explanation(work: Work, stages: list[dict[str, Any]]) -> dict[str, Any]:
         "similarity_needed": thresholds.similarity_needed(evidence.coverage),
         "reader": rule.reader if isinstance(rule, ReaderRule) else None,
         "reader_judges": rule.judges if isinstance(rule, ReaderRule) else None,
+        "reader_overrules_coverage": rule.overrule if isinstance(rule, ReaderRule) else None,
     }
     return {
         "question_terms": query.terms,

@@ -67,6 +67,7 @@ def ready_report(request: Request, engine: Engine, settings: Settings) -> Ready:
         answer_rule="reader" if isinstance(rule, ReaderRule) else "thresholds",
         reader_threshold=rule.reader if isinstance(rule, ReaderRule) else None,
         reader_judges=rule.judges if isinstance(rule, ReaderRule) else None,
+        reader_overrule=rule.overrule if isinstance(rule, ReaderRule) else None,
         warnings=rule_warnings(rule, engine.reader),
         last_reload_error=state_of(request.app).running.reloader.last_error,
         pipeline=engine.pipeline.describe(),
