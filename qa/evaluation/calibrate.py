@@ -764,7 +764,7 @@ def format_report(calibration: dict[str, Any]) -> str:
             f"(fitted on {read['questions']} questions: {', '.join(read['sources'])}; weighted balanced "
             f"accuracy {read['balanced_accuracy']:.3f})"
             if read.get("refitted", True)
-            else f"(the reader's own threshold, kept: fewer than {MIN_READER_QUESTIONS} questions it judges of "
+            else f"(the reader's own threshold and overrule, kept: fewer than {MIN_READER_QUESTIONS} questions it judges of "
             f"each kind, answerable and not, among the {read['questions']} to refit it on; weighted balanced "
             f"accuracy {read['balanced_accuracy']:.3f})",
         ]
