@@ -287,9 +287,7 @@ def short_of_coverage(answerable: bool, reader: float, source: str = "a") -> Obs
     return Observation(answerable, kind, 0.5, 0.2, True, True, source, reader, True)
 
 
-def test_calibrate_lets_the_reader_overrule_the_coverage_where_the_answers_it_adds_are_as_often_right() -> (
-    None
-):
+def test_calibrate_lets_the_reader_overrule_where_its_added_answers_are_as_often_right() -> None:
     rule = ReaderRule(0.3, 0.5, 0.5)
     # the rule answers four questions, three rightly (weighted: 0.6, the unanswerable weighing double)
     answered = [observation(True, 0.9, "a")] * 3 + [observation(False, 0.9, "a")]
@@ -297,9 +295,8 @@ def test_calibrate_lets_the_reader_overrule_the_coverage_where_the_answers_it_ad
     added = [short_of_coverage(True, 0.97), short_of_coverage(True, 0.93), short_of_coverage(False, 0.88)]
     below = [short_of_coverage(True, 0.8)]
     obs = answered + refused + added + below
-    assert (
-        search_overrule(obs, rule) == 0.89
-    )  # the lowest step before 0.88, where they are right half the time
+    # the lowest step before 0.88, where the answers it adds are right half the time
+    assert search_overrule(obs, rule) == 0.89
     fitted = rates(obs, ReaderRule(0.3, 0.5, 0.5, overrule=0.89))
     assert fitted["answered_answerable"] == 5 / 6 and fitted["refused_near_topic"] == 2 / 3
     # the surest answer it would add is wrong: it never overrules

@@ -403,18 +403,20 @@ def _decide(
             f"the closest passage covers {_share(coverage, thresholds.coverage)} of the question's key "
             f"words, below the threshold {_share(thresholds.coverage, coverage)}{missing}"
         )
-        if (
-            isinstance(rule, ReaderRule)
-            and rule.overrule is not None
+        overrule = (
+            rule.overrule
+            if isinstance(rule, ReaderRule)
             and rule.may_overrule(similarity, coverage, typed, evidence.factoid)
-        ):
-            # asked in other words than the passage's: the reader, sure enough, answers it
+            else None
+        )
+        # asked in other words than the passage's: the reader, when sure enough, answers it
+        if overrule is not None:
             read = evidence.reader or 0.0
             verdict = (
-                f"the reader gives {_figure(read, rule.overrule)} that it states the fact asked for "
-                f"({_figure(rule.overrule, read)} or more overrules the coverage threshold)"
+                f"the reader gives {_figure(read, overrule)} that it states the fact asked for "
+                f"({_figure(overrule, read)} or more overrules the coverage threshold)"
             )
-            if read >= rule.overrule:
+            if read >= overrule:
                 return None, f"answered: {covers}, but {verdict}"
             return "coverage", f"no passage in the corpus answers this: {covers}, and {verdict}"
         return "coverage", f"no passage in the corpus answers this: {covers}"
