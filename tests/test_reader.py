@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +160,10 @@ def test_a_sure_reader_answers_a_question_in_other_words_that_the_coverage_thres
     refused = engine_with(built_settings, unsure).ask(question, explain=True)
     assert not refused.answered and "the reader gives 0.60" in refused.explain["decision"]
     assert "doesn't mention" in (refused.reason or "")  # the plain reason, as for any coverage refusal
+    # a why question too, which the reader does not judge when the thresholds admit it
+    why = "Why do the workers collect sweet liquid from blossoms?"
+    assert not engine_with(built_settings, unsure).ask(why).answered
+    assert "gather nectar" in engine_with(built_settings, sure).ask(why).answer.text
     # a question the similarity threshold refuses is not the reader's to overrule
     assert not engine_with(built_settings, sure).ask("When did the bullet train start running?").answered
 
@@ -273,8 +276,8 @@ def test_the_reader_overrules_the_coverage_threshold_alone_and_only_when_sure() 
     # close enough, a value of the kind asked for, too few of the question's key words
     assert rule.admit(0.5, 0.2, True, True, 0.95)
     assert not rule.admit(0.5, 0.2, True, True, 0.85)  # not sure enough
-    assert not rule.admit(0.5, 0.2, True, False, 0.95)  # not a fact question: the thresholds decide
-    assert replace(rule, judges=EVERY).admit(0.5, 0.2, True, False, 0.95)  # unless it judges every one
+    assert rule.admit(0.5, 0.2, True, False, 0.95)  # a why or how question too: it is sure
+    assert not rule.admit(0.5, 0.2, True, False, 0.85)
     assert not rule.admit(0.1, 0.2, True, True, 0.99)  # too far from the question
     assert not rule.admit(0.5, 0.2, False, True, 0.99)  # no value of the kind asked for
     assert not ReaderRule(0.3, 0.5, 0.2).admit(0.5, 0.2, True, True, 0.99)  # no overrule fitted

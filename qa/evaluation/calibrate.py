@@ -111,9 +111,6 @@ def _arrays(obs: list[Observation], judges: str = FACT) -> dict[str, np.ndarray]
     }
     arrays["reader"] = np.array([o.reader or 0.0 for o in obs])
     arrays["judged"] = np.array([o.judged_by(judges) for o in obs], dtype=bool)
-    # the questions the reader's verdict can answer against the coverage threshold (its section's
-    # heading aside: a heading asking the question holds its key words)
-    arrays["asks"] = np.array([o.factoid or judges == EVERY for o in obs], dtype=bool)
     return arrays
 
 
@@ -134,7 +131,7 @@ def admitted(obs: list[Observation], rule: Rule) -> np.ndarray:
 def _overruled(a: dict[str, np.ndarray], rule: ReaderRule) -> np.ndarray:
     """The questions the reader can answer against the coverage threshold (``ReaderRule.may_overrule``)."""
     short = short_of_coverage(a["similarity"], a["coverage"], a["typed"], rule.similarity, rule.coverage)
-    return np.asarray(short & a["asks"], dtype=bool)
+    return np.asarray(short, dtype=bool)
 
 
 def _admitted(a: dict[str, np.ndarray], t_sim: np.ndarray, t_cov: np.ndarray) -> np.ndarray:

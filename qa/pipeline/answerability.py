@@ -91,9 +91,10 @@ class ReaderRule:
     on say so (``judges``).
 
     A question the thresholds refuse only for coverage (``short_of_coverage``: asked in other words
-    than the passage's) is answered when the reader is sure the passage's sentence states the fact
-    asked for: its probability at least ``overrule`` (None: never). `qa calibrate` fits it
-    (``calibrate.search_overrule``)."""
+    than the passage's) is answered when the reader is sure the passage's sentence states the answer:
+    its probability at least ``overrule`` (None: never). Any question, fact or not: where the reader
+    doubts a why or how question's answer, its doubt is not to be trusted, but it is seldom sure of a
+    sentence that does not answer one. `qa calibrate` fits it (``calibrate.search_overrule``)."""
 
     similarity: float
     coverage: float
@@ -110,19 +111,17 @@ class ReaderRule:
         """Whether the reader's verdict decides a question (``factoid``: it asks for a fact)."""
         return factoid or self.judges == EVERY
 
-    def may_overrule(self, similarity: float, coverage: float, typed: bool, factoid: bool) -> bool:
+    def may_overrule(self, similarity: float, coverage: float, typed: bool) -> bool:
         """Whether the reader's verdict can answer a question the thresholds refuse for coverage."""
-        return (
-            self.overrule is not None
-            and self.judges_question(factoid)
-            and bool(short_of_coverage(similarity, coverage, typed, self.similarity, self.coverage))
+        return self.overrule is not None and bool(
+            short_of_coverage(similarity, coverage, typed, self.similarity, self.coverage)
         )
 
     def admit(self, similarity: float, coverage: float, typed: bool, factoid: bool, read: float) -> bool:
         """The answer rule for one question (``read``: the reader's best probability)."""
         if self.thresholds.admit(similarity, coverage, typed):
             return not self.judges_question(factoid) or read >= self.reader
-        return self.may_overrule(similarity, coverage, typed, factoid) and read >= (self.overrule or 0.0)
+        return self.may_overrule(similarity, coverage, typed) and read >= (self.overrule or 0.0)
 
     def to_json(self) -> dict[str, float | str | None]:
         return {
@@ -283,9 +282,8 @@ class Answerability:
         heading = asked_by_heading(index, query, top) if top and (judged or work.read_all) else None
         # read even when the heading decides: the confidence and the short answer use the reading
         thresholds = rule.thresholds if isinstance(rule, ReaderRule) else rule
-        decides = judged and (
-            thresholds.admit(similarity, coverage, typed)
-            or (isinstance(rule, ReaderRule) and rule.may_overrule(similarity, coverage, typed, factoid))
+        decides = (judged and thresholds.admit(similarity, coverage, typed)) or (
+            isinstance(rule, ReaderRule) and rule.may_overrule(similarity, coverage, typed)
         )
         readings = (
             _read(index, query, top, sentences, self.reader, self.read)
@@ -405,8 +403,7 @@ def _decide(
         )
         overrule = (
             rule.overrule
-            if isinstance(rule, ReaderRule)
-            and rule.may_overrule(similarity, coverage, typed, evidence.factoid)
+            if isinstance(rule, ReaderRule) and rule.may_overrule(similarity, coverage, typed)
             else None
         )
         # asked in other words than the passage's: the reader, when sure enough, answers it
