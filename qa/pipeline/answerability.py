@@ -410,7 +410,7 @@ def _decide(
         if overrule is not None:
             read = evidence.reader or 0.0
             verdict = (
-                f"the reader gives {_figure(read, overrule)} that it states the fact asked for "
+                f"the reader gives {_figure(read, overrule)} that it states the answer "
                 f"({_figure(overrule, read)} or more overrules the coverage threshold)"
             )
             if read >= overrule:
