@@ -168,6 +168,32 @@ def test_a_sure_reader_answers_a_question_in_other_words_that_the_coverage_thres
     assert not engine_with(built_settings, sure).ask("When did the bullet train start running?").answered
 
 
+def test_a_calibrated_rule_keeps_its_overrule_and_an_older_one_takes_the_reader_s(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    from qa.store import IndexFolder
+
+    reader = FakeReader(tmp_path / "r", 0.9)
+    reader.default_overrule = 0.9
+    model = engine_with(built_settings, None).index.model
+    stored = {"reader": reader.name, "threshold": 0.3, "judges": FACT}
+
+    def rule_with(reader_rule: dict[str, Any]) -> ReaderRule:
+        thresholds = {"similarity": 0.2, "coverage": 0.5}
+        IndexFolder(built_settings.index_dir).save_calibration(
+            {"model": model, "thresholds": thresholds, "reader_rule": reader_rule}
+        )
+        engine = engine_with(built_settings, reader)
+        rule = engine.pipeline.answerability.rule_for(engine.index)
+        assert isinstance(rule, ReaderRule)
+        return rule
+
+    # stored before the reader could overrule: the reader's own
+    assert rule_with(stored) == ReaderRule(0.2, 0.5, 0.3, "calibrated", FACT, 0.9)
+    assert rule_with({**stored, "overrule": None}).overrule is None  # as fitted: never
+    assert rule_with({**stored, "overrule": 0.95}).overrule == 0.95
+
+
 def test_the_answer_rule_follows_the_reader(built_settings: Settings, tmp_path: Path) -> None:
     engine = engine_with(built_settings, None)
     assert isinstance(thresholds_for(engine.index, built_settings), Thresholds)
