@@ -430,10 +430,12 @@ def fit(
         "left_out": left_out,
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    final: Rule = thresholds  # the rule the confidence and relevance are fitted under
     if engine.reader is not None:
         pooled = everything + [o for obs in (observed or {}).values() for o in obs]
         own = (engine.reader.default_threshold, engine.reader.default_judges, engine.reader.default_overrule)
         rule, rule_best, by_judges = fit_reader_rule(pooled, thresholds, *own)
+        final = rule
         calibration["reader_rule"] = {
             "reader": engine.reader.name,
             "threshold": rule.reader,
@@ -451,16 +453,6 @@ def fit(
             "within_one_file": (within_one_file(everything, reader=own) if len(by_source) == 1 else None),
             "validation": _validated(validation_obs, rule),
         }
-    final: Rule = thresholds
-    if engine.reader is not None:
-        stored = calibration["reader_rule"]
-        final = ReaderRule(
-            thresholds.similarity,
-            thresholds.coverage,
-            stored["threshold"],
-            judges=stored["judges"],
-            overrule=stored["overrule"],
-        )
     in_use = engine.pipeline.answerability.rule_for(engine.index)
     calibration["in_use"] = {
         "rule": _values(in_use),
