@@ -350,8 +350,10 @@ def test_calibrate_lets_the_reader_judge_every_question_only_where_that_fits_bet
     rule, _, by_judges = fit_reader_rule(facts + blind * MIN_READER_QUESTIONS, thresholds)
     assert rule.judges == FACT and by_judges[EVERY] <= by_judges[FACT]
     # too few questions of each kind to refit either: the reader's own threshold and choice stay
-    kept, _, _ = fit_reader_rule(facts[:4] + telling, thresholds, keep=0.28, keep_judges=EVERY)
-    assert (kept.reader, kept.judges, kept.source) == (0.28, EVERY, "default")
+    own = ReaderRule(0.2, 0.6, 0.28, judges=EVERY, overrule=0.93)
+    kept, _, _ = fit_reader_rule(facts[:4] + telling, thresholds, own)
+    assert (kept.reader, kept.judges, kept.overrule, kept.source) == (0.28, EVERY, 0.93, "default")
+    assert (kept.similarity, kept.coverage) == (0.3, 0.5)  # on the thresholds fitted here
 
 
 def test_the_reader_threshold_is_refitted_only_on_enough_fact_questions_of_each_kind() -> None:

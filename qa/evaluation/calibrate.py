@@ -32,6 +32,7 @@ from qa.pipeline.answerability import (
     Rule,
     Thresholds,
     admits,
+    own_rule,
     short_of_coverage,
 )
 from qa.pipeline.confidence import CONFIDENCE_INPUTS, RELEVANCE_INPUTS, Logistic, confidence_inputs
@@ -195,13 +196,11 @@ def search(obs: list[Observation]) -> tuple[Thresholds, float]:
 FOLDS = 5  # one question file held out against itself
 
 
-def within_one_file(
-    obs: list[Observation], reader: tuple[float, str, float | None] | None = None
-) -> dict[str, float] | None:
+def within_one_file(obs: list[Observation], own: ReaderRule | None = None) -> dict[str, float] | None:
     """One question file held out against itself: for each fifth of its questions (each kind spread
-    over the fifths), the thresholds fitted on the other four fifths (with ``reader``, the reader's own
-    threshold and questions it judges, the reader rule as `qa calibrate` fits it); the figures pooled
-    over the fifths. None when a fifth's training side lacks a kind."""
+    over the fifths), the thresholds fitted on the other four fifths (with ``own``, the reader's own
+    rule, the reader rule as `qa calibrate` fits it); the figures pooled over the fifths. None when a
+    fifth's training side lacks a kind."""
     answered = np.zeros(len(obs), dtype=bool)
     order = sorted(range(len(obs)), key=lambda i: (obs[i].answerable, i))
     fold = np.empty(len(obs), dtype=int)
@@ -214,7 +213,7 @@ def within_one_file(
         if all(o.answerable for o in training) or not any(o.answerable for o in training):
             return None
         thresholds = search(training)[0]
-        rule: Rule = thresholds if reader is None else fit_reader_rule(training, thresholds, *reader)[0]
+        rule: Rule = thresholds if own is None else fit_reader_rule(training, thresholds, own)[0]
         answered[held] = admitted([obs[i] for i in held], rule)
     r = {k: round(float(v), 4) for k, v in _rates_of(_arrays(obs), answered).items()}
     for kind in sorted({o.kind for o in obs if not o.answerable}):
@@ -322,38 +321,35 @@ EVERY_MARGIN = 0.01
 
 
 def fit_reader_rule(
-    obs: list[Observation],
-    thresholds: Thresholds,
-    keep: float | None = None,
-    keep_judges: str = FACT,
-    keep_overrule: float | None = None,
+    obs: list[Observation], thresholds: Thresholds, own: ReaderRule | None = None
 ) -> tuple[ReaderRule, float, dict[str, float]]:
     """The reader rule on top of ``thresholds``: its threshold fitted with the reader judging fact
     questions and with it judging every question, and the better of the two (EVERY only by
     EVERY_MARGIN), then the probability at which it overrules the coverage threshold
-    (``search_overrule``); with too few questions for either (``keep``), the reader's own threshold,
-    ``keep_judges`` and ``keep_overrule``. Also each form's weighted balanced accuracy (without the
-    overrule: it answers questions the threshold's fit never sees)."""
+    (``search_overrule``); with too few questions for either, what ``own`` (the reader's own rule,
+    ``answerability.own_rule``) says: its threshold, the questions it judges and its overrule. Also
+    each form's weighted balanced accuracy (without the overrule: it answers questions the
+    threshold's fit never sees)."""
+    keep = None if own is None else own.reader
     fits = {judges: search_reader_rule(obs, thresholds, judges, keep) for judges in JUDGES}
     scores = {judges: round(score, 4) for judges, (_, score) in fits.items()}
     if all(rule.source == "default" for rule, _ in fits.values()):
-        chosen = keep_judges
+        chosen = FACT if own is None else own.judges
     else:
         chosen = EVERY if fits[EVERY][1] >= fits[FACT][1] + EVERY_MARGIN else FACT
     rule, score = fits[chosen]
-    kept = replace(rule, overrule=keep_overrule)
-    return replace(rule, overrule=search_overrule(obs, kept, keep=keep is not None)), score, scores
+    kept = replace(rule, overrule=None if own is None else own.overrule)
+    return replace(rule, overrule=search_overrule(obs, kept, keep=own is not None)), score, scores
 
 
 def cross_validate(
     by_source: dict[str, list[Observation]],
     reader_over: dict[str, list[Observation]] | None = None,
-    keep: float | None = None,
-    keep_judges: str = FACT,
-    keep_overrule: float | None = None,
+    own: ReaderRule | None = None,
 ) -> list[dict[str, Any]]:
     """Leave one source out: fit on the others, report on it. With ``reader_over`` (more sources
-    the reader threshold is fitted on, never reported here), the reader rule."""
+    the reader threshold is fitted on, never reported here), the reader rule (``own``: the
+    reader's own, for ``fit_reader_rule``)."""
     rows = []
     for held_out, observations in by_source.items():
         training = [o for name, obs in by_source.items() if name != held_out for o in obs]
@@ -361,7 +357,7 @@ def cross_validate(
         rule: Rule = thresholds
         if reader_over is not None:
             extra = [o for obs in reader_over.values() for o in obs]
-            rule = fit_reader_rule(training + extra, thresholds, keep, keep_judges, keep_overrule)[0]
+            rule = fit_reader_rule(training + extra, thresholds, own)[0]
         rows.append(
             {
                 "source": held_out,
@@ -433,8 +429,8 @@ def fit(
     final: Rule = thresholds  # the rule the confidence and relevance are fitted under
     if engine.reader is not None:
         pooled = everything + [o for obs in (observed or {}).values() for o in obs]
-        own = (engine.reader.default_threshold, engine.reader.default_judges, engine.reader.default_overrule)
-        rule, rule_best, by_judges = fit_reader_rule(pooled, thresholds, *own)
+        own = own_rule(engine.reader, thresholds)
+        rule, rule_best, by_judges = fit_reader_rule(pooled, thresholds, own)
         final = rule
         calibration["reader_rule"] = {
             "reader": engine.reader.name,
@@ -448,9 +444,9 @@ def fit(
             "questions": len(pooled),
             "fitted": {k: round(v, 4) for k, v in rates(pooled, rule).items()},
             "cross_validation": (
-                cross_validate(by_source, observed or {}, *own) if len(by_source) > 1 else []
+                cross_validate(by_source, observed or {}, own) if len(by_source) > 1 else []
             ),
-            "within_one_file": (within_one_file(everything, reader=own) if len(by_source) == 1 else None),
+            "within_one_file": (within_one_file(everything, own) if len(by_source) == 1 else None),
             "validation": _validated(validation_obs, rule),
         }
     in_use = engine.pipeline.answerability.rule_for(engine.index)

@@ -169,6 +169,12 @@ def thresholds_for(index: LoadedIndex, settings: Settings, reader: Reader | None
         return ReaderRule(
             thresholds.similarity, thresholds.coverage, stored["threshold"], "calibrated", judges, overrule
         )
+    return own_rule(reader, thresholds)
+
+
+def own_rule(reader: Reader, thresholds: Thresholds) -> ReaderRule:
+    """The reader rule on ``thresholds`` with the reader's own threshold, judges and overrule (its
+    ``rule.json``, fitted when it was made): what a calibration on too few questions keeps."""
     return ReaderRule(
         thresholds.similarity,
         thresholds.coverage,
