@@ -18,6 +18,11 @@ from qa.answer_type import NUMBER_WORDS, is_number, is_value_word
 from qa.question import rarity
 
 STEMMER_LANGUAGE = "english"
+# Snowball keeps the "s" of a plural without a vowel ("DVDs", "PCs", "TVs" stem to "dvds"), so an
+# acronym and its plural had two stems; such a stem loses its "s" ("dvd"). Part of the keyword-index
+# settings: an index built with Snowball's stems alone is rebuilt.
+ACRONYM_PLURALS = "singular"
+_ACRONYM_PLURAL = re.compile(r"[b-df-hj-np-tv-xz]{2,}s")
 # The NLTK English list: it includes question words (who, what, how), which carry no topic.
 STOPWORDS = list(STOPWORDS_EN_PLUS)
 _STOPSET = frozenset(STOPWORDS)
@@ -43,14 +48,26 @@ def spell_signs(text: str) -> str:
     return _SIGN.sub(lambda sign: f" {_SIGN_WORDS[sign[0]]} ", text)
 
 
+class _Stemmer:
+    """Snowball's English stems (PyStemmer), an acronym's plural stemmed as the acronym."""
+
+    def __init__(self) -> None:
+        self._snowball = Stemmer.Stemmer(STEMMER_LANGUAGE)
+
+    def stemWords(self, words: list[str]) -> list[str]:  # the name bm25s and PyStemmer use
+        return [
+            stem[:-1] if _ACRONYM_PLURAL.fullmatch(stem) else stem for stem in self._snowball.stemWords(words)
+        ]
+
+
 _local = threading.local()
 
 
-def _stemmer() -> Stemmer.Stemmer:
+def _stemmer() -> _Stemmer:
     """One stemmer per thread: PyStemmer's must not be called from two threads at once."""
     stemmer = getattr(_local, "stemmer", None)
     if stemmer is None:
-        stemmer = _local.stemmer = Stemmer.Stemmer(STEMMER_LANGUAGE)
+        stemmer = _local.stemmer = _Stemmer()
     return stemmer
 
 

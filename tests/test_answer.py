@@ -145,6 +145,24 @@ def test_unknown_words_are_named_when_refusing(built_settings: Settings) -> None
     assert "brazil" in result.explain["unknown_terms"]
 
 
+def test_an_acronym_asked_in_the_singular_is_found_in_its_plural_and_how_many_names_nothing(
+    tmp_path, small_settings: Settings
+) -> None:
+    from qa.builder import build_index
+    from tests.conftest import write_corpus
+
+    text = "# Lending\n\nMembers may borrow up to four DVDs at a time, each for one week.\n"
+    settings = small_settings.model_copy(
+        update={"corpus_dir": write_corpus(tmp_path / "library", {"lending.md": text})}
+    )
+    build_index(settings, HashingEncoder())
+    result = engine_for(settings).ask("How many DVD can a member borrow?", explain=True)
+    assert result.explain is not None
+    assert result.explain["question_terms"] == ["dvd", "member", "borrow"]  # "many" asks, names nothing
+    assert result.explain["unknown_terms"] == []  # "DVDs" of the text is "dvd" too
+    assert result.explain["signals"]["coverage"] >= FULL_COVERAGE
+
+
 def test_cache_returns_same_answer_and_clears_on_swap(built_settings: Settings) -> None:
     engine = engine_for(built_settings)
     first = engine.ask("Where does the Shinkansen run?")

@@ -11,7 +11,7 @@ from qa.encoder import Encoder
 from qa.errors import IndexMismatch, QAError
 from qa.store.folder import IndexFolder
 from qa.store.format import Manifest
-from qa.terms import STEMMER_LANGUAGE
+from qa.terms import ACRONYM_PLURALS, STEMMER_LANGUAGE
 
 
 def splitter_settings(settings: Settings) -> dict[str, object]:
@@ -27,6 +27,7 @@ def keyword_settings(settings: Settings) -> dict[str, object]:
     """How passages become keyword-index terms and BM25 scores; a change means a rebuild."""
     return {
         "stemmer": STEMMER_LANGUAGE,
+        "acronym_plurals": ACRONYM_PLURALS,
         "stopwords": "nltk-english",
         "bm25_k1": settings.bm25_k1,
         "bm25_b": settings.bm25_b,
