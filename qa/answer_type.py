@@ -45,7 +45,11 @@ _MONTHS = (
 _TIME = re.compile(
     rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({_MONTHS})\b|\b(century|centuries|decade|decades|ago|yesterday|today|"
     rf"tomorrow|(?:mon|tues|wednes|thurs|fri|satur|sun)days?|weekends?|weekdays?|spring|summer|autumn|fall|winter|"
-    rf"annually|weekly|daily|noon|midday|midnight)\b"
+    rf"annually|yearly|quarterly|monthly|fortnightly|weekly|daily|nightly|hourly|noon|midday|midnight)\b"
+    # a time told from another: "next month", "each spring", "every morning", "within 24 hours"
+    rf"|\b(?:next|last|each|every|following|previous)\s+(?:years?|quarters?|months?|weeks?|days?|"
+    rf"mornings?|afternoons?|evenings?|nights?)\b|\bwithin\s+(?:\d+|{'|'.join(_CARDINALS[1:])}|a|an)\s+"
+    rf"(?:minutes?|hours?|days?|weeks?|months?|years?)\b"
     # a time of day: "8 o'clock", "8:30", "8 am", "6.30 p.m."
     rf"|\b\d{{1,2}}\s*o[’']\s*clock\b|\b\d{{1,2}}:[0-5]\d\b|\b\d{{1,2}}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?",
     re.IGNORECASE,

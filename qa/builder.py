@@ -88,12 +88,16 @@ class BuildReport:
             f"{self.split_seconds:.2f}s, write {self.write_seconds:.2f}s)"
             + (f" into {self.shards} shards" if self.shards > 1 else "")
             + f"; fingerprint {self.fingerprint[:12]}",
-            *(f"citation id gone: {pid}" for pid in self.removed_passage_ids),
+            *(
+                [f"citation ids gone (`/passages/ID` now answers 404): {_listed(self.removed_passage_ids)}"]
+                if self.removed_passage_ids
+                else []
+            ),
         ]
 
 
 def _listed(ids: list[str], most: int = 20) -> str:
-    """Document ids for a line of the report: the first ``most`` and how many more."""
+    """Ids for a line of the report: the first ``most`` and how many more (``--json`` has them all)."""
     shown = ", ".join(ids[:most])
     return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 

@@ -71,6 +71,8 @@ def test_rebuild_reembeds_only_what_changed(built_settings: Settings) -> None:
     assert report.passages_removed == 1 and report.passages_added == 1
     assert report.texts_embedded == 3  # the edited passage, its edited sentence and the new word "320"
     assert len(report.removed_passage_ids) == 1 and report.removed_passage_ids[0].startswith("trains:")
+    gone = [line for line in report.lines() if line.startswith("citation ids gone")]
+    assert gone == [f"citation ids gone (`/passages/ID` now answers 404): {report.removed_passage_ids[0]}"]
 
 
 def test_new_bm25_parameters_rebuild_the_keyword_index_only(built_settings: Settings) -> None:
