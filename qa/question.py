@@ -28,10 +28,6 @@ _ABOUT_DOCUMENT = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
-# "How much" and "how many" ask for an amount as "how" asks for a manner: the quantifier names
-# nothing the question is about, and the passage stating the amount seldom says "much" or "many".
-# Left out of the words searched and counted (the encoder reads the question whole).
-_HOW_QUANTIFIER = re.compile(r"\b(how)\s+(?:much|many)\b", re.IGNORECASE)
 
 # Rarity in general English: wordfreq's Zipf scale is log10 of occurrences per billion words
 # ("the" 7.7, "budget" 4.8, "Nvidia" 3.3, a misspelling 0-1). Weight = ZIPF_COMMON - zipf, kept
@@ -63,11 +59,6 @@ def strip_document_phrases(question: str) -> str:
     stripped = _ABOUT_DOCUMENT.sub(" ", question)
     stripped = re.sub(r"\s+", " ", stripped).strip(" ,;:")
     return stripped if re.search(r"\w", stripped) else question
-
-
-def key_text(question: str) -> str:
-    """The question as its key words are read from: "how much" and "how many" as "how"."""
-    return _HOW_QUANTIFIER.sub(r"\1", question)
 
 
 @lru_cache(maxsize=50_000)

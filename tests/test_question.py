@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qa.answer_type import expected_type, is_value_word, satisfies
-from qa.question import correct, key_text, prepare, rarity, strip_document_phrases
+from qa.question import correct, prepare, rarity, strip_document_phrases
 from qa.terms import Lexicon, QueryWord, analyze_one, content_words, stems
 
 
@@ -245,18 +245,3 @@ def test_an_acronym_and_its_plural_have_one_stem(plural: str, singular: str) -> 
     # Snowball alone keeps the "s" of a plural without a vowel ("dvds"): the two never matched.
     assert analyze_one(plural) == analyze_one(singular) == stems([singular.lower()])
     assert stems([plural.lower()]) == stems([singular.lower()])
-
-
-@pytest.mark.parametrize(
-    ("question", "key_words"),
-    [
-        ("How much does a DVD cost?", ["dvd", "cost"]),
-        ("how   MANY stations are there", ["stations"]),
-        ("Is there much demand for it?", ["much", "demand"]),  # not asking an amount: a word of its own
-        ("How many dollars did it cost?", ["dollars", "cost"]),
-    ],
-)
-def test_how_much_and_how_many_ask_for_an_amount_and_name_nothing(
-    question: str, key_words: list[str]
-) -> None:
-    assert content_words(key_text(question)) == key_words

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from cachetools import LRUCache
 
-from qa.question import MAX_WORDS, Prepared, key_text, prepare
+from qa.question import MAX_WORDS, Prepared, prepare
 from qa.terms import QueryWord, analyze_one, content_words, stems
 
 if TYPE_CHECKING:
@@ -77,8 +77,7 @@ class QueryStage:
             prepare(q, lexicon.words, lexicon.word_ids) if self.prepare_questions else Prepared(q, q, {})
             for q in questions
         ]
-        keyed = [key_text(p.text) for p in prepared]
-        words = [content_words(text)[:MAX_WORDS] for text in keyed]
+        words = [content_words(p.text)[:MAX_WORDS] for p in prepared]
         unknown = {w for ws in words for w in ws if w not in lexicon.word_ids}
         with self._lock:
             fresh = {w: v for w in unknown if (v := self._word_vectors.get(w)) is not None}
@@ -88,7 +87,7 @@ class QueryStage:
             for w, v in zip(new_words, vectors[len(questions) :]):
                 fresh[w] = self._word_vectors[w] = v
         result = []
-        for ready, key, vector, qwords in zip(prepared, keyed, vectors, words):
+        for ready, vector, qwords in zip(prepared, vectors, words):
             word_vectors = [
                 lexicon.vectors[lexicon.word_ids[w]] if w in lexicon.word_ids else fresh[w] for w in qwords
             ]
@@ -101,7 +100,7 @@ class QueryStage:
                 Query(
                     text=ready.text,
                     vector=vector,
-                    terms=analyze_one(key),
+                    terms=analyze_one(ready.text),
                     words=query_words,
                     asked=ready.asked,
                 )
