@@ -76,6 +76,8 @@ class BuildReport:
             )
             if ids
         ]
+        gone = self.removed_passage_ids
+        cited = [f"citation ids gone (`/passages/ID` now answers 404): {_listed(gone)}"] if gone else []
         return [
             *skipped,
             f"documents: {len(self.documents_added)} added, {len(self.documents_changed)} changed, "
@@ -88,11 +90,7 @@ class BuildReport:
             f"{self.split_seconds:.2f}s, write {self.write_seconds:.2f}s)"
             + (f" into {self.shards} shards" if self.shards > 1 else "")
             + f"; fingerprint {self.fingerprint[:12]}",
-            *(
-                [f"citation ids gone (`/passages/ID` now answers 404): {_listed(self.removed_passage_ids)}"]
-                if self.removed_passage_ids
-                else []
-            ),
+            *cited,
         ]
 
 

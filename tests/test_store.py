@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.builder import build_index
+from qa.builder import BuildReport, build_index
 from qa.config import Settings
 from qa.encoder import BatchingEncoder, HashingEncoder
 from qa.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
@@ -73,6 +73,11 @@ def test_rebuild_reembeds_only_what_changed(built_settings: Settings) -> None:
     assert len(report.removed_passage_ids) == 1 and report.removed_passage_ids[0].startswith("trains:")
     gone = [line for line in report.lines() if line.startswith("citation ids gone")]
     assert gone == [f"citation ids gone (`/passages/ID` now answers 404): {report.removed_passage_ids[0]}"]
+    many = BuildReport("f" * 12, removed_passage_ids=[f"doc:{n:02d}" for n in range(25)])
+    (line,) = [line for line in many.lines() if line.startswith("citation ids gone")]
+    assert line.endswith(
+        ": " + ", ".join(f"doc:{n:02d}" for n in range(20)) + " and 5 more"
+    )  # one bounded line
 
 
 def test_new_bm25_parameters_rebuild_the_keyword_index_only(built_settings: Settings) -> None:
