@@ -9,11 +9,18 @@ from __future__ import annotations
 import re
 
 _NUMBER_QUESTION = re.compile(
-    r"\bhow (many|much)\b|\bwhat (percentage|proportion|fraction|amount|number|sum|share)\b", re.IGNORECASE
+    r"\bhow (many|much)\b|\bwhat (percentage|proportion|fraction|amount|number|sum|share)\b"
+    # a measure: "how old must you be", "how deep are the tunnels", "at what age", "what speed"
+    r"|\bhow (old|tall|high|deep|wide|heavy|big|large)\b"
+    r"|\b(what|which) (age|height|weight|depth|width|speed|distance|altitude|elevation)\b",
+    re.IGNORECASE,
 )
 _TIME_QUESTION = re.compile(
-    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b", re.IGNORECASE
+    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b"
+    r"|\bwhat time\b(?!\s+(zones?|periods?|frames?|of)\b)",
+    re.IGNORECASE,
 )
+_TEMPERATURE_QUESTION = re.compile(r"\b(what|which) temperatures?\b|\bhow (hot|cold|warm)\b", re.IGNORECASE)
 _DURATION_QUESTION = re.compile(r"\bhow long\b(?! ago)", re.IGNORECASE)
 # Number words and their values, cardinal and ordinal ("four", "fourth": 4): what a sentence holds
 # as a number here, what word coverage takes only as it is, and what ``qa/terms.py`` compares
@@ -67,6 +74,12 @@ _DURATION = re.compile(
 )
 
 
+# A temperature: "400 °C", "minus 18 degrees", "70C", "98.6 Fahrenheit"
+_TEMPERATURE = re.compile(
+    r"°|\bdegrees?\b|\bcelsius\b|\bfahrenheit\b|\bkelvins?\b|\b\d+(?:[.,]\d+)?\s?[CF]\b", re.IGNORECASE
+)
+
+
 # Words that name one value of a closed set: numbers, ordinals, months, days, seasons, the points of
 # the compass. Two of them are close as vectors ("east" ~ "west" 0.80, "three" ~ "four" 0.82) and
 # are never the same fact, so word coverage takes them only as they are (`qa/terms.py`).
@@ -90,7 +103,9 @@ def is_value_word(word: str) -> bool:
 
 
 def expected_type(question: str) -> str | None:
-    """ "number", "time", "duration" (how long) or None (any answer will do)."""
+    """ "number", "time", "duration" (how long), "temperature" or None (any answer will do)."""
+    if _TEMPERATURE_QUESTION.search(question):
+        return "temperature"
     if _TIME_QUESTION.search(question):
         return "time"
     if _DURATION_QUESTION.search(question):
@@ -104,7 +119,7 @@ def satisfies(answer_type: str | None, sentence: str, question: str) -> bool:
     """The sentence holds a value of the expected type that the question did not already give."""
     if answer_type is None:
         return True
-    pattern = {"time": _TIME, "duration": _DURATION}.get(answer_type, _NUMBER)
+    pattern = {"time": _TIME, "duration": _DURATION, "temperature": _TEMPERATURE}.get(answer_type, _NUMBER)
     asked, found = _values(pattern, question), _values(pattern, sentence)
     if answer_type == "number":  # a figure inside a longer token counts as a number
         found |= _values(_FIGURE, sentence)
@@ -121,7 +136,8 @@ def _values(pattern: re.Pattern[str], text: str) -> set[str]:
 # on such questions (SQuAD's are 78-88% of this form) and checks that the passage states the fact;
 # why, how and yes/no questions, whose answer is an explanation, it was not trained to judge.
 _FACT_QUESTION = re.compile(
-    r"^\W*(?:who|whom|whose|which|what|when|where|how (?:many|much|long|old|big|large|far|often)"
+    r"^\W*(?:who|whom|whose|which|what|when|where"
+    r"|how (?:many|much|long|old|big|large|far|often|tall|high|deep|wide|heavy|fast|hot|cold|warm)"
     r"|(?:in|on|at|by|from|for|to) (?:what|which|whom)|name)\b",
     re.IGNORECASE,
 )

@@ -161,6 +161,28 @@ def test_an_acronym_asked_in_the_singular_is_found_in_its_plural(tmp_path, small
     assert result.explain["signals"]["coverage"] >= FULL_COVERAGE
 
 
+def test_a_temperature_asked_of_a_passage_without_one_is_refused_with_what_is_missing(
+    tmp_path, small_settings: Settings
+) -> None:
+    from qa.builder import build_index
+    from tests.conftest import write_corpus
+
+    text = (
+        "# Programmes\n\nThe Eco programme takes 3 hours 40 minutes and uses 9.5 litres of water.\n\n"
+        "The Intensive programme runs at 70 °C and takes 2 hours 15 minutes.\n"
+    )
+    settings = small_settings.model_copy(
+        update={"corpus_dir": write_corpus(tmp_path / "manual", {"dishwasher.md": text})}
+    )
+    build_index(settings, HashingEncoder())
+    engine = engine_for(settings)
+    eco = engine.ask("What temperature is the Eco programme?")
+    assert not eco.answered
+    assert eco.reason is not None and "don't give a temperature" in eco.reason
+    intensive = engine.ask("What temperature is the Intensive programme?")
+    assert intensive.answer is not None and "70 °C" in intensive.answer.text
+
+
 def test_cache_returns_same_answer_and_clears_on_swap(built_settings: Settings) -> None:
     engine = engine_for(built_settings)
     first = engine.ask("Where does the Shinkansen run?")

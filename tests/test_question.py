@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.answer_type import expected_type, is_value_word, satisfies
+from qa.answer_type import asks_for_a_fact, expected_type, is_value_word, satisfies
 from qa.question import correct, prepare, rarity, strip_document_phrases
 from qa.terms import Lexicon, QueryWord, analyze_one, content_words, stems
 
@@ -129,6 +129,49 @@ def test_a_how_long_question_needs_a_length_of_time_not_any_number(
     assert expected_type("How long does the trial run?") == "duration"
     assert expected_type("How long ago was it built?") == "time"
     assert satisfies("duration", sentence, "How long does the trial run?") is holds_a_length_of_time
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How old do I have to be to rent a car?", "number"),
+        ("At what age can children join?", "number"),
+        ("How deep are the tunnels?", "number"),
+        ("How heavy can my suitcase be?", "number"),
+        ("What speed is every house supposed to get?", "number"),
+        ("What time does the pool open on Saturday?", "time"),
+        ("What time zone is Tokyo in?", None),  # not a time of day
+        ("What temperature is the eco programme?", "temperature"),
+        ("how hot does the water get", "temperature"),
+        ("Why is the hall so cold?", None),
+    ],
+)
+def test_a_question_asking_for_a_measure_needs_one(question: str, kind: str | None) -> None:
+    """A measure asked for ("how old", "how deep", "what temperature") is a value the answer must
+    hold, as "how many" is; and the reader judges such a question as a fact."""
+    assert expected_type(question) == kind
+    if kind is not None:
+        assert asks_for_a_fact(question)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "holds_a_temperature"),
+    [
+        ("The Intensive programme runs at 70 °C.", True),
+        ("The seeds are kept at minus 18 degrees.", True),
+        ("Heat the oven to 180C.", True),
+        ("The surface reaches 800 Fahrenheit.", True),
+        ("The Eco programme takes 3 hours 40 minutes and uses 9.5 litres of water.", False),
+        ("The sauna is open to members over 18 only.", False),
+    ],
+)
+def test_a_temperature_question_needs_a_temperature_not_any_number(
+    sentence: str, holds_a_temperature: bool
+) -> None:
+    """A manual's passage about a programme holds its length and its water, not always its heat:
+    "What temperature is the eco programme?" is not answered by its 9.5 litres."""
+    question = "What temperature is the eco programme?"
+    assert satisfies("temperature", sentence, question) is holds_a_temperature
 
 
 def test_a_number_of_the_question_counts_only_where_the_text_holds_it_exactly() -> None:

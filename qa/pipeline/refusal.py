@@ -50,9 +50,12 @@ def plain_reason(
         said = f"say {clause}" if clause else "answer this question"
         return f"{they} {dont} {said}. The closest passage, in “{where}”, does not state it."
     if failed == "value":
-        wanted = {"number": "a number", "time": "a date or time", "duration": "a length of time"}.get(
-            expected_type(query.text) or "", "the value"
-        )
+        wanted = {
+            "number": "a number",
+            "time": "a date or time",
+            "duration": "a length of time",
+            "temperature": "a temperature",
+        }.get(expected_type(query.text) or "", "the value")
         return f"{they} {dont} give {wanted} for this. The closest passage, in “{where}”, has none."
     if failed == "number":  # a number the question gives: "Apollo 13", "in 1837"
         missing = index.lexicon.numbers_missing(query.words, index.passage_terms(top.position)[0])[:3]
