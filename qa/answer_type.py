@@ -16,10 +16,12 @@ _NUMBER_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _TIME_QUESTION = re.compile(
-    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b"
-    r"|\bwhat time\b(?!\s+(zones?|periods?|frames?|of)\b)",
+    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b|\bduring what time\b",
     re.IGNORECASE,
 )
+# "What time does the pool open?" asks for a time of day, not a day or a season; "during what time"
+# asks for a period (above)
+_CLOCK_QUESTION = re.compile(r"(?<!during )\bwhat time\b(?!\s+(zones?|periods?|frames?|of)\b)", re.IGNORECASE)
 _TEMPERATURE_QUESTION = re.compile(r"\b(what|which) temperatures?\b|\bhow (hot|cold|warm)\b", re.IGNORECASE)
 _DURATION_QUESTION = re.compile(r"\bhow long\b(?! ago)", re.IGNORECASE)
 # Number words and their values, cardinal and ordinal ("four", "fourth": 4): what a sentence holds
@@ -59,6 +61,10 @@ _TIME = re.compile(
     rf"(?:minutes?|hours?|days?|weeks?|months?|years?)\b"
     # a time of day: "8 o'clock", "8:30", "8 am", "6.30 p.m."
     rf"|\b\d{{1,2}}\s*o[’']\s*clock\b|\b\d{{1,2}}:[0-5]\d\b|\b\d{{1,2}}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?",
+    re.IGNORECASE,
+)
+_CLOCK = re.compile(
+    r"\b\d{1,2}\s*o[’']\s*clock\b|\b\d{1,2}:[0-5]\d\b|\b\d{1,2}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?|\b(noon|midday|midnight)\b",
     re.IGNORECASE,
 )
 # A length of time, not any number or date: a unit of time ("nine months", "a week", "a 30-second
@@ -103,9 +109,12 @@ def is_value_word(word: str) -> bool:
 
 
 def expected_type(question: str) -> str | None:
-    """ "number", "time", "duration" (how long), "temperature" or None (any answer will do)."""
+    """ "number", "time", "clock" (a time of day), "duration" (how long), "temperature" or None (any
+    answer will do)."""
     if _TEMPERATURE_QUESTION.search(question):
         return "temperature"
+    if _CLOCK_QUESTION.search(question):
+        return "clock"
     if _TIME_QUESTION.search(question):
         return "time"
     if _DURATION_QUESTION.search(question):
@@ -119,7 +128,8 @@ def satisfies(answer_type: str | None, sentence: str, question: str) -> bool:
     """The sentence holds a value of the expected type that the question did not already give."""
     if answer_type is None:
         return True
-    pattern = {"time": _TIME, "duration": _DURATION, "temperature": _TEMPERATURE}.get(answer_type, _NUMBER)
+    patterns = {"time": _TIME, "clock": _CLOCK, "duration": _DURATION, "temperature": _TEMPERATURE}
+    pattern = patterns.get(answer_type, _NUMBER)
     asked, found = _values(pattern, question), _values(pattern, sentence)
     if answer_type == "number":  # a figure inside a longer token counts as a number
         found |= _values(_FIGURE, sentence)
@@ -138,7 +148,7 @@ def _values(pattern: re.Pattern[str], text: str) -> set[str]:
 _FACT_QUESTION = re.compile(
     r"^\W*(?:who|whom|whose|which|what|when|where"
     r"|how (?:many|much|long|old|big|large|far|often|tall|high|deep|wide|heavy|fast|hot|cold|warm)"
-    r"|(?:in|on|at|by|from|for|to) (?:what|which|whom)|name)\b",
+    r"|(?:in|on|at|by|from|for|to|during) (?:what|which|whom)|name)\b",
     re.IGNORECASE,
 )
 

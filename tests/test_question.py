@@ -139,8 +139,10 @@ def test_a_how_long_question_needs_a_length_of_time_not_any_number(
         ("How deep are the tunnels?", "number"),
         ("How heavy can my suitcase be?", "number"),
         ("What speed is every house supposed to get?", "number"),
-        ("What time does the pool open on Saturday?", "time"),
+        ("What time does the pool open on Saturday?", "clock"),
+        ("At what time did Tesla get dinner?", "clock"),
         ("What time zone is Tokyo in?", None),  # not a time of day
+        ("During what time did the rainforest span a narrow band?", "time"),  # a period
         ("What temperature is the eco programme?", "temperature"),
         ("how hot does the water get", "temperature"),
         ("Why is the hall so cold?", None),
@@ -152,6 +154,22 @@ def test_a_question_asking_for_a_measure_needs_one(question: str, kind: str | No
     assert expected_type(question) == kind
     if kind is not None:
         assert asks_for_a_fact(question)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "holds_a_time_of_day"),
+    [
+        ("Lane swimming runs from 6:30 to 9:00 on weekdays.", True),
+        ("Check-in begins at 3 pm.", True),
+        ("They have tea at 10 o'clock.", True),
+        ("The bar closes at midnight.", True),
+        ("Children's lessons take place on Tuesday and Thursday afternoons.", False),  # days, no hour
+        ("The pool opened in 2019.", False),
+    ],
+)
+def test_a_what_time_question_needs_a_time_of_day(sentence: str, holds_a_time_of_day: bool) -> None:
+    """ "What time do lessons start?" is not answered by the days they are held on."""
+    assert satisfies("clock", sentence, "What time do lessons start?") is holds_a_time_of_day
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,7 @@ def plain_reason(
         wanted = {
             "number": "a number",
             "time": "a date or time",
+            "clock": "a time of day",
             "duration": "a length of time",
             "temperature": "a temperature",
         }.get(expected_type(query.text) or "", "the value")
