@@ -98,6 +98,48 @@ _VALUE_WORD = re.compile(
 )
 
 
+# A number the question gives as a quantity to hold against a limit, not to name a thing: an age
+# ("my 15 year old", "a 16-year-old", "I'm 23", "aged 70"), a weight, a length of time or of road, a
+# time of day ("27 kg", "45 minutes late", "at 7am"). "In 1837" and "Apollo 13" name a year and a
+# mission: a passage without them speaks of another.
+_QUANTITY = re.compile(
+    r"\b(\d+(?:[.,]\d+)?)[\s-]*(?:years?|yrs?)[\s-]*old\b"
+    r"|\b(?:i'?m|i am|aged?)\s+(\d+)\b"
+    r"|\b(\d+(?:[.,]\d+)?)\s*(?:kg|kilos?|kilograms?|grams?|lbs?|stones?|minutes?|mins?|hours?|hrs?|days?|weeks?|"
+    r"months?|years?|km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|cm|litres?|liters?)\b"
+    r"|\b(\d{1,2})(?:[:.][0-5]\d)?\s*[ap]\.?m\b",
+    re.IGNORECASE,
+)
+_LIMIT_NUMBER = rf"(?:\d|\b(?:{'|'.join(_CARDINALS[1:])}|{'|'.join(_TENS)})\b)"
+# A limit or a range a text states: "under 16", "at least 18", "18 or over", "up to 23 kg",
+# "between 23 and 32 kg", "aged 4 to 12", "from 6:30 to 9:00"
+_LIMIT = re.compile(
+    r"\b(?:under|over|below|above|at least|at most|up to|more than|less than|fewer than|older than|"
+    r"younger than|no more than|no less than|minimum(?: of)?|maximum(?: of)?|exceeds?|exceeding|within|between|from)"
+    rf"\s+(?:the age of\s+|age\s+)?(?:[$£€]\s?)?{_LIMIT_NUMBER}"
+    rf"|{_LIMIT_NUMBER}[\w:.-]*\s+(?:[a-z]+\s+)?(?:or|and)\s+(?:over|under|more|less|older|younger|above|below)\b"
+    rf"|{_LIMIT_NUMBER}[\w:.]*\s*(?:-|–|to|until|till)\s*{_LIMIT_NUMBER}",
+    re.IGNORECASE,
+)
+
+
+def compared_quantities(question: str) -> set[str]:
+    """The numbers the question gives as a quantity to hold against a limit ("Can my 15 year old use
+    the sauna?": {"15"}), which a passage stating the limit ("over 18 only") answers without them."""
+    return {number for found in _QUANTITY.finditer(question) for number in found.groups() if number}
+
+
+def states_a_limit(text: str) -> bool:
+    """The text states a limit or a range ("under 16", "18 or over", "from 6:30 to 9:00")."""
+    return _LIMIT.search(text) is not None
+
+
+def leading_number(word: str) -> str:
+    """The figure a word begins with ("27kg": "27"), or the word."""
+    found = _FIGURE.match(word)
+    return found.group(0).rstrip(",.") if found else word
+
+
 def is_number(word: str) -> bool:
     """A word written with figures ("1837", "30th", "1960s")."""
     return any(c.isdigit() for c in word)

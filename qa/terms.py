@@ -14,7 +14,14 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from qa.answer_type import NUMBER_WORDS, is_number, is_value_word
+from qa.answer_type import (
+    NUMBER_WORDS,
+    compared_quantities,
+    is_number,
+    is_value_word,
+    leading_number,
+    states_a_limit,
+)
 from qa.question import rarity
 
 STEMMER_LANGUAGE = "english"
@@ -238,10 +245,18 @@ class Lexicon:
         return (self.matches(query, texts) @ weights) / total
 
     @staticmethod
-    def numbers_missing(query: list[QueryWord], text_stems: set[str]) -> list[str]:
+    def numbers_missing(
+        query: list[QueryWord], text_stems: set[str], question: str = "", text: str = ""
+    ) -> list[str]:
         """The numbers the question gives ("in 1837", "Apollo 13") that a text does not hold: a
-        passage without them speaks of another year, another mission."""
-        return [w.word for w in query if is_number(w.word) and not _holds(w, text_stems)]
+        passage without them speaks of another year, another mission. But not a quantity held
+        against a limit the text states: "Can my 15 year old use the sauna?" is answered by "The
+        sauna is open to members over 18 only." without a 15."""
+        missing = [w.word for w in query if is_number(w.word) and not _holds(w, text_stems)]
+        compared = compared_quantities(question) if missing else set()
+        if compared and states_a_limit(text):
+            return [word for word in missing if leading_number(word) not in compared]
+        return missing
 
     def matches(self, query: list[QueryWord], texts: list[tuple[set[str], np.ndarray]]) -> np.ndarray:
         """For each text and each question word, how far the text holds it: 1 for the same stem,

@@ -338,3 +338,24 @@ def test_a_passage_without_the_number_the_question_gives_does_not_answer_it(buil
     assert other.reason is not None and other.reason.endswith("doesn't mention 1965.")
     assert "does not hold 1965" in other.explain["decision"]
     assert other.explain["signals"]["numbers_missing"] == ["1965"] and not other.explain["signals"]["typed"]
+
+
+def test_an_age_held_against_the_limit_a_passage_states_is_answered_without_it(
+    tmp_path, small_settings: Settings
+) -> None:
+    """ "My 15 year old" is held against the limit ("over 18 only"), not a thing the passage must
+    name; a year the question gives still must be there."""
+    from qa.builder import build_index
+    from tests.conftest import write_corpus
+
+    text = "# Sauna\n\nThe sauna is open to members over 18 only. It was refitted in 2021.\n"
+    settings = small_settings.model_copy(
+        update={"corpus_dir": write_corpus(tmp_path / "club", {"sauna.md": text})}
+    )
+    build_index(settings, HashingEncoder())
+    engine = engine_for(settings)
+    teenager = engine.ask("Can my 15 year old use the sauna?", explain=True)
+    assert teenager.explain is not None and teenager.explain["signals"]["numbers_missing"] == []
+    assert teenager.answer is not None and "over 18" in teenager.answer.text
+    refit = engine.ask("Was the sauna refitted in 2019?", explain=True)
+    assert not refit.answered and refit.reason is not None and refit.reason.endswith("doesn't mention 2019.")

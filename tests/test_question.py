@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.answer_type import asks_for_a_fact, expected_type, is_value_word, satisfies
+from qa.answer_type import (
+    asks_for_a_fact,
+    compared_quantities,
+    expected_type,
+    is_value_word,
+    satisfies,
+    states_a_limit,
+)
 from qa.question import correct, prepare, rarity, strip_document_phrases
 from qa.terms import Lexicon, QueryWord, analyze_one, content_words, stems
 
@@ -190,6 +197,43 @@ def test_a_temperature_question_needs_a_temperature_not_any_number(
     "What temperature is the eco programme?" is not answered by its 9.5 litres."""
     question = "What temperature is the eco programme?"
     assert satisfies("temperature", sentence, question) is holds_a_temperature
+
+
+@pytest.mark.parametrize(
+    ("question", "quantities"),
+    [
+        ("Can my 15 year old use the sauna?", {"15"}),
+        ("Can a 16-year-old borrow a drill?", {"16"}),
+        ("I'm 23, do I pay extra?", {"23"}),
+        ("My bag is 27kg, what will it cost?", {"27"}),
+        ("My train was 45 minutes late, can I get my money back?", {"45"}),
+        ("Can I swim at 7am?", {"7"}),
+        ("Which high-speed train opened in Japan in 1964?", set()),  # a year names the fact asked
+        ("What went wrong on Apollo 13?", set()),  # a name
+    ],
+)
+def test_a_quantity_held_against_a_limit_is_told_from_a_number_that_names(
+    question: str, quantities: set[str]
+) -> None:
+    assert compared_quantities(question) == quantities
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("The sauna is open to members over 18 only.", True),
+        ("Children under five travel free.", True),
+        ("Borrowers must be 18 or over.", True),
+        ("Bags between 23 and 32 kg are charged an extra $50.", True),
+        ("The adventure playground is for children aged 4 to 12.", True),
+        ("Lane swimming runs from 6:30 to 9:00 on weekdays.", True),
+        ("Claim a refund within 28 days.", True),
+        ("The task force was set up in 2019.", False),
+        ("Family membership is £45 a month.", False),
+    ],
+)
+def test_a_limit_or_a_range_is_found_in_a_text(text: str, limit: bool) -> None:
+    assert states_a_limit(text) is limit
 
 
 def test_a_number_of_the_question_counts_only_where_the_text_holds_it_exactly() -> None:

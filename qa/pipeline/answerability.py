@@ -279,9 +279,15 @@ class Answerability:
         similarity = top.similarity if top else 0.0
         sentences = (top.sentences or []) if top else []
         # every number the question gives, held by this passage itself, not only somewhere else in
-        # its document (both measured: docs/evaluation.md, "Numbers taken as they are")
+        # its document (both measured: docs/evaluation.md, "Numbers taken as they are"), unless it
+        # is a quantity held against a limit the passage states ("my 15 year old", "over 18 only")
         passage_stems = index.passage_terms(top.position)[0] if top else set()
-        missing = tuple(index.lexicon.numbers_missing(query.words, passage_stems)) if top else ()
+        top_text = index.passages[top.position].text if top else ""
+        missing = (
+            tuple(index.lexicon.numbers_missing(query.words, passage_stems, query.text, top_text))
+            if top
+            else ()
+        )
         typed = holds_value(sentences, self.typed_share) and not missing
         factoid = asks_for_a_fact(query.text)
         judged = isinstance(rule, ReaderRule) and rule.judges_question(factoid)

@@ -59,7 +59,8 @@ def plain_reason(
         }.get(expected_type(query.text) or "", "the value")
         return f"{they} {dont} give {wanted} for this. The closest passage, in “{where}”, has none."
     if failed == "number":  # a number the question gives: "Apollo 13", "in 1837"
-        missing = index.lexicon.numbers_missing(query.words, index.passage_terms(top.position)[0])[:3]
+        terms = index.passage_terms(top.position)[0]
+        missing = index.lexicon.numbers_missing(query.words, terms, query.text, passage.text)[:3]
     else:
         missing = _key(lacks)[:3] or [word for word, rare in lacks if rare >= LESSER_WORD_RARITY][:1]
     if not missing and failed == "coverage":  # on the subject, but too few of the question's words
