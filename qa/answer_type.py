@@ -51,14 +51,22 @@ _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
     "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 )
+# how many of a unit of time: "24 hours", "five working days", "a few weeks"
+_SOME = rf"(?:\d+|{'|'.join(_CARDINALS[1:])}|thirty|forty|fifty|sixty|a|an|a few|few|several)"
+_UNITS = r"(?:seconds?|minutes?|hours?|days?|weeks?|fortnights?|months?|years?|decades?)"
 _TIME = re.compile(
     rf"\b(1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b({_MONTHS})\b|\b(century|centuries|decade|decades|ago|yesterday|today|"
     rf"tomorrow|(?:mon|tues|wednes|thurs|fri|satur|sun)days?|weekends?|weekdays?|spring|summer|autumn|fall|winter|"
     rf"annually|yearly|quarterly|monthly|fortnightly|weekly|daily|nightly|hourly|noon|midday|midnight)\b"
-    # a time told from another: "next month", "each spring", "every morning", "within 24 hours"
-    rf"|\b(?:next|last|each|every|following|previous)\s+(?:years?|quarters?|months?|weeks?|days?|"
-    rf"mornings?|afternoons?|evenings?|nights?)\b|\bwithin\s+(?:\d+|{'|'.join(_CARDINALS[1:])}|a|an)\s+"
-    rf"(?:minutes?|hours?|days?|weeks?|months?|years?)\b"
+    # a time told from another: "next month", "each spring", "every morning", "the next school year",
+    # "within 24 hours", "within five working days", "in twelve months", "10 minutes early", "two
+    # minutes after", "every hour", "at once"
+    rf"|\b(?:next|last|each|every|following|previous)\s+(?:(?:school|academic|financial|calendar|tax)\s+)?"
+    rf"(?:years?|quarters?|months?|weeks?|days?|mornings?|afternoons?|evenings?|nights?)\b"
+    rf"|\b(?:within|in)\s+{_SOME}\s+(?:(?:working|calendar|business)\s+)?{_UNITS}\b"
+    rf"|\b{_SOME}\s+(?:(?:working|calendar|business)\s+)?{_UNITS}\s+"
+    rf"(?:early|earlier|before|after|later|in advance|beforehand|ahead|afterwards?)\b"
+    rf"|\bevery\s+(?:{_SOME}\s+)?(?:seconds?|minutes?|hours?)\b|\b(?:immediately|at once|straight away|right away)\b"
     # a time of day: "8 o'clock", "8:30", "8 am", "6.30 p.m."
     rf"|\b\d{{1,2}}\s*o[’']\s*clock\b|\b\d{{1,2}}:[0-5]\d\b|\b\d{{1,2}}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?",
     re.IGNORECASE,

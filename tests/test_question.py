@@ -102,6 +102,13 @@ def test_a_question_of_many_nonsense_words_costs_a_bounded_amount_of_work(
         ("Claims are paid with the next monthly salary.", True),
         ("Report it within 24 hours.", True),
         ("The fund is reviewed each year.", True),
+        ("Please arrive 10 minutes early for your first visit.", True),  # told from another time
+        ("Refunds are paid within five working days.", True),
+        ("The ban takes effect in twelve months.", True),
+        ("Talks take place every hour.", True),
+        ("The rules apply from the next school year.", True),
+        ("The change starts at once.", True),
+        ("It has 24 hours of battery.", False),  # a length of time, not when
         ("Each desk has two monitors.", False),  # "each" alone tells no time
         ("A ticket costs 3.45 euros.", False),  # a price is not a time of day
         ("The home side won 3:2.", False),
