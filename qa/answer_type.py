@@ -51,6 +51,8 @@ _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
     "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 )
+# a time of day: "8 o'clock", "8:30", "8 am", "6.30 p.m."
+_TIME_OF_DAY = r"\b\d{1,2}\s*o[’']\s*clock\b|\b\d{1,2}:[0-5]\d\b|\b\d{1,2}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?"
 # how many of a unit of time: "24 hours", "five working days", "a few weeks"
 _SOME = rf"(?:\d+|{'|'.join(_CARDINALS[1:])}|thirty|forty|fifty|sixty|a|an|a few|few|several)"
 _UNITS = r"(?:seconds?|minutes?|hours?|days?|weeks?|fortnights?|months?|years?|decades?)"
@@ -67,14 +69,10 @@ _TIME = re.compile(
     rf"|\b{_SOME}\s+(?:(?:working|calendar|business)\s+)?{_UNITS}\s+"
     rf"(?:early|earlier|before|after|later|in advance|beforehand|ahead|afterwards?)\b"
     rf"|\bevery\s+(?:{_SOME}\s+)?(?:seconds?|minutes?|hours?)\b|\b(?:immediately|at once|straight away|right away)\b"
-    # a time of day: "8 o'clock", "8:30", "8 am", "6.30 p.m."
-    rf"|\b\d{{1,2}}\s*o[’']\s*clock\b|\b\d{{1,2}}:[0-5]\d\b|\b\d{{1,2}}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?",
+    rf"|{_TIME_OF_DAY}",
     re.IGNORECASE,
 )
-_CLOCK = re.compile(
-    r"\b\d{1,2}\s*o[’']\s*clock\b|\b\d{1,2}:[0-5]\d\b|\b\d{1,2}(?:[:.][0-5]\d)?\s*[ap]\.?m\b\.?|\b(noon|midday|midnight)\b",
-    re.IGNORECASE,
-)
+_CLOCK = re.compile(rf"{_TIME_OF_DAY}|\b(noon|midday|midnight)\b", re.IGNORECASE)
 # A length of time, not any number or date: a unit of time ("nine months", "a week", "a 30-second
 # advert"), an end or a start ("until the end of the Parliament", "since 2019"), a span of years
 # ("1892 to 1894", "1892–94"), or a length ("25 km", "six miles": "how long is the bridge")
