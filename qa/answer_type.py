@@ -9,11 +9,7 @@ from __future__ import annotations
 import re
 
 _NUMBER_QUESTION = re.compile(
-    r"\bhow (many|much)\b|\bwhat (percentage|proportion|fraction|amount|number|sum|share)\b"
-    # a measure: "how old must you be", "how deep are the tunnels", "at what age", "what speed"
-    r"|\bhow (old|tall|high|deep|wide|heavy|big|large)\b"
-    r"|\b(what|which) (age|height|weight|depth|width|speed|distance|altitude|elevation)\b",
-    re.IGNORECASE,
+    r"\bhow (many|much)\b|\bwhat (percentage|proportion|fraction|amount|number|sum|share)\b", re.IGNORECASE
 )
 _TIME_QUESTION = re.compile(
     r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bhow long ago\b|\bduring what time\b",
@@ -156,6 +152,28 @@ def is_value_word(word: str) -> bool:
     return is_number(word) or _VALUE_WORD.fullmatch(word) is not None
 
 
+# A measure asked for ("how old must you be", "how deep are the tunnels", "at what age", "what speed")
+# needs a number too; a refusal names it: "The documents don't give an age for this."
+_MEASURES = (
+    (re.compile(r"\bhow old\b|\b(what|which) age\b", re.IGNORECASE), "an age"),
+    (
+        re.compile(r"\bhow (tall|high)\b|\b(what|which) (height|altitude|elevation)\b", re.IGNORECASE),
+        "a height",
+    ),
+    (re.compile(r"\bhow deep\b|\b(what|which) depth\b", re.IGNORECASE), "a depth"),
+    (re.compile(r"\bhow wide\b|\b(what|which) width\b", re.IGNORECASE), "a width"),
+    (re.compile(r"\bhow heavy\b|\b(what|which) weight\b", re.IGNORECASE), "a weight"),
+    (re.compile(r"\bhow (big|large)\b", re.IGNORECASE), "a size"),
+    (re.compile(r"\b(what|which) speed\b", re.IGNORECASE), "a speed"),
+    (re.compile(r"\b(what|which) distance\b", re.IGNORECASE), "a distance"),
+)
+
+
+def measure_asked(question: str) -> str | None:
+    """The measure a question asks for ("How old is he?": "an age"), or None."""
+    return next((name for pattern, name in _MEASURES if pattern.search(question)), None)
+
+
 def expected_type(question: str) -> str | None:
     """ "number", "time", "clock" (a time of day), "duration" (how long), "temperature" or None (any
     answer will do)."""
@@ -167,7 +185,7 @@ def expected_type(question: str) -> str | None:
         return "time"
     if _DURATION_QUESTION.search(question):
         return "duration"
-    if _NUMBER_QUESTION.search(question):
+    if _NUMBER_QUESTION.search(question) or measure_asked(question):
         return "number"
     return None
 

@@ -359,3 +359,17 @@ def test_an_age_held_against_the_limit_a_passage_states_is_answered_without_it(
     assert teenager.answer is not None and "over 18" in teenager.answer.text
     refit = engine.ask("Was the sauna refitted in 2019?", explain=True)
     assert not refit.answered and refit.reason is not None and refit.reason.endswith("doesn't mention 2019.")
+
+
+def test_a_refusal_names_the_measure_asked_for(tmp_path, small_settings: Settings) -> None:
+    from qa.builder import build_index
+    from tests.conftest import write_corpus
+
+    text = "# Sauna\n\nThe sauna is open to members only. Bring your own towel to the sauna.\n"
+    settings = small_settings.model_copy(
+        update={"corpus_dir": write_corpus(tmp_path / "club", {"sauna.md": text})}
+    )
+    build_index(settings, HashingEncoder())
+    result = engine_for(settings).ask("How old must members be to use the sauna?")
+    assert not result.answered
+    assert result.reason is not None and "don't give an age for this" in result.reason

@@ -10,6 +10,7 @@ from qa.answer_type import (
     compared_quantities,
     expected_type,
     is_value_word,
+    measure_asked,
     satisfies,
     states_a_limit,
 )
@@ -168,6 +169,20 @@ def test_a_question_asking_for_a_measure_needs_one(question: str, kind: str | No
     assert expected_type(question) == kind
     if kind is not None:
         assert asks_for_a_fact(question)
+
+
+@pytest.mark.parametrize(
+    ("question", "measure"),
+    [
+        ("How old do I have to be to rent a car?", "an age"),
+        ("At what age can children join?", "an age"),
+        ("How deep are the tunnels?", "a depth"),
+        ("How big is the fund?", "a size"),
+        ("How many stations will be built?", None),  # a number, not a measure
+    ],
+)
+def test_the_measure_asked_for_is_named(question: str, measure: str | None) -> None:
+    assert measure_asked(question) == measure
 
 
 @pytest.mark.parametrize(

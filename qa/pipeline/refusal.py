@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from qa.answer_type import expected_type
+from qa.answer_type import expected_type, measure_asked
 from qa.question import rarity
 from qa.store import LoadedIndex
 
@@ -51,7 +51,7 @@ def plain_reason(
         return f"{they} {dont} {said}. The closest passage, in “{where}”, does not state it."
     if failed == "value":
         wanted = {
-            "number": "a number",
+            "number": measure_asked(query.text) or "a number",
             "time": "a date or time",
             "clock": "a time of day",
             "duration": "a length of time",
