@@ -305,7 +305,7 @@ class Answerability:
         best = max((r.probability for r in readings.values()), default=None)
         evidence = Evidence(similarity, coverage, typed, best, factoid, heading, missing)
         failed, numbers = _decide(index, query, top, evidence, rule)
-        reason = None if failed is None else plain_reason(index, query, top, failed, work.scope)
+        reason = None if failed is None else plain_reason(index, query, top, failed, work.scope, missing)
         calibrated = calibrated_for(index, self.reader)
         work.decision = Decision(rule, evidence, readings, failed, numbers, reason, calibrated)
 

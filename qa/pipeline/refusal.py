@@ -26,12 +26,18 @@ LESSER_WORD_RARITY = 0.7
 
 
 def plain_reason(
-    index: LoadedIndex, query: Query, top: Candidate | None, failed: str, scope: Scope | None = None
+    index: LoadedIndex,
+    query: Query,
+    top: Candidate | None,
+    failed: str,
+    scope: Scope | None = None,
+    numbers_missing: tuple[str, ...] = (),
 ) -> str:
     """Why the service refused, for the person who asked: no scores, no stems, no thresholds (those
     stay in ``explain``). Names the closest section and the key words it does not hold, even in
     other forms ("chips" is held by "microchips"). ``failed`` is the condition of the answer rule
-    that failed (``_decide``); a question asked within ``scope`` speaks of that document."""
+    that failed (``_decide``); a question asked within ``scope`` speaks of that document;
+    ``numbers_missing``, the rule's evidence, the numbers of the question the passage lacks."""
     if failed == "no words":
         return "Ask about something: the question has no word the documents could be searched for."
     they, dont = _subject(index, scope)
@@ -59,8 +65,7 @@ def plain_reason(
         }.get(expected_type(query.text) or "", "the value")
         return f"{they} {dont} give {wanted} for this. The closest passage, in “{where}”, has none."
     if failed == "number":  # a number the question gives: "Apollo 13", "in 1837"
-        terms = index.passage_terms(top.position)[0]
-        missing = index.lexicon.numbers_missing(query.words, terms, query.text, passage.text)[:3]
+        missing = list(numbers_missing[:3])
     else:
         missing = _key(lacks)[:3] or [word for word, rare in lacks if rare >= LESSER_WORD_RARITY][:1]
     if not missing and failed == "coverage":  # on the subject, but too few of the question's words
