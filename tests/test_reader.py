@@ -707,7 +707,9 @@ def test_each_answer_of_the_written_documents_is_in_one_sentence_of_its_document
     from tools.train_reader import load_documents
 
     tools = Path(__file__).parent.parent / "tools"
-    files = [tools / name for name in ("written_documents.jsonl", "written_items.jsonl", "written_news.jsonl")]
+    files = [
+        tools / name for name in ("written_documents.jsonl", "written_items.jsonl", "written_news.jsonl")
+    ]
     each = [load_documents(path)[0] for path in files]
     documents, items = load_documents(*files)
     assert [d["title"] for d in documents] == [d["title"] for d in sum(each, [])]
@@ -716,6 +718,12 @@ def test_each_answer_of_the_written_documents_is_in_one_sentence_of_its_document
     answered = [i for i in items if i["evidence"]]
     assert all(len(file) >= 20 for file in each) and len(answered) >= 100 and len(items) > len(answered)
     assert all(sum(i["evidence"] in s for s in sentences[i["article"]]) == 1 for i in answered)
+    # the corpora kept to check the reader on are none of the documents written to train it
+    checks = Path(__file__).parent.parent / "bench" / "items" / "corpus"
+    headings = {
+        path.read_text(encoding="utf-8").splitlines()[0].removeprefix("# ") for path in checks.glob("*.md")
+    }
+    assert len(headings) == 9 and not headings & {d["title"] for d in documents}
 
 
 def test_the_training_encoder_embeds_each_list_of_texts_once() -> None:
