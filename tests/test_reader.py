@@ -700,6 +700,16 @@ def test_written_documents_give_their_questions_pairs_and_leave_squad_s_pairs_as
         "document-random": 1,
     }
     assert Counter(p for p in more if not p.kind.startswith("document")) == Counter(plain)
+    assert not any(p.kind == "document-sibling" for p in more)
+    # a document with parallel items: the answered question's nearest other sentence is a negative too
+    with_items, items = load_documents(tmp_path / "documents.jsonl", siblings=True)
+    items_read = training_pairs(
+        [ARTICLE], [], encoder, seed=5, rewrite=0.0, written=items, documents=with_items
+    )
+    siblings = [p for p in items_read if p.kind == "document-sibling"]
+    assert [(p.question, p.label) for p in siblings] == [("How much is an e-bike?", 0.0)]
+    assert siblings[0].sentence in ("The shop opens at 9 am.", "A city bike costs 15 euros a day.")
+    assert Counter(p for p in items_read if p.kind != "document-sibling") == Counter(more)
 
 
 def test_each_answer_of_the_written_documents_is_in_one_sentence_of_its_document() -> None:

@@ -447,6 +447,7 @@ def training_pairs(
             encoder,
             written_rng,
             kind="document",
+            siblings=bool(article.get("siblings")),
         )
         pairs += asked * written_repeat
     for article in train_v2:
@@ -531,12 +532,12 @@ def load_written(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def load_documents(*paths: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_documents(*paths: Path, siblings: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Short documents written here, of the kinds people keep answers in (a shop's guide, a lease, a
     timetable's rules), with questions written about each: JSON lines of title, text (paragraphs
     split by blank lines) and questions (question and evidence, or null where the document does not
     say), from each file in order. As articles in SQuAD's form and as --written items, for
-    ``written_pairs``."""
+    ``written_pairs``; ``siblings``: documents with parallel items (``written_pairs``)."""
     articles, items = [], []
     lines = [line for path in paths for line in path.read_text(encoding="utf-8").splitlines()]
     for line in lines:
@@ -544,7 +545,7 @@ def load_documents(*paths: Path) -> tuple[list[dict[str, Any]], list[dict[str, A
             continue
         document = json.loads(line)
         paragraphs = [{"context": p, "qas": []} for p in document["text"].split("\n\n")]
-        articles.append({"title": document["title"], "paragraphs": paragraphs})
+        articles.append({"title": document["title"], "paragraphs": paragraphs, "siblings": siblings})
         items += [{"article": document["title"], **q} for q in document["questions"]]
     return articles, items
 
@@ -558,6 +559,7 @@ def written_pairs(
     encoder: Any,
     rng: random.Random,
     kind: str = "written",
+    siblings: bool = False,
 ) -> list[Pair]:
     """Pairs of questions written by hand about one article, in other words than its sentences
     (``{"article", "question", "evidence"}``; SQuAD's crowd-workers mostly reused their sentence's
@@ -565,7 +567,9 @@ def written_pairs(
     ``evidence`` a verbatim phrase of the article): the sentence holding the phrase as the
     positive and a random other sentence as a negative. One the article does not
     answer (``evidence`` null): its two nearest sentences and a random one, all negatives, the
-    near-topic case the decision must refuse."""
+    near-topic case the decision must refuse. With ``siblings`` (a document that gives a fact of
+    one item and not of its siblings: ``--items``), an answerable question also has the nearest
+    sentence that does not hold its evidence as a negative: there, that is a sibling's fact."""
     starts = []
     offset = 0
     for paragraph in article["paragraphs"]:
@@ -596,6 +600,11 @@ def written_pairs(
         if not holding:
             continue
         pairs.append(Pair(question, sentences[holding[0]].text, 1.0, kind, context=before[holding[0]]))
+        if siblings:
+            near = [i for i in order if i not in holding and evidence not in sentences[i].text][:1]
+            pairs += [
+                Pair(question, sentences[i].text, 0.0, f"{kind}-sibling", context=before[i]) for i in near
+            ]
         # a random other sentence only: the article often says the same again nearby, and a
         # nearest sentence taken as a negative would too often hold the answer
         other = rng.choice([i for i in everything if i != holding[0]] or everything)
@@ -1080,6 +1089,14 @@ def main(argv: list[str] | None = None) -> None:
         "questions), read as --written questions are (load_documents); one file or more, in order",
     )
     parser.add_argument(
+        "--items",
+        type=Path,
+        nargs="+",
+        help="documents with parallel items (a fact given for one item and not for its siblings), "
+        "read after --documents as they are, and each answerable question's nearest sentence without "
+        "its evidence a negative too (written_pairs)",
+    )
+    parser.add_argument(
         "--synonyms",
         type=Path,
         help="a WordNet dict folder: rewritten questions also take the shared words' synonyms "
@@ -1131,6 +1148,8 @@ def main(argv: list[str] | None = None) -> None:
     synonyms = WordNet(args.synonyms) if args.synonyms else None
     written = load_written(args.written) if args.written else None
     documents, about_documents = load_documents(*(args.documents or []))
+    with_items, about_items = load_documents(*(args.items or []), siblings=True)
+    documents, about_documents = documents + with_items, about_documents + about_items
     if about_documents:
         written = (written or []) + about_documents
 
@@ -1207,11 +1226,12 @@ def main(argv: list[str] | None = None) -> None:
         "written": {"file": str(args.written), "repeat": args.written_repeat} if args.written else None,
         "documents": (
             {
-                "file": ", ".join(str(path) for path in args.documents),
+                "file": ", ".join(str(path) for path in [*(args.documents or []), *(args.items or [])]),
                 "documents": len(documents),
                 "questions": len(about_documents),
+                "with_siblings": ", ".join(str(path) for path in args.items or []) or None,
             }
-            if args.documents
+            if args.documents or args.items
             else None
         ),
         "synonyms": "WordNet 3.0 (its first two senses)" if args.synonyms else None,
