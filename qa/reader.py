@@ -12,6 +12,7 @@ says so.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -56,7 +57,11 @@ class Reader:
         # short answer inside the sentence; an older one gives the probability alone.
         self.points = {o.name for o in self._session.get_outputs()} >= {"start_logits", "end_logits"}
         self.folder = folder
-        self.name = f"{folder.name}-{model.stat().st_size}"
+        # what a calibration stored in an index names: the weights' digest, since a retrained reader
+        # of the same shape has the same size, and must not inherit the thresholds fitted for another
+        with model.open("rb") as weights:
+            digest = hashlib.file_digest(weights, "sha256").hexdigest()
+        self.name = f"{folder.name}@{digest[:12]}"
         # The reader threshold fitted for this reader when it was made (``rule.json``, written by
         # ``qa calibrate --squad-v1 ... --default-out``); 0 (it never refuses) for one without.
         rule_file = folder / "rule.json"

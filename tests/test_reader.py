@@ -211,6 +211,39 @@ def test_a_missing_or_disabled_reader_is_none_and_said(
     assert "answering without the reader" in caplog.text
 
 
+def test_a_retrained_reader_of_the_same_size_does_not_take_the_calibration_stored_for_another(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    from qa.reader import BUNDLED, Reader
+    from qa.store import IndexFolder
+
+    def copy(name: str, change: bool = False) -> Reader:
+        folder = tmp_path / name / "reader"
+        folder.mkdir(parents=True)
+        for file in ("model.onnx", "tokenizer.json", "meta.json", "rule.json"):
+            shutil.copy(BUNDLED / file, folder / file)
+        if change:  # one byte of the weights, in the middle of the file: same size, other weights
+            weights = bytearray((folder / "model.onnx").read_bytes())
+            weights[len(weights) // 2] ^= 1
+            (folder / "model.onnx").write_bytes(bytes(weights))
+        return Reader(folder)
+
+    shipped, same, retrained = copy("a"), copy("b"), copy("c", change=True)
+    assert (shipped.folder / "model.onnx").stat().st_size == (retrained.folder / "model.onnx").stat().st_size
+    assert shipped.name == same.name != retrained.name
+    model = engine_with(built_settings, None).index.model
+    IndexFolder(built_settings.index_dir).save_calibration(
+        {
+            "model": model,
+            "thresholds": {"similarity": 0.2, "coverage": 0.5},
+            "reader_rule": {"reader": shipped.name, "threshold": 0.77, "judges": FACT, "overrule": None},
+        }
+    )
+    assert thresholds_for(engine_with(built_settings, same).index, built_settings, same).reader == 0.77
+    own = thresholds_for(engine_with(built_settings, retrained).index, built_settings, retrained)
+    assert isinstance(own, ReaderRule) and own.reader == retrained.default_threshold != 0.77
+
+
 def test_readyz_warns_of_a_reader_with_no_fitted_threshold(built_settings: Settings, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 

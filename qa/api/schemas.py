@@ -372,7 +372,7 @@ class Ready(BaseModel):
                     "stale_fix": "run `qa index --corpus corpus --index index`; this server loads the new build by itself",
                     "skipped": [],
                     "calibration": "default",
-                    "reader": "reader-23096745",
+                    "reader": "reader@5b81c0e4d2a7",
                     "answer_rule": "reader",
                     "reader_threshold": 0.33,
                     "reader_judges": "fact",
