@@ -56,7 +56,7 @@ calibrate: $(STAMP) ## Fit the answer rule (cross-validated across our question 
 	$(BIN)/qa calibrate $(if $(wildcard $(SQUAD_V1)),--squad-v1 $(SQUAD_V1))
 
 answer-model: $(STAMP) ## Train the reader on SQuAD's training side into build/reader (seeded, about 52 min on 2 cores)
-	$(BIN)/python -m tools.train_reader $(SQUAD_V1) $(SQUAD_V2) --out build/reader --written tools/written_questions.jsonl --documents tools/written_documents.jsonl
+	$(BIN)/python -m tools.train_reader $(SQUAD_V1) $(SQUAD_V2) --out build/reader --seed 14 --written tools/written_questions.jsonl --documents tools/written_documents.jsonl tools/written_items.jsonl
 	@echo "to ship it: copy build/reader/{model.onnx,tokenizer.json,meta.json} into qa/models/reader, then"
 	@echo "  QA_READER=qa/models/reader $(BIN)/qa calibrate --squad-v1 $(SQUAD_V1) --default-out qa/models/reader/rule.json"
 

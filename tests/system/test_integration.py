@@ -18,18 +18,18 @@ pytestmark = pytest.mark.slow
 # and the ones written by someone else in their own words (validation only: nothing is fitted on them).
 FLOORS = {
     "questions.jsonl": {
-        "hit@1": 0.83,
-        "hit@3": 0.88,
+        "hit@1": 0.84,
+        "hit@3": 0.91,
         "mrr": 0.90,
-        "answer_sentence_hit": 0.81,
-        "answered_rate": 0.90,
+        "answer_sentence_hit": 0.83,
+        "answered_rate": 0.93,
         "abstention_rate": 0.92,
     },
     "paraphrase_questions.jsonl": {
-        "hit@1": 0.57,
-        "hit@3": 0.66,
-        "answer_sentence_hit": 0.52,
-        "answered_rate": 0.73,
+        "hit@1": 0.69,
+        "hit@3": 0.78,
+        "answer_sentence_hit": 0.64,
+        "answered_rate": 0.85,
         "abstention_rate": 0.90,
     },
 }
@@ -127,7 +127,7 @@ def test_evaluation_floors(article_settings: Settings, real_encoder, name: str) 
 
 @pytest.mark.parametrize(
     ("corpus", "hit_floor", "near_floor"),
-    [("practical", 0.82, 0.57), ("items", 0.91, 0.43)],
+    [("practical", 0.80, 0.50), ("items", 0.90, 0.47)],
 )
 def test_other_documents_are_answered_and_what_they_do_not_say_is_mostly_refused(
     tmp_path, real_encoder, corpus: str, hit_floor: float, near_floor: float
