@@ -24,6 +24,10 @@ training question:
   than theirs (``tools/written_questions.jsonl``): an answerable one with the sentence holding its
   evidence as the positive and a random sentence as a negative, an unanswered one with its two
   nearest sentences and a random one as negatives (``written_pairs``);
+- with ``--documents FILE...``, short documents written here with questions about them, read the
+  same way (``tools/written_documents.jsonl``, ``tools/written_items.jsonl``); with ``--items
+  FILE...``, documents that give a fact for one item and not for its siblings, whose answerable
+  questions also take the nearest sentence without their evidence (a sibling's fact) as a negative;
 - and each SQuAD v2.0 unanswerable question of a training article with the sentence of its
   paragraph closest to it (written to look answerable from that paragraph);
 - with ``--hard-from READER``, the reader's own mistakes: of the ten sentences nearest the question
